@@ -1,0 +1,251 @@
+//! Encoding and decoding frames. Decoding takes untrusted text and never panics: what does
+//! not decode yields a [`DecodeError`] whose [`code`](DecodeError::code) goes back to the
+//! sender in an `error` frame.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{ClientMsg, ErrorCode, ServerMsg};
+
+/// Why a frame did not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not JSON, or JSON that is not an object.
+    #[error("not a JSON object: {0}")]
+    BadJson(String),
+    /// A JSON object whose `type` is not a known message type.
+    #[error("unknown message type `{0}`")]
+    UnknownType(String),
+    /// A known message type with a missing or ill-typed field.
+    #[error("{0}")]
+    BadField(String),
+}
+
+impl DecodeError {
+    /// The stable code to send back in an `error` frame.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            DecodeError::BadJson(_) => ErrorCode::BadJson,
+            DecodeError::UnknownType(_) => ErrorCode::UnknownType,
+            DecodeError::BadField(_) => ErrorCode::BadField,
+        }
+    }
+}
+
+/// Decodes one client frame.
+pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
+    decode(text, ClientMsg::TYPES)
+}
+
+/// Decodes one server frame. Clients should ignore [`DecodeError::UnknownType`]: a newer
+/// server may send message types this build does not know.
+pub fn decode_server(text: &str) -> Result<ServerMsg, DecodeError> {
+    decode(text, ServerMsg::TYPES)
+}
+
+/// Encodes a message (or any protocol value) as the JSON text of one frame.
+pub fn encode<T: Serialize>(msg: &T) -> String {
+    // The protocol types hold only strings, integers and sequences of them: serializing
+    // them to a String cannot fail.
+    serde_json::to_string(msg).expect("protocol types always serialize")
+}
+
+fn decode<T: DeserializeOwned>(text: &str, known_types: &[&str]) -> Result<T, DecodeError> {
+    // The fast path parses once; only a frame that fails is looked at again, to say why.
+    serde_json::from_str(text).map_err(|err| classify(text, err, known_types))
+}
+
+fn classify(text: &str, err: serde_json::Error, known_types: &[&str]) -> DecodeError {
+    if err.is_syntax() || err.is_eof() || err.is_io() {
+        return DecodeError::BadJson(err.to_string());
+    }
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return DecodeError::BadJson(err.to_string());
+    };
+    let Some(object) = value.as_object() else {
+        return DecodeError::BadJson("expected a JSON object".into());
+    };
+    match object.get("type") {
+        None => DecodeError::BadField("missing field `type`".into()),
+        Some(serde_json::Value::String(t)) if !known_types.contains(&t.as_str()) => {
+            DecodeError::UnknownType(truncate(t, 64))
+        }
+        Some(serde_json::Value::String(_)) => DecodeError::BadField(err.to_string()),
+        Some(_) => DecodeError::BadField("field `type` must be a string".into()),
+    }
+}
+
+/// Keeps an echoed client string short, so an error frame never grows with the input.
+fn truncate(s: &str, max_chars: usize) -> String {
+    match s.char_indices().nth(max_chars) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChatLine, ConnId, Seq};
+    use proptest::prelude::*;
+
+    fn code_of(text: &str) -> ErrorCode {
+        decode_client(text).expect_err("must not decode").code()
+    }
+
+    #[test]
+    fn each_kind_of_bad_frame_has_its_code() {
+        assert_eq!(code_of("hola"), ErrorCode::BadJson);
+        assert_eq!(code_of(r#"{"type":"send","text":"a""#), ErrorCode::BadJson);
+        assert_eq!(code_of("[1,2]"), ErrorCode::BadJson);
+        assert_eq!(code_of("42"), ErrorCode::BadJson);
+        assert_eq!(
+            code_of(r#"{"type":"shout","text":"a"}"#),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(code_of(r#"{"text":"a"}"#), ErrorCode::BadField);
+        assert_eq!(code_of(r#"{"type":7,"text":"a"}"#), ErrorCode::BadField);
+        assert_eq!(code_of(r#"{"type":"send"}"#), ErrorCode::BadField);
+        assert_eq!(code_of(r#"{"type":"send","text":5}"#), ErrorCode::BadField);
+        assert_eq!(
+            code_of(r#"{"type":"typing","text":null}"#),
+            ErrorCode::BadField
+        );
+        assert_eq!(
+            code_of(r#"{"type":"send","text":"a","nonce":1}"#),
+            ErrorCode::BadField
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(code_of(&deep), ErrorCode::BadJson);
+        let deep_field = format!(
+            r#"{{"type":"send","text":{}1{}}}"#,
+            "[".repeat(10_000),
+            "]".repeat(10_000)
+        );
+        assert_eq!(code_of(&deep_field), ErrorCode::BadJson);
+    }
+
+    #[test]
+    fn a_forged_from_or_seq_is_ignored() {
+        // Unknown fields are dropped: a client cannot smuggle a sender or a position in.
+        let msg = decode_client(r#"{"type":"send","text":"hi","from":"someone","seq":9}"#);
+        assert_eq!(
+            msg,
+            Ok(ClientMsg::Send {
+                text: "hi".into(),
+                nonce: None
+            })
+        );
+    }
+
+    #[test]
+    fn an_echoed_unknown_type_is_kept_short() {
+        let long = "x".repeat(10_000);
+        let err = decode_client(&format!(r#"{{"type":"{long}"}}"#)).expect_err("unknown");
+        assert!(err.to_string().len() < 200, "{err}");
+    }
+
+    fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
+        prop_oneof![
+            any::<String>().prop_map(|text| ClientMsg::Typing { text }),
+            (any::<String>(), proptest::option::of(any::<String>()))
+                .prop_map(|(text, nonce)| ClientMsg::Send { text, nonce }),
+        ]
+    }
+
+    fn any_server_msg() -> impl Strategy<Value = ServerMsg> {
+        let line = (
+            any::<u64>(),
+            "[A-Za-z0-9_-]{16}",
+            any::<String>(),
+            any::<u64>(),
+        )
+            .prop_map(|(seq, from, text, at)| ChatLine {
+                seq: Seq(seq),
+                from: ConnId::new(from),
+                text,
+                at,
+            });
+        prop_oneof![
+            (
+                "[A-Za-z0-9_-]{16}",
+                proptest::collection::vec(line.clone(), 0..4),
+                any::<u32>()
+            )
+                .prop_map(|(id, history, online)| ServerMsg::Welcome {
+                    id: ConnId::new(id),
+                    history,
+                    online,
+                    protocol: 1
+                }),
+            ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing {
+                from: ConnId::new(from),
+                text
+            }),
+            line.prop_map(ServerMsg::Message),
+            any::<u32>().prop_map(|online| ServerMsg::Presence { online }),
+            any::<String>().prop_map(|message| ServerMsg::Error {
+                code: ErrorCode::TooLarge,
+                message
+            }),
+        ]
+    }
+
+    /// Fragments that make junk look like the real thing often enough to reach deep paths.
+    fn junk() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("{".to_owned()),
+            Just("}".to_owned()),
+            Just("[".to_owned()),
+            Just("\"type\"".to_owned()),
+            Just(":".to_owned()),
+            Just(",".to_owned()),
+            Just("\"send\"".to_owned()),
+            Just("\"typing\"".to_owned()),
+            Just("\"text\"".to_owned()),
+            Just("\"nonce\"".to_owned()),
+            Just("1e999".to_owned()),
+            Just("-0".to_owned()),
+            Just("18446744073709551616".to_owned()),
+            Just("null".to_owned()),
+            Just("\"\\ud800\"".to_owned()),
+            any::<String>(),
+        ];
+        proptest::collection::vec(piece, 0..24).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn client_messages_round_trip(msg in any_client_msg()) {
+            prop_assert_eq!(decode_client(&encode(&msg)), Ok(msg));
+        }
+
+        #[test]
+        fn server_messages_round_trip(msg in any_server_msg()) {
+            prop_assert_eq!(decode_server(&encode(&msg)), Ok(msg));
+        }
+
+        #[test]
+        fn junk_gives_a_typed_error_or_a_message(text in junk()) {
+            // Never panics; when it fails, the error is one of the three decode codes.
+            match decode_client(&text) {
+                Ok(msg) => prop_assert!(ClientMsg::TYPES.contains(&msg.type_name())),
+                Err(e) => prop_assert!(matches!(
+                    e.code(),
+                    ErrorCode::BadJson | ErrorCode::UnknownType | ErrorCode::BadField
+                )),
+            }
+        }
+
+        #[test]
+        fn any_string_decodes_without_panic(text in any::<String>()) {
+            let _ = decode_server(&text);
+            prop_assert!(decode_client(&text).is_err() || text.contains("type"));
+        }
+    }
+}

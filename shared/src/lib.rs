@@ -1,0 +1,37 @@
+//! Charla's wire protocol, shared by the server (`backend`) and the page (`frontend`).
+//!
+//! Every frame on the `/ws` WebSocket is one JSON object in a text frame. Its `type` field names
+//! the variant in snake_case and the variant's fields sit beside it. This crate does no I/O and
+//! builds both natively and for `wasm32-unknown-unknown`. The full wire format, with examples,
+//! is in `docs/PROTOCOL.md`.
+//!
+//! # Layout
+//!
+//! - [`msg`]: [`ClientMsg`] (client → server) and [`ServerMsg`] (server → client), and the types
+//!   inside them: [`ChatLine`], [`ConnId`], [`Seq`].
+//! - [`codec`]: [`decode_client`] / [`encode`] and friends; decoding untrusted text yields a
+//!   typed [`DecodeError`] that maps to a stable [`ErrorCode`].
+//! - [`error`]: [`ErrorCode`], the stable snake_case codes sent in `error` frames.
+//! - [`limits`]: sizes both sides agree on (longest line, protocol version).
+//!
+//! # Adding a message type
+//!
+//! 1. Add the variant to [`ClientMsg`] or [`ServerMsg`] in `src/msg.rs` (new fields on an
+//!    existing variant must be optional, `#[serde(default)]`, to stay compatible). For a
+//!    `ClientMsg`, add its name to [`ClientMsg::type_name`] too (the compiler insists).
+//! 2. `cargo check --workspace`: the compiler now lists every place to touch, because the
+//!    backend has one exhaustive `match` on `ClientMsg` (`backend/src/ws.rs`) and the page one on
+//!    `ServerMsg` (`frontend/src/connection.rs`), neither with a `_ =>` arm.
+//! 3. Add its literal-JSON test in `src/msg.rs` (`tests` module): the exact JSON text, both
+//!    ways. That test is what freezes the wire.
+//! 4. Add its line and an example to `docs/PROTOCOL.md`. Raise [`limits::PROTOCOL_VERSION`]
+//!    only if an old client can no longer understand the stream.
+
+pub mod codec;
+pub mod error;
+pub mod limits;
+pub mod msg;
+
+pub use codec::{DecodeError, decode_client, decode_server, encode};
+pub use error::ErrorCode;
+pub use msg::{ChatLine, ClientMsg, ConnId, Seq, ServerMsg};
