@@ -1,0 +1,279 @@
+//! One connection's outbound queue: the only thing the hub touches to reach a client.
+//!
+//! The hub pushes already-encoded frames and never waits; the connection's write loop takes
+//! everything that is ready in one batch, writes it, and flushes once. Two rules keep the
+//! queue bounded whatever the client does:
+//!
+//! - chat frames count against a byte limit; past it the client is a *slow consumer* and the
+//!   outbox closes itself with 1013 (the client reconnects and gets the history again);
+//! - live-typing frames do not count: one per typist waits at most, a newer one replaces the
+//!   older in place (latest value wins), so typing can never pile up.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Mutex, PoisonError},
+};
+
+use axum::extract::ws::{CloseFrame, Utf8Bytes, close_code};
+use shared::ConnId;
+use tokio::sync::Notify;
+
+/// Why an outbox stopped taking frames; becomes the WebSocket close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client did not read fast enough (its queue passed the byte limit).
+    SlowConsumer,
+    /// The server is shutting down.
+    GoingAway,
+}
+
+impl CloseReason {
+    /// The close frame sent to the client.
+    pub fn frame(self) -> CloseFrame {
+        match self {
+            CloseReason::SlowConsumer => CloseFrame {
+                code: close_code::AGAIN,
+                reason: Utf8Bytes::from_static("slow consumer: too many frames waiting"),
+            },
+            CloseReason::GoingAway => CloseFrame {
+                code: close_code::AWAY,
+                reason: Utf8Bytes::from_static("server shutting down"),
+            },
+        }
+    }
+}
+
+/// What the write loop gets from [`Outbox::next_batch`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Frames to write, in order.
+    pub frames: Vec<Utf8Bytes>,
+    /// If set, send this close after the frames and stop writing.
+    pub close: Option<CloseReason>,
+}
+
+/// A connection's bounded outbound queue. Shared by the hub (pushes) and the write loop (takes).
+#[derive(Debug)]
+pub struct Outbox {
+    inner: Mutex<Inner>,
+    /// Wakes the write loop. `notify_one` keeps a permit when nobody waits, so a push that
+    /// lands between a drain and the next wait is never missed.
+    ready: Notify,
+    /// Bytes of chat frames that may wait before the client counts as a slow consumer.
+    limit_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queue: VecDeque<Pending>,
+    /// The newest typing frame of each typist with one waiting in `queue`.
+    typing: HashMap<ConnId, Utf8Bytes>,
+    /// Bytes of the `Pending::Frame`s in `queue`.
+    queued_bytes: usize,
+    closed: Option<CloseReason>,
+    /// The close was handed to the write loop; nothing more will be taken.
+    close_taken: bool,
+}
+
+#[derive(Debug)]
+enum Pending {
+    Frame(Utf8Bytes),
+    /// A placeholder for this typist's newest frame, which lives in `Inner::typing`.
+    Typing(ConnId),
+}
+
+impl Outbox {
+    /// An empty outbox that tolerates `limit_bytes` of waiting chat frames.
+    pub fn new(limit_bytes: usize) -> Self {
+        Outbox {
+            inner: Mutex::new(Inner::default()),
+            ready: Notify::new(),
+            limit_bytes,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding this lock leaves a queue that is still consistent
+        // (every change is a single push or drain), so keep going rather than poison the hub.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a frame at the front, ahead of everything: the connection's `welcome`, which is
+    /// encoded after the connection joined the hub, must still be its first frame.
+    pub fn push_front(&self, frame: Utf8Bytes) {
+        let mut inner = self.lock();
+        if inner.closed.is_some() {
+            return;
+        }
+        // The welcome does not count against the limit: it is the one frame a client must get.
+        inner.queue.push_front(Pending::Frame(frame));
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Queues a frame without waiting. Returns `false` if the outbox is closed, or closes it
+    /// (slow consumer) because the frame would pass the byte limit.
+    pub fn push(&self, frame: Utf8Bytes) -> bool {
+        let mut inner = self.lock();
+        if inner.closed.is_some() {
+            return false;
+        }
+        let accepted = inner.queued_bytes + frame.len() <= self.limit_bytes;
+        if accepted {
+            inner.queued_bytes += frame.len();
+            inner.queue.push_back(Pending::Frame(frame));
+        } else {
+            inner.closed = Some(CloseReason::SlowConsumer);
+        }
+        drop(inner);
+        self.ready.notify_one();
+        accepted
+    }
+
+    /// Queues `from`'s live-typing frame, replacing the one of theirs not yet written.
+    pub fn push_typing(&self, from: &ConnId, frame: Utf8Bytes) {
+        let mut inner = self.lock();
+        if inner.closed.is_some() {
+            return;
+        }
+        if let Some(waiting) = inner.typing.get_mut(from) {
+            *waiting = frame;
+            return; // Already queued, and so already notified.
+        }
+        inner.typing.insert(from.clone(), frame);
+        inner.queue.push_back(Pending::Typing(from.clone()));
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Stops taking frames; the write loop sends what is queued, then the close.
+    pub fn close(&self, reason: CloseReason) {
+        let mut inner = self.lock();
+        if inner.closed.is_none() {
+            inner.closed = Some(reason);
+        }
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Whether the outbox has stopped taking frames.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed.is_some()
+    }
+
+    /// Waits until there is something to write, then takes all of it. After a batch that
+    /// carries a close, every later call returns an empty batch with no close.
+    pub async fn next_batch(&self) -> Batch {
+        loop {
+            if let Some(batch) = self.take() {
+                return batch;
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    fn take(&self) -> Option<Batch> {
+        let mut inner = self.lock();
+        if inner.close_taken {
+            return Some(Batch::default());
+        }
+        let close = inner.closed;
+        // A slow consumer gets no more of the backlog it could not read: just the close.
+        if close == Some(CloseReason::SlowConsumer) {
+            inner.queue.clear();
+            inner.typing.clear();
+            inner.queued_bytes = 0;
+        }
+        if inner.queue.is_empty() && close.is_none() {
+            return None;
+        }
+        let mut frames = Vec::with_capacity(inner.queue.len());
+        while let Some(pending) = inner.queue.pop_front() {
+            match pending {
+                Pending::Frame(frame) => frames.push(frame),
+                Pending::Typing(from) => frames.extend(inner.typing.remove(&from)),
+            }
+        }
+        inner.queued_bytes = 0;
+        inner.close_taken = close.is_some();
+        Some(Batch { frames, close })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(batch: &Batch) -> Vec<&str> {
+        batch.frames.iter().map(|f| f.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn typing_is_conflated_per_typist_in_its_first_place() {
+        let outbox = Outbox::new(1024);
+        let (a, b) = (ConnId::new("a"), ConnId::new("b"));
+        outbox.push_typing(&a, "a1".into());
+        outbox.push("line".into());
+        outbox.push_typing(&b, "b1".into());
+        outbox.push_typing(&a, "a2".into());
+        outbox.push_typing(&a, "a3".into());
+        let batch = outbox.next_batch().await;
+        assert_eq!(texts(&batch), ["a3", "line", "b1"]);
+        assert!(batch.close.is_none());
+    }
+
+    #[tokio::test]
+    async fn welcome_goes_first_and_batches_keep_order() {
+        let outbox = Outbox::new(1024);
+        outbox.push("m1".into());
+        outbox.push("m2".into());
+        outbox.push_front("welcome".into());
+        assert_eq!(texts(&outbox.next_batch().await), ["welcome", "m1", "m2"]);
+        outbox.push("m3".into());
+        assert_eq!(texts(&outbox.next_batch().await), ["m3"]);
+    }
+
+    #[tokio::test]
+    async fn passing_the_byte_limit_closes_as_slow_consumer() {
+        let outbox = Outbox::new(10);
+        assert!(outbox.push("12345".into()));
+        assert!(outbox.push("12345".into()));
+        // Typing never counts against the limit.
+        outbox.push_typing(&ConnId::new("a"), "typing-frame-longer-than-limit".into());
+        assert!(!outbox.is_closed());
+        assert!(!outbox.push("x".into()));
+        assert!(outbox.is_closed());
+        let batch = outbox.next_batch().await;
+        assert!(batch.frames.is_empty());
+        assert_eq!(batch.close, Some(CloseReason::SlowConsumer));
+        assert!(!outbox.push("later".into()));
+        let after = outbox.next_batch().await;
+        assert!(after.frames.is_empty() && after.close.is_none());
+    }
+
+    #[tokio::test]
+    async fn going_away_flushes_what_is_queued_then_closes() {
+        let outbox = Outbox::new(100);
+        outbox.push("last words".into());
+        outbox.close(CloseReason::GoingAway);
+        let batch = outbox.next_batch().await;
+        assert_eq!(texts(&batch), ["last words"]);
+        assert_eq!(batch.close, Some(CloseReason::GoingAway));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_writer_wakes_on_push() {
+        let outbox = std::sync::Arc::new(Outbox::new(100));
+        let writer = tokio::spawn({
+            let outbox = outbox.clone();
+            async move { outbox.next_batch().await.frames.len() }
+        });
+        tokio::task::yield_now().await;
+        outbox.push("wake".into());
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
+            .await
+            .expect("writer woke")
+            .expect("writer ran");
+        assert_eq!(got, 1);
+    }
+}

@@ -1,0 +1,217 @@
+//! A real server on `127.0.0.1:0` and real WebSocket clients, every receive under a timeout.
+
+#![allow(dead_code, missing_docs)] // Each test file uses a different part of this module.
+
+use std::{net::SocketAddr, time::Duration};
+
+use backend::Config;
+use futures_util::{SinkExt, StreamExt};
+use shared::{ChatLine, ConnId, ServerMsg, decode_server};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, protocol::CloseFrame},
+};
+
+/// How long any single receive may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(backend::serve(listener, config, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.ws_url()).await
+    }
+
+    /// Sends the shutdown signal and waits for `serve` to return.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(TIMEOUT, &mut self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("serve ok");
+    }
+
+    /// A plain HTTP/1.1 GET; returns the status line's code and the body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = TcpStream::connect(self.addr).await.expect("connect");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        );
+        tcp.write_all(request.as_bytes()).await.expect("write");
+        let mut response = String::new();
+        tokio::time::timeout(TIMEOUT, tcp.read_to_string(&mut response))
+            .await
+            .expect("response in time")
+            .expect("read");
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub id: ConnId,
+    pub history: Vec<ChatLine>,
+    pub online: u32,
+    pub protocol: u32,
+}
+
+impl Client {
+    /// Connects and reads the first frame, which must be the `welcome`.
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        let mut client = Client {
+            ws,
+            id: ConnId::new(""),
+            history: Vec::new(),
+            online: 0,
+            protocol: 0,
+        };
+        match client.recv().await {
+            ServerMsg::Welcome {
+                id,
+                history,
+                online,
+                protocol,
+            } => {
+                client.id = id;
+                client.history = history;
+                client.online = online;
+                client.protocol = protocol;
+            }
+            other => panic!("the first frame must be a welcome, got {other:?}"),
+        }
+        client
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send frame");
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_raw(Message::text(text)).await;
+    }
+
+    pub async fn send_line(&mut self, line: &str) {
+        let json = shared::encode(&shared::ClientMsg::Send {
+            text: line.into(),
+            nonce: None,
+        });
+        self.send_text(&json).await;
+    }
+
+    pub async fn typing(&mut self, text: &str) {
+        let json = shared::encode(&shared::ClientMsg::Typing { text: text.into() });
+        self.send_text(&json).await;
+    }
+
+    /// The next raw WebSocket message (pings and pongs skipped), within [`TIMEOUT`].
+    pub async fn recv_raw(&mut self) -> Message {
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .expect("a frame within the timeout")
+                .expect("stream still open")
+                .expect("a valid frame");
+            if !matches!(next, Message::Ping(_) | Message::Pong(_)) {
+                return next;
+            }
+        }
+    }
+
+    /// The next protocol message, within [`TIMEOUT`].
+    pub async fn recv(&mut self) -> ServerMsg {
+        match self.recv_raw().await {
+            Message::Text(text) => decode_server(text.as_str()).expect("server frames decode"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next chat line, skipping typing and presence frames.
+    pub async fn recv_line(&mut self) -> ChatLine {
+        loop {
+            match self.recv().await {
+                ServerMsg::Message(line) => return line,
+                ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next presence count, skipping typing frames.
+    pub async fn recv_presence(&mut self) -> u32 {
+        loop {
+            match self.recv().await {
+                ServerMsg::Presence { online } => return online,
+                ServerMsg::Typing { .. } => {}
+                other => panic!("expected presence, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next frame must be an error; returns its code as on the wire.
+    pub async fn recv_error_code(&mut self) -> String {
+        match self.recv().await {
+            ServerMsg::Error { code, .. } => code.as_str().to_owned(),
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    /// Reads until the server's close frame arrives; returns it.
+    pub async fn recv_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            if let Message::Close(frame) = self.recv_raw().await {
+                return frame;
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,122 @@
+//! Bad frames get a typed `error` and the connection keeps working; `from` and `seq` cannot
+//! be forged; a client that does not read is cut off, not buffered for without bound.
+
+mod common;
+
+use common::TestServer;
+use shared::limits::MAX_TEXT_CHARS;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn each_bad_frame_gets_its_error_code_and_the_connection_stays() {
+    let server = TestServer::start().await;
+    let mut alice = server.client().await;
+    let too_long = "é".repeat(MAX_TEXT_CHARS + 1);
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::text("not json"), "bad_json"),
+        (Message::text(r#"{"type":"send","text":"#), "bad_json"),
+        (Message::text("[1,2,3]"), "bad_json"),
+        (
+            Message::text(r#"{"type":"shout","text":"hi"}"#),
+            "unknown_type",
+        ),
+        (Message::text(r#"{"text":"no type"}"#), "bad_field"),
+        (Message::text(r#"{"type":"send"}"#), "bad_field"),
+        (Message::text(r#"{"type":"send","text":42}"#), "bad_field"),
+        (Message::text(r#"{"type":"typing"}"#), "bad_field"),
+        (Message::text(r#"{"type":"send","text":""}"#), "empty"),
+        (Message::text(r#"{"type":"send","text":" \n\t "}"#), "empty"),
+        (
+            Message::text(format!(r#"{{"type":"send","text":"{too_long}"}}"#)),
+            "too_large",
+        ),
+        (
+            Message::text(format!(r#"{{"type":"typing","text":"{too_long}"}}"#)),
+            "too_large",
+        ),
+        (Message::binary(vec![0u8, 159, 146, 150]), "binary_frame"),
+    ];
+    for (frame, code) in cases {
+        let shown = format!("{frame:?}");
+        alice.send_raw(frame).await;
+        assert_eq!(alice.recv_error_code().await, code, "for {:.60}", shown);
+    }
+    // Still connected, and nothing bad reached the history.
+    alice.send_line("still here").await;
+    let line = alice.recv_line().await;
+    assert_eq!((line.seq.0, line.text.as_str()), (1, "still here"));
+    // The longest allowed text is accepted.
+    let longest = "é".repeat(MAX_TEXT_CHARS);
+    alice.send_line(&longest).await;
+    assert_eq!(alice.recv_line().await.text, longest);
+}
+
+#[tokio::test]
+async fn a_bad_frame_from_one_client_does_not_disturb_another() {
+    let server = TestServer::start().await;
+    let mut mallory = server.client().await;
+    let mut alice = server.client().await;
+    assert_eq!(mallory.recv_presence().await, 2);
+    mallory.send_text("{{{{").await;
+    assert_eq!(mallory.recv_error_code().await, "bad_json");
+    alice.send_line("hi").await;
+    assert_eq!(alice.recv_line().await.text, "hi");
+    assert_eq!(mallory.recv_line().await.text, "hi");
+}
+
+#[tokio::test]
+async fn from_and_seq_cannot_be_forged() {
+    let server = TestServer::start().await;
+    let mut alice = server.client().await;
+    let victim = server.client().await;
+    let forged = format!(
+        r#"{{"type":"send","text":"it was me","from":"{}","seq":999,"at":0}}"#,
+        victim.id
+    );
+    alice.send_text(&forged).await;
+    let line = alice.recv_line().await;
+    assert_eq!(line.from, alice.id);
+    assert_eq!(line.seq.0, 1);
+    assert!(line.at > 1_700_000_000_000, "the server stamps the time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line() {
+    let config = backend::Config {
+        outbox_bytes: 256 * 1024,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut stuck = server.client().await; // Never reads until the end.
+    let mut sender = server.client().await;
+    let url = server.ws_url();
+    let mut reader = common::Client::connect(&url).await;
+
+    // Enough to fill the stuck client's socket buffers and then its outbox.
+    const LINES: usize = 4_000;
+    let body = "x".repeat(1_900);
+    let reading = tokio::spawn(async move {
+        let mut last = 0;
+        for _ in 0..LINES {
+            last = reader.recv_line().await.seq.0;
+        }
+        last
+    });
+    // The sender behaves like a real client: a window of lines, then it reads their echoes.
+    const WINDOW: usize = 50;
+    for window in 0..LINES / WINDOW {
+        for i in 0..WINDOW {
+            sender
+                .send_line(&format!("{} {body}", window * WINDOW + i))
+                .await;
+        }
+        for _ in 0..WINDOW {
+            sender.recv_line().await;
+        }
+    }
+    assert_eq!(reading.await.expect("reader"), LINES as u64);
+
+    let close = stuck.recv_close().await.expect("close with a code");
+    assert_eq!(u16::from(close.code), 1013);
+    assert!(close.reason.contains("slow consumer"));
+}
