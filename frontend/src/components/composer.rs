@@ -1,0 +1,48 @@
+//! The composer: the input box. Every keystroke goes out as live typing; Enter or Send adds
+//! the line to the history.
+
+use leptos::prelude::*;
+
+use crate::Connection;
+
+/// The labelled input box and its Send button. Blank lines are refused with a visible message.
+#[component]
+pub fn Composer(conn: Connection) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let notice = conn.state.notice;
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let text = draft.get_untracked();
+        match conn.send_line(&text) {
+            Ok(()) => {
+                notice.set(None);
+                draft.set(String::new());
+                conn.typing("");
+            }
+            Err(err) => notice.set(Some(err.message())),
+        }
+    };
+    view! {
+        <form id="composer" class="composer" on:submit=submit>
+            <label for="composer-input">"Your message"</label>
+            <div class="row">
+                <input
+                    id="composer-input"
+                    type="text"
+                    autocomplete="off"
+                    placeholder="Type; everyone sees it as you go"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| {
+                        let text = event_target_value(&ev);
+                        draft.set(text.clone());
+                        conn.typing(&text);
+                    }
+                />
+                <button id="send" type="submit">"Send"</button>
+            </div>
+            <p id="notice" class="notice" role="alert">
+                {move || notice.get().unwrap_or_default()}
+            </p>
+        </form>
+    }
+}
