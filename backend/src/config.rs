@@ -25,6 +25,12 @@ pub struct Config {
     #[arg(long, env = "CHARLA_MEMORY")]
     pub memory: bool,
 
+    /// The largest frame a client may send, in bytes; a larger one closes its connection with
+    /// 1009 (message too big).
+    #[arg(long, env = "CHARLA_MAX_FRAME_BYTES", default_value_t = Config::DEFAULT_MAX_FRAME_BYTES,
+          value_parser = clap::value_parser!(u32).range(1024..))]
+    pub max_frame_bytes: u32,
+
     /// Bytes of chat frames that may wait for one slow client before it is disconnected
     /// (close 1013); live-typing updates never count, they replace each other.
     #[arg(long, env = "CHARLA_OUTBOX_BYTES", default_value_t = Config::DEFAULT_OUTBOX_BYTES)]
@@ -36,6 +42,8 @@ impl Config {
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:3000";
     /// History lines kept unless told otherwise.
     pub const DEFAULT_HISTORY_CAP: u32 = 10_000;
+    /// The largest client frame unless told otherwise (16 KiB).
+    pub const DEFAULT_MAX_FRAME_BYTES: u32 = 16 * 1024;
     /// A slow client's outbound queue limit unless told otherwise (1 MiB).
     pub const DEFAULT_OUTBOX_BYTES: usize = 1 << 20;
 }
@@ -48,6 +56,7 @@ impl Default for Config {
             dist: PathBuf::from("dist"),
             history_cap: Config::DEFAULT_HISTORY_CAP,
             memory: false,
+            max_frame_bytes: Config::DEFAULT_MAX_FRAME_BYTES,
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,
         }
     }
@@ -73,6 +82,7 @@ mod tests {
             assert_eq!(parsed.dist, default.dist);
             assert_eq!(parsed.history_cap, default.history_cap);
             assert_eq!(parsed.memory, default.memory);
+            assert_eq!(parsed.max_frame_bytes, default.max_frame_bytes);
             assert_eq!(parsed.outbox_bytes, default.outbox_bytes);
         }
     }

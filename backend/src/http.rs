@@ -7,9 +7,18 @@ use tower_http::services::{ServeDir, ServeFile};
 
 use crate::{hub::Hub, ws};
 
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The relay.
+    pub hub: Arc<Hub>,
+    /// The largest frame a client may send, in bytes.
+    pub max_frame_bytes: usize,
+}
+
 /// Builds the application: `/ws` upgrades to the chat; `/healthz` answers `ok`; every other
 /// path is a file from `dist`, or `dist/index.html` (the page routes on the client side).
-pub fn app(hub: Arc<Hub>, dist: &Path) -> Router {
+pub fn app(state: AppState, dist: &Path) -> Router {
     let page = ServeDir::new(dist)
         .precompressed_gzip()
         .fallback(ServeFile::new(dist.join("index.html")));
@@ -17,5 +26,5 @@ pub fn app(hub: Arc<Hub>, dist: &Path) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .fallback_service(page)
-        .with_state(hub)
+        .with_state(state)
 }

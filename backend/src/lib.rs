@@ -38,7 +38,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let store: Box<dyn HistoryStore> = Box::new(MemoryStore::new(config.history_cap));
     let hub = Arc::new(Hub::new(store, config.outbox_bytes));
-    let app = http::app(hub.clone(), &config.dist);
+    let state = http::AppState {
+        hub: hub.clone(),
+        max_frame_bytes: usize::try_from(config.max_frame_bytes).unwrap_or(usize::MAX),
+    };
+    let app = http::app(state, &config.dist);
     let hub_for_shutdown = hub.clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {

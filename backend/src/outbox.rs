@@ -25,6 +25,12 @@ pub enum CloseReason {
     SlowConsumer,
     /// The server is shutting down.
     GoingAway,
+    /// The client sent a frame over the size limit.
+    TooBig,
+    /// The client sent a text frame that is not UTF-8.
+    InvalidUtf8,
+    /// The client broke the WebSocket protocol (bad framing, unmasked frames, …).
+    ProtocolError,
 }
 
 impl CloseReason {
@@ -38,6 +44,18 @@ impl CloseReason {
             CloseReason::GoingAway => CloseFrame {
                 code: close_code::AWAY,
                 reason: Utf8Bytes::from_static("server shutting down"),
+            },
+            CloseReason::TooBig => CloseFrame {
+                code: close_code::SIZE,
+                reason: Utf8Bytes::from_static("frame too large"),
+            },
+            CloseReason::InvalidUtf8 => CloseFrame {
+                code: close_code::INVALID,
+                reason: Utf8Bytes::from_static("text frame is not UTF-8"),
+            },
+            CloseReason::ProtocolError => CloseFrame {
+                code: close_code::PROTOCOL,
+                reason: Utf8Bytes::from_static("WebSocket protocol error"),
             },
         }
     }

@@ -6,7 +6,7 @@
 //! ready frame, flush once. When either loop ends the other is stopped and the hub forgets
 //! the connection.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
@@ -19,34 +19,46 @@ use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use shared::{ClientMsg, ConnId, ErrorCode, ServerMsg, decode_client, limits::MAX_TEXT_CHARS};
 
 use crate::{
+    http::AppState,
     hub::{Hub, frame},
-    outbox::Outbox,
+    outbox::{CloseReason, Outbox},
 };
 
-/// The largest WebSocket message the server reads. A frame of [`MAX_TEXT_CHARS`] characters
-/// of 4-byte UTF-8, JSON-escaped, fits well below it.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// How long the write loop may take to deliver a close frame after the read side failed.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// `GET /ws`: upgrades to a WebSocket and runs the connection.
-pub async fn upgrade(ws: WebSocketUpgrade, State(hub): State<Arc<Hub>>) -> Response {
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| run(socket, hub))
+/// `GET /ws`: upgrades to a WebSocket and runs the connection. Frames over the size limit are
+/// refused by the WebSocket layer before their payload is read.
+pub async fn upgrade(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
+    ws.max_message_size(app.max_frame_bytes)
+        .max_frame_size(app.max_frame_bytes)
+        .on_upgrade(move |socket| run(socket, app.hub))
 }
 
 /// Runs one connection until the client leaves, the socket fails, or the outbox closes.
 async fn run(socket: WebSocket, hub: Arc<Hub>) {
     let joined = hub.join();
     let id = joined.id;
+    let outbox = joined.outbox;
     tracing::info!(%id, online = joined.online, "client connected");
 
     let (sink, stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, joined.outbox.clone()));
-    let mut reader = tokio::spawn(read_loop(stream, hub.clone(), id.clone(), joined.outbox));
-    // Whichever side ends first ends the connection (as in axum's chat example).
+    let mut writer = tokio::spawn(write_loop(sink, outbox.clone()));
+    let mut reader = tokio::spawn(read_loop(stream, hub.clone(), id.clone(), outbox.clone()));
+    // Whichever side ends first ends the connection (as in axum's chat example), except that
+    // a client that broke the rules is first told why, with a close frame.
     tokio::select! {
         _ = &mut writer => reader.abort(),
-        _ = &mut reader => writer.abort(),
+        ended = &mut reader => match ended {
+            Ok(Some(reason)) => {
+                tracing::info!(%id, ?reason, "closing a client that broke the rules");
+                outbox.close(reason);
+                if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+                    writer.abort();
+                }
+            }
+            _ => writer.abort(),
+        },
     }
     let online = hub.leave(&id);
     tracing::info!(%id, online, "client disconnected");
@@ -71,13 +83,18 @@ async fn write_loop(mut sink: SplitSink<WebSocket, Message>, outbox: Arc<Outbox>
     }
 }
 
+/// Reads until the client leaves (`None`) or breaks the WebSocket rules (the close to send).
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     hub: Arc<Hub>,
     id: ConnId,
     outbox: Arc<Outbox>,
-) {
-    while let Some(Ok(message)) = stream.next().await {
+) -> Option<CloseReason> {
+    while let Some(next) = stream.next().await {
+        let message = match next {
+            Ok(message) => message,
+            Err(err) => return close_reason(err),
+        };
         match message {
             Message::Text(text) => handle_text(&hub, &id, &outbox, text.as_str()),
             Message::Binary(_) => refuse(
@@ -87,8 +104,20 @@ async fn read_loop(
             ),
             // Pings are answered by the WebSocket layer itself.
             Message::Ping(_) | Message::Pong(_) => {}
-            Message::Close(_) => return,
+            Message::Close(_) => return None,
         }
+    }
+    None
+}
+
+/// The close frame a read error deserves, if the client can still be told.
+fn close_reason(err: axum::Error) -> Option<CloseReason> {
+    let err = err.into_inner();
+    match err.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some(CloseReason::TooBig),
+        tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        tungstenite::Error::Protocol(_) => Some(CloseReason::ProtocolError),
+        _ => None, // The connection is gone (reset, closed): nobody to tell.
     }
 }
 

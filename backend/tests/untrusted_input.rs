@@ -120,3 +120,55 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
     assert_eq!(u16::from(close.code), 1013);
     assert!(close.reason.contains("slow consumer"));
 }
+
+#[tokio::test]
+async fn a_frame_over_the_size_limit_closes_with_1009_and_others_carry_on() {
+    let config = backend::Config {
+        max_frame_bytes: 4096,
+        ..Default::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut big = server.client().await;
+    let mut alice = server.client().await;
+    // Just under the limit is fine: 2,000 two-byte characters, about 4,000 bytes of JSON.
+    let fits = format!(r#"{{"type":"typing","text":"{}"}}"#, "é".repeat(2_000));
+    assert!(fits.len() <= 4096);
+    big.send_text(&fits).await;
+    loop {
+        match big.recv().await {
+            shared::ServerMsg::Typing { text, .. } => {
+                assert_eq!(text.chars().count(), 2_000);
+                break;
+            }
+            shared::ServerMsg::Presence { .. } => {}
+            other => panic!("expected the typing echo, got {other:?}"),
+        }
+    }
+    let over = format!(r#"{{"type":"send","text":"{}"}}"#, "a".repeat(5_000));
+    big.send_text(&over).await;
+    let close = big.recv_close().await.expect("a close frame with a code");
+    assert_eq!(u16::from(close.code), 1009);
+    // Nobody else noticed, apart from the count.
+    assert_eq!(alice.recv_presence().await, 1);
+    alice.send_line("fine").await;
+    let line = alice.recv_line().await;
+    assert_eq!((line.seq.0, line.text.as_str()), (1, "fine"));
+}
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
+    let server = TestServer::start().await;
+    let mut client = server.client().await;
+    let payload = vec![b'{', 0xff, 0xfe, b'}'];
+    let frame = Frame::message(payload, OpCode::Data(Data::Text), true);
+    client.send_raw(Message::Frame(frame)).await;
+    let close = client
+        .recv_close()
+        .await
+        .expect("a close frame with a code");
+    assert_eq!(u16::from(close.code), 1007);
+}
