@@ -31,6 +31,55 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1024..))]
     pub max_frame_bytes: u32,
 
+    /// The longest `send` or `typing` text, in characters; longer gets `error` `too_large`.
+    #[arg(long, env = "CHARLA_MAX_TEXT_CHARS", default_value_t = Config::DEFAULT_MAX_TEXT_CHARS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_text_chars: u32,
+
+    /// An origin (scheme://host[:port]) whose pages may connect, besides the server's own.
+    /// Repeat the flag, or separate with commas in the variable.
+    #[arg(
+        long = "allow-origin",
+        env = "CHARLA_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub allow_origins: Vec<String>,
+
+    /// Refuse WebSocket requests that carry no Origin header (non-browser clients).
+    #[arg(long, env = "CHARLA_REQUIRE_ORIGIN")]
+    pub require_origin: bool,
+
+    /// Most WebSocket connections at once; past it upgrades get 503.
+    #[arg(long, env = "CHARLA_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most WebSocket connections from one IP address; past it upgrades get 429.
+    #[arg(long, env = "CHARLA_MAX_CONNECTIONS_PER_IP", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: u32,
+
+    /// `send`s a connection may make per second, on average.
+    #[arg(long, env = "CHARLA_SEND_RATE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub send_rate: u32,
+
+    /// `send`s a connection may make at once after a pause.
+    #[arg(long, env = "CHARLA_SEND_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub send_burst: u32,
+
+    /// Other frames (typing, and anything refused) a connection may send per second, and at
+    /// once. Typing past it is conflated (the latest text goes out when allowed), not refused.
+    #[arg(long, env = "CHARLA_FRAME_RATE", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub frame_rate: u32,
+
+    /// Seconds a connection may stay over its rate limit before it is closed with 1008.
+    #[arg(long, env = "CHARLA_RATE_LIMIT_CLOSE_AFTER", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_close_after: u32,
+
     /// Bytes of chat frames that may wait for one slow client before it is disconnected
     /// (close 1013); live-typing updates never count, they replace each other.
     #[arg(long, env = "CHARLA_OUTBOX_BYTES", default_value_t = Config::DEFAULT_OUTBOX_BYTES)]
@@ -42,6 +91,8 @@ impl Config {
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:3000";
     /// History lines kept unless told otherwise.
     pub const DEFAULT_HISTORY_CAP: u32 = 10_000;
+    /// The longest text unless told otherwise.
+    pub const DEFAULT_MAX_TEXT_CHARS: u32 = 2_000;
     /// The largest client frame unless told otherwise (16 KiB).
     pub const DEFAULT_MAX_FRAME_BYTES: u32 = 16 * 1024;
     /// A slow client's outbound queue limit unless told otherwise (1 MiB).
@@ -57,6 +108,15 @@ impl Default for Config {
             history_cap: Config::DEFAULT_HISTORY_CAP,
             memory: false,
             max_frame_bytes: Config::DEFAULT_MAX_FRAME_BYTES,
+            max_text_chars: Config::DEFAULT_MAX_TEXT_CHARS,
+            allow_origins: Vec::new(),
+            require_origin: false,
+            max_connections: 10_000,
+            max_connections_per_ip: 100,
+            send_rate: 10,
+            send_burst: 20,
+            frame_rate: 50,
+            rate_limit_close_after: 10,
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,
         }
     }
@@ -78,13 +138,25 @@ mod tests {
         let default = Config::default();
         // Environment variables could override the CLI parse; only compare when unset.
         if std::env::vars().all(|(k, _)| !k.starts_with("CHARLA_")) {
-            assert_eq!(parsed.addr, default.addr);
-            assert_eq!(parsed.dist, default.dist);
-            assert_eq!(parsed.history_cap, default.history_cap);
-            assert_eq!(parsed.memory, default.memory);
-            assert_eq!(parsed.max_frame_bytes, default.max_frame_bytes);
-            assert_eq!(parsed.outbox_bytes, default.outbox_bytes);
+            // Debug output covers every field, so a new flag cannot drift from Default.
+            assert_eq!(format!("{parsed:?}"), format!("{default:?}"));
         }
+    }
+
+    #[test]
+    fn origins_repeat_and_split_on_commas() {
+        let c = Config::try_parse_from([
+            "backend",
+            "--allow-origin",
+            "http://a.example",
+            "--allow-origin",
+            "http://b.example,http://c.example",
+        ])
+        .expect("parses");
+        assert_eq!(
+            c.allow_origins,
+            ["http://a.example", "http://b.example", "http://c.example"]
+        );
     }
 
     #[test]

@@ -1,23 +1,28 @@
-//! The router: `/ws` (the chat), `/healthz`, and the page from the dist directory.
+//! The router: `/ws` (the chat), `/healthz`, `/metrics`, and the page from the dist directory.
 
 use std::{path::Path, sync::Arc};
 
-use axum::{Router, routing::get};
+use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{hub::Hub, ws};
+use crate::{admission::Admission, hub::Hub, metrics::Metrics, ws};
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The relay.
     pub hub: Arc<Hub>,
-    /// The largest frame a client may send, in bytes.
-    pub max_frame_bytes: usize,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// Who may connect.
+    pub admission: Arc<Admission>,
+    /// Per-connection limits.
+    pub limits: ws::Limits,
 }
 
-/// Builds the application: `/ws` upgrades to the chat; `/healthz` answers `ok`; every other
-/// path is a file from `dist`, or `dist/index.html` (the page routes on the client side).
+/// Builds the application: `/ws` upgrades to the chat; `/healthz` answers `ok`; `/metrics`
+/// is the Prometheus text exposition; every other path is a file from `dist`, or
+/// `dist/index.html` (the page routes on the client side).
 pub fn app(state: AppState, dist: &Path) -> Router {
     let page = ServeDir::new(dist)
         .precompressed_gzip()
@@ -25,6 +30,17 @@ pub fn app(state: AppState, dist: &Path) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .fallback_service(page)
         .with_state(state)
+}
+
+async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
 }

@@ -11,12 +11,12 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use axum::extract::ws::Utf8Bytes;
 use base64::Engine as _;
-use shared::{ChatLine, ConnId, ServerMsg, encode, limits::PROTOCOL_VERSION};
+use shared::{ChatLine, ConnId, ServerMsg, limits::PROTOCOL_VERSION};
 
 use crate::{
-    outbox::{CloseReason, Outbox},
+    metrics::Metrics,
+    outbox::{CloseReason, Frame, Outbox},
     store::HistoryStore,
 };
 
@@ -25,6 +25,8 @@ pub struct Hub {
     state: Mutex<State>,
     /// Each new outbox's byte limit (see [`Outbox`]).
     outbox_bytes: usize,
+    /// Connection and history gauges are kept here, where the numbers change.
+    metrics: Arc<Metrics>,
 }
 
 struct State {
@@ -49,7 +51,8 @@ pub struct Joined {
 impl Hub {
     /// A hub with no connections over `store`; each connection's outbox holds at most
     /// `outbox_bytes` of chat frames.
-    pub fn new(store: Box<dyn HistoryStore>, outbox_bytes: usize) -> Self {
+    pub fn new(store: Box<dyn HistoryStore>, outbox_bytes: usize, metrics: Arc<Metrics>) -> Self {
+        metrics.history_lines.set(gauge(store.len()));
         Hub {
             state: Mutex::new(State {
                 conns: HashMap::new(),
@@ -57,6 +60,7 @@ impl Hub {
                 store,
             }),
             outbox_bytes,
+            metrics,
         }
     }
 
@@ -78,7 +82,8 @@ impl Hub {
             let history = state.store.lines();
             state.conns.insert(id.clone(), outbox.clone());
             let online = state.conns.len();
-            let presence = frame(&ServerMsg::Presence {
+            self.metrics.connections.set(gauge(online));
+            let presence = Frame::encode(&ServerMsg::Presence {
                 online: count(online),
             });
             for (other, their_outbox) in &state.conns {
@@ -91,7 +96,7 @@ impl Hub {
         // Encoding a long history is the slow part; do it outside the lock. `push_front`
         // puts it ahead of any line that arrived meanwhile, and those lines have higher
         // `seq`s than every line in `history`.
-        outbox.push_front(frame(&ServerMsg::Welcome {
+        outbox.push_front(Frame::encode(&ServerMsg::Welcome {
             id: id.clone(),
             history,
             online: count(online),
@@ -108,7 +113,7 @@ impl Hub {
             return state.conns.len();
         }
         if state.typing.remove(id) {
-            let cleared = frame(&ServerMsg::Typing {
+            let cleared = Frame::encode(&ServerMsg::Typing {
                 from: id.clone(),
                 text: String::new(),
             });
@@ -117,7 +122,8 @@ impl Hub {
             }
         }
         let online = state.conns.len();
-        let presence = frame(&ServerMsg::Presence {
+        self.metrics.connections.set(gauge(online));
+        let presence = Frame::encode(&ServerMsg::Presence {
             online: count(online),
         });
         for outbox in state.conns.values() {
@@ -134,7 +140,7 @@ impl Hub {
         } else {
             state.typing.insert(from.clone());
         }
-        let update = frame(&ServerMsg::Typing {
+        let update = Frame::encode(&ServerMsg::Typing {
             from: from.clone(),
             text,
         });
@@ -147,7 +153,8 @@ impl Hub {
     pub fn send(&self, from: &ConnId, text: String) -> ChatLine {
         let mut state = self.lock();
         let line = state.store.append(from.clone(), text, now_ms());
-        let message = frame(&ServerMsg::Message(line.clone()));
+        self.metrics.history_lines.set(gauge(state.store.len()));
+        let message = Frame::encode(&ServerMsg::Message(line.clone()));
         for outbox in state.conns.values() {
             outbox.push(message.clone());
         }
@@ -167,11 +174,6 @@ impl Hub {
     }
 }
 
-/// Encodes a message once; the returned bytes are shared, not copied, by every clone.
-pub fn frame(msg: &ServerMsg) -> Utf8Bytes {
-    Utf8Bytes::from(encode(msg))
-}
-
 /// A fresh public id: 96 bits from the OS's random source, as 16 URL-safe base64 characters.
 fn new_conn_id() -> ConnId {
     let mut bytes = [0u8; 12];
@@ -180,6 +182,10 @@ fn new_conn_id() -> ConnId {
         panic!("the OS random source failed: {err}");
     }
     ConnId::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn count(n: usize) -> u32 {

@@ -15,8 +15,38 @@ use std::{
 };
 
 use axum::extract::ws::{CloseFrame, Utf8Bytes, close_code};
-use shared::ConnId;
+use shared::{ConnId, ServerMsg, encode};
 use tokio::sync::Notify;
+
+/// An encoded server frame, and its message type (for metrics). Cloning shares the bytes:
+/// a broadcast encodes once and every recipient's outbox holds the same buffer.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The message's `type`.
+    pub kind: &'static str,
+    /// The JSON text.
+    pub bytes: Utf8Bytes,
+}
+
+impl Frame {
+    /// Encodes a message once.
+    pub fn encode(msg: &ServerMsg) -> Frame {
+        Frame {
+            kind: msg.type_name(),
+            bytes: Utf8Bytes::from(encode(msg)),
+        }
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether it is empty (never, for an encoded message).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
 
 /// Why an outbox stopped taking frames; becomes the WebSocket close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +61,8 @@ pub enum CloseReason {
     InvalidUtf8,
     /// The client broke the WebSocket protocol (bad framing, unmasked frames, …).
     ProtocolError,
+    /// The client stayed over its rate limit for too long.
+    RateLimited,
 }
 
 impl CloseReason {
@@ -57,6 +89,22 @@ impl CloseReason {
                 code: close_code::PROTOCOL,
                 reason: Utf8Bytes::from_static("WebSocket protocol error"),
             },
+            CloseReason::RateLimited => CloseFrame {
+                code: close_code::POLICY,
+                reason: Utf8Bytes::from_static("over the rate limit for too long"),
+            },
+        }
+    }
+
+    /// A short name, for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::GoingAway => "going_away",
+            CloseReason::TooBig => "too_big",
+            CloseReason::InvalidUtf8 => "invalid_utf8",
+            CloseReason::ProtocolError => "protocol_error",
+            CloseReason::RateLimited => "rate_limited",
         }
     }
 }
@@ -65,7 +113,7 @@ impl CloseReason {
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Frames to write, in order.
-    pub frames: Vec<Utf8Bytes>,
+    pub frames: Vec<Frame>,
     /// If set, send this close after the frames and stop writing.
     pub close: Option<CloseReason>,
 }
@@ -85,7 +133,7 @@ pub struct Outbox {
 struct Inner {
     queue: VecDeque<Pending>,
     /// The newest typing frame of each typist with one waiting in `queue`.
-    typing: HashMap<ConnId, Utf8Bytes>,
+    typing: HashMap<ConnId, Frame>,
     /// Bytes of the `Pending::Frame`s in `queue`.
     queued_bytes: usize,
     closed: Option<CloseReason>,
@@ -95,7 +143,7 @@ struct Inner {
 
 #[derive(Debug)]
 enum Pending {
-    Frame(Utf8Bytes),
+    Frame(Frame),
     /// A placeholder for this typist's newest frame, which lives in `Inner::typing`.
     Typing(ConnId),
 }
@@ -118,7 +166,7 @@ impl Outbox {
 
     /// Queues a frame at the front, ahead of everything: the connection's `welcome`, which is
     /// encoded after the connection joined the hub, must still be its first frame.
-    pub fn push_front(&self, frame: Utf8Bytes) {
+    pub fn push_front(&self, frame: Frame) {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return;
@@ -131,7 +179,7 @@ impl Outbox {
 
     /// Queues a frame without waiting. Returns `false` if the outbox is closed, or closes it
     /// (slow consumer) because the frame would pass the byte limit.
-    pub fn push(&self, frame: Utf8Bytes) -> bool {
+    pub fn push(&self, frame: Frame) -> bool {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return false;
@@ -149,7 +197,7 @@ impl Outbox {
     }
 
     /// Queues `from`'s live-typing frame, replacing the one of theirs not yet written.
-    pub fn push_typing(&self, from: &ConnId, frame: Utf8Bytes) {
+    pub fn push_typing(&self, from: &ConnId, frame: Frame) {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return;
@@ -223,18 +271,25 @@ mod tests {
     use super::*;
 
     fn texts(batch: &Batch) -> Vec<&str> {
-        batch.frames.iter().map(|f| f.as_str()).collect()
+        batch.frames.iter().map(|f| f.bytes.as_str()).collect()
+    }
+
+    fn f(text: &'static str) -> Frame {
+        Frame {
+            kind: "test",
+            bytes: Utf8Bytes::from_static(text),
+        }
     }
 
     #[tokio::test]
     async fn typing_is_conflated_per_typist_in_its_first_place() {
         let outbox = Outbox::new(1024);
         let (a, b) = (ConnId::new("a"), ConnId::new("b"));
-        outbox.push_typing(&a, "a1".into());
-        outbox.push("line".into());
-        outbox.push_typing(&b, "b1".into());
-        outbox.push_typing(&a, "a2".into());
-        outbox.push_typing(&a, "a3".into());
+        outbox.push_typing(&a, f("a1"));
+        outbox.push(f("line"));
+        outbox.push_typing(&b, f("b1"));
+        outbox.push_typing(&a, f("a2"));
+        outbox.push_typing(&a, f("a3"));
         let batch = outbox.next_batch().await;
         assert_eq!(texts(&batch), ["a3", "line", "b1"]);
         assert!(batch.close.is_none());
@@ -243,28 +298,28 @@ mod tests {
     #[tokio::test]
     async fn welcome_goes_first_and_batches_keep_order() {
         let outbox = Outbox::new(1024);
-        outbox.push("m1".into());
-        outbox.push("m2".into());
-        outbox.push_front("welcome".into());
+        outbox.push(f("m1"));
+        outbox.push(f("m2"));
+        outbox.push_front(f("welcome"));
         assert_eq!(texts(&outbox.next_batch().await), ["welcome", "m1", "m2"]);
-        outbox.push("m3".into());
+        outbox.push(f("m3"));
         assert_eq!(texts(&outbox.next_batch().await), ["m3"]);
     }
 
     #[tokio::test]
     async fn passing_the_byte_limit_closes_as_slow_consumer() {
         let outbox = Outbox::new(10);
-        assert!(outbox.push("12345".into()));
-        assert!(outbox.push("12345".into()));
+        assert!(outbox.push(f("12345")));
+        assert!(outbox.push(f("12345")));
         // Typing never counts against the limit.
-        outbox.push_typing(&ConnId::new("a"), "typing-frame-longer-than-limit".into());
+        outbox.push_typing(&ConnId::new("a"), f("typing-frame-longer-than-limit"));
         assert!(!outbox.is_closed());
-        assert!(!outbox.push("x".into()));
+        assert!(!outbox.push(f("x")));
         assert!(outbox.is_closed());
         let batch = outbox.next_batch().await;
         assert!(batch.frames.is_empty());
         assert_eq!(batch.close, Some(CloseReason::SlowConsumer));
-        assert!(!outbox.push("later".into()));
+        assert!(!outbox.push(f("later")));
         let after = outbox.next_batch().await;
         assert!(after.frames.is_empty() && after.close.is_none());
     }
@@ -272,7 +327,7 @@ mod tests {
     #[tokio::test]
     async fn going_away_flushes_what_is_queued_then_closes() {
         let outbox = Outbox::new(100);
-        outbox.push("last words".into());
+        outbox.push(f("last words"));
         outbox.close(CloseReason::GoingAway);
         let batch = outbox.next_batch().await;
         assert_eq!(texts(&batch), ["last words"]);
@@ -287,7 +342,7 @@ mod tests {
             async move { outbox.next_batch().await.frames.len() }
         });
         tokio::task::yield_now().await;
-        outbox.push("wake".into());
+        outbox.push(f("wake"));
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), writer)
             .await
             .expect("writer woke")

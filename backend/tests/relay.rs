@@ -76,7 +76,7 @@ async fn next_typing(client: &mut Client) -> (ConnId, String) {
 async fn concurrent_senders_see_every_line_in_one_seq_order_without_gaps() {
     const CLIENTS: usize = 6;
     const LINES: usize = 50;
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(common::unlimited()).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(server.client().await);

@@ -84,7 +84,7 @@ async fn from_and_seq_cannot_be_forged() {
 async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line() {
     let config = backend::Config {
         outbox_bytes: 256 * 1024,
-        ..Default::default()
+        ..common::unlimited()
     };
     let server = TestServer::start_with(config).await;
     let mut stuck = server.client().await; // Never reads until the end.
@@ -119,6 +119,11 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
     let close = stuck.recv_close().await.expect("close with a code");
     assert_eq!(u16::from(close.code), 1013);
     assert!(close.reason.contains("slow consumer"));
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"charla_closes_total{reason="slow_consumer"} 1"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     TooLarge,
     /// A binary frame: the protocol uses text frames only.
     BinaryFrame,
+    /// Over the connection's rate limit; the frame was dropped.
+    RateLimited,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
@@ -35,6 +37,7 @@ impl ErrorCode {
             ErrorCode::Empty => "empty",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::BinaryFrame => "binary_frame",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Other => "other",
         }
     }

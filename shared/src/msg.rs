@@ -259,6 +259,7 @@ mod tests {
             ErrorCode::Empty,
             ErrorCode::TooLarge,
             ErrorCode::BinaryFrame,
+            ErrorCode::RateLimited,
         ] {
             assert_eq!(encode(&code), format!("\"{}\"", code.as_str()));
         }

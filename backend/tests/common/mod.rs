@@ -16,6 +16,51 @@ use tokio_tungstenite::{
 /// How long any single receive may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Limits high enough that tests which flood on purpose measure ordering, not rate limits.
+pub fn unlimited() -> Config {
+    Config {
+        send_rate: 1_000_000,
+        send_burst: 1_000_000,
+        frame_rate: 1_000_000,
+        ..Config::default()
+    }
+}
+
+/// What a WebSocket handshake got: the connection, or the HTTP status it was refused with.
+pub async fn try_connect(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    origin: Option<&str>,
+) -> Result<Client, u16> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_str(origin).expect("origin"));
+    }
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the source address");
+    let tcp = socket.connect(addr).await.expect("tcp connect");
+    let handshake = tokio::time::timeout(
+        TIMEOUT,
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)),
+    )
+    .await
+    .expect("handshake in time");
+    match handshake {
+        Ok((ws, _)) => Ok(Client::welcomed(ws).await),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("handshake failed without an HTTP status: {other}"),
+    }
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
@@ -105,6 +150,11 @@ impl Client {
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
+        Self::welcomed(ws).await
+    }
+
+    /// Wraps an open socket and reads its first frame, which must be the `welcome`.
+    pub async fn welcomed(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
         let mut client = Client {
             ws,
             id: ConnId::new(""),
@@ -207,6 +257,19 @@ impl Client {
         loop {
             if let Message::Close(frame) = self.recv_raw().await {
                 return frame;
+            }
+        }
+    }
+
+    /// Reads whatever is already waiting, up to a close frame: `Some` if the server closed.
+    pub async fn try_recv_close(&mut self) -> Option<Option<CloseFrame>> {
+        loop {
+            let next = tokio::time::timeout(Duration::from_millis(1), self.ws.next()).await;
+            match next {
+                Ok(Some(Ok(Message::Close(frame)))) => return Some(frame),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return Some(None),
+                Err(_) => return None, // nothing waiting
             }
         }
     }

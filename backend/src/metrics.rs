@@ -1,0 +1,139 @@
+//! Counters and gauges for `/metrics`, in the Prometheus/OpenMetrics text format
+//! (`prometheus-client`). Names start with `charla_`.
+
+use prometheus_client::{
+    encoding::{EncodeLabelSet, text::encode},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// A `type` label: a message type as on the wire (`invalid`, `binary` for what is not one).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    /// The message type.
+    pub r#type: &'static str,
+}
+
+/// A `code` label: an error code as on the wire.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// The error code.
+    pub code: &'static str,
+}
+
+/// A `reason` label: why a connection was refused or closed.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The reason.
+    pub reason: &'static str,
+}
+
+/// Every metric the server keeps. Updating one is a few atomic operations.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: Gauge,
+    /// WebSocket connections accepted since start.
+    pub connections_accepted: Counter,
+    /// Upgrades refused, by reason (origin, limits).
+    pub connections_refused: Family<ReasonLabel, Counter>,
+    /// Frames received, by message type.
+    pub frames_in: Family<TypeLabel, Counter>,
+    /// Frames written to clients, by message type.
+    pub frames_out: Family<TypeLabel, Counter>,
+    /// `error` frames sent, by code.
+    pub errors: Family<CodeLabel, Counter>,
+    /// Frames over a rate limit: `send` and `frame` refused, `typing` conflated.
+    pub rate_limited: Family<TypeLabel, Counter>,
+    /// Connections the server closed, by reason (`slow_consumer`, `too_big`, …).
+    pub closes: Family<ReasonLabel, Counter>,
+    /// Lines in the history.
+    pub history_lines: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Fresh metrics, all zero, registered under `charla_`.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("charla");
+        let m = Metrics {
+            connections: Gauge::default(),
+            connections_accepted: Counter::default(),
+            connections_refused: Family::default(),
+            frames_in: Family::default(),
+            frames_out: Family::default(),
+            errors: Family::default(),
+            rate_limited: Family::default(),
+            closes: Family::default(),
+            history_lines: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "WebSocket connections accepted",
+            m.connections_accepted.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "WebSocket upgrades refused, by reason",
+            m.connections_refused.clone(),
+        );
+        registry.register("frames_in", "Frames received, by type", m.frames_in.clone());
+        registry.register(
+            "frames_out",
+            "Frames written, by type",
+            m.frames_out.clone(),
+        );
+        registry.register("errors", "Error frames sent, by code", m.errors.clone());
+        registry.register(
+            "rate_limited",
+            "Frames over a rate limit (send/frame refused, typing conflated)",
+            m.rate_limited.clone(),
+        );
+        registry.register(
+            "closes",
+            "Connections closed by the server, by reason",
+            m.closes.clone(),
+        );
+        registry.register(
+            "history_lines",
+            "Lines in the history",
+            m.history_lines.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Counts one frame received of `r#type`.
+    pub fn frame_in(&self, r#type: &'static str) {
+        self.frames_in.get_or_create(&TypeLabel { r#type }).inc();
+    }
+
+    /// Counts one `error` frame of `code`.
+    pub fn error(&self, code: &'static str) {
+        self.errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// Counts one connection closed by the server for `reason`.
+    pub fn close(&self, reason: &'static str) {
+        self.closes.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}

@@ -1,0 +1,255 @@
+//! Every limit, hit through a real socket: origin, connection counts, rates, and what
+//! `/metrics` says about them.
+
+mod common;
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    time::{Duration, Instant},
+};
+
+use backend::Config;
+use common::{TIMEOUT, TestServer, try_connect};
+use shared::ServerMsg;
+
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const OTHER_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+#[tokio::test]
+async fn a_foreign_origin_gets_403_before_the_upgrade() {
+    let server = TestServer::start().await;
+    let own = format!("http://{}", server.addr);
+    assert!(try_connect(server.addr, LOCAL, Some(&own)).await.is_ok());
+    assert_eq!(
+        try_connect(server.addr, LOCAL, Some("https://evil.example"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        try_connect(server.addr, LOCAL, Some("http://localhost:8080"))
+            .await
+            .err(),
+        Some(403)
+    );
+    // No Origin: a non-browser client, allowed by default.
+    assert!(try_connect(server.addr, LOCAL, None).await.is_ok());
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"charla_connections_refused_total{reason="foreign_origin"} 2"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn allowed_origins_pass_and_require_origin_refuses_clients_without_one() {
+    let config = Config {
+        allow_origins: vec!["http://localhost:8080".into()],
+        require_origin: true,
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    assert!(
+        try_connect(server.addr, LOCAL, Some("http://localhost:8080"))
+            .await
+            .is_ok()
+    );
+    let own = format!("http://{}", server.addr);
+    assert!(
+        try_connect(server.addr, LOCAL, Some(&own)).await.is_ok(),
+        "own origin stays allowed"
+    );
+    assert_eq!(
+        try_connect(server.addr, LOCAL, Some("http://localhost:9999"))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(try_connect(server.addr, LOCAL, None).await.err(), Some(403));
+}
+
+#[tokio::test]
+async fn connection_limits_refuse_with_429_per_address_and_503_overall() {
+    let config = Config {
+        max_connections: 3,
+        max_connections_per_ip: 2,
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let a1 = try_connect(server.addr, LOCAL, None).await.expect("first");
+    let _a2 = try_connect(server.addr, LOCAL, None).await.expect("second");
+    assert_eq!(try_connect(server.addr, LOCAL, None).await.err(), Some(429));
+    let _b1 = try_connect(server.addr, OTHER_LOCAL, None)
+        .await
+        .expect("another address");
+    assert_eq!(
+        try_connect(server.addr, OTHER_LOCAL, None).await.err(),
+        Some(503)
+    );
+
+    // A place comes back when its connection ends.
+    a1.close().await;
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        match try_connect(server.addr, LOCAL, None).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "the place never came back ({status})"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sends_over_the_burst_get_rate_limited_and_are_dropped() {
+    let server = TestServer::start().await; // 10 sends/s, burst 20
+    let mut alice = server.client().await;
+    for i in 0..30 {
+        alice.send_line(&format!("line {i}")).await;
+    }
+    let (mut lines, mut limited) = (Vec::new(), 0);
+    while lines.len() + limited < 30 {
+        match alice.recv().await {
+            ServerMsg::Message(line) => lines.push(line.text),
+            ServerMsg::Error { code, .. } => {
+                assert_eq!(code.as_str(), "rate_limited");
+                limited += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The burst passes whole; at most one more token refills while 30 frames go out.
+    assert!((20..=22).contains(&lines.len()), "{} accepted", lines.len());
+    assert_eq!(
+        lines[..20],
+        (0..20).map(|i| format!("line {i}")).collect::<Vec<_>>()[..]
+    );
+    // Dropped means dropped: a newcomer's history holds only the accepted lines.
+    let bob = server.client().await;
+    assert_eq!(bob.history.len(), lines.len());
+}
+
+#[tokio::test]
+async fn other_frames_over_their_rate_get_rate_limited() {
+    let server = TestServer::start().await; // 50 other frames/s
+    let mut alice = server.client().await;
+    for _ in 0..70 {
+        alice.send_text("not json").await;
+    }
+    let mut codes = std::collections::HashMap::<String, usize>::new();
+    for _ in 0..70 {
+        *codes.entry(alice.recv_error_code().await).or_default() += 1;
+    }
+    let bad = codes.get("bad_json").copied().unwrap_or(0);
+    let limited = codes.get("rate_limited").copied().unwrap_or(0);
+    assert_eq!(bad + limited, 70, "{codes:?}");
+    assert!((50..=53).contains(&bad), "{codes:?}");
+}
+
+#[tokio::test]
+async fn typing_over_its_rate_is_conflated_and_the_latest_text_arrives() {
+    let config = Config {
+        frame_rate: 5,
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut typist = server.client().await;
+    let mut watcher = server.client().await;
+    for i in 0..100 {
+        typist.typing(&format!("t{i}")).await;
+    }
+    let mut seen = Vec::new();
+    loop {
+        match watcher.recv().await {
+            ServerMsg::Typing { text, .. } => {
+                seen.push(text);
+                if seen.last().map(String::as_str) == Some("t99") {
+                    break;
+                }
+            }
+            ServerMsg::Presence { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        seen.len() <= 10,
+        "conflated: {} of 100 updates were relayed",
+        seen.len()
+    );
+    // The typist was not told off: conflation is not a refusal.
+    typist.send_line("done").await;
+    loop {
+        match typist.recv().await {
+            ServerMsg::Message(line) => {
+                assert_eq!(line.text, "done");
+                break;
+            }
+            ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+            other => panic!("the typist got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_over_its_limit_for_too_long_is_closed_with_1008() {
+    let config = Config {
+        send_rate: 1,
+        send_burst: 1,
+        rate_limit_close_after: 1,
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut flooder = server.client().await;
+    let mut bystander = server.client().await;
+    let close = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            flooder.send_line("spam").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(frame) = flooder.try_recv_close().await {
+                return frame;
+            }
+        }
+    })
+    .await
+    .expect("closed within the timeout");
+    assert_eq!(close.map(|c| u16::from(c.code)), Some(1008));
+    // The bystander carries on; it saw only the few spam lines that were within the limit.
+    bystander.send_line("still fine").await;
+    let mut spam = 0;
+    loop {
+        match bystander.recv_line().await.text.as_str() {
+            "spam" => spam += 1,
+            "still fine" => break,
+            other => panic!("unexpected line {other:?}"),
+        }
+    }
+    assert!((1..=3).contains(&spam), "{spam} spam lines got through");
+}
+
+#[tokio::test]
+async fn metrics_count_connections_frames_errors_and_history() {
+    let server = TestServer::start().await;
+    let mut alice = server.client().await;
+    let _bob = server.client().await;
+    alice.send_line("hola").await;
+    alice.recv_line().await;
+    alice.send_text("nope").await;
+    assert_eq!(alice.recv_error_code().await, "bad_json");
+    let (status, body) = server.get("/metrics").await;
+    assert_eq!(status, 200);
+    for expected in [
+        "charla_connections 2",
+        "charla_connections_accepted_total 2",
+        r#"charla_frames_in_total{type="send"} 1"#,
+        r#"charla_frames_in_total{type="invalid"} 1"#,
+        r#"charla_errors_total{code="bad_json"} 1"#,
+        "charla_history_lines 1",
+        r#"charla_frames_out_total{type="welcome"} 2"#,
+    ] {
+        assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
+    }
+}
