@@ -21,9 +21,23 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_cap: u32,
 
-    /// Keep the history in memory (lost on restart). Today the only store.
+    /// Keep the history in memory only (lost on restart) instead of in SQLite.
     #[arg(long, env = "CHARLA_MEMORY")]
     pub memory: bool,
+
+    /// Where the SQLite history lives (created if missing).
+    #[arg(long, env = "CHARLA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// History lines in a new client's `welcome`; older ones are loaded on demand.
+    #[arg(long, env = "CHARLA_WELCOME_LINES", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub welcome_lines: u32,
+
+    /// Milliseconds between the server's pings; a client silent for two intervals is dropped.
+    #[arg(long, env = "CHARLA_HEARTBEAT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub heartbeat_ms: u64,
 
     /// The largest frame a client may send, in bytes; a larger one closes its connection with
     /// 1009 (message too big).
@@ -107,6 +121,9 @@ impl Default for Config {
             dist: PathBuf::from("dist"),
             history_cap: Config::DEFAULT_HISTORY_CAP,
             memory: false,
+            data_dir: PathBuf::from("data"),
+            welcome_lines: 500,
+            heartbeat_ms: 15_000,
             max_frame_bytes: Config::DEFAULT_MAX_FRAME_BYTES,
             max_text_chars: Config::DEFAULT_MAX_TEXT_CHARS,
             allow_origins: Vec::new(),

@@ -5,13 +5,15 @@ use std::{path::Path, sync::Arc};
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{admission::Admission, hub::Hub, metrics::Metrics, ws};
+use crate::{admission::Admission, committer::Committer, hub::Hub, metrics::Metrics, ws};
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The relay.
     pub hub: Arc<Hub>,
+    /// Where `send`s go to be numbered and made durable.
+    pub committer: Arc<Committer>,
     /// What `/metrics` shows.
     pub metrics: Arc<Metrics>,
     /// Who may connect.

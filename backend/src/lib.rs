@@ -3,12 +3,15 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`], the command line and its environment variables.
-//! - [`hub`]: [`Hub`], who is connected; orders history lines and fans frames out to every
-//!   connection's [`Outbox`] without ever waiting on a client.
+//! - [`committer`]: the one thread that numbers lines (`seq`), makes them durable in group
+//!   commits, skips resent nonces, and hands the lines to the hub in order.
+//! - [`hub`]: [`Hub`], who is connected and the recent history; fans frames out to every
+//!   connection's [`Outbox`] without ever waiting on a client or the disk.
 //! - [`outbox`]: [`Outbox`], one connection's bounded outbound queue; typing is conflated in it.
 //! - [`ws`]: one connection: admission and upgrade, its read loop (rate limits, then the one
 //!   `match` on `ClientMsg`) and its write loop (batched flushes).
-//! - [`store`]: [`HistoryStore`], where history lines are kept ([`MemoryStore`] today).
+//! - [`store`]: [`HistoryStore`], where lines and resume tokens are kept: [`SqliteStore`] (the
+//!   default) or [`MemoryStore`] (`--memory`).
 //! - [`admission`]: who may open a socket: origin check, global and per-IP connection limits.
 //! - [`rate`]: per-connection token buckets, and when staying over the limit closes (1008).
 //! - [`metrics`]: the counters behind `/metrics` (Prometheus text format).
@@ -19,6 +22,7 @@
 //! tests call [`serve`] on `127.0.0.1:0` with their own.
 
 pub mod admission;
+pub mod committer;
 pub mod config;
 pub mod http;
 pub mod hub;
@@ -33,19 +37,41 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 pub use config::Config;
 pub use hub::Hub;
 pub use outbox::Outbox;
-pub use store::{HistoryStore, MemoryStore};
+pub use store::{HistoryStore, MemoryStore, SqliteStore};
 use tokio::net::TcpListener;
 
-/// Serves the page and `/ws` on `listener` until `shutdown` completes, then closes every
-/// WebSocket with 1001 "going away".
+/// Serves the page and `/ws` on `listener` until `shutdown` completes; then closes every
+/// WebSocket with 1001 "going away", commits what is pending, and returns (within about 5 s).
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let mut store: Box<dyn HistoryStore> = if config.memory {
+        Box::new(MemoryStore::new())
+    } else {
+        Box::new(SqliteStore::open(&config.data_dir).map_err(std::io::Error::other)?)
+    };
+    let loaded = store.load().map_err(std::io::Error::other)?;
     let metrics = Arc::new(metrics::Metrics::new());
-    let store: Box<dyn HistoryStore> = Box::new(MemoryStore::new(config.history_cap));
-    let hub = Arc::new(Hub::new(store, config.outbox_bytes, metrics.clone()));
+    let committed_lines = loaded.lines.clone();
+    let hub = Arc::new(Hub::new(
+        loaded.lines,
+        loaded.sessions,
+        hub::HubConfig {
+            history_cap: to_usize(config.history_cap),
+            welcome_lines: to_usize(config.welcome_lines),
+            outbox_bytes: config.outbox_bytes,
+        },
+        metrics.clone(),
+    ));
+    let committer = Arc::new(committer::Committer::start(
+        store,
+        &committed_lines,
+        config.history_cap,
+        hub.clone(),
+    ));
+    drop(committed_lines);
     let admission = admission::Admission::new(
         &config.allow_origins,
         config.require_origin,
@@ -54,6 +80,7 @@ pub async fn serve(
     );
     let state = http::AppState {
         hub: hub.clone(),
+        committer: committer.clone(),
         metrics,
         admission: Arc::new(admission),
         limits: ws::Limits {
@@ -63,6 +90,7 @@ pub async fn serve(
             send_burst: config.send_burst,
             frame_rate: config.frame_rate,
             close_after: Duration::from_secs(u64::from(config.rate_limit_close_after)),
+            heartbeat: Duration::from_millis(config.heartbeat_ms),
         },
     };
     let app = http::app(state, &config.dist).into_make_service_with_connect_info::<SocketAddr>();
@@ -74,7 +102,14 @@ pub async fn serve(
             // each client why it is going, so pages can show it and come back later.
             hub_for_shutdown.close_all();
         })
-        .await
+        .await?;
+    // Let the close frames go out, then make sure every accepted line is on disk.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while hub.online() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    committer.stop(Duration::from_secs(3)).await;
+    Ok(())
 }
 
 fn to_usize(n: u32) -> usize {

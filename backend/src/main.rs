@@ -21,8 +21,13 @@ async fn main() -> std::io::Result<()> {
         );
     }
     let listener = TcpListener::bind(config.addr).await?;
+    let store = if config.memory {
+        "in memory".to_owned()
+    } else {
+        format!("in {}", config.data_dir.join("charla.sqlite3").display())
+    };
     tracing::info!(
-        "serving http://{} (history in memory, at most {} lines)",
+        "serving http://{} (history {store}, at most {} lines)",
         listener.local_addr()?,
         config.history_cap
     );

@@ -9,25 +9,29 @@
 
 use std::{
     net::SocketAddr,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use axum::{
     extract::{
-        ConnectInfo, State,
+        ConnectInfo, RawQuery, State,
         ws::{Message, WebSocket, WebSocketUpgrade},
     },
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
 use futures_util::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
-use shared::{ClientMsg, ConnId, ErrorCode, ServerMsg, decode_client};
+use shared::{ClientMsg, ConnId, ErrorCode, Seq, ServerMsg, decode_client};
 
 use crate::{
     admission::Permit,
+    committer::{Committer, Job},
     http::AppState,
-    hub::Hub,
+    hub::{Hub, Resume},
     metrics::{Metrics, ReasonLabel, TypeLabel},
     outbox::{CloseReason, Frame, Outbox},
     rate::{Persistence, TokenBucket},
@@ -51,7 +55,14 @@ pub struct Limits {
     pub frame_rate: u32,
     /// How long a connection may stay over a rate limit before it is closed.
     pub close_after: Duration,
+    /// How often the server pings; a client silent for two intervals is dropped.
+    pub heartbeat: Duration,
 }
+
+/// The most lines one `load_older` returns.
+const MAX_OLDER: u32 = 500;
+/// The longest nonce a `send` may carry, in characters.
+const MAX_NONCE_CHARS: usize = 64;
 
 /// `GET /ws`: checks the origin and the connection limits (403 / 503 / 429 before any
 /// upgrade), then upgrades and runs the connection. Frames over the size limit are refused by
@@ -60,6 +71,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let admitted = app
@@ -78,35 +90,57 @@ pub async fn upgrade(
             return (refusal.status(), refusal.message()).into_response();
         }
     };
+    let resume = query.as_deref().and_then(parse_resume);
     let limits = app.limits;
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |socket| run(socket, app.hub, app.metrics, limits, permit))
+        .on_upgrade(move |socket| run(socket, app, resume, permit))
+}
+
+/// Reads `resume=<token>&after=<seq>` from the query string; anything else is ignored.
+fn parse_resume(query: &str) -> Option<Resume> {
+    let mut token = None;
+    let mut after = Seq(0);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("resume", value)) if !value.is_empty() && value.len() <= 64 => {
+                token = Some(value.to_owned());
+            }
+            Some(("after", value)) => after = Seq(value.parse().ok()?),
+            _ => {}
+        }
+    }
+    Some(Resume { token: token?, after })
 }
 
 /// Runs one connection until the client leaves, the socket fails, or the outbox closes.
-async fn run(
-    socket: WebSocket,
-    hub: Arc<Hub>,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    permit: Permit,
-) {
-    let joined = hub.join();
-    metrics.connections_accepted.inc();
+async fn run(socket: WebSocket, app: AppState, resume: Option<Resume>, permit: Permit) {
+    let resuming = resume.is_some();
+    let joined = app.hub.join(resume);
+    if let Some((token, id)) = joined.new_session {
+        // If the queue is full the token only lives in memory until the next restart.
+        let _ = app.committer.submit(Job::Session { token, id });
+    }
+    app.metrics.connections_accepted.inc();
     let conn = Connection::new(
-        hub.clone(),
-        metrics.clone(),
+        app.hub.clone(),
+        app.committer.clone(),
+        app.metrics.clone(),
         joined.id.clone(),
         joined.outbox,
-        limits,
+        app.limits,
     );
     let id = joined.id;
     let outbox = conn.outbox.clone();
-    tracing::info!(%id, online = joined.online, "client connected");
+    tracing::info!(%id, online = joined.online, resuming, "client connected");
 
+    let heartbeat = Heartbeat {
+        every: app.limits.heartbeat,
+        last_heard: conn.last_heard.clone(),
+        started: conn.started,
+    };
     let (sink, stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, outbox.clone(), metrics));
+    let mut writer = tokio::spawn(write_loop(sink, outbox.clone(), app.metrics.clone(), heartbeat));
     let mut reader = tokio::spawn(read_loop(stream, conn));
     // Whichever side ends first ends the connection (as in axum's chat example), except that
     // a client that broke the rules is first told why, with a close frame.
@@ -123,18 +157,45 @@ async fn run(
             _ => writer.abort(),
         },
     }
-    let online = hub.leave(&id);
+    let online = app.hub.leave(joined.conn);
     drop(permit);
     tracing::info!(%id, online, "client disconnected");
+}
+
+/// The server's side of the heartbeat: when to ping, and when the client last said anything.
+struct Heartbeat {
+    every: Duration,
+    /// Milliseconds after `started` of the last frame read from the client.
+    last_heard: Arc<AtomicU64>,
+    started: Instant,
 }
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Arc<Outbox>,
     metrics: Arc<Metrics>,
+    heartbeat: Heartbeat,
 ) {
+    let mut ping = tokio::time::interval_at(
+        tokio::time::Instant::now() + heartbeat.every,
+        heartbeat.every,
+    );
     loop {
-        let batch = outbox.next_batch().await;
+        let batch = tokio::select! {
+            batch = outbox.next_batch() => batch,
+            _ = ping.tick() => {
+                let heard = Duration::from_millis(heartbeat.last_heard.load(Ordering::Relaxed));
+                if heartbeat.started.elapsed().saturating_sub(heard) > 2 * heartbeat.every {
+                    // Silent for two intervals: the peer (or the path to it) is gone.
+                    metrics.close("heartbeat");
+                    return;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
         for frame in batch.frames {
             metrics
                 .frames_out
@@ -177,6 +238,7 @@ async fn read_loop(
             Some(Ok(message)) => message,
             Some(Err(err)) => return close_reason(err),
         };
+        conn.heard();
         let verdict = match message {
             Message::Text(text) => conn.on_text(text.as_str(), Instant::now()),
             Message::Binary(_) => {
@@ -211,6 +273,7 @@ fn close_reason(err: axum::Error) -> Option<CloseReason> {
 /// One connection's read side: who it is, its outbox, and its rate limits.
 pub struct Connection {
     hub: Arc<Hub>,
+    committer: Arc<Committer>,
     metrics: Arc<Metrics>,
     id: ConnId,
     outbox: Arc<Outbox>,
@@ -220,12 +283,16 @@ pub struct Connection {
     over_limit: Persistence,
     /// The newest typing text that arrived over the frame rate; sent when a token frees up.
     held_typing: Option<String>,
+    /// Shared with the heartbeat: ms after `started` of the last frame read.
+    last_heard: Arc<AtomicU64>,
+    started: Instant,
 }
 
 impl Connection {
     /// A connection's read side, with full rate buckets.
     pub fn new(
         hub: Arc<Hub>,
+        committer: Arc<Committer>,
         metrics: Arc<Metrics>,
         id: ConnId,
         outbox: Arc<Outbox>,
@@ -234,6 +301,7 @@ impl Connection {
         let now = Instant::now();
         Connection {
             hub,
+            committer,
             metrics,
             id,
             outbox,
@@ -242,7 +310,15 @@ impl Connection {
             over_limit: Persistence::new(limits.close_after),
             limits,
             held_typing: None,
+            last_heard: Arc::new(AtomicU64::new(0)),
+            started: now,
         }
+    }
+
+    /// Notes that the client said something (any frame counts for the heartbeat).
+    fn heard(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_heard.store(ms, Ordering::Relaxed);
     }
 
     /// Handles one text frame: the server's one dispatch on [`ClientMsg`]. Returns a close
@@ -273,7 +349,7 @@ impl Connection {
                 }
                 None
             }
-            ClientMsg::Send { text, nonce: _ } => {
+            ClientMsg::Send { text, nonce } => {
                 if !self.sends.try_take(now) {
                     return self.rate_limited(now, "send");
                 }
@@ -283,7 +359,34 @@ impl Connection {
                 if let Err(why) = self.check_length(&text) {
                     return self.refuse(now, ErrorCode::TooLarge, &why);
                 }
-                self.hub.send(&self.id, text);
+                if nonce.as_ref().is_some_and(|n| n.chars().nth(MAX_NONCE_CHARS).is_some()) {
+                    let why = format!("nonce is longer than {MAX_NONCE_CHARS} characters");
+                    return self.refuse(now, ErrorCode::BadField, &why);
+                }
+                let job = Job::Line {
+                    from: self.id.clone(),
+                    text,
+                    nonce,
+                };
+                if self.committer.submit(job).is_err() {
+                    return self.refuse(now, ErrorCode::Unavailable, "the server is busy; send it again later");
+                }
+                None
+            }
+            ClientMsg::LoadOlder { before, limit } => {
+                if !self.frames.try_take(now) {
+                    return self.rate_limited(now, "frame");
+                }
+                let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
+                let (lines, has_more) = self.hub.older(before, limit);
+                self.outbox.push(Frame::encode(&ServerMsg::Older { lines, has_more }));
+                None
+            }
+            ClientMsg::Ping => {
+                if !self.frames.try_take(now) {
+                    return self.rate_limited(now, "frame");
+                }
+                self.outbox.push(Frame::encode(&ServerMsg::Pong));
                 None
             }
         }

@@ -162,12 +162,14 @@ mod tests {
             "[A-Za-z0-9_-]{16}",
             any::<String>(),
             any::<u64>(),
+            proptest::option::of("[a-z0-9-]{1,64}"),
         )
-            .prop_map(|(seq, from, text, at)| ChatLine {
+            .prop_map(|(seq, from, text, at, nonce)| ChatLine {
                 seq: Seq(seq),
                 from: ConnId::new(from),
                 text,
                 at,
+                nonce,
             });
         prop_oneof![
             (
@@ -179,7 +181,10 @@ mod tests {
                     id: ConnId::new(id),
                     history,
                     online,
-                    protocol: 1
+                    protocol: 1,
+                    resume: "token".into(),
+                    has_more: online % 2 == 0,
+                    resumed: online % 3 == 0,
                 }),
             ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing {
                 from: ConnId::new(from),

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     BinaryFrame,
     /// Over the connection's rate limit; the frame was dropped.
     RateLimited,
+    /// The server could not store the line (e.g. its disk failed); it was not appended.
+    Unavailable,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
@@ -38,6 +40,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::BinaryFrame => "binary_frame",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
             ErrorCode::Other => "other",
         }
     }

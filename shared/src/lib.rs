@@ -13,6 +13,8 @@
 //!   typed [`DecodeError`] that maps to a stable [`ErrorCode`].
 //! - [`error`]: [`ErrorCode`], the stable snake_case codes sent in `error` frames.
 //! - [`limits`]: sizes both sides agree on (longest line, protocol version).
+//! - [`session`]: [`ClientSession`], the client's side without I/O: last `seq` seen, pending
+//!   sends by nonce, what to resend on resume, and the reconnect backoff.
 //!
 //! # Adding a message type
 //!
@@ -31,7 +33,9 @@ pub mod codec;
 pub mod error;
 pub mod limits;
 pub mod msg;
+pub mod session;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use error::ErrorCode;
 pub use msg::{ChatLine, ClientMsg, ConnId, Seq, ServerMsg};
+pub use session::{ClientSession, PendingLine, Shown};

@@ -56,6 +56,10 @@ pub struct ChatLine {
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
     pub at: u64,
+    /// The `nonce` its sender gave the `send`, if any: lets the sender recognise its own line
+    /// (e.g. in a replay) and never show it twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 /// A frame from a client to the server.
@@ -71,21 +75,34 @@ pub enum ClientMsg {
     Send {
         /// The line. Must not be blank.
         text: String,
-        /// A client-chosen string that identifies this send (used for acks and retries).
+        /// A client-chosen string (at most 64 characters) that identifies this send: the
+        /// server acks it once the line is durable, and a `send` repeated with a nonce it
+        /// already accepted from the same client is acked again, not appended again.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
+    /// Asks for the lines before `before`, newest last (at most `limit`, capped by the server).
+    LoadOlder {
+        /// Lines with a `seq` below this one.
+        before: Seq,
+        /// How many at most.
+        limit: u32,
+    },
+    /// An application-level ping (browsers cannot see WebSocket pings); answered by `pong`.
+    Ping,
 }
 
 impl ClientMsg {
     /// Every `type` a client may send, as on the wire.
-    pub const TYPES: &'static [&'static str] = &["typing", "send"];
+    pub const TYPES: &'static [&'static str] = &["typing", "send", "load_older", "ping"];
 
     /// This message's `type` on the wire.
     pub fn type_name(&self) -> &'static str {
         match self {
             ClientMsg::Typing { .. } => "typing",
             ClientMsg::Send { .. } => "send",
+            ClientMsg::LoadOlder { .. } => "load_older",
+            ClientMsg::Ping => "ping",
         }
     }
 }
@@ -96,14 +113,25 @@ impl ClientMsg {
 pub enum ServerMsg {
     /// Always the first frame of a connection.
     Welcome {
-        /// This connection's public id.
+        /// This connection's public id (the same as before when a resume succeeded).
         id: ConnId,
-        /// The history, oldest first.
+        /// Lines, oldest first. When `resumed`, exactly the lines after the client's `after`
+        /// (append them); otherwise the latest page of the history (replace with it).
         history: Vec<ChatLine>,
         /// How many clients are connected, this one included.
         online: u32,
         /// The protocol version ([`crate::limits::PROTOCOL_VERSION`]).
         protocol: u32,
+        /// A private token: reconnect with `/ws?resume=<token>&after=<last seq>` to keep this
+        /// id and get every line missed meanwhile. Never shown to other clients.
+        #[serde(default)]
+        resume: String,
+        /// Whether lines older than the first in `history` exist (ask with `load_older`).
+        #[serde(default)]
+        has_more: bool,
+        /// Whether this connection resumed a session: `history` continues the client's own.
+        #[serde(default)]
+        resumed: bool,
     },
     /// Someone's live text; replaces the live paragraph. Sent to every client, typist included.
     Typing {
@@ -114,6 +142,23 @@ pub enum ServerMsg {
     },
     /// A new history line (the line's fields sit beside `type`).
     Message(ChatLine),
+    /// The sender's line with this `nonce` is durable, at this `seq`. Sent to the sender only,
+    /// before the `message` itself.
+    Ack {
+        /// The nonce of the `send`.
+        nonce: String,
+        /// Where the line is in the history.
+        seq: Seq,
+    },
+    /// The reply to `load_older`.
+    Older {
+        /// The lines, oldest first (empty when there are none).
+        lines: Vec<ChatLine>,
+        /// Whether still older lines exist.
+        has_more: bool,
+    },
+    /// The reply to `ping`.
+    Pong,
     /// The number of connected clients changed.
     Presence {
         /// How many clients are connected now.
@@ -130,8 +175,9 @@ pub enum ServerMsg {
 
 impl ServerMsg {
     /// Every `type` a server may send, as on the wire.
-    pub const TYPES: &'static [&'static str] =
-        &["welcome", "typing", "message", "presence", "error"];
+    pub const TYPES: &'static [&'static str] = &[
+        "welcome", "typing", "message", "ack", "older", "pong", "presence", "error",
+    ];
 
     /// This message's `type` on the wire.
     pub fn type_name(&self) -> &'static str {
@@ -139,6 +185,9 @@ impl ServerMsg {
             ServerMsg::Welcome { .. } => "welcome",
             ServerMsg::Typing { .. } => "typing",
             ServerMsg::Message(_) => "message",
+            ServerMsg::Ack { .. } => "ack",
+            ServerMsg::Older { .. } => "older",
+            ServerMsg::Pong => "pong",
             ServerMsg::Presence { .. } => "presence",
             ServerMsg::Error { .. } => "error",
         }
@@ -157,6 +206,7 @@ mod tests {
             from: ConnId::new(from),
             text: text.into(),
             at,
+            nonce: None,
         }
     }
 
@@ -200,6 +250,22 @@ mod tests {
     }
 
     #[test]
+    fn client_load_older_wire() {
+        client_wire(
+            ClientMsg::LoadOlder {
+                before: Seq(501),
+                limit: 100,
+            },
+            r#"{"type":"load_older","before":501,"limit":100}"#,
+        );
+    }
+
+    #[test]
+    fn client_ping_wire() {
+        client_wire(ClientMsg::Ping, r#"{"type":"ping"}"#);
+    }
+
+    #[test]
     fn server_welcome_wire() {
         server_wire(
             ServerMsg::Welcome {
@@ -207,9 +273,48 @@ mod tests {
                 history: vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)],
                 online: 2,
                 protocol: 1,
+                resume: "r3sum3-t0k3n".into(),
+                has_more: false,
+                resumed: false,
             },
-            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":1}"#,
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":1,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false}"#,
         );
+    }
+
+    #[test]
+    fn a_v1_core_welcome_still_decodes() {
+        // Fields added after the v1 core are optional: a server without them still works.
+        let msg = decode_server(
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[],"online":1,"protocol":1}"#,
+        );
+        assert!(matches!(msg, Ok(ServerMsg::Welcome { resumed: false, has_more: false, .. })));
+    }
+
+    #[test]
+    fn server_ack_wire() {
+        server_wire(
+            ServerMsg::Ack {
+                nonce: "n-1".into(),
+                seq: Seq(3),
+            },
+            r#"{"type":"ack","nonce":"n-1","seq":3}"#,
+        );
+    }
+
+    #[test]
+    fn server_older_wire() {
+        server_wire(
+            ServerMsg::Older {
+                lines: vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)],
+                has_more: false,
+            },
+            r#"{"type":"older","lines":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"has_more":false}"#,
+        );
+    }
+
+    #[test]
+    fn server_pong_wire() {
+        server_wire(ServerMsg::Pong, r#"{"type":"pong"}"#);
     }
 
     #[test]
@@ -228,6 +333,12 @@ mod tests {
         server_wire(
             ServerMsg::Message(line(3, "q8Zr2vLk0aYbXw1c", "hola", 1763769600000)),
             r#"{"type":"message","seq":3,"from":"q8Zr2vLk0aYbXw1c","text":"hola","at":1763769600000}"#,
+        );
+        let mut with_nonce = line(4, "q8Zr2vLk0aYbXw1c", "adiós", 1763769600001);
+        with_nonce.nonce = Some("n-2".into());
+        server_wire(
+            ServerMsg::Message(with_nonce),
+            r#"{"type":"message","seq":4,"from":"q8Zr2vLk0aYbXw1c","text":"adiós","at":1763769600001,"nonce":"n-2"}"#,
         );
     }
 
@@ -260,6 +371,7 @@ mod tests {
             ErrorCode::TooLarge,
             ErrorCode::BinaryFrame,
             ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
         ] {
             assert_eq!(encode(&code), format!("\"{}\"", code.as_str()));
         }

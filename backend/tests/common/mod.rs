@@ -63,8 +63,19 @@ pub async fn try_connect(
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub data_dir: std::path::PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+}
+
+/// A fresh directory for one server's SQLite file, unique to this test process.
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("charla-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 impl TestServer {
@@ -72,7 +83,12 @@ impl TestServer {
         Self::start_with(Config::default()).await
     }
 
-    pub async fn start_with(config: Config) -> Self {
+    /// Starts a server; one left on the default `data` directory gets a fresh one instead.
+    pub async fn start_with(mut config: Config) -> Self {
+        if config.data_dir == Config::default().data_dir {
+            config.data_dir = fresh_data_dir();
+        }
+        let data_dir = config.data_dir.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -83,6 +99,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            data_dir,
             shutdown: Some(tx),
             task,
         }
@@ -141,6 +158,9 @@ pub struct Client {
     pub history: Vec<ChatLine>,
     pub online: u32,
     pub protocol: u32,
+    pub resume: String,
+    pub has_more: bool,
+    pub resumed: bool,
 }
 
 impl Client {
@@ -161,6 +181,9 @@ impl Client {
             history: Vec::new(),
             online: 0,
             protocol: 0,
+            resume: String::new(),
+            has_more: false,
+            resumed: false,
         };
         match client.recv().await {
             ServerMsg::Welcome {
@@ -168,11 +191,17 @@ impl Client {
                 history,
                 online,
                 protocol,
+                resume,
+                has_more,
+                resumed,
             } => {
                 client.id = id;
                 client.history = history;
                 client.online = online;
                 client.protocol = protocol;
+                client.resume = resume;
+                client.has_more = has_more;
+                client.resumed = resumed;
             }
             other => panic!("the first frame must be a welcome, got {other:?}"),
         }
@@ -185,6 +214,14 @@ impl Client {
 
     pub async fn send_text(&mut self, text: &str) {
         self.send_raw(Message::text(text)).await;
+    }
+
+    pub async fn send_with_nonce(&mut self, line: &str, nonce: &str) {
+        let json = shared::encode(&shared::ClientMsg::Send {
+            text: line.into(),
+            nonce: Some(nonce.into()),
+        });
+        self.send_text(&json).await;
     }
 
     pub async fn send_line(&mut self, line: &str) {
@@ -219,6 +256,17 @@ impl Client {
         match self.recv_raw().await {
             Message::Text(text) => decode_server(text.as_str()).expect("server frames decode"),
             other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next ack's nonce and seq, skipping typing and presence frames.
+    pub async fn recv_ack(&mut self) -> (String, u64) {
+        loop {
+            match self.recv().await {
+                ServerMsg::Ack { nonce, seq } => return (nonce, seq.0),
+                ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+                other => panic!("expected an ack, got {other:?}"),
+            }
         }
     }
 

@@ -1,0 +1,215 @@
+//! Slow consumers: does a client that never reads cost the server memory, or slow down
+//! everyone else?
+//!
+//! Runs the real server in a child process (this same binary, re-executed) so its memory can
+//! be read from `/proc`, connects N clients, makes some of them never read, and has a tenth of
+//! the healthy ones send lines at 10/s each (the default per-connection limit). Every healthy
+//! client measures how long each line took to reach it. Prints server RSS (start, peak, end),
+//! p50/p99/max delivery latency, and the server's slow-consumer closes.
+//!
+//! ```text
+//! cargo bench -p backend --bench slow_consumers            # 200 clients, 20 s per scenario
+//! CHARLA_BENCH_CLIENTS=500 CHARLA_BENCH_SECS=30 cargo bench -p backend --bench slow_consumers
+//! ```
+
+use std::{
+    net::SocketAddr,
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use shared::{ClientMsg, ServerMsg, decode_server, encode};
+use tokio::{io::AsyncBufReadExt, sync::Mutex};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+const SERVER_ENV: &str = "CHARLA_BENCH_SERVER";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if std::env::var_os(SERVER_ENV).is_some() {
+        runtime.block_on(run_server());
+        return;
+    }
+    let clients = env_or("CHARLA_BENCH_CLIENTS", 200) as usize;
+    let secs = env_or("CHARLA_BENCH_SECS", 20);
+    let line_bytes = env_or("CHARLA_BENCH_LINE_BYTES", 1024) as usize;
+    runtime.block_on(async {
+        for stuck in [0, clients.div_ceil(100)] {
+            scenario(clients, stuck, secs, line_bytes).await;
+        }
+    });
+}
+
+/// The child: the real server with default settings, except that all clients come from one
+/// address (so the per-IP limit is raised).
+async fn run_server() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("{}", listener.local_addr().expect("addr"));
+    let config = backend::Config {
+        max_connections_per_ip: 100_000,
+        ..backend::Config::default()
+    };
+    backend::serve(listener, config, std::future::pending())
+        .await
+        .expect("serve");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+        .env(SERVER_ENV, "1")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("server child");
+    let pid = child.id().expect("pid");
+    let mut out = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr: SocketAddr = out
+        .next_line()
+        .await
+        .expect("read")
+        .expect("address")
+        .parse()
+        .expect("addr");
+    let url = format!("ws://{addr}/ws");
+
+    let base = Instant::now();
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let healthy = clients - stuck;
+    let senders = (healthy / 10).max(1);
+    let mut stuck_sockets = Vec::new();
+    for _ in 0..stuck {
+        // Connected, and never read again: the server's writes pile up for it.
+        let (ws, _) = connect_async(&url).await.expect("connect");
+        stuck_sockets.push(ws);
+    }
+    let mut tasks = Vec::new();
+    let stop_at = Instant::now() + Duration::from_secs(secs);
+    for n in 0..healthy {
+        let (ws, _) = connect_async(&url).await.expect("connect");
+        let (mut tx, mut rx) = ws.split();
+        let latencies = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let reader = async {
+                while let Some(Ok(Message::Text(text))) = rx.next().await {
+                    if let Ok(ServerMsg::Message(line)) = decode_server(text.as_str())
+                        && let Some(sent) = line
+                            .text
+                            .split(' ')
+                            .next()
+                            .and_then(|t| t.parse::<f64>().ok())
+                    {
+                        mine.push(base.elapsed().as_secs_f64() * 1000.0 - sent);
+                    }
+                }
+            };
+            let writer = async {
+                if n < senders {
+                    let mut tick = tokio::time::interval(Duration::from_millis(100));
+                    let pad = "x".repeat(line_bytes);
+                    while Instant::now() < stop_at {
+                        tick.tick().await;
+                        let text = format!("{:.3} {pad}", base.elapsed().as_secs_f64() * 1000.0);
+                        let frame = encode(&ClientMsg::Send { text, nonce: None });
+                        if tx.send(Message::text(frame)).await.is_err() {
+                            break;
+                        }
+                    }
+                } else {
+                    tokio::time::sleep_until(stop_at.into()).await;
+                }
+                // Let the last lines arrive, then stop.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            };
+            tokio::select! {
+                () = reader => {},
+                () = writer => {},
+            }
+            latencies.lock().await.extend(mine);
+        }));
+    }
+    let start_rss = rss_kib(pid);
+    let mut peak_rss = start_rss;
+    while Instant::now() < stop_at {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_kib(pid));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let end_rss = rss_kib(pid);
+    let metrics = get_metrics(addr).await;
+    let slow_closes = metrics
+        .lines()
+        .find(|l| l.starts_with("charla_closes_total{reason=\"slow_consumer\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or("0")
+        .to_owned();
+    drop(stuck_sockets);
+    let _ = child.kill().await;
+
+    let mut l = latencies.lock().await.clone();
+    l.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "{clients} clients, {stuck} never reading; {senders} senders x 10 lines/s of {line_bytes} B for {secs} s"
+    );
+    println!(
+        "  server RSS: start {:.1} MiB, peak {:.1} MiB, end {:.1} MiB",
+        start_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0,
+        end_rss as f64 / 1024.0
+    );
+    println!(
+        "  delivery to healthy clients ({} samples): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        l.len(),
+        pct(0.50),
+        pct(0.99),
+        l.last().copied().unwrap_or(f64::NAN)
+    );
+    println!("  slow-consumer closes: {slow_closes}");
+}
+
+/// GET /metrics with a bare HTTP/1.1 request (no HTTP client dependency needed).
+async fn get_metrics(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut tcp) = tokio::net::TcpStream::connect(addr).await else {
+        return String::new();
+    };
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if tcp.write_all(request.as_bytes()).await.is_err() {
+        return String::new();
+    }
+    let mut body = String::new();
+    let _ = tcp.read_to_string(&mut body).await;
+    body
+}
