@@ -75,7 +75,12 @@ struct Sequencer {
 impl Committer {
     /// Starts the committer thread over `store`, continuing the history in `lines` (as
     /// loaded), keeping at most `cap` lines, publishing to `hub`.
-    pub fn start(store: Box<dyn HistoryStore>, lines: &[ChatLine], cap: u32, hub: Arc<Hub>) -> Self {
+    pub fn start(
+        store: Box<dyn HistoryStore>,
+        lines: &[ChatLine],
+        cap: u32,
+        hub: Arc<Hub>,
+    ) -> Self {
         let mut seq = Sequencer {
             last_seq: lines.last().map_or(Seq(0), |l| l.seq),
             cap: u64::from(cap.max(1)),
@@ -109,7 +114,11 @@ impl Committer {
         if self.jobs.send(Job::Stop(done)).await.is_ok() {
             let _ = tokio::time::timeout(timeout, finished).await;
         }
-        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(thread) = thread
             && thread.is_finished()
         {
@@ -154,7 +163,12 @@ impl Sequencer {
     }
 }
 
-fn run(mut store: Box<dyn HistoryStore>, mut jobs: mpsc::Receiver<Job>, mut seq: Sequencer, hub: Arc<Hub>) {
+fn run(
+    mut store: Box<dyn HistoryStore>,
+    mut jobs: mpsc::Receiver<Job>,
+    mut seq: Sequencer,
+    hub: Arc<Hub>,
+) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
         queued.push(first);

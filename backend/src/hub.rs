@@ -119,9 +119,12 @@ impl Hub {
         let outbox = Arc::new(Outbox::new(self.config.outbox_bytes));
         let (welcome, joined) = {
             let mut state = self.lock();
-            let known = resume
-                .as_ref()
-                .and_then(|r| state.sessions.get(&r.token).map(|id| (r.token.clone(), id.clone(), r.after)));
+            let known = resume.as_ref().and_then(|r| {
+                state
+                    .sessions
+                    .get(&r.token)
+                    .map(|id| (r.token.clone(), id.clone(), r.after))
+            });
             let after = known.as_ref().map(|(_, _, after)| *after);
             let (token, id, new_session) = match known {
                 Some((token, id, _)) => (token, id, None),
@@ -139,13 +142,22 @@ impl Hub {
             });
             let (history, has_more, resumed) = match replay {
                 Some(after) => (
-                    state.lines.iter().filter(|l| l.seq > after).cloned().collect(),
+                    state
+                        .lines
+                        .iter()
+                        .filter(|l| l.seq > after)
+                        .cloned()
+                        .collect(),
                     false,
                     true,
                 ),
                 None => {
                     let skip = state.lines.len().saturating_sub(self.config.welcome_lines);
-                    (state.lines.iter().skip(skip).cloned().collect::<Vec<_>>(), skip > 0, false)
+                    (
+                        state.lines.iter().skip(skip).cloned().collect::<Vec<_>>(),
+                        skip > 0,
+                        false,
+                    )
                 }
             };
             // Snapshot and registration under one lock: no line can fall between the
@@ -161,7 +173,9 @@ impl Hub {
             );
             let online = state.conns.len();
             self.metrics.connections.set(gauge(online));
-            let presence = Frame::encode(&ServerMsg::Presence { online: count(online) });
+            let presence = Frame::encode(&ServerMsg::Presence {
+                online: count(online),
+            });
             for (other, member) in &state.conns {
                 if *other != conn {
                     member.outbox.push(presence.clone());
@@ -211,7 +225,9 @@ impl Hub {
         }
         let online = state.conns.len();
         self.metrics.connections.set(gauge(online));
-        let presence = Frame::encode(&ServerMsg::Presence { online: count(online) });
+        let presence = Frame::encode(&ServerMsg::Presence {
+            online: count(online),
+        });
         for m in state.conns.values() {
             m.outbox.push(presence.clone());
         }
@@ -332,7 +348,10 @@ mod tests {
         assert_eq!(ids.len(), 1000);
         for id in &ids {
             assert_eq!(id.len(), 16);
-            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
         }
         assert_eq!(random_token(16).len(), 22);
     }

@@ -110,7 +110,10 @@ fn parse_resume(query: &str) -> Option<Resume> {
             _ => {}
         }
     }
-    Some(Resume { token: token?, after })
+    Some(Resume {
+        token: token?,
+        after,
+    })
 }
 
 /// Runs one connection until the client leaves, the socket fails, or the outbox closes.
@@ -140,7 +143,12 @@ async fn run(socket: WebSocket, app: AppState, resume: Option<Resume>, permit: P
         started: conn.started,
     };
     let (sink, stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, outbox.clone(), app.metrics.clone(), heartbeat));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        outbox.clone(),
+        app.metrics.clone(),
+        heartbeat,
+    ));
     let mut reader = tokio::spawn(read_loop(stream, conn));
     // Whichever side ends first ends the connection (as in axum's chat example), except that
     // a client that broke the rules is first told why, with a close frame.
@@ -359,7 +367,10 @@ impl Connection {
                 if let Err(why) = self.check_length(&text) {
                     return self.refuse(now, ErrorCode::TooLarge, &why);
                 }
-                if nonce.as_ref().is_some_and(|n| n.chars().nth(MAX_NONCE_CHARS).is_some()) {
+                if nonce
+                    .as_ref()
+                    .is_some_and(|n| n.chars().nth(MAX_NONCE_CHARS).is_some())
+                {
                     let why = format!("nonce is longer than {MAX_NONCE_CHARS} characters");
                     return self.refuse(now, ErrorCode::BadField, &why);
                 }
@@ -369,7 +380,11 @@ impl Connection {
                     nonce,
                 };
                 if self.committer.submit(job).is_err() {
-                    return self.refuse(now, ErrorCode::Unavailable, "the server is busy; send it again later");
+                    return self.refuse(
+                        now,
+                        ErrorCode::Unavailable,
+                        "the server is busy; send it again later",
+                    );
                 }
                 None
             }
@@ -379,7 +394,8 @@ impl Connection {
                 }
                 let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
                 let (lines, has_more) = self.hub.older(before, limit);
-                self.outbox.push(Frame::encode(&ServerMsg::Older { lines, has_more }));
+                self.outbox
+                    .push(Frame::encode(&ServerMsg::Older { lines, has_more }));
                 None
             }
             ClientMsg::Ping => {

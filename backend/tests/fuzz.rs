@@ -222,7 +222,9 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         | ServerMsg::Message(_)
                         | ServerMsg::Typing { .. }
                         | ServerMsg::Presence { .. } => {}
-                        other @ (ServerMsg::Ack { .. } | ServerMsg::Older { .. } | ServerMsg::Pong) => {
+                        other @ (ServerMsg::Ack { .. }
+                        | ServerMsg::Older { .. }
+                        | ServerMsg::Pong) => {
                             panic!("junk must not be answered with {other:?}")
                         }
                     }

@@ -287,7 +287,14 @@ mod tests {
         let msg = decode_server(
             r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[],"online":1,"protocol":1}"#,
         );
-        assert!(matches!(msg, Ok(ServerMsg::Welcome { resumed: false, has_more: false, .. })));
+        assert!(matches!(
+            msg,
+            Ok(ServerMsg::Welcome {
+                resumed: false,
+                has_more: false,
+                ..
+            })
+        ));
     }
 
     #[test]

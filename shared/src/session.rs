@@ -264,9 +264,17 @@ mod tests {
         assert_eq!(s.on_disconnected(0, 1.0), 250);
         assert_eq!(s.on_disconnected(0, 1.0), 500);
         s.on_connected(1_000);
-        assert_eq!(s.on_disconnected(2_000, 1.0), 1_000, "a short connection keeps growing");
+        assert_eq!(
+            s.on_disconnected(2_000, 1.0),
+            1_000,
+            "a short connection keeps growing"
+        );
         s.on_connected(3_000);
-        assert_eq!(s.on_disconnected(3_000 + STABLE_AFTER_MS, 1.0), 250, "a stable one resets");
+        assert_eq!(
+            s.on_disconnected(3_000 + STABLE_AFTER_MS, 1.0),
+            250,
+            "a stable one resets"
+        );
     }
 
     /// A server as the protocol describes it, small enough to reason about.
@@ -339,7 +347,9 @@ mod tests {
     }
 
     fn client_reads(session: &mut ClientSession, shown: &mut Vec<ChatLine>, link: &mut Link) {
-        let Some(msg) = link.to_client.pop_front() else { return };
+        let Some(msg) = link.to_client.pop_front() else {
+            return;
+        };
         match msg {
             ServerMsg::Welcome {
                 id,
@@ -364,16 +374,24 @@ mod tests {
     }
 
     fn server_reads(server: &mut ModelServer, link: &mut Link, others: &mut [Link]) {
-        let Some(ClientMsg::Send { text, nonce: Some(nonce) }) = link.to_server.pop_front() else {
+        let Some(ClientMsg::Send {
+            text,
+            nonce: Some(nonce),
+        }) = link.to_server.pop_front()
+        else {
             return;
         };
         if let Some(seq) = server.accepted.get(&nonce) {
-            link.to_client.push_back(ServerMsg::Ack { nonce, seq: *seq });
+            link.to_client
+                .push_back(ServerMsg::Ack { nonce, seq: *seq });
             return;
         }
         let line = server.append("me", text, Some(nonce.clone()));
         server.accepted.insert(nonce.clone(), line.seq);
-        link.to_client.push_back(ServerMsg::Ack { nonce, seq: line.seq });
+        link.to_client.push_back(ServerMsg::Ack {
+            nonce,
+            seq: line.seq,
+        });
         link.to_client.push_back(ServerMsg::Message(line.clone()));
         for other in others {
             other.to_client.push_back(ServerMsg::Message(line.clone()));

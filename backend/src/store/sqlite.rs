@@ -62,9 +62,17 @@ impl HistoryStore for SqliteStore {
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        let mut sessions_stmt = self.db.prepare("SELECT token, id FROM sessions").map_err(err)?;
+        let mut sessions_stmt = self
+            .db
+            .prepare("SELECT token, id FROM sessions")
+            .map_err(err)?;
         let sessions = sessions_stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, ConnId::new(row.get::<_, String>(1)?))))
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    ConnId::new(row.get::<_, String>(1)?),
+                ))
+            })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
@@ -75,7 +83,9 @@ impl HistoryStore for SqliteStore {
         let tx = self.db.transaction().map_err(err)?;
         {
             let mut insert_line = tx
-                .prepare_cached("INSERT INTO lines (seq, sender, text, at, nonce) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .prepare_cached(
+                    "INSERT INTO lines (seq, sender, text, at, nonce) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
                 .map_err(err)?;
             for line in &batch.lines {
                 insert_line
@@ -92,11 +102,16 @@ impl HistoryStore for SqliteStore {
                 .prepare_cached("INSERT OR REPLACE INTO sessions (token, id) VALUES (?1, ?2)")
                 .map_err(err)?;
             for (token, id) in &batch.sessions {
-                insert_session.execute(params![token, id.as_str()]).map_err(err)?;
+                insert_session
+                    .execute(params![token, id.as_str()])
+                    .map_err(err)?;
             }
             if let Some(below) = batch.forget_below {
-                tx.execute("DELETE FROM lines WHERE seq < ?1", params![i64::try_from(below.0).map_err(err)?])
-                    .map_err(err)?;
+                tx.execute(
+                    "DELETE FROM lines WHERE seq < ?1",
+                    params![i64::try_from(below.0).map_err(err)?],
+                )
+                .map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -139,8 +154,14 @@ mod tests {
         }
         let mut store = SqliteStore::open(&dir).expect("reopen");
         let loaded = store.load().expect("load");
-        assert_eq!(loaded.lines, vec![line(2, Some("n-2")), line(3, None), line(4, None)]);
-        assert_eq!(loaded.sessions, vec![("tok".to_owned(), ConnId::new("AAAAAAAAAAAAAAAA"))]);
+        assert_eq!(
+            loaded.lines,
+            vec![line(2, Some("n-2")), line(3, None), line(4, None)]
+        );
+        assert_eq!(
+            loaded.sessions,
+            vec![("tok".to_owned(), ConnId::new("AAAAAAAAAAAAAAAA"))]
+        );
         // A second line with an existing seq is refused, and nothing of its batch is kept.
         let clash = Batch {
             lines: vec![line(5, None), line(4, None)],

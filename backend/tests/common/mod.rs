@@ -326,3 +326,127 @@ impl Client {
         let _ = self.ws.close(None).await;
     }
 }
+
+/// A client driven by `shared::ClientSession`, as the page is: it resumes after drops,
+/// resends unacknowledged lines, and shows each line once.
+pub struct SessionClient {
+    pub session: shared::ClientSession,
+    pub shown: Vec<ChatLine>,
+    /// Acks received: nonce → seq.
+    pub acked: std::collections::HashMap<String, u64>,
+    ws: Option<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+}
+
+impl SessionClient {
+    pub fn new(nonce_prefix: &str) -> Self {
+        SessionClient {
+            session: shared::ClientSession::new(nonce_prefix),
+            shown: Vec::new(),
+            acked: std::collections::HashMap::new(),
+            ws: None,
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// Connects to `ws_url` (resuming if it can), applies the welcome and resends what is
+    /// pending. Returns false if the server could not be reached.
+    pub async fn connect(&mut self, ws_url: &str) -> bool {
+        let url = match self.session.connect_query() {
+            Some(query) => format!("{ws_url}?{query}"),
+            None => ws_url.to_owned(),
+        };
+        let Ok(Ok((ws, _))) = tokio::time::timeout(TIMEOUT, connect_async(url)).await else {
+            return false;
+        };
+        self.ws = Some(ws);
+        // The first frame is the welcome; `pump` applies it and resends.
+        self.pump(TIMEOUT).await;
+        self.is_connected()
+    }
+
+    /// Queues a line and sends it if connected.
+    pub async fn send(&mut self, text: &str) {
+        let frame = self.session.send(text.to_owned());
+        self.send_frame(&frame).await;
+    }
+
+    async fn send_frame(&mut self, frame: &shared::ClientMsg) {
+        if let Some(ws) = &mut self.ws
+            && ws.send(Message::text(shared::encode(frame))).await.is_err()
+        {
+            self.ws = None;
+        }
+    }
+
+    /// Reads and applies one frame, waiting at most `wait`. A closed or failed socket is
+    /// dropped (the caller reconnects).
+    pub async fn pump(&mut self, wait: Duration) {
+        let Some(ws) = &mut self.ws else { return };
+        let next = match tokio::time::timeout(wait, ws.next()).await {
+            Err(_) => return, // nothing yet
+            Ok(next) => next,
+        };
+        let msg = match next {
+            Some(Ok(Message::Text(text))) => {
+                decode_server(text.as_str()).expect("server frames decode")
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return,
+            _ => {
+                self.ws = None;
+                return;
+            }
+        };
+        match msg {
+            ServerMsg::Welcome {
+                id,
+                history,
+                resume,
+                resumed,
+                ..
+            } => {
+                let (shown, resend) = self.session.on_welcome(id, resume, history, resumed);
+                match shown {
+                    shared::Shown::Replace(lines) => self.shown = lines,
+                    shared::Shown::Append(lines) => self.shown.extend(lines),
+                }
+                for frame in resend {
+                    self.send_frame(&frame).await;
+                }
+            }
+            ServerMsg::Message(line) => self.shown.extend(self.session.on_line(line)),
+            ServerMsg::Ack { nonce, seq } => {
+                self.session.on_ack(&nonce);
+                self.acked.insert(nonce, seq.0);
+            }
+            ServerMsg::Error { code, message } => panic!("refused: {code}: {message}"),
+            ServerMsg::Typing { .. }
+            | ServerMsg::Presence { .. }
+            | ServerMsg::Older { .. }
+            | ServerMsg::Pong => {}
+        }
+    }
+
+    /// Drops the socket without a close frame, as a network failure would.
+    pub fn cut(&mut self) {
+        self.ws = None;
+    }
+}
+
+/// Asserts that `lines` are seq 1..=n with no gaps and no nonce twice.
+pub fn assert_gapless_once(lines: &[ChatLine]) {
+    let seqs: Vec<u64> = lines.iter().map(|l| l.seq.0).collect();
+    let expected: Vec<u64> = (1..=lines.len() as u64).collect();
+    assert_eq!(seqs, expected, "seq starts at 1 and has no gaps");
+    let mut nonces = std::collections::HashSet::new();
+    for line in lines {
+        if let Some(n) = &line.nonce {
+            assert!(
+                nonces.insert((line.from.clone(), n.clone())),
+                "nonce {n} appended twice"
+            );
+        }
+    }
+}

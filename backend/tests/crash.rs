@@ -1,0 +1,330 @@
+//! The promise, under fire: a line that was acknowledged is never lost and no line is shown
+//! twice, across kill -9, SIGTERM and a cut connection. The server runs as a child process
+//! (the real binary) where a process must die.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    path::Path,
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use common::{Client, SessionClient, TIMEOUT, TestServer, assert_gapless_once, fresh_data_dir};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::{Notify, mpsc, watch},
+};
+
+/// The real `backend` binary on a free port over `data_dir`.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    async fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_backend"))
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--dist",
+                "no-page-needed",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .args([
+                "--send-rate",
+                "100000",
+                "--send-burst",
+                "100000",
+                "--frame-rate",
+                "100000",
+            ])
+            .args(["--welcome-lines", "10000"])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the backend binary");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let addr = tokio::time::timeout(TIMEOUT, async {
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .expect("read")
+                    .expect("the server said where it listens");
+                if let Some(rest) = line.split("serving http://").nth(1) {
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    return addr.parse::<SocketAddr>().expect("an address");
+                }
+            }
+        })
+        .await
+        .expect("the server started in time");
+        // Keep reading its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServerProcess { child, addr }
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-s", name, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("the server exited in time")
+            .expect("wait")
+    }
+}
+
+/// The final history, as a newcomer gets it.
+async fn history(url: &str) -> Vec<shared::ChatLine> {
+    Client::connect(url).await.history
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
+    const CLIENTS: usize = 5;
+    const LINES: usize = 200;
+    let dir = fresh_data_dir();
+    let mut server = ServerProcess::start(&dir).await;
+    let (url_tx, url_rx) = watch::channel(server.ws_url());
+    let (target_tx, target_rx) = watch::channel(0usize);
+    let (done_tx, mut done_rx) = mpsc::channel(CLIENTS);
+    let acked_total = Arc::new(AtomicUsize::new(0));
+
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let (url_rx, mut target_rx, done_tx, acked_total) = (
+                url_rx.clone(),
+                target_rx.clone(),
+                done_tx.clone(),
+                acked_total.clone(),
+            );
+            tokio::spawn(async move {
+                let mut c = SessionClient::new(&format!("c{n}"));
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+                let mut next = 0;
+                // Phase 1: send every line, keeping up to 20 unacked, resending after drops.
+                loop {
+                    assert!(tokio::time::Instant::now() < deadline, "client {n} stuck");
+                    if !c.is_connected() {
+                        let url = url_rx.borrow().clone();
+                        if !c.connect(&url).await {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    }
+                    while next < LINES && c.session.pending().len() < 20 {
+                        c.send(&format!("c{n}-{next}")).await;
+                        next += 1;
+                    }
+                    if next == LINES && c.session.pending().is_empty() {
+                        break;
+                    }
+                    let before = c.acked.len();
+                    c.pump(Duration::from_millis(50)).await;
+                    acked_total.fetch_add(c.acked.len() - before, Ordering::Relaxed);
+                }
+                done_tx.send(n).await.expect("report done");
+                // Phase 2: read until holding the whole final history.
+                let target = *target_rx.wait_for(|t| *t > 0).await.expect("target");
+                while c.shown.len() < target {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "client {n} never caught up"
+                    );
+                    if !c.is_connected() {
+                        let url = url_rx.borrow().clone();
+                        c.connect(&url).await;
+                    }
+                    c.pump(Duration::from_millis(50)).await;
+                }
+                c
+            })
+        })
+        .collect();
+
+    // Mid-stream: once 300 of the 1,000 lines are acknowledged, kill -9 the server.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while acked_total.load(Ordering::Relaxed) < 300 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("300 acks in time");
+    server.signal("KILL");
+    server.wait_exit(TIMEOUT).await;
+    let acked_at_kill = acked_total.load(Ordering::Relaxed);
+    assert!(acked_at_kill < CLIENTS * LINES, "the kill came mid-stream");
+    let server = ServerProcess::start(&dir).await;
+    url_tx.send(server.ws_url()).expect("tell the clients");
+
+    for _ in 0..CLIENTS {
+        tokio::time::timeout(Duration::from_secs(90), done_rx.recv())
+            .await
+            .expect("every client finished sending")
+            .expect("done");
+    }
+    let final_history = history(&server.ws_url()).await;
+    target_tx.send(final_history.len()).expect("target");
+    assert_eq!(final_history.len(), CLIENTS * LINES, "every line, once");
+    assert_gapless_once(&final_history);
+    for client in clients {
+        let c = client.await.expect("client task");
+        // Every acknowledged line is where its ack said, with its nonce.
+        for (nonce, seq) in &c.acked {
+            let line = &final_history[usize::try_from(*seq).expect("seq") - 1];
+            assert_eq!(line.nonce.as_ref(), Some(nonce));
+        }
+        assert_eq!(
+            c.shown, final_history,
+            "every client holds the same sequence"
+        );
+    }
+    eprintln!(
+        "kill -9 after {acked_at_kill} acks; all {} lines kept once",
+        CLIENTS * LINES
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_clients_with_1001_and_keeps_every_acked_line() {
+    let dir = fresh_data_dir();
+    let mut server = ServerProcess::start(&dir).await;
+    let mut watcher = Client::connect(&server.ws_url()).await;
+    let mut sender = SessionClient::new("s");
+    assert!(sender.connect(&server.ws_url()).await);
+    for i in 0..50 {
+        sender.send(&format!("line {i}")).await;
+    }
+    // Terminate while the lines are still being acknowledged.
+    while sender.acked.len() < 10 {
+        sender.pump(Duration::from_millis(50)).await;
+    }
+    server.signal("TERM");
+    let close = watcher.recv_close().await.expect("a close frame");
+    assert_eq!(u16::from(close.code), 1001);
+    while sender.is_connected() {
+        sender.pump(Duration::from_millis(50)).await;
+    }
+    let status = server.wait_exit(Duration::from_secs(5)).await;
+    assert!(status.success(), "a clean exit within 5 s: {status}");
+
+    let server = ServerProcess::start(&dir).await;
+    let kept = history(&server.ws_url()).await;
+    assert_gapless_once(&kept);
+    assert!(sender.acked.len() >= 10);
+    for (nonce, seq) in &sender.acked {
+        let line = &kept[usize::try_from(*seq).expect("seq") - 1];
+        assert_eq!(
+            line.nonce.as_ref(),
+            Some(nonce),
+            "acked line {seq} was kept"
+        );
+    }
+}
+
+/// A TCP proxy that can cut every connection through it at once.
+async fn cutting_proxy(target: SocketAddr) -> (SocketAddr, Arc<Notify>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cut = Arc::new(Notify::new());
+    let cut_all = cut.clone();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let cut = cut_all.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    () = cut.notified() => {} // both sockets dropped: a dead network path
+                }
+            });
+        }
+    });
+    (addr, cut)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_connection_resumes_with_every_line_exactly_once() {
+    let server = TestServer::start_with(common::unlimited()).await;
+    let (proxy, cut) = cutting_proxy(server.addr).await;
+    let via_proxy = format!("ws://{proxy}/ws");
+    let mut alice = SessionClient::new("alice");
+    assert!(alice.connect(&via_proxy).await);
+
+    // Two others keep chatting the whole time.
+    let others: Vec<_> = (0..2)
+        .map(|n| {
+            let url = server.ws_url();
+            tokio::spawn(async move {
+                let mut c = Client::connect(&url).await;
+                for i in 0..100 {
+                    c.send_line(&format!("o{n}-{i}")).await;
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        })
+        .collect();
+    for i in 0..30 {
+        alice.send(&format!("alice-{i}")).await;
+        alice.pump(Duration::from_millis(5)).await;
+        if i == 10 {
+            cut.notify_waiters();
+            while alice.is_connected() {
+                alice.pump(Duration::from_millis(50)).await;
+            }
+        }
+        if i == 20 {
+            assert!(
+                alice.connect(&via_proxy).await,
+                "reconnects through the proxy"
+            );
+        }
+    }
+    for other in others {
+        other.await.expect("others finished");
+    }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let expected = history(&server.ws_url()).await;
+        if alice.session.pending().is_empty() && alice.shown.len() == 230 && expected.len() == 230 {
+            assert_eq!(alice.shown, expected, "every line once, in order");
+            assert_gapless_once(&expected);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "alice holds {}",
+            alice.shown.len()
+        );
+        if !alice.is_connected() {
+            alice.connect(&via_proxy).await;
+        }
+        alice.pump(Duration::from_millis(50)).await;
+    }
+}
