@@ -31,24 +31,40 @@ fn workspace_root() -> PathBuf {
 /// The real server, in this process, serving the trunk build.
 struct Backend {
     addr: SocketAddr,
+    data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl Backend {
+    /// Starts on a fresh port with a fresh data directory.
     async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "charla-e2e-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        Self::start_at("127.0.0.1:0".parse().expect("addr"), &dir).await
+    }
+
+    /// Starts on `addr` (reusing a port a stopped server just left) over `data_dir`.
+    async fn start_at(addr: SocketAddr, data_dir: &Path) -> Self {
         let dist = workspace_root().join("dist");
         assert!(
             dist.join("index.html").is_file(),
             "no page in {}: run `trunk build --release --offline` first (scripts/test.sh does)",
             dist.display()
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("reuseaddr");
+        socket.bind(addr).expect("bind");
+        let listener = socket.listen(1024).expect("listen");
         let addr = listener.local_addr().expect("addr");
         let config = backend::Config {
             dist,
+            data_dir: data_dir.to_path_buf(),
             ..Default::default()
         };
         let (tx, rx) = oneshot::channel::<()>();
@@ -57,6 +73,7 @@ impl Backend {
         }));
         Backend {
             addr,
+            data_dir: data_dir.to_path_buf(),
             shutdown: Some(tx),
             task,
         }
@@ -317,13 +334,62 @@ async fn two_tabs_type_send_and_a_third_sees_the_history() {
     let out = workspace_root().join("target/e2e/two-tabs.png");
     side_by_side(&shots, &out);
 
-    // When the server goes away, every page says so.
-    backend.stop().await;
-    for page in [&alice, &bob] {
-        wait_text(page, "#conn-state", |s| s == "disconnected").await;
-    }
     alice.close().await.expect("close alice");
     bob.close().await.expect("close bob");
+    backend.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_sent_while_the_server_is_down_arrives_once_when_it_is_back() {
+    let mut backend = Backend::start().await;
+    let driver = Driver::start().await;
+    let alice = driver.open(&backend.url()).await;
+    let bob = driver.open(&backend.url()).await;
+    let alice_id = connected_id(&alice).await;
+    connected_id(&bob).await;
+    type_into(&alice, "before the outage").await;
+    type_into(&alice, ENTER).await;
+    let mut expected = vec![format!("{alice_id} -> before the outage")];
+    wait_history(&bob, &expected).await;
+
+    // The server goes away: every page says so, and counts down to its next attempt.
+    backend.stop().await;
+    for page in [&alice, &bob] {
+        wait_text(page, "#conn-state", |s| s.starts_with("reconnecting")).await;
+    }
+    // A line sent now waits, visibly pending.
+    type_into(&alice, "sent while offline").await;
+    type_into(&alice, ENTER).await;
+    wait_text(&alice, "#pending li", |s| {
+        s.contains("sent while offline") && s.ends_with("sending…")
+    })
+    .await;
+
+    // The server comes back on the same address with the same data: the pages reconnect by
+    // themselves, Alice keeps her id, and her line is delivered exactly once.
+    let backend = Backend::start_at(backend.addr, &backend.data_dir.clone()).await;
+    expected.push(format!("{alice_id} -> sent while offline"));
+    for page in [&alice, &bob] {
+        wait_text(page, "#conn-state", |s| s == "connected").await;
+        wait_history(page, &expected).await;
+    }
+    assert_eq!(
+        text(&alice, "#my-id").await,
+        alice_id,
+        "the session resumed"
+    );
+    let pending = js(
+        &alice,
+        "return document.querySelectorAll('#pending li').length;",
+    )
+    .await;
+    assert_eq!(pending, json!(0));
+    let carol = driver.open(&backend.url()).await;
+    connected_id(&carol).await;
+    wait_history(&carol, &expected).await;
+    for page in [alice, bob, carol] {
+        page.close().await.expect("close");
+    }
 }
 
 /// Writes the PNG screenshots next to each other, with a gap, as one PNG.

@@ -3,8 +3,9 @@
 //! # Layout
 //!
 //! - [`connection`]: the one module that owns the WebSocket. [`ChatState`] holds what the page
-//!   shows as signals and applies every [`shared::ServerMsg`] in one exhaustive `match`
-//!   ([`ChatState::apply`]); [`Connection`] opens the socket and sends `send`/`typing`.
+//!   shows as signals; [`Connection`] keeps the socket open (reconnecting with backoff and
+//!   resuming the session), applies every [`shared::ServerMsg`] in one exhaustive `match`
+//!   ([`Connection::apply`]), and sends `send`/`typing`.
 //! - [`components`]: views that only read [`ChatState`]'s signals and call [`Connection`]:
 //!   status bar, composer, live-typing paragraph, history.
 //! - [`App`]: puts them together. `main.rs` only mounts it.
@@ -30,11 +31,11 @@ pub fn App() -> impl IntoView {
         <main class="chat">
             <header class="top">
                 <h1>"Charla"</h1>
-                <StatusBar state=state conn=conn />
+                <StatusBar conn=conn />
             </header>
             <Composer conn=conn />
             <LiveTyping state=state />
-            <History state=state />
+            <History conn=conn />
         </main>
     }
 }

@@ -33,6 +33,7 @@ fn line(seq: u64, from: &str, text: &str) -> ChatLine {
         from: ConnId::new(from),
         text: text.into(),
         at: 1_763_769_600_000,
+        nonce: None,
     }
 }
 
@@ -42,7 +43,16 @@ fn welcome(id: &str, history: Vec<ChatLine>, online: u32) -> ServerMsg {
         history,
         online,
         protocol: 1,
+        resume: "token".into(),
+        has_more: false,
+        resumed: false,
     }
+}
+
+/// A connection with no server: its state is driven by `apply`, as the socket would.
+fn offline() -> (ChatState, Connection) {
+    let state = ChatState::new();
+    (state, Connection::new(state))
 }
 
 fn items(root: &Element) -> Vec<String> {
@@ -64,13 +74,13 @@ fn text_of(root: &Element, selector: &str) -> String {
 #[wasm_bindgen_test]
 async fn history_renders_one_line_each_from_its_signal() {
     let root = container();
-    let state = ChatState::new();
-    let _mounted = mount_to(root.clone(), move || view! { <History state=state /> });
+    let (_, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
     tick().await;
     assert!(items(&root).is_empty());
     assert!(text_of(&root, ".empty").contains("No lines yet"));
 
-    state.apply(welcome(
+    conn.apply(welcome(
         "me",
         vec![line(1, "AAAA", "hola"), line(2, "me", "qué tal")],
         2,
@@ -82,9 +92,9 @@ async fn history_renders_one_line_each_from_its_signal() {
     let mine = root.query_selector_all("#history li.mine").expect("query");
     assert_eq!(mine.length(), 1);
 
-    state.apply(ServerMsg::Message(line(3, "BBBB", "bien")));
+    conn.apply(ServerMsg::Message(line(3, "BBBB", "bien")));
     // A repeated line (same seq) is not shown twice.
-    state.apply(ServerMsg::Message(line(3, "BBBB", "bien")));
+    conn.apply(ServerMsg::Message(line(3, "BBBB", "bien")));
     tick().await;
     assert_eq!(
         items(&root),
@@ -97,8 +107,8 @@ async fn history_renders_one_line_each_from_its_signal() {
 #[wasm_bindgen_test]
 async fn the_live_paragraph_shows_the_latest_text_and_clears() {
     let root = container();
-    let state = ChatState::new();
-    state.apply(welcome("me", vec![], 2));
+    let (state, conn) = offline();
+    conn.apply(welcome("me", vec![], 2));
     let _mounted = mount_to(root.clone(), move || view! { <LiveTyping state=state /> });
     tick().await;
     assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
@@ -107,21 +117,21 @@ async fn the_live_paragraph_shows_the_latest_text_and_clears() {
         from: ConnId::new(from),
         text: text.into(),
     };
-    state.apply(typing("XXXX", "h"));
-    state.apply(typing("XXXX", "ho"));
+    conn.apply(typing("XXXX", "h"));
+    conn.apply(typing("XXXX", "ho"));
     tick().await;
     assert_eq!(text_of(&root, "#live"), "XXXX is typing: ho");
 
-    state.apply(typing("me", "mine"));
+    conn.apply(typing("me", "mine"));
     tick().await;
     assert_eq!(text_of(&root, "#live"), "me (you) is typing: mine");
 
     // Another typist emptying their box does not clear what is shown.
-    state.apply(typing("XXXX", ""));
+    conn.apply(typing("XXXX", ""));
     tick().await;
     assert_eq!(text_of(&root, ".live-text"), "mine");
 
-    state.apply(typing("me", ""));
+    conn.apply(typing("me", ""));
     tick().await;
     assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
 }
@@ -129,46 +139,46 @@ async fn the_live_paragraph_shows_the_latest_text_and_clears() {
 #[wasm_bindgen_test]
 async fn the_status_bar_shows_id_state_and_online_count() {
     let root = container();
-    let state = ChatState::new();
-    let conn = Connection::new(state);
-    let _mounted = mount_to(
-        root.clone(),
-        move || view! { <StatusBar state=state conn=conn /> },
-    );
+    let (state, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || view! { <StatusBar conn=conn /> });
     tick().await;
     assert_eq!(text_of(&root, "#conn-state"), "connecting");
     assert!(root.query_selector("#reconnect").expect("q").is_none());
 
-    state.apply(welcome("q8Zr2vLk0aYbXw1c", vec![], 2));
+    conn.apply(welcome("q8Zr2vLk0aYbXw1c", vec![], 2));
     tick().await;
     assert_eq!(text_of(&root, "#my-id"), "q8Zr2vLk0aYbXw1c");
     assert_eq!(text_of(&root, "#conn-state"), "connected");
     assert_eq!(text_of(&root, "#online"), "2 online");
 
-    state.apply(ServerMsg::Presence { online: 3 });
+    conn.apply(ServerMsg::Presence { online: 3 });
     tick().await;
     assert_eq!(text_of(&root, "#online"), "3 online");
 
-    state.status.set(ConnState::Disconnected);
+    state.status.set(ConnState::Reconnecting);
+    state.retry_in.set(Some(3));
     tick().await;
-    assert_eq!(text_of(&root, "#conn-state"), "disconnected");
+    assert_eq!(text_of(&root, "#conn-state"), "reconnecting in 3 s");
     assert!(root.query_selector("#reconnect").expect("q").is_some());
+    state.retry_in.set(Some(0));
+    tick().await;
+    assert_eq!(text_of(&root, "#conn-state"), "reconnecting…");
 }
 
 #[wasm_bindgen_test]
 async fn text_holding_markup_renders_as_text() {
     let root = container();
-    let state = ChatState::new();
+    let (state, conn) = offline();
     let evil = r#"<img src=x onerror="window.__charla_xss=1"><b>bold</b>"#;
-    state.apply(welcome("me", vec![line(1, "AAAA", evil)], 1));
-    state.apply(ServerMsg::Typing {
+    conn.apply(welcome("me", vec![line(1, "AAAA", evil)], 1));
+    conn.apply(ServerMsg::Typing {
         from: ConnId::new("AAAA"),
         text: evil.into(),
     });
     let _mounted = mount_to(root.clone(), move || {
         view! {
             <LiveTyping state=state />
-            <History state=state />
+            <History conn=conn />
         }
     });
     tick().await;
@@ -187,8 +197,7 @@ async fn text_holding_markup_renders_as_text() {
 #[wasm_bindgen_test]
 async fn the_composer_refuses_a_blank_line_visibly() {
     let root = container();
-    let state = ChatState::new();
-    let conn = Connection::new(state);
+    let (_, conn) = offline();
     let _mounted = mount_to(root.clone(), move || view! { <Composer conn=conn /> });
     tick().await;
     let input: HtmlInputElement = root
@@ -216,17 +225,106 @@ async fn the_composer_refuses_a_blank_line_visibly() {
         "Type something first: blank lines are not sent."
     );
     assert_eq!(input.value(), "   ", "a refused line stays in the box");
+}
 
-    // With text but no server, the composer says it was not sent and keeps the text.
-    input.set_value("hola");
+#[wasm_bindgen_test]
+async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
+    let root = container();
+    let (state, conn) = offline();
+    conn.apply(welcome("me", vec![line(1, "AAAA", "hola")], 2));
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <Composer conn=conn />
+            <History conn=conn />
+        }
+    });
+    tick().await;
+    let input: HtmlInputElement = root
+        .query_selector("#composer-input")
+        .expect("q")
+        .expect("input")
+        .unchecked_into();
+    input.set_value("are you there?");
     input
         .dispatch_event(&web_sys::Event::new("input").expect("event"))
         .expect("dispatch");
+    let send: HtmlElement = root
+        .query_selector("#send")
+        .expect("q")
+        .expect("button")
+        .unchecked_into();
     send.click();
     tick().await;
+    // No server: the line waits, visibly, and the box is free for the next one.
+    assert_eq!(input.value(), "");
     assert_eq!(
-        text_of(&root, "#notice"),
-        "Not connected: the line was not sent."
+        text_of(&root, "#pending li"),
+        "me -> are you there? sending…"
     );
-    assert_eq!(input.value(), "hola");
+    assert_eq!(items(&root), ["AAAA -> hola"]);
+
+    // The server stores it: its line arrives (ack first, as the server sends them).
+    let nonce = state.pending.get_untracked()[0].nonce.clone();
+    conn.apply(ServerMsg::Ack {
+        nonce: nonce.clone(),
+        seq: Seq(2),
+    });
+    let mut mine = line(2, "me", "are you there?");
+    mine.nonce = Some(nonce);
+    conn.apply(ServerMsg::Message(mine.clone()));
+    tick().await;
+    assert!(
+        root.query_selector("#pending li").expect("q").is_none(),
+        "no longer pending"
+    );
+    assert_eq!(items(&root), ["AAAA -> hola", "me -> are you there?"]);
+
+    // A resumed session replaying the same line does not show it twice.
+    conn.apply(ServerMsg::Welcome {
+        id: ConnId::new("me"),
+        history: vec![mine],
+        online: 2,
+        protocol: 1,
+        resume: "token".into(),
+        has_more: false,
+        resumed: true,
+    });
+    tick().await;
+    assert_eq!(items(&root), ["AAAA -> hola", "me -> are you there?"]);
+}
+
+#[wasm_bindgen_test]
+async fn older_lines_load_above_the_history() {
+    let root = container();
+    let (_, conn) = offline();
+    conn.apply(ServerMsg::Welcome {
+        id: ConnId::new("me"),
+        history: vec![line(3, "AAAA", "three"), line(4, "AAAA", "four")],
+        online: 1,
+        protocol: 1,
+        resume: "token".into(),
+        has_more: true,
+        resumed: false,
+    });
+    let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
+    tick().await;
+    assert!(root.query_selector("#load-older").expect("q").is_some());
+    conn.apply(ServerMsg::Older {
+        lines: vec![line(1, "AAAA", "one"), line(2, "AAAA", "two")],
+        has_more: false,
+    });
+    tick().await;
+    assert_eq!(
+        items(&root),
+        [
+            "AAAA -> one",
+            "AAAA -> two",
+            "AAAA -> three",
+            "AAAA -> four"
+        ]
+    );
+    assert!(
+        root.query_selector("#load-older").expect("q").is_none(),
+        "nothing older left"
+    );
 }

@@ -1,5 +1,5 @@
 //! The composer: the input box. Every keystroke goes out as live typing; Enter or Send adds
-//! the line to the history.
+//! the line to the history (pending until the server acknowledges it).
 
 use leptos::prelude::*;
 
@@ -8,7 +8,7 @@ use crate::Connection;
 /// The labelled input box and its Send button. Blank lines are refused with a visible message.
 #[component]
 pub fn Composer(conn: Connection) -> impl IntoView {
-    let draft = RwSignal::new(String::new());
+    let draft = conn.state.draft;
     let notice = conn.state.notice;
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

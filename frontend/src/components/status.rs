@@ -4,10 +4,11 @@ use leptos::prelude::*;
 
 use crate::{ChatState, ConnState, Connection};
 
-/// Shows who this page is, whether it is connected, and how many clients are online. When the
-/// server has gone away it says so and offers to reconnect.
+/// Shows who this page is, whether it is connected (or when it will try again), and how
+/// many clients are online. While it waits to reconnect it offers to try right away.
 #[component]
-pub fn StatusBar(state: ChatState, conn: Connection) -> impl IntoView {
+pub fn StatusBar(conn: Connection) -> impl IntoView {
+    let state: ChatState = conn.state;
     view! {
         <div class="status" role="status">
             <span>
@@ -17,12 +18,14 @@ pub fn StatusBar(state: ChatState, conn: Connection) -> impl IntoView {
                 </code>
             </span>
             <span id="conn-state" class=move || format!("pill {}", state.status.get().label())>
-                {move || state.status.get().label()}
+                {move || state.status_text()}
             </span>
             <span id="online">{move || format!("{} online", state.online.get())}</span>
-            <Show when=move || state.status.get() == ConnState::Disconnected>
-                <button id="reconnect" type="button" on:click=move |_| conn.connect()>
-                    "Reconnect"
+            <Show when=move || {
+                matches!(state.status.get(), ConnState::Reconnecting | ConnState::Disconnected)
+            }>
+                <button id="reconnect" class="quiet" type="button" on:click=move |_| conn.open()>
+                    "Reconnect now"
                 </button>
             </Show>
         </div>
