@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     hub::Hub,
+    metrics::Metrics,
     store::{Batch, HistoryStore},
 };
 
@@ -80,6 +81,7 @@ impl Committer {
         lines: &[ChatLine],
         cap: u32,
         hub: Arc<Hub>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let mut seq = Sequencer {
             last_seq: lines.last().map_or(Seq(0), |l| l.seq),
@@ -95,7 +97,7 @@ impl Committer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("charla-committer".into())
-            .spawn(move || run(store, rx, seq, hub))
+            .spawn(move || run(store, rx, seq, hub, &metrics))
             .expect("spawn the committer thread");
         Committer {
             jobs: tx,
@@ -168,6 +170,7 @@ fn run(
     mut jobs: mpsc::Receiver<Job>,
     mut seq: Sequencer,
     hub: Arc<Hub>,
+    metrics: &Metrics,
 ) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.blocking_recv() {
@@ -215,6 +218,8 @@ fn run(
         }
         match store.commit(&batch) {
             Ok(()) => {
+                metrics.commits.inc();
+                metrics.lines_committed.inc_by(batch.lines.len() as u64);
                 if let Some(below) = batch.forget_below {
                     seq.forget_below(below);
                 }

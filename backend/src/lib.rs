@@ -70,6 +70,7 @@ pub async fn serve(
         &committed_lines,
         config.history_cap,
         hub.clone(),
+        metrics.clone(),
     ));
     drop(committed_lines);
     let admission = admission::Admission::new(
@@ -95,6 +96,13 @@ pub async fn serve(
     };
     let app = http::app(state, &config.dist).into_make_service_with_connect_info::<SocketAddr>();
     let hub_for_shutdown = hub.clone();
+    // Small frames (acks, typing) must go out now, not wait on Nagle's algorithm for the
+    // peer's delayed ACK (a 40 ms stall per exchange).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;

@@ -50,6 +50,10 @@ pub struct Metrics {
     pub closes: Family<ReasonLabel, Counter>,
     /// Lines in the history.
     pub history_lines: Gauge,
+    /// Group commits made (lines committed ÷ commits = lines per fsync).
+    pub commits: Counter,
+    /// Lines made durable.
+    pub lines_committed: Counter,
 }
 
 impl Default for Metrics {
@@ -72,6 +76,8 @@ impl Metrics {
             rate_limited: Family::default(),
             closes: Family::default(),
             history_lines: Gauge::default(),
+            commits: Counter::default(),
+            lines_committed: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +117,8 @@ impl Metrics {
             "Lines in the history",
             m.history_lines.clone(),
         );
+        registry.register("commits", "Group commits made", m.commits.clone());
+        registry.register("lines_committed", "Lines made durable", m.lines_committed.clone());
         Metrics { registry, ..m }
     }
 

@@ -248,6 +248,8 @@ async fn metrics_count_connections_frames_errors_and_history() {
         r#"charla_frames_in_total{type="invalid"} 1"#,
         r#"charla_errors_total{code="bad_json"} 1"#,
         "charla_history_lines 1",
+        "charla_lines_committed_total 1",
+        "charla_commits_total ",
         r#"charla_frames_out_total{type="welcome"} 2"#,
     ] {
         assert!(body.contains(expected), "missing {expected:?} in:\n{body}");

@@ -1,0 +1,265 @@
+//! What durability costs: the real server (SQLite, `synchronous = FULL`) on loopback.
+//!
+//! 1. Throughput: 20 clients send as fast as acks allow (100 in flight each); prints durable
+//!    lines per second and lines per group commit (= per fsync), and the same with `--memory`.
+//! 2. Latency: 10 clients at 10 sends/s each (100/s in all) for 10 s; prints p50/p99/max
+//!    time from `send` to its `ack` (`CHARLA_BENCH_MEMORY=1` for the in-memory store).
+//! 3. Catch-up: a client misses 1,000 lines, then resumes; prints the time from starting to
+//!    connect until it holds all 1,000.
+//!
+//! ```text
+//! cargo bench -p backend --bench durability
+//! ```
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use futures_util::{SinkExt, StreamExt};
+use shared::{ClientMsg, ServerMsg, decode_server, encode};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // CHARLA_BENCH=latency (or throughput, catch_up) runs one part alone.
+    let only = std::env::var("CHARLA_BENCH").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only == name;
+    runtime.block_on(async {
+        if run("throughput") {
+            throughput(false).await;
+            throughput(true).await;
+        }
+        if run("latency") {
+            latency().await;
+        }
+        if run("catch_up") {
+            catch_up().await;
+        }
+    });
+}
+
+async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "charla-bench-{}-{}",
+        std::process::id(),
+        rand_ish()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = backend::Config {
+        memory,
+        data_dir: dir.clone(),
+        send_rate: 1_000_000,
+        send_burst: 1_000_000,
+        frame_rate: 1_000_000,
+        max_connections_per_ip: 100_000,
+        // Every client also receives every line; do not let that backlog cut it off here.
+        outbox_bytes: 1 << 30,
+        ..backend::Config::default()
+    };
+    tokio::spawn(backend::serve(listener, config, std::future::pending()));
+    (addr, dir)
+}
+
+fn rand_ish() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn send(text: String, nonce: String) -> Message {
+    Message::text(encode(&ClientMsg::Send {
+        text,
+        nonce: Some(nonce),
+    }))
+}
+
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.expect("write");
+    let mut body = String::new();
+    let _ = tcp.read_to_string(&mut body).await;
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn throughput(memory: bool) {
+    const CLIENTS: usize = 20;
+    const LINES: usize = 2_500;
+    const WINDOW: usize = 100;
+    let (addr, _dir) = start(memory).await;
+    let url = format!("ws://{addr}/ws");
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let (ws, _) = connect_async(&url).await.expect("connect");
+                let (mut tx, mut rx) = ws.split();
+                let (mut sent, mut acked) = (0, 0);
+                while acked < LINES {
+                    while sent < LINES && sent - acked < WINDOW {
+                        tx.feed(send(format!("{n}-{sent}"), format!("{n}-{sent}")))
+                            .await
+                            .expect("send");
+                        sent += 1;
+                    }
+                    tx.flush().await.expect("flush");
+                    while let Some(Ok(Message::Text(text))) = rx.next().await {
+                        if let Ok(ServerMsg::Ack { .. }) = decode_server(text.as_str()) {
+                            acked += 1;
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let lines = (CLIENTS * LINES) as f64;
+    let commits = metric(addr, "charla_commits_total").await.max(1.0);
+    println!(
+        "throughput ({}): {lines} lines from {CLIENTS} clients in {secs:.2} s = {:.0} lines/s acked; {:.1} lines per commit",
+        if memory {
+            "--memory"
+        } else {
+            "SQLite, synchronous=FULL"
+        },
+        lines / secs,
+        metric(addr, "charla_lines_committed_total").await / commits
+    );
+}
+
+async fn latency() {
+    const CLIENTS: usize = 10;
+    const SECS: u64 = 10;
+    let memory = std::env::var_os("CHARLA_BENCH_MEMORY").is_some();
+    let (addr, _dir) = start(memory).await;
+    let url = format!("ws://{addr}/ws");
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|n| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let (ws, _) = connect_async(&url).await.expect("connect");
+                let (mut tx, mut rx) = ws.split();
+                let sent_at =
+                    std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, Instant>::new()));
+                let writer_times = sent_at.clone();
+                let writer = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(100));
+                    for i in 0..SECS * 10 {
+                        tick.tick().await;
+                        let nonce = format!("{n}-{i}");
+                        writer_times
+                            .lock()
+                            .expect("lock")
+                            .insert(nonce.clone(), Instant::now());
+                        tx.send(send(format!("line {nonce}"), nonce))
+                            .await
+                            .expect("send");
+                    }
+                });
+                let mut samples = Vec::new();
+                while samples.len() < (SECS * 10) as usize {
+                    let Some(Ok(Message::Text(text))) = rx.next().await else {
+                        break;
+                    };
+                    if let Ok(ServerMsg::Ack { nonce, .. }) = decode_server(text.as_str())
+                        && let Some(at) = sent_at.lock().expect("lock").remove(&nonce)
+                    {
+                        samples.push(at.elapsed().as_secs_f64() * 1000.0);
+                    }
+                }
+                writer.await.expect("writer");
+                samples
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
+    println!(
+        "send→ack at 100 sends/s ({}): {} samples, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        if memory { "--memory" } else { "SQLite, synchronous=FULL" },
+        all.len(),
+        pct(0.5),
+        pct(0.99),
+        all[all.len() - 1]
+    );
+}
+
+async fn catch_up() {
+    const MISSED: usize = 1_000;
+    let (addr, _dir) = start(false).await;
+    let url = format!("ws://{addr}/ws");
+    // A client connects, notes its resume token and last seq, and goes away.
+    let (mut ws, _) = connect_async(&url).await.expect("connect");
+    let token = match ws.next().await {
+        Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
+            Ok(ServerMsg::Welcome { resume, .. }) => resume,
+            other => panic!("expected welcome, got {other:?}"),
+        },
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    drop(ws);
+    // Meanwhile 1,000 lines are said.
+    let (mut other, _) = connect_async(&url).await.expect("connect");
+    for i in 0..MISSED {
+        other
+            .feed(send(
+                format!("missed line {i} {}", "x".repeat(80)),
+                format!("o-{i}"),
+            ))
+            .await
+            .expect("send");
+    }
+    other.flush().await.expect("flush");
+    let mut acks = 0;
+    while acks < MISSED {
+        if let Some(Ok(Message::Text(t))) = other.next().await
+            && let Ok(ServerMsg::Ack { .. }) = decode_server(t.as_str())
+        {
+            acks += 1;
+        }
+    }
+    // It comes back: how long until it holds every missed line?
+    let started = Instant::now();
+    let (mut ws, _) = connect_async(format!("{url}?resume={token}&after=0"))
+        .await
+        .expect("resume");
+    let got = match ws.next().await {
+        Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
+            Ok(ServerMsg::Welcome {
+                history, resumed, ..
+            }) => {
+                assert!(resumed);
+                history.len()
+            }
+            other => panic!("expected welcome, got {other:?}"),
+        },
+        other => panic!("expected welcome, got {other:?}"),
+    };
+    assert_eq!(got, MISSED);
+    println!(
+        "catch-up: a resuming client received {MISSED} missed lines in {:.2} ms (connect to last line)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
