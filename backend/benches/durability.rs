@@ -198,7 +198,11 @@ async fn latency() {
     let pct = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
     println!(
         "send→ack at 100 sends/s ({}): {} samples, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        if memory { "--memory" } else { "SQLite, synchronous=FULL" },
+        if memory {
+            "--memory"
+        } else {
+            "SQLite, synchronous=FULL"
+        },
         all.len(),
         pct(0.5),
         pct(0.99),

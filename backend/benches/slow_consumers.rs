@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! cargo bench -p backend --bench slow_consumers            # 200 clients, 20 s per scenario
-//! CHARLA_BENCH_CLIENTS=500 CHARLA_BENCH_SECS=30 cargo bench -p backend --bench slow_consumers
+//! CHARLA_BENCH_SENDERS=40 CHARLA_BENCH_LINE_BYTES=1800 CHARLA_BENCH_SECS=30 \
+//!     cargo bench -p backend --bench slow_consumers        # enough traffic to fill a stuck client
 //! ```
 
 use std::{
@@ -100,11 +101,19 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
     let base = Instant::now();
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let healthy = clients - stuck;
-    let senders = (healthy / 10).max(1);
+    let senders =
+        (env_or("CHARLA_BENCH_SENDERS", (healthy / 10) as u64) as usize).clamp(1, healthy);
     let mut stuck_sockets = Vec::new();
     for _ in 0..stuck {
-        // Connected, and never read again: the server's writes pile up for it.
-        let (ws, _) = connect_async(&url).await.expect("connect");
+        // Connected, and never read again: the server's writes pile up for it. A small
+        // receive buffer (16 KiB) stands for a stuck phone, not a loopback socket that the
+        // kernel lets swallow megabytes.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
+            .await
+            .expect("handshake");
         stuck_sockets.push(ws);
     }
     let mut tasks = Vec::new();
@@ -164,12 +173,15 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
     }
     let end_rss = rss_kib(pid);
     let metrics = get_metrics(addr).await;
-    let slow_closes = metrics
-        .lines()
-        .find(|l| l.starts_with("charla_closes_total{reason=\"slow_consumer\"}"))
-        .and_then(|l| l.split_whitespace().last())
-        .unwrap_or("0")
-        .to_owned();
+    let closes = |reason: &str| {
+        let prefix = format!("charla_closes_total{{reason=\"{reason}\"}}");
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or("0")
+            .to_owned()
+    };
     drop(stuck_sockets);
     let _ = child.kill().await;
 
@@ -196,7 +208,14 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
         pct(0.99),
         l.last().copied().unwrap_or(f64::NAN)
     );
-    println!("  slow-consumer closes: {slow_closes}");
+    if std::env::var_os("CHARLA_BENCH_DEBUG").is_some() {
+        println!("{metrics}");
+    }
+    println!(
+        "  closed by the server: {} slow consumers, {} silent (heartbeat)",
+        closes("slow_consumer"),
+        closes("heartbeat")
+    );
 }
 
 /// GET /metrics with a bare HTTP/1.1 request (no HTTP client dependency needed).

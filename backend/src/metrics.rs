@@ -118,7 +118,11 @@ impl Metrics {
             m.history_lines.clone(),
         );
         registry.register("commits", "Group commits made", m.commits.clone());
-        registry.register("lines_committed", "Lines made durable", m.lines_committed.clone());
+        registry.register(
+            "lines_committed",
+            "Lines made durable",
+            m.lines_committed.clone(),
+        );
         Metrics { registry, ..m }
     }
 

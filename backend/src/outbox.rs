@@ -125,6 +125,9 @@ pub struct Outbox {
     /// Wakes the write loop. `notify_one` keeps a permit when nobody waits, so a push that
     /// lands between a drain and the next wait is never missed.
     ready: Notify,
+    /// Wakes whoever waits in [`Outbox::closed`] (a writer stuck on a client that stopped
+    /// reading must not stay stuck).
+    closing: Notify,
     /// Bytes of chat frames that may wait before the client counts as a slow consumer.
     limit_bytes: usize,
 }
@@ -154,6 +157,7 @@ impl Outbox {
         Outbox {
             inner: Mutex::new(Inner::default()),
             ready: Notify::new(),
+            closing: Notify::new(),
             limit_bytes,
         }
     }
@@ -193,6 +197,9 @@ impl Outbox {
         }
         drop(inner);
         self.ready.notify_one();
+        if !accepted {
+            self.closing.notify_waiters();
+        }
         accepted
     }
 
@@ -220,6 +227,21 @@ impl Outbox {
         }
         drop(inner);
         self.ready.notify_one();
+        self.closing.notify_waiters();
+    }
+
+    /// Completes once the outbox is closed, with the reason.
+    pub async fn closed(&self) -> CloseReason {
+        loop {
+            let notified = self.closing.notified();
+            tokio::pin!(notified);
+            // Register before looking, so a close between the look and the wait is not lost.
+            notified.as_mut().enable();
+            if let Some(reason) = self.lock().closed {
+                return reason;
+            }
+            notified.await;
+        }
     }
 
     /// Whether the outbox has stopped taking frames.

@@ -38,7 +38,7 @@ use crate::{
 };
 
 /// How long the write loop may take to deliver a close frame after the read side failed.
-const CLOSE_GRACE: Duration = Duration::from_secs(5);
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Per-connection limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -192,9 +192,7 @@ async fn write_loop(
         let batch = tokio::select! {
             batch = outbox.next_batch() => batch,
             _ = ping.tick() => {
-                let heard = Duration::from_millis(heartbeat.last_heard.load(Ordering::Relaxed));
-                if heartbeat.started.elapsed().saturating_sub(heard) > 2 * heartbeat.every {
-                    // Silent for two intervals: the peer (or the path to it) is gone.
+                if heartbeat.silent() {
                     metrics.close("heartbeat");
                     return;
                 }
@@ -204,24 +202,80 @@ async fn write_loop(
                 continue;
             }
         };
-        for frame in batch.frames {
-            metrics
-                .frames_out
-                .get_or_create(&TypeLabel { r#type: frame.kind })
-                .inc();
-            if sink.feed(Message::Text(frame.bytes)).await.is_err() {
+        if let Some(reason) = batch.close {
+            metrics.close(reason.label());
+        }
+        let close = batch.close;
+        let frames = batch.frames;
+        let metrics_ref = &metrics;
+        // A client that stops reading blocks this write. The outbox stays bounded meanwhile
+        // (it closes itself past its limit); when it does, or when the client has been silent
+        // for two heartbeats, give the write a last grace period and hang up.
+        let outcome = {
+            let write = async {
+                for frame in frames {
+                    metrics_ref
+                        .frames_out
+                        .get_or_create(&TypeLabel { r#type: frame.kind })
+                        .inc();
+                    sink.feed(Message::Text(frame.bytes)).await?;
+                }
+                match close {
+                    Some(reason) => sink.send(Message::Close(Some(reason.frame()))).await,
+                    None => sink.flush().await,
+                }
+            };
+            tokio::pin!(write);
+            loop {
+                tokio::select! {
+                    result = &mut write => break Written::Done(result.is_ok()),
+                    reason = outbox.closed(), if close.is_none() => {
+                        let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
+                        break Written::Closed(reason);
+                    }
+                    _ = ping.tick() => {
+                        if heartbeat.silent() {
+                            break Written::Silent;
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Written::Done(ok) => {
+                if !ok || close.is_some() {
+                    return;
+                }
+            }
+            Written::Closed(reason) => {
+                metrics.close(reason.label());
+                let close = Message::Close(Some(reason.frame()));
+                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
+                return;
+            }
+            Written::Silent => {
+                metrics.close("heartbeat");
                 return;
             }
         }
-        if let Some(reason) = batch.close {
-            metrics.close(reason.label());
-            // Best effort: the client may already be gone.
-            let _ = sink.send(Message::Close(Some(reason.frame()))).await;
-            return;
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
+    }
+}
+
+/// How a batch's write ended.
+enum Written {
+    /// Written (or failed: `false`).
+    Done(bool),
+    /// The outbox closed while the write was stuck.
+    Closed(CloseReason),
+    /// The client went silent while the write was stuck.
+    Silent,
+}
+
+impl Heartbeat {
+    /// Whether the client has said nothing for two intervals.
+    fn silent(&self) -> bool {
+        let heard = Duration::from_millis(self.last_heard.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(heard) > 2 * self.every
     }
 }
 

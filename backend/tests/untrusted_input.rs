@@ -87,7 +87,7 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
         ..common::unlimited()
     };
     let server = TestServer::start_with(config).await;
-    let mut stuck = server.client().await; // Never reads until the end.
+    let mut stuck = server.client().await; // Does not read until the server gives up on it.
     let mut sender = server.client().await;
     let url = server.ws_url();
     let mut reader = common::Client::connect(&url).await;
@@ -102,6 +102,24 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
         }
         last
     });
+    // Once the server counts it as a slow consumer, the stuck client reads again: what is
+    // still in its socket, then the close frame, sent within the server's grace period.
+    let addr = server.addr;
+    let stuck_sees = tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+        loop {
+            let (_, metrics) = common::get(addr, "/metrics").await;
+            if metrics.contains(r#"charla_closes_total{reason="slow_consumer"} 1"#) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never closed as a slow consumer"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        stuck.recv_close().await
+    });
     // The sender behaves like a real client: a window of lines, then it reads their echoes.
     const WINDOW: usize = 50;
     for window in 0..LINES / WINDOW {
@@ -115,15 +133,44 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
         }
     }
     assert_eq!(reading.await.expect("reader"), LINES as u64);
-
-    let close = stuck.recv_close().await.expect("close with a code");
+    let close = stuck_sees
+        .await
+        .expect("stuck client")
+        .expect("close with a code");
     assert_eq!(u16::from(close.code), 1013);
     assert!(close.reason.contains("slow consumer"));
-    let (_, metrics) = server.get("/metrics").await;
-    assert!(
-        metrics.contains(r#"charla_closes_total{reason="slow_consumer"} 1"#),
-        "{metrics}"
-    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_again_is_hung_up_on_and_its_place_freed() {
+    let config = backend::Config {
+        outbox_bytes: 256 * 1024,
+        ..common::unlimited()
+    };
+    let server = TestServer::start_with(config).await;
+    let stuck = server.client().await; // never reads again, not even the close
+    let mut sender = server.client().await;
+    let body = "y".repeat(1_900);
+    let mut online = 2;
+    let mut sent = 0;
+    // Keep talking until the server has given up on the stuck client and said so.
+    while online == 2 {
+        assert!(sent < 20_000, "the stuck client was never dropped");
+        for _ in 0..50 {
+            sender.send_line(&format!("{sent} {body}")).await;
+            sent += 1;
+        }
+        let mut echoes = 0;
+        while echoes < 50 {
+            match sender.recv().await {
+                shared::ServerMsg::Message(_) => echoes += 1,
+                shared::ServerMsg::Presence { online: n } => online = n,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(online, 1);
+    drop(stuck);
 }
 
 #[tokio::test]

@@ -63,6 +63,23 @@ fn items(root: &Element) -> Vec<String> {
         .collect()
 }
 
+fn element<T: JsCast>(root: &Element, selector: &str) -> T {
+    root.query_selector(selector)
+        .expect("query")
+        .unwrap_or_else(|| panic!("{selector} is rendered"))
+        .unchecked_into()
+}
+
+/// Types `text` into the composer (as one input event) and presses Send.
+fn submit(root: &Element, text: &str) {
+    let input: HtmlInputElement = element(root, "#composer-input");
+    input.set_value(text);
+    input
+        .dispatch_event(&web_sys::Event::new("input").expect("event"))
+        .expect("dispatch");
+    element::<HtmlElement>(root, "#send").click();
+}
+
 fn text_of(root: &Element, selector: &str) -> String {
     root.query_selector(selector)
         .expect("query")
@@ -200,25 +217,12 @@ async fn the_composer_refuses_a_blank_line_visibly() {
     let (_, conn) = offline();
     let _mounted = mount_to(root.clone(), move || view! { <Composer conn=conn /> });
     tick().await;
-    let input: HtmlInputElement = root
-        .query_selector("#composer-input")
-        .expect("q")
-        .expect("input")
-        .unchecked_into();
+    let input: HtmlInputElement = element(&root, "#composer-input");
     // The input is labelled.
     let label = root.query_selector("label[for=composer-input]").expect("q");
     assert!(label.is_some_and(|l| l.text_content().unwrap_or_default() == "Your message"));
 
-    input.set_value("   ");
-    input
-        .dispatch_event(&web_sys::Event::new("input").expect("event"))
-        .expect("dispatch");
-    let send: HtmlElement = root
-        .query_selector("#send")
-        .expect("q")
-        .expect("button")
-        .unchecked_into();
-    send.click();
+    submit(&root, "   ");
     tick().await;
     assert_eq!(
         text_of(&root, "#notice"),
@@ -239,21 +243,8 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
         }
     });
     tick().await;
-    let input: HtmlInputElement = root
-        .query_selector("#composer-input")
-        .expect("q")
-        .expect("input")
-        .unchecked_into();
-    input.set_value("are you there?");
-    input
-        .dispatch_event(&web_sys::Event::new("input").expect("event"))
-        .expect("dispatch");
-    let send: HtmlElement = root
-        .query_selector("#send")
-        .expect("q")
-        .expect("button")
-        .unchecked_into();
-    send.click();
+    let input: HtmlInputElement = element(&root, "#composer-input");
+    submit(&root, "are you there?");
     tick().await;
     // No server: the line waits, visibly, and the box is free for the next one.
     assert_eq!(input.value(), "");

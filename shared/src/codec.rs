@@ -235,6 +235,15 @@ mod tests {
             prop_assert_eq!(decode_server(&encode(&msg)), Ok(msg));
         }
 
+    }
+
+    proptest! {
+        // The decoding fuzz target: many cases, because this is the door every client frame
+        // comes through. (PROPTEST_CASES overrides it for a longer run.)
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(10_000)
+        ))]
+
         #[test]
         fn junk_gives_a_typed_error_or_a_message(text in junk()) {
             // Never panics; when it fails, the error is one of the three decode codes.

@@ -31,6 +31,16 @@ pub enum Shown {
     Append(Vec<ChatLine>),
 }
 
+impl Shown {
+    /// Applies this to a list of shown lines.
+    pub fn apply_to(self, shown: &mut Vec<ChatLine>) {
+        match self {
+            Shown::Replace(lines) => *shown = lines,
+            Shown::Append(lines) => shown.extend(lines),
+        }
+    }
+}
+
 /// Reconnect delays: full jitter over an exponentially growing ceiling.
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -359,10 +369,7 @@ mod tests {
                 ..
             } => {
                 let (lines, resend) = session.on_welcome(id, resume, history, resumed);
-                match lines {
-                    Shown::Replace(lines) => *shown = lines,
-                    Shown::Append(lines) => shown.extend(lines),
-                }
+                lines.apply_to(shown);
                 link.to_server.extend(resend);
             }
             ServerMsg::Message(line) => shown.extend(session.on_line(line)),

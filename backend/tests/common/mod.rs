@@ -127,12 +127,16 @@ impl TestServer {
 
     /// A plain HTTP/1.1 GET; returns the status line's code and the body.
     pub async fn get(&self, path: &str) -> (u16, String) {
+        get(self.addr, path).await
+    }
+}
+
+/// A plain HTTP/1.1 GET to `addr`; returns the status line's code and the body.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = TcpStream::connect(self.addr).await.expect("connect");
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.addr
-        );
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         tcp.write_all(request.as_bytes()).await.expect("write");
         let mut response = String::new();
         tokio::time::timeout(TIMEOUT, tcp.read_to_string(&mut response))
@@ -408,10 +412,7 @@ impl SessionClient {
                 ..
             } => {
                 let (shown, resend) = self.session.on_welcome(id, resume, history, resumed);
-                match shown {
-                    shared::Shown::Replace(lines) => self.shown = lines,
-                    shared::Shown::Append(lines) => self.shown.extend(lines),
-                }
+                shown.apply_to(&mut self.shown);
                 for frame in resend {
                     self.send_frame(&frame).await;
                 }
