@@ -117,11 +117,14 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
         stuck_sockets.push(ws);
     }
     let mut tasks = Vec::new();
-    let stop_at = Instant::now() + Duration::from_secs(secs);
+    // Nobody sends until everyone is connected: the numbers are for the steady state, not
+    // for welcomes carrying a history that grows while clients still join.
+    let (go, ready) = tokio::sync::watch::channel(None::<Instant>);
     for n in 0..healthy {
         let (ws, _) = connect_async(&url).await.expect("connect");
         let (mut tx, mut rx) = ws.split();
         let latencies = latencies.clone();
+        let mut ready = ready.clone();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
             let reader = async {
@@ -138,6 +141,10 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
                 }
             };
             let writer = async {
+                let stop_at = match ready.wait_for(Option::is_some).await {
+                    Ok(stop_at) => stop_at.unwrap_or_else(Instant::now),
+                    Err(_) => return,
+                };
                 if n < senders {
                     let mut tick = tokio::time::interval(Duration::from_millis(100));
                     let pad = "x".repeat(line_bytes);
@@ -162,6 +169,8 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
             latencies.lock().await.extend(mine);
         }));
     }
+    let stop_at = Instant::now() + Duration::from_secs(secs);
+    let _ = go.send(Some(stop_at));
     let start_rss = rss_kib(pid);
     let mut peak_rss = start_rss;
     while Instant::now() < stop_at {

@@ -92,8 +92,12 @@ pub async fn upgrade(
     };
     let resume = query.as_deref().and_then(parse_resume);
     let limits = app.limits;
+    // Small buffers: frames are at most a few KiB, and per-connection memory is what a
+    // server with ten thousand clients runs out of first.
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
+        .read_buffer_size(limits.max_frame_bytes.min(16 * 1024))
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| run(socket, app, resume, permit))
 }
 
