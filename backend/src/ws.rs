@@ -230,10 +230,17 @@ async fn write_loop(
                 }
             };
             tokio::pin!(write);
+            // Only a slow consumer is cut short: any other close (shutdown, a broken rule)
+            // lets this batch finish and comes with the next one, after the frames before it.
+            let mut watch_closing = close.is_none();
             loop {
                 tokio::select! {
                     result = &mut write => break Written::Done(result.is_ok()),
-                    reason = outbox.closed(), if close.is_none() => {
+                    reason = outbox.closed(), if watch_closing => {
+                        if reason != CloseReason::SlowConsumer {
+                            watch_closing = false;
+                            continue;
+                        }
                         let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
                         break Written::Closed(reason);
                     }
