@@ -355,7 +355,10 @@ async fn a_line_sent_while_the_server_is_down_arrives_once_when_it_is_back() {
     // The server goes away: every page says so, and counts down to its next attempt.
     backend.stop().await;
     for page in [&alice, &bob] {
-        wait_text(page, "#conn-state", |s| s.starts_with("reconnecting")).await;
+        wait_text(page, "#conn-state", |s| {
+            s.starts_with("disconnected · reconnecting")
+        })
+        .await;
     }
     // A line sent now waits, visibly pending.
     type_into(&alice, "sent while offline").await;

@@ -105,13 +105,13 @@ impl ChatState {
         }
     }
 
-    /// The status bar's words: "reconnecting in 3 s", "connected", …
+    /// The status bar's words: "disconnected · reconnecting in 3 s", "connected", …
     pub fn status_text(&self) -> String {
         match (self.status.get(), self.retry_in.get()) {
             (ConnState::Reconnecting, Some(secs)) if secs > 0 => {
-                format!("reconnecting in {secs} s")
+                format!("disconnected · reconnecting in {secs} s")
             }
-            (ConnState::Reconnecting, _) => "reconnecting…".to_owned(),
+            (ConnState::Reconnecting, _) => "disconnected · reconnecting…".to_owned(),
             (state, _) => state.label().to_owned(),
         }
     }

@@ -175,11 +175,17 @@ async fn the_status_bar_shows_id_state_and_online_count() {
     state.status.set(ConnState::Reconnecting);
     state.retry_in.set(Some(3));
     tick().await;
-    assert_eq!(text_of(&root, "#conn-state"), "reconnecting in 3 s");
+    assert_eq!(
+        text_of(&root, "#conn-state"),
+        "disconnected · reconnecting in 3 s"
+    );
     assert!(root.query_selector("#reconnect").expect("q").is_some());
     state.retry_in.set(Some(0));
     tick().await;
-    assert_eq!(text_of(&root, "#conn-state"), "reconnecting…");
+    assert_eq!(
+        text_of(&root, "#conn-state"),
+        "disconnected · reconnecting…"
+    );
 }
 
 #[wasm_bindgen_test]
