@@ -99,6 +99,9 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
     let url = format!("ws://{addr}/ws");
 
     let base = Instant::now();
+    if std::env::var_os("CHARLA_BENCH_DEBUG").is_some() {
+        println!("  (debug) RSS before any client: {} KiB", rss_kib(pid));
+    }
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let healthy = clients - stuck;
     let senders =
@@ -168,6 +171,12 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
             }
             latencies.lock().await.extend(mine);
         }));
+    }
+    if std::env::var_os("CHARLA_BENCH_DEBUG").is_some() {
+        println!(
+            "  (debug) RSS with every client connected: {} KiB",
+            rss_kib(pid)
+        );
     }
     let stop_at = Instant::now() + Duration::from_secs(secs);
     let _ = go.send(Some(stop_at));
