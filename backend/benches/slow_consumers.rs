@@ -53,15 +53,19 @@ fn main() {
     });
 }
 
-/// The child: the real server with default settings, except that all clients come from one
-/// address (so the per-IP limit is raised).
+/// The child: the real server with default settings (SQLite in a fresh directory, so every
+/// run starts with an empty history), except that all clients come from one address (so the
+/// per-IP limit is raised).
 async fn run_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     println!("{}", listener.local_addr().expect("addr"));
+    let data_dir = std::env::temp_dir().join(format!("charla-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data_dir);
     let config = backend::Config {
         max_connections_per_ip: 100_000,
+        data_dir,
         ..backend::Config::default()
     };
     backend::serve(listener, config, std::future::pending())
