@@ -286,12 +286,12 @@ impl Hub {
 
     /// Tells the senders of `lines` that they were not stored (the commit failed).
     pub fn refuse(&self, lines: &[ChatLine]) {
+        let error = Frame::encode(&ServerMsg::Error {
+            code: ErrorCode::Unavailable,
+            message: "the line could not be stored; send it again later".into(),
+        });
         let state = self.lock();
         for line in lines {
-            let error = Frame::encode(&ServerMsg::Error {
-                code: ErrorCode::Unavailable,
-                message: "the line could not be stored; send it again later".into(),
-            });
             for m in state.conns.values().filter(|m| m.id == line.from) {
                 m.outbox.push(error.clone());
             }

@@ -217,11 +217,22 @@ async fn write_loop(
         // for two heartbeats, give the write a last grace period and hang up.
         let outcome = {
             let write = async {
-                for frame in frames {
+                // Count per message type once per batch, not once per frame: this is the
+                // fan-out's hottest loop, and a label lookup takes a lock.
+                let mut counts: Vec<(&'static str, u64)> = Vec::new();
+                for frame in &frames {
+                    match counts.iter_mut().find(|(kind, _)| *kind == frame.kind) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((frame.kind, 1)),
+                    }
+                }
+                for (kind, n) in counts {
                     metrics_ref
                         .frames_out
-                        .get_or_create(&TypeLabel { r#type: frame.kind })
-                        .inc();
+                        .get_or_create(&TypeLabel { r#type: kind })
+                        .inc_by(n);
+                }
+                for frame in frames {
                     sink.feed(Message::Text(frame.bytes)).await?;
                 }
                 match close {
@@ -453,24 +464,26 @@ impl Connection {
                 }
                 None
             }
-            ClientMsg::LoadOlder { before, limit } => {
-                if !self.frames.try_take(now) {
-                    return self.rate_limited(now, "frame");
-                }
+            ClientMsg::LoadOlder { before, limit } => self.answer(now, |hub| {
                 let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
-                let (lines, has_more) = self.hub.older(before, limit);
-                self.outbox
-                    .push(Frame::encode(&ServerMsg::Older { lines, has_more }));
-                None
-            }
-            ClientMsg::Ping => {
-                if !self.frames.try_take(now) {
-                    return self.rate_limited(now, "frame");
-                }
-                self.outbox.push(Frame::encode(&ServerMsg::Pong));
-                None
-            }
+                let (lines, has_more) = hub.older(before, limit);
+                ServerMsg::Older { lines, has_more }
+            }),
+            ClientMsg::Ping => self.answer(now, |_| ServerMsg::Pong),
         }
+    }
+
+    /// Answers a request with `reply()`, within the frame rate.
+    fn answer(
+        &mut self,
+        now: Instant,
+        reply: impl FnOnce(&Hub) -> ServerMsg,
+    ) -> Option<CloseReason> {
+        if !self.frames.try_take(now) {
+            return self.rate_limited(now, "frame");
+        }
+        self.outbox.push(Frame::encode(&reply(&self.hub)));
+        None
     }
 
     /// When a held-back typing update may go out, if there is one.
