@@ -85,7 +85,7 @@ fn truncate(s: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChatLine, ConnId, Seq};
+    use crate::{ChatLine, ConnId, RoomName, Seq};
     use proptest::prelude::*;
 
     fn code_of(text: &str) -> ErrorCode {
@@ -135,6 +135,7 @@ mod tests {
         assert_eq!(
             msg,
             Ok(ClientMsg::Send {
+                room: None,
                 text: "hi".into(),
                 nonce: None
             })
@@ -150,9 +151,16 @@ mod tests {
 
     fn any_client_msg() -> impl Strategy<Value = ClientMsg> {
         prop_oneof![
-            any::<String>().prop_map(|text| ClientMsg::Typing { text }),
-            (any::<String>(), proptest::option::of(any::<String>()))
-                .prop_map(|(text, nonce)| ClientMsg::Send { text, nonce }),
+            (proptest::option::of("[a-z0-9_-]{1,32}"), any::<String>())
+                .prop_map(|(room, text)| ClientMsg::Typing { room, text }),
+            (
+                proptest::option::of("[a-z0-9_-]{1,32}"),
+                any::<String>(),
+                proptest::option::of(any::<String>())
+            )
+                .prop_map(|(room, text, nonce)| ClientMsg::Send { room, text, nonce }),
+            "[a-z0-9_-]{1,32}".prop_map(|room| ClientMsg::Join { room }),
+            any::<String>().prop_map(|name| ClientMsg::SetName { name }),
         ]
     }
 
@@ -165,8 +173,10 @@ mod tests {
             proptest::option::of("[a-z0-9-]{1,64}"),
         )
             .prop_map(|(seq, from, text, at, nonce)| ChatLine {
+                room: RoomName::general(),
                 seq: Seq(seq),
                 from: ConnId::new(from),
+                name: None,
                 text,
                 at,
                 nonce,
@@ -185,17 +195,22 @@ mod tests {
                     resume: "token".into(),
                     has_more: online % 2 == 0,
                     resumed: online % 3 == 0,
+                    name: None,
+                    limits: None,
                 }),
             ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing {
+                room: RoomName::general(),
                 from: ConnId::new(from),
+                name: None,
                 text
             }),
             line.prop_map(ServerMsg::Message),
-            any::<u32>().prop_map(|online| ServerMsg::Presence { online }),
-            any::<String>().prop_map(|message| ServerMsg::Error {
-                code: ErrorCode::TooLarge,
-                message
+            any::<u32>().prop_map(|online| ServerMsg::Presence {
+                room: RoomName::general(),
+                online,
+                members: None
             }),
+            any::<String>().prop_map(|message| ServerMsg::error(ErrorCode::TooLarge, message)),
         ]
     }
 

@@ -16,7 +16,7 @@ pub enum ErrorCode {
     BadField,
     /// A `send` whose text is empty or only white space.
     Empty,
-    /// The text is longer than [`crate::limits::MAX_TEXT_CHARS`].
+    /// The text is longer than the server's `max_text_chars`.
     TooLarge,
     /// A binary frame: the protocol uses text frames only.
     BinaryFrame,
@@ -24,12 +24,42 @@ pub enum ErrorCode {
     RateLimited,
     /// The server could not store the line (e.g. its disk failed); it was not appended.
     Unavailable,
+    /// A room name that is not 1–32 characters of `a-z 0-9 _ -`.
+    BadRoom,
+    /// A display name that is empty, over 32 characters, or holds control characters.
+    BadName,
+    /// The frame concerns a room this connection has not joined.
+    NotJoined,
+    /// This connection is already in as many rooms as it may be (`--max-rooms-per-conn`).
+    TooManyRooms,
+    /// The server already has as many rooms as it may (`--max-rooms`): no new room.
+    RoomsFull,
+    /// A `hello` after the connection was already welcomed.
+    AlreadyWelcomed,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
 }
 
 impl ErrorCode {
+    /// Every code a server may send.
+    pub const ALL: &'static [ErrorCode] = &[
+        ErrorCode::BadJson,
+        ErrorCode::UnknownType,
+        ErrorCode::BadField,
+        ErrorCode::Empty,
+        ErrorCode::TooLarge,
+        ErrorCode::BinaryFrame,
+        ErrorCode::RateLimited,
+        ErrorCode::Unavailable,
+        ErrorCode::BadRoom,
+        ErrorCode::BadName,
+        ErrorCode::NotJoined,
+        ErrorCode::TooManyRooms,
+        ErrorCode::RoomsFull,
+        ErrorCode::AlreadyWelcomed,
+    ];
+
     /// The code as it appears on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +71,12 @@ impl ErrorCode {
             ErrorCode::BinaryFrame => "binary_frame",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::BadRoom => "bad_room",
+            ErrorCode::BadName => "bad_name",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::RoomsFull => "rooms_full",
+            ErrorCode::AlreadyWelcomed => "already_welcomed",
             ErrorCode::Other => "other",
         }
     }

@@ -8,13 +8,15 @@
 //! # Layout
 //!
 //! - [`msg`]: [`ClientMsg`] (client → server) and [`ServerMsg`] (server → client), and the types
-//!   inside them: [`ChatLine`], [`ConnId`], [`Seq`].
+//!   inside them: [`ChatLine`], [`ConnId`], [`Seq`], [`Member`], [`Typist`], [`ServerLimits`].
+//! - [`names`]: [`RoomName`] and [`DisplayName`], checked where clients send them.
 //! - [`codec`]: [`decode_client`] / [`encode`] and friends; decoding untrusted text yields a
 //!   typed [`DecodeError`] that maps to a stable [`ErrorCode`].
 //! - [`error`]: [`ErrorCode`], the stable snake_case codes sent in `error` frames.
 //! - [`limits`]: sizes both sides agree on (longest line, protocol version).
-//! - [`session`]: [`ClientSession`], the client's side without I/O: last `seq` seen, pending
-//!   sends by nonce, what to resend on resume, and the reconnect backoff.
+//! - [`session`]: [`ClientSession`], the client's side without I/O: the rooms it is in and the
+//!   last `seq` seen in each, pending sends by nonce, the `hello` that resumes, what to resend,
+//!   and the reconnect backoff.
 //!
 //! # Adding a message type
 //!
@@ -33,9 +35,11 @@ pub mod codec;
 pub mod error;
 pub mod limits;
 pub mod msg;
+pub mod names;
 pub mod session;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use error::ErrorCode;
-pub use msg::{ChatLine, ClientMsg, ConnId, Seq, ServerMsg};
+pub use msg::{ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist};
+pub use names::{DEFAULT_ROOM, DisplayName, NameError, RoomName};
 pub use session::{ClientSession, PendingLine, Shown};

@@ -1,11 +1,15 @@
 //! The messages: [`ClientMsg`] (client → server) and [`ServerMsg`] (server → client).
 //!
 //! The JSON shape is fixed by the literal-JSON tests at the bottom of this file; change a
-//! name here and they fail, which is the point.
+//! name here and they fail, which is the point. Protocol v2 added rooms: every frame that
+//! concerns a room carries `room`, and a client frame without one means `general`, so every
+//! v1 frame still works as it did.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ErrorCode;
+use crate::{DisplayName, ErrorCode, RoomName};
 
 /// A connection's public id, chosen by the server: URL-safe, at least 96 random bits.
 /// A client can never choose it, nor put another one in the `from` of a line.
@@ -31,8 +35,8 @@ impl std::fmt::Display for ConnId {
     }
 }
 
-/// A line's position in the history: starts at 1, rises by one per line, no gaps. Every
-/// client sees lines in this order.
+/// A line's position in its room's history: starts at 1, rises by one per line, no gaps.
+/// Every member of the room sees the room's lines in this order.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
 )]
@@ -45,13 +49,19 @@ impl std::fmt::Display for Seq {
     }
 }
 
-/// One line of the history, as kept by the server and sent to every client.
+/// One line of a room's history, as kept by the server and sent to every member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatLine {
-    /// Its position in the history.
+    /// The room it was sent to (absent in v1 frames: `general`).
+    #[serde(default)]
+    pub room: RoomName,
+    /// Its position in the room's history.
     pub seq: Seq,
     /// Who sent it: the sender's connection id, set by the server.
     pub from: ConnId,
+    /// The sender's display name when it was sent (none for lines from before names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<DisplayName>,
     /// What was sent, as typed (rendered as text, never as markup).
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
@@ -62,17 +72,71 @@ pub struct ChatLine {
     pub nonce: Option<String>,
 }
 
+/// Someone in a room: their id and what they are called.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Member {
+    /// Their connection id.
+    pub id: ConnId,
+    /// Their display name.
+    pub name: DisplayName,
+}
+
+/// Someone typing in a room, with their latest text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Typist {
+    /// The typist's id.
+    pub from: ConnId,
+    /// The typist's display name.
+    pub name: DisplayName,
+    /// Their input box as it is now (never empty here).
+    pub text: String,
+}
+
+/// Numbers the server enforces, sent in the `welcome` so clients obey the server they talk
+/// to rather than a hard-coded copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerLimits {
+    /// The longest `send`/`typing` text, in characters.
+    pub max_text_chars: u32,
+    /// The most rooms one connection may be in.
+    pub max_rooms_per_conn: u32,
+    /// `send`s per second per connection, on average.
+    pub send_rate: u32,
+    /// `send`s a connection may make at once after a pause.
+    pub send_burst: u32,
+}
+
 /// A frame from a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMsg {
+    /// The first frame of a v2 connection (`/ws?v=2`): resume a session and rejoin rooms.
+    /// The server answers with `welcome`, then one `joined` per room.
+    Hello {
+        /// The private token from an earlier `welcome`, to keep the same id and name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
+        /// The rooms to be in, each with the last `seq` the client holds there (0: none).
+        /// Absent: just `general`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rooms: Option<BTreeMap<String, Seq>>,
+        /// The display name to use (otherwise the session's, or a generated one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
     /// The sender's input box as it is now; `""` clears its live text everywhere.
     Typing {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// The whole current text of the input box.
         text: String,
     },
-    /// Append a line to the history.
+    /// Append a line to a room's history.
     Send {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// The line. Must not be blank.
         text: String,
         /// A client-chosen string (at most 64 characters) that identifies this send: the
@@ -81,8 +145,11 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
-    /// Asks for the lines before `before`, newest last (at most `limit`, capped by the server).
+    /// Asks for a room's lines before `before`, newest last (at most `limit`, capped).
     LoadOlder {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
         /// Lines with a `seq` below this one.
         before: Seq,
         /// How many at most.
@@ -90,19 +157,54 @@ pub enum ClientMsg {
     },
     /// An application-level ping (browsers cannot see WebSocket pings); answered by `pong`.
     Ping,
+    /// Enter a room (created if it does not exist); answered by `joined`.
+    Join {
+        /// The room.
+        room: String,
+    },
+    /// Leave a room; answered by `left`.
+    Leave {
+        /// The room.
+        room: String,
+    },
+    /// Change this session's display name; answered by `name_set`.
+    SetName {
+        /// The new name (1–32 characters once trimmed, no control characters).
+        name: String,
+    },
+    /// Asks for the full member list of a room (pushed only for small rooms).
+    Members {
+        /// The room.
+        room: String,
+    },
 }
 
 impl ClientMsg {
     /// Every `type` a client may send, as on the wire.
-    pub const TYPES: &'static [&'static str] = &["typing", "send", "load_older", "ping"];
+    pub const TYPES: &'static [&'static str] = &[
+        "hello",
+        "typing",
+        "send",
+        "load_older",
+        "ping",
+        "join",
+        "leave",
+        "set_name",
+        "members",
+    ];
 
     /// This message's `type` on the wire.
     pub fn type_name(&self) -> &'static str {
         match self {
+            ClientMsg::Hello { .. } => "hello",
             ClientMsg::Typing { .. } => "typing",
             ClientMsg::Send { .. } => "send",
             ClientMsg::LoadOlder { .. } => "load_older",
             ClientMsg::Ping => "ping",
+            ClientMsg::Join { .. } => "join",
+            ClientMsg::Leave { .. } => "leave",
+            ClientMsg::SetName { .. } => "set_name",
+            ClientMsg::Members { .. } => "members",
         }
     }
 }
@@ -115,29 +217,68 @@ pub enum ServerMsg {
     Welcome {
         /// This connection's public id (the same as before when a resume succeeded).
         id: ConnId,
-        /// Lines, oldest first. When `resumed`, exactly the lines after the client's `after`
-        /// (append them); otherwise the latest page of the history (replace with it).
+        /// For a v1 connection, the lines of `general`, oldest first (see `resumed`). Empty
+        /// for a v2 connection, whose rooms each come in a `joined`.
         history: Vec<ChatLine>,
-        /// How many clients are connected, this one included.
+        /// How many are in `general`, this connection included if it is.
         online: u32,
         /// The protocol version ([`crate::limits::PROTOCOL_VERSION`]).
         protocol: u32,
-        /// A private token: reconnect with `/ws?resume=<token>&after=<last seq>` to keep this
-        /// id and get every line missed meanwhile. Never shown to other clients.
+        /// A private token: send it in the `hello` of a later connection to keep this id
+        /// and name. Never shown to other clients.
         #[serde(default)]
         resume: String,
         /// Whether lines older than the first in `history` exist (ask with `load_older`).
         #[serde(default)]
         has_more: bool,
-        /// Whether this connection resumed a session: `history` continues the client's own.
+        /// Whether this connection resumed a session (same id as before).
         #[serde(default)]
         resumed: bool,
+        /// This session's display name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<DisplayName>,
+        /// The limits this server enforces.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<ServerLimits>,
     },
-    /// Someone's live text; replaces the live paragraph. Sent to every client, typist included.
+    /// The reply to `join` (and to each room of a `hello`): the room as it is now.
+    Joined {
+        /// The room.
+        room: RoomName,
+        /// If `resumed`, exactly the lines after the `seq` the client said it holds (append
+        /// them); otherwise the latest page, oldest first (replace with it).
+        lines: Vec<ChatLine>,
+        /// Whether lines older than the first in `lines` exist.
+        has_more: bool,
+        /// See `lines`.
+        resumed: bool,
+        /// How many are in the room, this connection included.
+        online: u32,
+        /// Who is in the room; absent for rooms larger than the server pushes lists for
+        /// (ask with `members`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<Member>>,
+        /// Who is typing there now, with their latest text.
+        #[serde(default)]
+        typing: Vec<Typist>,
+    },
+    /// The reply to `leave`: this connection is no longer in the room.
+    Left {
+        /// The room.
+        room: RoomName,
+    },
+    /// Someone's live text in a room; replaces that typist's previous text. Sent to every
+    /// member, typist included.
     Typing {
+        /// The room (absent in v1 frames: `general`).
+        #[serde(default)]
+        room: RoomName,
         /// The typist.
         from: ConnId,
-        /// Their input box as it is now; `""` means they cleared it.
+        /// The typist's display name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<DisplayName>,
+        /// Their input box as it is now; `""` means they cleared it (or left).
         text: String,
     },
     /// A new history line (the line's fields sit beside `type`).
@@ -145,13 +286,19 @@ pub enum ServerMsg {
     /// The sender's line with this `nonce` is durable, at this `seq`. Sent to the sender only,
     /// before the `message` itself.
     Ack {
+        /// The room of the line (absent in v1 frames: `general`).
+        #[serde(default)]
+        room: RoomName,
         /// The nonce of the `send`.
         nonce: String,
-        /// Where the line is in the history.
+        /// Where the line is in the room's history.
         seq: Seq,
     },
     /// The reply to `load_older`.
     Older {
+        /// The room (absent in v1 frames: `general`).
+        #[serde(default)]
+        room: RoomName,
         /// The lines, oldest first (empty when there are none).
         lines: Vec<ChatLine>,
         /// Whether still older lines exist.
@@ -159,10 +306,28 @@ pub enum ServerMsg {
     },
     /// The reply to `ping`.
     Pong,
-    /// The number of connected clients changed.
+    /// Who is in a room changed (coalesced: a few times a second at most).
     Presence {
-        /// How many clients are connected now.
+        /// The room (absent in v1 frames: `general`).
+        #[serde(default)]
+        room: RoomName,
+        /// How many are in the room now.
         online: u32,
+        /// Who they are, for rooms small enough (see `joined`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        members: Option<Vec<Member>>,
+    },
+    /// The reply to `members`.
+    Members {
+        /// The room.
+        room: RoomName,
+        /// Everyone in it.
+        members: Vec<Member>,
+    },
+    /// The reply to `set_name`: the session's name now.
+    NameSet {
+        /// The name.
+        name: DisplayName,
     },
     /// The last frame was refused. The connection stays open unless a close frame follows.
     Error {
@@ -170,26 +335,47 @@ pub enum ServerMsg {
         code: ErrorCode,
         /// Why, for people.
         message: String,
+        /// The room the refused frame concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<RoomName>,
+        /// The nonce of the refused `send`, if it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
     },
 }
 
 impl ServerMsg {
     /// Every `type` a server may send, as on the wire.
     pub const TYPES: &'static [&'static str] = &[
-        "welcome", "typing", "message", "ack", "older", "pong", "presence", "error",
+        "welcome", "joined", "left", "typing", "message", "ack", "older", "pong", "presence",
+        "members", "name_set", "error",
     ];
 
     /// This message's `type` on the wire.
     pub fn type_name(&self) -> &'static str {
         match self {
             ServerMsg::Welcome { .. } => "welcome",
+            ServerMsg::Joined { .. } => "joined",
+            ServerMsg::Left { .. } => "left",
             ServerMsg::Typing { .. } => "typing",
             ServerMsg::Message(_) => "message",
             ServerMsg::Ack { .. } => "ack",
             ServerMsg::Older { .. } => "older",
             ServerMsg::Pong => "pong",
             ServerMsg::Presence { .. } => "presence",
+            ServerMsg::Members { .. } => "members",
+            ServerMsg::NameSet { .. } => "name_set",
             ServerMsg::Error { .. } => "error",
+        }
+    }
+
+    /// An `error` about no room and no nonce.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            room: None,
+            nonce: None,
         }
     }
 }
@@ -200,10 +386,20 @@ mod tests {
     use super::*;
     use crate::{decode_client, decode_server, encode};
 
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).expect("a valid room name")
+    }
+
+    fn name(name: &str) -> DisplayName {
+        DisplayName::parse(name).expect("a valid display name")
+    }
+
     fn line(seq: u64, from: &str, text: &str, at: u64) -> ChatLine {
         ChatLine {
+            room: RoomName::general(),
             seq: Seq(seq),
             from: ConnId::new(from),
+            name: None,
             text: text.into(),
             at,
             nonce: None,
@@ -224,10 +420,40 @@ mod tests {
     }
 
     #[test]
+    fn client_hello_wire() {
+        client_wire(
+            ClientMsg::Hello {
+                resume: Some("r3sum3-t0k3n".into()),
+                rooms: Some(BTreeMap::from([("dev".into(), Seq(7)), ("general".into(), Seq(41))])),
+                name: Some("Ana".into()),
+            },
+            r#"{"type":"hello","resume":"r3sum3-t0k3n","rooms":{"dev":7,"general":41},"name":"Ana"}"#,
+        );
+        client_wire(
+            ClientMsg::Hello {
+                resume: None,
+                rooms: None,
+                name: None,
+            },
+            r#"{"type":"hello"}"#,
+        );
+    }
+
+    #[test]
     fn client_typing_wire() {
         client_wire(
-            ClientMsg::Typing { text: "ho".into() },
+            ClientMsg::Typing {
+                room: None,
+                text: "ho".into(),
+            },
             r#"{"type":"typing","text":"ho"}"#,
+        );
+        client_wire(
+            ClientMsg::Typing {
+                room: Some("dev".into()),
+                text: "ho".into(),
+            },
+            r#"{"type":"typing","room":"dev","text":"ho"}"#,
         );
     }
 
@@ -235,6 +461,7 @@ mod tests {
     fn client_send_wire() {
         client_wire(
             ClientMsg::Send {
+                room: None,
                 text: "hola".into(),
                 nonce: None,
             },
@@ -242,10 +469,11 @@ mod tests {
         );
         client_wire(
             ClientMsg::Send {
+                room: Some("dev".into()),
                 text: "hola".into(),
                 nonce: Some("n-1".into()),
             },
-            r#"{"type":"send","text":"hola","nonce":"n-1"}"#,
+            r#"{"type":"send","room":"dev","text":"hola","nonce":"n-1"}"#,
         );
     }
 
@@ -253,10 +481,19 @@ mod tests {
     fn client_load_older_wire() {
         client_wire(
             ClientMsg::LoadOlder {
+                room: None,
                 before: Seq(501),
                 limit: 100,
             },
             r#"{"type":"load_older","before":501,"limit":100}"#,
+        );
+        client_wire(
+            ClientMsg::LoadOlder {
+                room: Some("dev".into()),
+                before: Seq(501),
+                limit: 100,
+            },
+            r#"{"type":"load_older","room":"dev","before":501,"limit":100}"#,
         );
     }
 
@@ -266,45 +503,122 @@ mod tests {
     }
 
     #[test]
+    fn client_join_leave_set_name_members_wire() {
+        client_wire(
+            ClientMsg::Join { room: "dev".into() },
+            r#"{"type":"join","room":"dev"}"#,
+        );
+        client_wire(
+            ClientMsg::Leave { room: "dev".into() },
+            r#"{"type":"leave","room":"dev"}"#,
+        );
+        client_wire(
+            ClientMsg::SetName { name: "Ana".into() },
+            r#"{"type":"set_name","name":"Ana"}"#,
+        );
+        client_wire(
+            ClientMsg::Members { room: "dev".into() },
+            r#"{"type":"members","room":"dev"}"#,
+        );
+    }
+
+    #[test]
     fn server_welcome_wire() {
         server_wire(
             ServerMsg::Welcome {
                 id: ConnId::new("q8Zr2vLk0aYbXw1c"),
                 history: vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)],
                 online: 2,
-                protocol: 1,
+                protocol: 2,
                 resume: "r3sum3-t0k3n".into(),
                 has_more: false,
                 resumed: false,
+                name: Some(name("guest-q8Zr")),
+                limits: Some(ServerLimits {
+                    max_text_chars: 2000,
+                    max_rooms_per_conn: 20,
+                    send_rate: 10,
+                    send_burst: 20,
+                }),
             },
-            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":1,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false}"#,
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"guest-q8Zr","limits":{"max_text_chars":2000,"max_rooms_per_conn":20,"send_rate":10,"send_burst":20}}"#,
         );
     }
 
     #[test]
-    fn a_v1_core_welcome_still_decodes() {
-        // Fields added after the v1 core are optional: a server without them still works.
+    fn v1_frames_still_decode_with_their_room_general() {
+        // Fields added after the v1 core are optional: a v1 server's frames still decode.
         let msg = decode_server(
-            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[],"online":1,"protocol":1}"#,
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":1,"protocol":1}"#,
         );
-        assert!(matches!(
-            msg,
-            Ok(ServerMsg::Welcome {
-                resumed: false,
-                has_more: false,
-                ..
+        let Ok(ServerMsg::Welcome {
+            history,
+            resumed: false,
+            has_more: false,
+            name: None,
+            ..
+        }) = msg
+        else {
+            panic!("a v1 welcome decodes: {msg:?}");
+        };
+        assert_eq!(history, vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)]);
+        assert_eq!(
+            decode_server(r#"{"type":"presence","online":4}"#),
+            Ok(ServerMsg::Presence {
+                room: RoomName::general(),
+                online: 4,
+                members: None
             })
-        ));
+        );
+        assert_eq!(
+            decode_server(r#"{"type":"ack","nonce":"n-1","seq":3}"#),
+            Ok(ServerMsg::Ack {
+                room: RoomName::general(),
+                nonce: "n-1".into(),
+                seq: Seq(3)
+            })
+        );
+    }
+
+    #[test]
+    fn server_joined_and_left_wire() {
+        let mut l = line(7, "AAAAAAAAAAAAAAAA", "hola", 1763769600000);
+        l.room = room("dev");
+        l.name = Some(name("Ana"));
+        server_wire(
+            ServerMsg::Joined {
+                room: room("dev"),
+                lines: vec![l],
+                has_more: true,
+                resumed: false,
+                online: 2,
+                members: Some(vec![Member {
+                    id: ConnId::new("AAAAAAAAAAAAAAAA"),
+                    name: name("Ana"),
+                }]),
+                typing: vec![Typist {
+                    from: ConnId::new("AAAAAAAAAAAAAAAA"),
+                    name: name("Ana"),
+                    text: "ho".into(),
+                }],
+            },
+            r#"{"type":"joined","room":"dev","lines":[{"room":"dev","seq":7,"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"hola","at":1763769600000}],"has_more":true,"resumed":false,"online":2,"members":[{"id":"AAAAAAAAAAAAAAAA","name":"Ana"}],"typing":[{"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"ho"}]}"#,
+        );
+        server_wire(
+            ServerMsg::Left { room: room("dev") },
+            r#"{"type":"left","room":"dev"}"#,
+        );
     }
 
     #[test]
     fn server_ack_wire() {
         server_wire(
             ServerMsg::Ack {
+                room: room("dev"),
                 nonce: "n-1".into(),
                 seq: Seq(3),
             },
-            r#"{"type":"ack","nonce":"n-1","seq":3}"#,
+            r#"{"type":"ack","room":"dev","nonce":"n-1","seq":3}"#,
         );
     }
 
@@ -312,10 +626,11 @@ mod tests {
     fn server_older_wire() {
         server_wire(
             ServerMsg::Older {
+                room: RoomName::general(),
                 lines: vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)],
                 has_more: false,
             },
-            r#"{"type":"older","lines":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"has_more":false}"#,
+            r#"{"type":"older","room":"general","lines":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"has_more":false}"#,
         );
     }
 
@@ -328,10 +643,12 @@ mod tests {
     fn server_typing_wire() {
         server_wire(
             ServerMsg::Typing {
+                room: room("dev"),
                 from: ConnId::new("q8Zr2vLk0aYbXw1c"),
+                name: Some(name("Ana")),
                 text: "hol".into(),
             },
-            r#"{"type":"typing","from":"q8Zr2vLk0aYbXw1c","text":"hol"}"#,
+            r#"{"type":"typing","room":"dev","from":"q8Zr2vLk0aYbXw1c","name":"Ana","text":"hol"}"#,
         );
     }
 
@@ -339,48 +656,80 @@ mod tests {
     fn server_message_wire() {
         server_wire(
             ServerMsg::Message(line(3, "q8Zr2vLk0aYbXw1c", "hola", 1763769600000)),
-            r#"{"type":"message","seq":3,"from":"q8Zr2vLk0aYbXw1c","text":"hola","at":1763769600000}"#,
+            r#"{"type":"message","room":"general","seq":3,"from":"q8Zr2vLk0aYbXw1c","text":"hola","at":1763769600000}"#,
         );
         let mut with_nonce = line(4, "q8Zr2vLk0aYbXw1c", "adiós", 1763769600001);
         with_nonce.nonce = Some("n-2".into());
+        with_nonce.name = Some(name("Ana"));
         server_wire(
             ServerMsg::Message(with_nonce),
-            r#"{"type":"message","seq":4,"from":"q8Zr2vLk0aYbXw1c","text":"adiós","at":1763769600001,"nonce":"n-2"}"#,
+            r#"{"type":"message","room":"general","seq":4,"from":"q8Zr2vLk0aYbXw1c","name":"Ana","text":"adiós","at":1763769600001,"nonce":"n-2"}"#,
         );
     }
 
     #[test]
-    fn server_presence_wire() {
+    fn server_presence_and_members_wire() {
         server_wire(
-            ServerMsg::Presence { online: 4 },
-            r#"{"type":"presence","online":4}"#,
+            ServerMsg::Presence {
+                room: room("dev"),
+                online: 1,
+                members: Some(vec![Member {
+                    id: ConnId::new("q8Zr2vLk0aYbXw1c"),
+                    name: name("Ana"),
+                }]),
+            },
+            r#"{"type":"presence","room":"dev","online":1,"members":[{"id":"q8Zr2vLk0aYbXw1c","name":"Ana"}]}"#,
+        );
+        server_wire(
+            ServerMsg::Presence {
+                room: room("big"),
+                online: 4000,
+                members: None,
+            },
+            r#"{"type":"presence","room":"big","online":4000}"#,
+        );
+        server_wire(
+            ServerMsg::Members {
+                room: room("big"),
+                members: vec![],
+            },
+            r#"{"type":"members","room":"big","members":[]}"#,
+        );
+    }
+
+    #[test]
+    fn server_name_set_wire() {
+        server_wire(
+            ServerMsg::NameSet { name: name("Ana") },
+            r#"{"type":"name_set","name":"Ana"}"#,
         );
     }
 
     #[test]
     fn server_error_wire() {
         server_wire(
-            ServerMsg::Error {
-                code: ErrorCode::Empty,
-                message: "a line cannot be blank".into(),
-            },
+            ServerMsg::error(ErrorCode::Empty, "a line cannot be blank"),
             r#"{"type":"error","code":"empty","message":"a line cannot be blank"}"#,
+        );
+        server_wire(
+            ServerMsg::Error {
+                code: ErrorCode::NotJoined,
+                message: "join the room first".into(),
+                room: Some(room("dev")),
+                nonce: Some("n-9".into()),
+            },
+            r#"{"type":"error","code":"not_joined","message":"join the room first","room":"dev","nonce":"n-9"}"#,
         );
     }
 
     #[test]
     fn every_error_code_has_its_wire_name() {
-        for code in [
-            ErrorCode::BadJson,
-            ErrorCode::UnknownType,
-            ErrorCode::BadField,
-            ErrorCode::Empty,
-            ErrorCode::TooLarge,
-            ErrorCode::BinaryFrame,
-            ErrorCode::RateLimited,
-            ErrorCode::Unavailable,
-        ] {
-            assert_eq!(encode(&code), format!("\"{}\"", code.as_str()));
+        for code in ErrorCode::ALL {
+            assert_eq!(encode(code), format!("\"{}\"", code.as_str()));
+            assert_eq!(
+                serde_json::from_str::<ErrorCode>(&format!("\"{}\"", code.as_str())).ok(),
+                Some(*code)
+            );
         }
     }
 
@@ -388,14 +737,15 @@ mod tests {
     fn unknown_fields_and_codes_are_tolerated() {
         // Adding a field or an error code is a compatible change: old clients must cope.
         let msg = decode_server(r#"{"type":"presence","online":1,"region":"eu"}"#);
-        assert_eq!(msg, Ok(ServerMsg::Presence { online: 1 }));
-        let msg = decode_server(r#"{"type":"error","code":"brand_new","message":"m"}"#);
         assert_eq!(
             msg,
-            Ok(ServerMsg::Error {
-                code: ErrorCode::Other,
-                message: "m".into()
+            Ok(ServerMsg::Presence {
+                room: RoomName::general(),
+                online: 1,
+                members: None
             })
         );
+        let msg = decode_server(r#"{"type":"error","code":"brand_new","message":"m"}"#);
+        assert_eq!(msg, Ok(ServerMsg::error(ErrorCode::Other, "m")));
     }
 }

@@ -11,23 +11,27 @@
 //! - the reconnect schedule: exponential backoff with full jitter, reset after a connection
 //!   that stayed up.
 
-use crate::{ChatLine, ClientMsg, ConnId, Seq};
+use std::collections::BTreeMap;
+
+use crate::{ChatLine, ClientMsg, ConnId, RoomName, Seq};
 
 /// A line sent but not yet acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingLine {
+    /// The room it was sent to.
+    pub room: RoomName,
     /// The nonce it was sent with.
     pub nonce: String,
     /// Its text.
     pub text: String,
 }
 
-/// What a `welcome` means for the lines shown.
+/// What a `joined` means for the lines shown in its room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shown {
     /// Replace everything shown with these lines (a new session, or too far behind).
     Replace(Vec<ChatLine>),
-    /// Append these lines (a resumed session: exactly the ones missed).
+    /// Append these lines (a resumed room: exactly the ones missed).
     Append(Vec<ChatLine>),
 }
 
@@ -79,14 +83,23 @@ impl Backoff {
 /// How long a connection must stay up before the backoff starts over.
 pub const STABLE_AFTER_MS: u64 = 10_000;
 
+/// Where a client stands in one room: the newest and oldest `seq` it shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct RoomCursor {
+    last: Option<Seq>,
+    oldest: Option<Seq>,
+}
+
 /// The client's session state. See the module docs.
 #[derive(Debug, Clone)]
 pub struct ClientSession {
     /// Ids this client has had, the current one last (a lost resume means a new id).
     ids: Vec<ConnId>,
     resume: Option<String>,
-    last_seq: Option<Seq>,
-    oldest_seq: Option<Seq>,
+    /// The display name to ask for in the next `hello`.
+    name: Option<String>,
+    /// The rooms this client is in, and how far it has read each.
+    rooms: BTreeMap<RoomName, RoomCursor>,
     pending: Vec<PendingLine>,
     nonce_prefix: String,
     next_nonce: u64,
@@ -95,14 +108,14 @@ pub struct ClientSession {
 }
 
 impl ClientSession {
-    /// A session that has never connected. `nonce_prefix` must be unique to this client
-    /// (e.g. random), so its nonces never collide with another's.
+    /// A session that has never connected, in `general`. `nonce_prefix` must be unique to
+    /// this client (e.g. random), so its nonces never collide with another's.
     pub fn new(nonce_prefix: impl Into<String>) -> Self {
         ClientSession {
             ids: Vec::new(),
             resume: None,
-            last_seq: None,
-            oldest_seq: None,
+            name: None,
+            rooms: BTreeMap::from([(RoomName::general(), RoomCursor::default())]),
             pending: Vec::new(),
             nonce_prefix: nonce_prefix.into(),
             next_nonce: 0,
@@ -116,14 +129,47 @@ impl ClientSession {
         self.ids.last()
     }
 
-    /// The last `seq` shown.
-    pub fn last_seq(&self) -> Option<Seq> {
-        self.last_seq
+    /// Whether `id` is (or was) this client's: its lines are this client's own.
+    pub fn is_mine(&self, id: &ConnId) -> bool {
+        self.ids.contains(id)
     }
 
-    /// The oldest `seq` shown (to ask for older lines before it).
-    pub fn oldest_seq(&self) -> Option<Seq> {
-        self.oldest_seq
+    /// The resume token, once welcomed (to keep across page loads).
+    pub fn resume_token(&self) -> Option<&str> {
+        self.resume.as_deref()
+    }
+
+    /// Restores a resume token kept from an earlier page load.
+    pub fn set_resume_token(&mut self, token: impl Into<String>) {
+        self.resume = Some(token.into());
+    }
+
+    /// Asks for this display name in the next `hello` (and returns the `set_name` to send
+    /// now, if connected).
+    pub fn set_name(&mut self, name: impl Into<String>) -> ClientMsg {
+        let name = name.into();
+        self.name = Some(name.clone());
+        ClientMsg::SetName { name }
+    }
+
+    /// The rooms this client is in, by name.
+    pub fn rooms(&self) -> impl Iterator<Item = &RoomName> {
+        self.rooms.keys()
+    }
+
+    /// Whether this client is in `room`.
+    pub fn is_in(&self, room: &RoomName) -> bool {
+        self.rooms.contains_key(room)
+    }
+
+    /// The last `seq` shown in `room`.
+    pub fn last_seq(&self, room: &RoomName) -> Option<Seq> {
+        self.rooms.get(room).and_then(|c| c.last)
+    }
+
+    /// The oldest `seq` shown in `room` (to ask for older lines before it).
+    pub fn oldest_seq(&self, room: &RoomName) -> Option<Seq> {
+        self.rooms.get(room).and_then(|c| c.oldest)
     }
 
     /// Lines sent and not yet acknowledged, oldest first.
@@ -131,71 +177,91 @@ impl ClientSession {
         &self.pending
     }
 
-    /// The query string for the next connection (`resume=…&after=…`), if there is a
-    /// session to resume.
-    pub fn connect_query(&self) -> Option<String> {
-        let token = self.resume.as_ref()?;
-        let after = self.last_seq.map_or(0, |s| s.0);
-        Some(format!("resume={token}&after={after}"))
-    }
-
-    /// Queues a line and returns the frame to send. Send it now if connected; if not (or if
-    /// the connection drops first) it is sent again after the next `welcome`.
-    pub fn send(&mut self, text: String) -> ClientMsg {
-        self.next_nonce += 1;
-        let nonce = format!("{}-{}", self.nonce_prefix, self.next_nonce);
-        self.pending.push(PendingLine {
-            nonce: nonce.clone(),
-            text: text.clone(),
-        });
-        ClientMsg::Send {
-            text,
-            nonce: Some(nonce),
+    /// The first frame of every connection (`/ws?v=2`): the token to resume, and every room
+    /// with the last `seq` held there, so the server replies with exactly what was missed.
+    pub fn hello(&self) -> ClientMsg {
+        ClientMsg::Hello {
+            resume: self.resume.clone(),
+            rooms: Some(
+                self.rooms
+                    .iter()
+                    .map(|(room, c)| (room.as_str().to_owned(), c.last.unwrap_or_default()))
+                    .collect(),
+            ),
+            name: self.name.clone(),
         }
     }
 
-    /// Applies a `welcome`: returns the lines to show, and the frames to send right away
-    /// (every pending line, again).
-    pub fn on_welcome(
-        &mut self,
-        id: ConnId,
-        resume: String,
-        history: Vec<ChatLine>,
-        resumed: bool,
-    ) -> (Shown, Vec<ClientMsg>) {
+    /// Enters `room` (remembered for the next `hello`); returns the `join` to send.
+    pub fn join(&mut self, room: RoomName) -> ClientMsg {
+        let msg = ClientMsg::Join {
+            room: room.as_str().to_owned(),
+        };
+        self.rooms.entry(room).or_default();
+        msg
+    }
+
+    /// Leaves `room`, forgetting its cursor and its unsent lines; returns the `leave` to send.
+    pub fn leave(&mut self, room: &RoomName) -> ClientMsg {
+        self.rooms.remove(room);
+        self.pending.retain(|p| &p.room != room);
+        ClientMsg::Leave {
+            room: room.as_str().to_owned(),
+        }
+    }
+
+    /// Queues a line for `room` and returns the frame to send. Send it now if connected; if
+    /// not (or if the connection drops first) it is sent again after the next `welcome`.
+    pub fn send(&mut self, room: RoomName, text: String) -> ClientMsg {
+        self.next_nonce += 1;
+        let nonce = format!("{}-{}", self.nonce_prefix, self.next_nonce);
+        let frame = ClientMsg::Send {
+            room: Some(room.as_str().to_owned()),
+            text: text.clone(),
+            nonce: Some(nonce.clone()),
+        };
+        self.pending.push(PendingLine { room, nonce, text });
+        frame
+    }
+
+    /// Applies a `welcome`: remembers the id and token, and returns the frames to send right
+    /// away (every pending line, again; the server appends each nonce once).
+    pub fn on_welcome(&mut self, id: ConnId, resume: String) -> Vec<ClientMsg> {
         if self.ids.last() != Some(&id) {
             self.ids.push(id);
         }
         if !resume.is_empty() {
             self.resume = Some(resume);
         }
-        let shown = if resumed {
-            let fresh: Vec<ChatLine> = history
-                .into_iter()
-                .filter_map(|line| self.accept(line))
-                .collect();
-            Shown::Append(fresh)
-        } else {
-            self.last_seq = None;
-            self.oldest_seq = history.first().map(|l| l.seq);
-            let all: Vec<ChatLine> = history
-                .into_iter()
-                .filter_map(|line| self.accept(line))
-                .collect();
-            Shown::Replace(all)
-        };
-        let resend = self
-            .pending
+        self.pending
             .iter()
             .map(|p| ClientMsg::Send {
+                room: Some(p.room.as_str().to_owned()),
                 text: p.text.clone(),
                 nonce: Some(p.nonce.clone()),
             })
-            .collect();
-        (shown, resend)
+            .collect()
     }
 
-    /// A live line: returns it if it is new (show it), `None` if it was already shown.
+    /// Applies a `joined`: returns the lines to show in `room`.
+    pub fn on_joined(&mut self, room: RoomName, lines: Vec<ChatLine>, resumed: bool) -> Shown {
+        let cursor = self.rooms.entry(room).or_default();
+        if !resumed {
+            *cursor = RoomCursor {
+                last: None,
+                oldest: lines.first().map(|l| l.seq),
+            };
+        }
+        let fresh = lines.into_iter().filter_map(|l| self.accept(l)).collect();
+        if resumed {
+            Shown::Append(fresh)
+        } else {
+            Shown::Replace(fresh)
+        }
+    }
+
+    /// A live line: returns it if it is new (show it), `None` if it was already shown or
+    /// belongs to a room this client is not in.
     pub fn on_line(&mut self, line: ChatLine) -> Option<ChatLine> {
         self.accept(line)
     }
@@ -208,14 +274,17 @@ impl ClientSession {
     }
 
     /// Older lines arrived (`older`): returns those to put before the shown ones.
-    pub fn on_older(&mut self, lines: Vec<ChatLine>) -> Vec<ChatLine> {
-        let oldest = self.oldest_seq;
+    pub fn on_older(&mut self, room: &RoomName, lines: Vec<ChatLine>) -> Vec<ChatLine> {
+        let Some(cursor) = self.rooms.get_mut(room) else {
+            return Vec::new();
+        };
+        let oldest = cursor.oldest;
         let older: Vec<ChatLine> = lines
             .into_iter()
             .filter(|l| oldest.is_none_or(|o| l.seq < o))
             .collect();
         if let Some(first) = older.first() {
-            self.oldest_seq = Some(first.seq);
+            cursor.oldest = Some(first.seq);
         }
         older
     }
@@ -236,19 +305,21 @@ impl ClientSession {
         self.backoff.next_delay_ms(unit)
     }
 
-    /// Lets a line through once, in `seq` order; settles the pending line it carries.
+    /// Lets a line through once, in its room's `seq` order; settles the pending line it
+    /// carries.
     fn accept(&mut self, line: ChatLine) -> Option<ChatLine> {
         if let Some(nonce) = &line.nonce
             && self.ids.contains(&line.from)
         {
             self.pending.retain(|p| &p.nonce != nonce);
         }
-        if self.last_seq.is_some_and(|last| line.seq <= last) {
+        let cursor = self.rooms.get_mut(&line.room)?;
+        if cursor.last.is_some_and(|last| line.seq <= last) {
             return None;
         }
-        self.last_seq = Some(line.seq);
-        if self.oldest_seq.is_none() {
-            self.oldest_seq = Some(line.seq);
+        cursor.last = Some(line.seq);
+        if cursor.oldest.is_none() {
+            cursor.oldest = Some(line.seq);
         }
         Some(line)
     }
@@ -300,8 +371,10 @@ mod tests {
     impl ModelServer {
         fn append(&mut self, from: &str, text: String, nonce: Option<String>) -> ChatLine {
             let line = ChatLine {
+                room: RoomName::general(),
                 seq: Seq(self.lines.len() as u64 + 1),
                 from: ConnId::new(from),
+                name: None,
                 text,
                 at: 0,
                 nonce,
@@ -310,23 +383,40 @@ mod tests {
             line
         }
 
-        fn welcome(&self, after: Option<u64>) -> ServerMsg {
-            let (history, resumed) = match after {
-                Some(after) if self.lines.len() - after as usize <= self.replay_max => {
-                    let from = (after as usize).saturating_sub(self.overlap);
-                    (self.lines[from..].to_vec(), true)
-                }
-                _ => (self.lines.clone(), false),
+        /// The reply to a `hello`: the welcome, then `general` as the client left it.
+        fn welcome(&self, hello: &ClientMsg) -> [ServerMsg; 2] {
+            let ClientMsg::Hello { rooms: Some(rooms), .. } = hello else {
+                panic!("the session always says hello with its rooms: {hello:?}");
             };
-            ServerMsg::Welcome {
-                id: ConnId::new("me"),
-                history,
-                online: 2,
-                protocol: 1,
-                resume: "token".into(),
-                has_more: false,
-                resumed,
-            }
+            let after = rooms.get("general").map_or(0, |s| s.0);
+            let (lines, resumed) = if after > 0 && self.lines.len() - after as usize <= self.replay_max {
+                let from = (after as usize).saturating_sub(self.overlap);
+                (self.lines[from..].to_vec(), true)
+            } else {
+                (self.lines.clone(), false)
+            };
+            [
+                ServerMsg::Welcome {
+                    id: ConnId::new("me"),
+                    history: Vec::new(),
+                    online: 2,
+                    protocol: 2,
+                    resume: "token".into(),
+                    has_more: false,
+                    resumed: false,
+                    name: None,
+                    limits: None,
+                },
+                ServerMsg::Joined {
+                    room: RoomName::general(),
+                    lines,
+                    has_more: false,
+                    resumed,
+                    online: 2,
+                    members: None,
+                    typing: Vec::new(),
+                },
+            ]
         }
     }
 
@@ -361,17 +451,16 @@ mod tests {
             return;
         };
         match msg {
-            ServerMsg::Welcome {
-                id,
-                history,
-                resume,
-                resumed,
-                ..
-            } => {
-                let (lines, resend) = session.on_welcome(id, resume, history, resumed);
-                lines.apply_to(shown);
+            ServerMsg::Welcome { id, resume, .. } => {
+                let resend = session.on_welcome(id, resume);
                 link.to_server.extend(resend);
             }
+            ServerMsg::Joined {
+                room,
+                lines,
+                resumed,
+                ..
+            } => session.on_joined(room, lines, resumed).apply_to(shown),
             ServerMsg::Message(line) => shown.extend(session.on_line(line)),
             ServerMsg::Ack { nonce, .. } => {
                 session.on_ack(&nonce);
@@ -384,18 +473,24 @@ mod tests {
         let Some(ClientMsg::Send {
             text,
             nonce: Some(nonce),
+            ..
         }) = link.to_server.pop_front()
         else {
             return;
         };
         if let Some(seq) = server.accepted.get(&nonce) {
             link.to_client
-                .push_back(ServerMsg::Ack { nonce, seq: *seq });
+                .push_back(ServerMsg::Ack {
+                    room: RoomName::general(),
+                    nonce,
+                    seq: *seq,
+                });
             return;
         }
         let line = server.append("me", text, Some(nonce.clone()));
         server.accepted.insert(nonce.clone(), line.seq);
         link.to_client.push_back(ServerMsg::Ack {
+            room: RoomName::general(),
             nonce,
             seq: line.seq,
         });
@@ -433,7 +528,7 @@ mod tests {
                     }
                     Op::ClientSends => {
                         sent += 1;
-                        let frame = session.send(format!("c{sent}"));
+                        let frame = session.send(RoomName::general(), format!("c{sent}"));
                         if let Some(link) = &mut link {
                             link.to_server.push_back(frame);
                         }
@@ -455,16 +550,14 @@ mod tests {
                     Op::Drop => link = None,
                     Op::Connect => {
                         if link.is_none() {
-                            let after = session.connect_query().map(|_| session.last_seq().map_or(0, |s| s.0));
-                            link = Some(Link { to_client: VecDeque::from([server.welcome(after)]), to_server: VecDeque::new() });
+                            link = Some(Link { to_client: VecDeque::from(server.welcome(&session.hello())), to_server: VecDeque::new() });
                         }
                     }
                 }
             }
             // Finally the network behaves: connect and drain both ways.
             if link.is_none() {
-                let after = session.connect_query().map(|_| session.last_seq().map_or(0, |s| s.0));
-                link = Some(Link { to_client: VecDeque::from([server.welcome(after)]), to_server: VecDeque::new() });
+                link = Some(Link { to_client: VecDeque::from(server.welcome(&session.hello())), to_server: VecDeque::new() });
             }
             let mut link = link.expect("connected");
             while !link.to_client.is_empty() || !link.to_server.is_empty() {
