@@ -16,7 +16,7 @@ pub struct Config {
     #[arg(long, env = "CHARLA_DIST", default_value = "dist")]
     pub dist: PathBuf,
 
-    /// How many history lines to keep; the oldest are dropped past it.
+    /// How many history lines to keep per room; the oldest are dropped past it.
     #[arg(long, env = "CHARLA_HISTORY_CAP", default_value_t = Config::DEFAULT_HISTORY_CAP,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_cap: u32,
@@ -98,6 +98,22 @@ pub struct Config {
     /// (close 1013); live-typing updates never count, they replace each other.
     #[arg(long, env = "CHARLA_OUTBOX_BYTES", default_value_t = Config::DEFAULT_OUTBOX_BYTES)]
     pub outbox_bytes: usize,
+
+    /// Most rooms one connection may be in at once; past it `join` gets `too_many_rooms`.
+    #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CONN", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms_per_conn: u32,
+
+    /// Most rooms the server holds (rooms with history count, empty ones are forgotten);
+    /// past it joining a new room gets `rooms_full`.
+    #[arg(long, env = "CHARLA_MAX_ROOMS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms: u32,
+
+    /// Rooms up to this many members get their member list pushed with every presence
+    /// change; bigger rooms get the count, and the list on request (`members`).
+    #[arg(long, env = "CHARLA_PRESENCE_LIST_MAX", default_value_t = 100)]
+    pub presence_list_max: u32,
 }
 
 impl Config {
@@ -135,6 +151,9 @@ impl Default for Config {
             frame_rate: 50,
             rate_limit_close_after: 10,
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,
+            max_rooms_per_conn: 20,
+            max_rooms: 10_000,
+            presence_list_max: 100,
         }
     }
 }

@@ -1,31 +1,16 @@
 //! The router: `/ws` (the chat), `/healthz`, `/metrics`, and the page from the dist directory.
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{admission::Admission, committer::Committer, hub::Hub, metrics::Metrics, ws};
-
-/// What every request handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    /// The relay.
-    pub hub: Arc<Hub>,
-    /// Where `send`s go to be numbered and made durable.
-    pub committer: Arc<Committer>,
-    /// What `/metrics` shows.
-    pub metrics: Arc<Metrics>,
-    /// Who may connect.
-    pub admission: Arc<Admission>,
-    /// Per-connection limits.
-    pub limits: ws::Limits,
-}
+use crate::{state::AppState, ws};
 
 /// Builds the application: `/ws` upgrades to the chat; `/healthz` answers `ok`; `/metrics`
 /// is the Prometheus text exposition; every other path is a file from `dist`, or
 /// `dist/index.html` (the page routes on the client side).
-pub fn app(state: AppState, dist: &Path) -> Router {
+pub(crate) fn app(state: AppState, dist: &Path) -> Router {
     let page = ServeDir::new(dist)
         .precompressed_gzip()
         .fallback(ServeFile::new(dist.join("index.html")));

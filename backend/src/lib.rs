@@ -3,40 +3,44 @@
 //! # Layout
 //!
 //! - [`config`]: [`Config`], the command line and its environment variables.
-//! - [`committer`]: the one thread that numbers lines (`seq`), makes them durable in group
-//!   commits, skips resent nonces, and hands the lines to the hub in order.
-//! - [`hub`]: [`Hub`], who is connected and the recent history; fans frames out to every
-//!   connection's [`Outbox`] without ever waiting on a client or the disk.
-//! - [`outbox`]: [`Outbox`], one connection's bounded outbound queue; typing is conflated in it.
-//! - [`ws`]: one connection: admission and upgrade, its read loop (rate limits, then the one
-//!   `match` on `ClientMsg`) and its write loop (batched flushes).
-//! - [`store`]: [`HistoryStore`], where lines and resume tokens are kept: [`SqliteStore`] (the
-//!   default) or [`MemoryStore`] (`--memory`).
-//! - [`admission`]: who may open a socket: origin check, global and per-IP connection limits.
-//! - [`rate`]: per-connection token buckets, and when staying over the limit closes (1008).
-//! - [`metrics`]: the counters behind `/metrics` (Prometheus text format).
-//! - [`http`]: the router: `/ws`, `/healthz`, `/metrics` and the page (any other path serves
-//!   `index.html`).
+//! - `state`: `AppState` (what every handler and connection reaches) and the per-connection
+//!   `Limits`; its own module so `http` and `ws` share it without importing each other.
+//! - `hub`: the registry of rooms and sessions. `hub::room` is one room: its members, its
+//!   kept history (as encoded frames), live typing, coalesced presence, and the fan-out of
+//!   its lines in `seq` order under its own lock.
+//! - `committer`: the one thread that numbers lines per room (`seq`), makes them durable in
+//!   group commits, skips resent nonces, and hands the lines to their rooms in order.
+//! - `outbox`: one connection's bounded outbound queue; typing and presence are
+//!   latest-value-wins slots in it.
+//! - `ws`: one connection: `ws` (admission, upgrade, v1/v2 handshake), `ws::read` (the read
+//!   loop), `ws::dispatch` (the one `match` on `ClientMsg`), `ws::write` (batched writes,
+//!   heartbeat).
+//! - [`store`]: [`HistoryStore`], where lines and sessions are kept: [`SqliteStore`] (the
+//!   default; schema versioned and migrated) or [`MemoryStore`] (`--memory`).
+//! - `admission`: who may open a socket: origin check, global and per-IP connection limits.
+//! - `rate`: per-connection token buckets, and when staying over the limit closes (1008).
+//! - `metrics`: the counters behind `/metrics` (Prometheus text format).
+//! - `http`: the router: `/ws`, `/healthz`, `/metrics` and the page (any other path serves
+//!   `index.html`, so `/r/<room>` links open the page).
 //!
 //! `main.rs` only parses the [`Config`], binds, and calls [`serve`] with a shutdown future;
 //! tests call [`serve`] on `127.0.0.1:0` with their own.
 
-pub mod admission;
-pub mod committer;
+mod admission;
+mod committer;
 pub mod config;
-pub mod http;
-pub mod hub;
-pub mod metrics;
-pub mod outbox;
-pub mod rate;
+mod http;
+mod hub;
+mod metrics;
+mod outbox;
+mod rate;
+mod state;
 pub mod store;
-pub mod ws;
+mod ws;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 pub use config::Config;
-pub use hub::Hub;
-pub use outbox::Outbox;
 pub use store::{HistoryStore, MemoryStore, SqliteStore};
 use tokio::net::TcpListener;
 
@@ -55,13 +59,17 @@ pub async fn serve(
     let loaded = store.load().map_err(std::io::Error::other)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let committed_lines = loaded.lines.clone();
-    let hub = Arc::new(Hub::new(
+    let hub = Arc::new(hub::Hub::new(
         loaded.lines,
         loaded.sessions,
         hub::HubConfig {
-            history_cap: to_usize(config.history_cap),
-            welcome_lines: to_usize(config.welcome_lines),
+            room: hub::RoomConfig {
+                history_cap: to_usize(config.history_cap),
+                welcome_lines: to_usize(config.welcome_lines),
+                presence_list_max: to_usize(config.presence_list_max),
+            },
             outbox_bytes: config.outbox_bytes,
+            max_rooms: to_usize(config.max_rooms),
         },
         metrics.clone(),
     ));
@@ -69,7 +77,6 @@ pub async fn serve(
         store,
         &committed_lines,
         config.history_cap,
-        hub.clone(),
         metrics.clone(),
     ));
     drop(committed_lines);
@@ -79,12 +86,12 @@ pub async fn serve(
         to_usize(config.max_connections),
         to_usize(config.max_connections_per_ip),
     );
-    let state = http::AppState {
+    let state = state::AppState {
         hub: hub.clone(),
         committer: committer.clone(),
         metrics,
         admission: Arc::new(admission),
-        limits: ws::Limits {
+        limits: state::Limits {
             max_frame_bytes: to_usize(config.max_frame_bytes),
             max_text_chars: to_usize(config.max_text_chars),
             send_rate: config.send_rate,
@@ -92,6 +99,7 @@ pub async fn serve(
             frame_rate: config.frame_rate,
             close_after: Duration::from_secs(u64::from(config.rate_limit_close_after)),
             heartbeat: Duration::from_millis(config.heartbeat_ms),
+            max_rooms_per_conn: to_usize(config.max_rooms_per_conn),
         },
     };
     let app = http::app(state, &config.dist).into_make_service_with_connect_info::<SocketAddr>();

@@ -48,8 +48,12 @@ pub struct Metrics {
     pub rate_limited: Family<TypeLabel, Counter>,
     /// Connections the server closed, by reason (`slow_consumer`, `too_big`, …).
     pub closes: Family<ReasonLabel, Counter>,
-    /// Lines in the history.
+    /// Lines kept in memory, every room's.
     pub history_lines: Gauge,
+    /// Rooms the server holds.
+    pub rooms: Gauge,
+    /// Presence frames built (each goes once to every member of its room).
+    pub presence_flushes: Counter,
     /// Group commits made (lines committed ÷ commits = lines per fsync).
     pub commits: Counter,
     /// Lines made durable.
@@ -76,6 +80,8 @@ impl Metrics {
             rate_limited: Family::default(),
             closes: Family::default(),
             history_lines: Gauge::default(),
+            rooms: Gauge::default(),
+            presence_flushes: Counter::default(),
             commits: Counter::default(),
             lines_committed: Counter::default(),
             registry: Registry::default(),
@@ -114,8 +120,14 @@ impl Metrics {
         );
         registry.register(
             "history_lines",
-            "Lines in the history",
+            "Lines kept in memory, every room's",
             m.history_lines.clone(),
+        );
+        registry.register("rooms", "Rooms the server holds", m.rooms.clone());
+        registry.register(
+            "presence_flushes",
+            "Presence frames built, each sent to every member of its room",
+            m.presence_flushes.clone(),
         );
         registry.register("commits", "Group commits made", m.commits.clone());
         registry.register(

@@ -6,8 +6,9 @@
 //!
 //! - chat frames count against a byte limit; past it the client is a *slow consumer* and the
 //!   outbox closes itself with 1013 (the client reconnects and gets the history again);
-//! - live-typing frames do not count: one per typist waits at most, a newer one replaces the
-//!   older in place (latest value wins), so typing can never pile up.
+//! - latest-value-wins frames (live typing per typist and room, presence per room) do not
+//!   count: one per [`Slot`] waits at most, and a newer one replaces the older in place, so
+//!   typing and presence can never pile up whatever the client's speed.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -15,8 +16,34 @@ use std::{
 };
 
 use axum::extract::ws::{CloseFrame, Utf8Bytes, close_code};
-use shared::{ConnId, ServerMsg, encode};
+use shared::{ServerMsg, encode};
 use tokio::sync::Notify;
+
+/// A connection, as the server numbers them (one public id may have two connections for a
+/// moment, when a client resumes before its old socket is noticed gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnKey(pub u64);
+
+/// A room, as the server numbers them (cheaper to hash than its name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomKey(pub u32);
+
+/// What a latest-value-wins frame replaces: the one of the same slot not yet written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// One typist's live text in one room.
+    Typing {
+        /// The room.
+        room: RoomKey,
+        /// The typist's connection.
+        typist: ConnKey,
+    },
+    /// Who is in one room.
+    Presence {
+        /// The room.
+        room: RoomKey,
+    },
+}
 
 /// An encoded server frame, and its message type (for metrics). Cloning shares the bytes:
 /// a broadcast encodes once and every recipient's outbox holds the same buffer.
@@ -40,11 +67,6 @@ impl Frame {
     /// Its size in bytes.
     pub fn len(&self) -> usize {
         self.bytes.len()
-    }
-
-    /// Whether it is empty (never, for an encoded message).
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
     }
 }
 
@@ -135,8 +157,8 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct Inner {
     queue: VecDeque<Pending>,
-    /// The newest typing frame of each typist with one waiting in `queue`.
-    typing: HashMap<ConnId, Frame>,
+    /// The newest frame of each slot with one waiting in `queue`.
+    latest: HashMap<Slot, Frame>,
     /// Bytes of the `Pending::Frame`s in `queue`.
     queued_bytes: usize,
     closed: Option<CloseReason>,
@@ -147,8 +169,8 @@ struct Inner {
 #[derive(Debug)]
 enum Pending {
     Frame(Frame),
-    /// A placeholder for this typist's newest frame, which lives in `Inner::typing`.
-    Typing(ConnId),
+    /// A placeholder for this slot's newest frame, which lives in `Inner::latest`.
+    Latest(Slot),
 }
 
 impl Outbox {
@@ -166,19 +188,6 @@ impl Outbox {
         // A panic elsewhere while holding this lock leaves a queue that is still consistent
         // (every change is a single push or drain), so keep going rather than poison the hub.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues a frame at the front, ahead of everything: the connection's `welcome`, which is
-    /// encoded after the connection joined the hub, must still be its first frame.
-    pub fn push_front(&self, frame: Frame) {
-        let mut inner = self.lock();
-        if inner.closed.is_some() {
-            return;
-        }
-        // The welcome does not count against the limit: it is the one frame a client must get.
-        inner.queue.push_front(Pending::Frame(frame));
-        drop(inner);
-        self.ready.notify_one();
     }
 
     /// Queues a frame without waiting. Returns `false` if the outbox is closed, or closes it
@@ -203,18 +212,31 @@ impl Outbox {
         accepted
     }
 
-    /// Queues `from`'s live-typing frame, replacing the one of theirs not yet written.
-    pub fn push_typing(&self, from: &ConnId, frame: Frame) {
+    /// Queues a frame that does not count against the byte limit: a greeting (`welcome`,
+    /// `joined`), the one frame a client must get whole; its size is bounded by the page of
+    /// lines it carries.
+    pub fn push_unbounded(&self, frame: Frame) {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return;
         }
-        if let Some(waiting) = inner.typing.get_mut(from) {
+        inner.queue.push_back(Pending::Frame(frame));
+        drop(inner);
+        self.ready.notify_one();
+    }
+
+    /// Queues a latest-value-wins frame, replacing the one of the same slot not yet written.
+    pub fn push_latest(&self, slot: Slot, frame: Frame) {
+        let mut inner = self.lock();
+        if inner.closed.is_some() {
+            return;
+        }
+        if let Some(waiting) = inner.latest.get_mut(&slot) {
             *waiting = frame;
             return; // Already queued, and so already notified.
         }
-        inner.typing.insert(from.clone(), frame);
-        inner.queue.push_back(Pending::Typing(from.clone()));
+        inner.latest.insert(slot, frame);
+        inner.queue.push_back(Pending::Latest(slot));
         drop(inner);
         self.ready.notify_one();
     }
@@ -245,6 +267,7 @@ impl Outbox {
     }
 
     /// Whether the outbox has stopped taking frames.
+    #[cfg(test)]
     pub fn is_closed(&self) -> bool {
         self.lock().closed.is_some()
     }
@@ -269,7 +292,7 @@ impl Outbox {
         // A slow consumer gets no more of the backlog it could not read: just the close.
         if close == Some(CloseReason::SlowConsumer) {
             inner.queue.clear();
-            inner.typing.clear();
+            inner.latest.clear();
             inner.queued_bytes = 0;
         }
         if inner.queue.is_empty() && close.is_none() {
@@ -279,7 +302,7 @@ impl Outbox {
         while let Some(pending) = inner.queue.pop_front() {
             match pending {
                 Pending::Frame(frame) => frames.push(frame),
-                Pending::Typing(from) => frames.extend(inner.typing.remove(&from)),
+                Pending::Latest(slot) => frames.extend(inner.latest.remove(&slot)),
             }
         }
         inner.queued_bytes = 0;
@@ -303,27 +326,35 @@ mod tests {
         }
     }
 
+    fn typing(room: u32, typist: u64) -> Slot {
+        Slot::Typing {
+            room: RoomKey(room),
+            typist: ConnKey(typist),
+        }
+    }
+
     #[tokio::test]
-    async fn typing_is_conflated_per_typist_in_its_first_place() {
+    async fn latest_value_wins_per_slot_in_its_first_place() {
         let outbox = Outbox::new(1024);
-        let (a, b) = (ConnId::new("a"), ConnId::new("b"));
-        outbox.push_typing(&a, f("a1"));
+        outbox.push_latest(typing(1, 1), f("a1"));
         outbox.push(f("line"));
-        outbox.push_typing(&b, f("b1"));
-        outbox.push_typing(&a, f("a2"));
-        outbox.push_typing(&a, f("a3"));
+        outbox.push_latest(typing(1, 2), f("b1"));
+        outbox.push_latest(typing(2, 1), f("a-in-room-2"));
+        outbox.push_latest(Slot::Presence { room: RoomKey(1) }, f("p1"));
+        outbox.push_latest(typing(1, 1), f("a2"));
+        outbox.push_latest(typing(1, 1), f("a3"));
+        outbox.push_latest(Slot::Presence { room: RoomKey(1) }, f("p2"));
         let batch = outbox.next_batch().await;
-        assert_eq!(texts(&batch), ["a3", "line", "b1"]);
+        assert_eq!(texts(&batch), ["a3", "line", "b1", "a-in-room-2", "p2"]);
         assert!(batch.close.is_none());
     }
 
     #[tokio::test]
-    async fn welcome_goes_first_and_batches_keep_order() {
+    async fn batches_keep_order() {
         let outbox = Outbox::new(1024);
         outbox.push(f("m1"));
         outbox.push(f("m2"));
-        outbox.push_front(f("welcome"));
-        assert_eq!(texts(&outbox.next_batch().await), ["welcome", "m1", "m2"]);
+        assert_eq!(texts(&outbox.next_batch().await), ["m1", "m2"]);
         outbox.push(f("m3"));
         assert_eq!(texts(&outbox.next_batch().await), ["m3"]);
     }
@@ -334,7 +365,7 @@ mod tests {
         assert!(outbox.push(f("12345")));
         assert!(outbox.push(f("12345")));
         // Typing never counts against the limit.
-        outbox.push_typing(&ConnId::new("a"), f("typing-frame-longer-than-limit"));
+        outbox.push_latest(typing(1, 1), f("typing-frame-longer-than-limit"));
         assert!(!outbox.is_closed());
         assert!(!outbox.push(f("x")));
         assert!(outbox.is_closed());

@@ -2,7 +2,7 @@
 //! twice, across kill -9, SIGTERM and a cut connection. The server runs as a child process
 //! (the real binary) where a process must die.
 
-mod common;
+
 
 use std::{
     net::SocketAddr,
@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use common::{Client, SessionClient, TIMEOUT, TestServer, assert_gapless_once, fresh_data_dir};
+use testkit::{Client, SessionClient, TIMEOUT, TestServer, assert_gapless_once, fresh_data_dir};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
@@ -271,7 +271,7 @@ async fn cutting_proxy(target: SocketAddr) -> (SocketAddr, Arc<Notify>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_resumes_with_every_line_exactly_once() {
-    let server = TestServer::start_with(common::unlimited()).await;
+    let server = TestServer::start_with(testkit::unlimited()).await;
     let (proxy, cut) = cutting_proxy(server.addr).await;
     let via_proxy = format!("ws://{proxy}/ws");
     let mut alice = SessionClient::new("alice");

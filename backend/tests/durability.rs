@@ -1,17 +1,17 @@
 //! Durable history, acks, resume and heartbeats, through real sockets and a real SQLite file.
 
-mod common;
+
 
 use std::time::Duration;
 
 use backend::Config;
-use common::{Client, SessionClient, TestServer, assert_gapless_once, fresh_data_dir};
+use testkit::{Client, SessionClient, TestServer, assert_gapless_once, fresh_data_dir};
 use shared::{ClientMsg, Seq, ServerMsg};
 
 fn on_disk(dir: &std::path::Path) -> Config {
     Config {
         data_dir: dir.to_path_buf(),
-        ..common::unlimited()
+        ..testkit::unlimited()
     }
 }
 
@@ -126,7 +126,7 @@ async fn a_client_too_far_behind_gets_the_latest_page_and_is_told_so() {
     let config = Config {
         history_cap: 5,
         welcome_lines: 3,
-        ..common::unlimited()
+        ..testkit::unlimited()
     };
     let server = TestServer::start_with(config).await;
     let alice = server.client().await;
@@ -152,7 +152,7 @@ async fn a_client_too_far_behind_gets_the_latest_page_and_is_told_so() {
 async fn older_lines_load_on_demand_page_by_page() {
     let config = Config {
         welcome_lines: 3,
-        ..common::unlimited()
+        ..testkit::unlimited()
     };
     let server = TestServer::start_with(config).await;
     let mut bob = server.client().await;
@@ -252,7 +252,7 @@ async fn a_session_client_cut_off_mid_stream_ends_with_every_line_once() {
         }
     }
     assert!(alice.connect(&url).await);
-    let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+    let deadline = tokio::time::Instant::now() + testkit::TIMEOUT;
     while !alice.session.pending().is_empty() || alice.shown.len() < 20 {
         assert!(
             tokio::time::Instant::now() < deadline,

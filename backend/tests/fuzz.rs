@@ -4,11 +4,11 @@
 //!
 //! The seed is printed; rerun one with `CHARLA_FUZZ_SEED=<seed> cargo test --test fuzz`.
 
-mod common;
+
 
 use std::time::Instant;
 
-use common::{TIMEOUT, TestServer, unlimited};
+use testkit::{TIMEOUT, TestServer, unlimited};
 use futures_util::{SinkExt, StreamExt};
 use shared::{ClientMsg, ErrorCode, ServerMsg, decode_client, decode_server, encode};
 use tokio_tungstenite::{

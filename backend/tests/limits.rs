@@ -1,7 +1,7 @@
 //! Every limit, hit through a real socket: origin, connection counts, rates, and what
 //! `/metrics` says about them.
 
-mod common;
+
 
 use std::{
     net::{IpAddr, Ipv4Addr},
@@ -9,7 +9,7 @@ use std::{
 };
 
 use backend::Config;
-use common::{TIMEOUT, TestServer, try_connect};
+use testkit::{TIMEOUT, TestServer, try_connect};
 use shared::ServerMsg;
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -1,10 +1,10 @@
 //! The relay, through real sockets: welcome, typing, lines, order, history, presence.
 
-mod common;
+
 
 use std::collections::HashSet;
 
-use common::{Client, TestServer};
+use testkit::{Client, TestServer};
 use shared::{ConnId, ServerMsg};
 
 #[tokio::test]
@@ -76,7 +76,7 @@ async fn next_typing(client: &mut Client) -> (ConnId, String) {
 async fn concurrent_senders_see_every_line_in_one_seq_order_without_gaps() {
     const CLIENTS: usize = 6;
     const LINES: usize = 50;
-    let server = TestServer::start_with(common::unlimited()).await;
+    let server = TestServer::start_with(testkit::unlimited()).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(server.client().await);

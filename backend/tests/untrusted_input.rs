@@ -1,9 +1,9 @@
 //! Bad frames get a typed `error` and the connection keeps working; `from` and `seq` cannot
 //! be forged; a client that does not read is cut off, not buffered for without bound.
 
-mod common;
 
-use common::TestServer;
+
+use testkit::TestServer;
 use shared::limits::MAX_TEXT_CHARS;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -84,13 +84,13 @@ async fn from_and_seq_cannot_be_forged() {
 async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line() {
     let config = backend::Config {
         outbox_bytes: 256 * 1024,
-        ..common::unlimited()
+        ..testkit::unlimited()
     };
     let server = TestServer::start_with(config).await;
     let mut stuck = server.client().await; // Does not read until the server gives up on it.
     let mut sender = server.client().await;
     let url = server.ws_url();
-    let mut reader = common::Client::connect(&url).await;
+    let mut reader = testkit::Client::connect(&url).await;
 
     // Enough to fill the stuck client's socket buffers and then its outbox.
     const LINES: usize = 4_000;
@@ -106,9 +106,9 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
     // still in its socket, then the close frame, sent within the server's grace period.
     let addr = server.addr;
     let stuck_sees = tokio::spawn(async move {
-        let deadline = tokio::time::Instant::now() + common::TIMEOUT;
+        let deadline = tokio::time::Instant::now() + testkit::TIMEOUT;
         loop {
-            let (_, metrics) = common::get(addr, "/metrics").await;
+            let (_, metrics) = testkit::get(addr, "/metrics").await;
             if metrics.contains(r#"charla_closes_total{reason="slow_consumer"} 1"#) {
                 break;
             }
@@ -145,7 +145,7 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
 async fn a_client_that_never_reads_again_is_hung_up_on_and_its_place_freed() {
     let config = backend::Config {
         outbox_bytes: 256 * 1024,
-        ..common::unlimited()
+        ..testkit::unlimited()
     };
     let server = TestServer::start_with(config).await;
     let stuck = server.client().await; // never reads again, not even the close

@@ -1,8 +1,8 @@
-//! History in memory: nothing to load, nothing to write. The hub's own cache is the history.
+//! History in memory: nothing to load, nothing to write. The rooms' own caches are the history.
 
 use super::{Batch, HistoryStore, Loaded, StoreError};
 
-/// Keeps nothing itself (the hub caches the lines); lost on restart. For `--memory`.
+/// Keeps nothing itself (the rooms cache the lines); lost on restart. For `--memory`.
 #[derive(Debug, Default)]
 pub struct MemoryStore;
 

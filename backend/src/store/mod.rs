@@ -1,5 +1,5 @@
-//! Where history lines and resume tokens are kept: [`SqliteStore`] (durable, the default)
-//! or [`MemoryStore`] (`--memory`, lost on restart).
+//! Where history lines and sessions are kept: [`SqliteStore`] (durable, the default) or
+//! [`MemoryStore`] (`--memory`, lost on restart).
 //!
 //! Only the [`Committer`](crate::committer::Committer) calls a store, from its own thread, so
 //! a store may block on the disk: nothing else waits for it.
@@ -10,34 +10,49 @@ mod sqlite;
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
-use shared::{ChatLine, ConnId, Seq};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
 
-/// A store failed (disk full, file unreadable, …).
+/// A store failed (disk full, file unreadable, written by a newer release, …).
 #[derive(Debug, thiserror::Error)]
 #[error("history store: {0}")]
 pub struct StoreError(pub String);
 
+/// A private resume token: whoever holds it gets its session's id and name back.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResumeToken(pub String);
+
+/// A session as kept: the token, the public id it gives back, and the display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    /// The private token.
+    pub token: ResumeToken,
+    /// The public id.
+    pub id: ConnId,
+    /// The display name (none for sessions from before names).
+    pub name: Option<DisplayName>,
+}
+
 /// What a store holds at start-up.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The kept lines, oldest first.
+    /// The kept lines of every room, each room's in `seq` order.
     pub lines: Vec<ChatLine>,
-    /// Resume tokens and the ids they give back.
-    pub sessions: Vec<(String, ConnId)>,
+    /// Every session.
+    pub sessions: Vec<StoredSession>,
 }
 
 /// One group commit: everything in it becomes durable together, or nothing does.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// New lines, in `seq` order.
+    /// New lines, each room's in `seq` order.
     pub lines: Vec<ChatLine>,
-    /// New resume tokens.
-    pub sessions: Vec<(String, ConnId)>,
-    /// Lines below this `seq` may be forgotten (the history cap).
-    pub forget_below: Option<Seq>,
+    /// New or changed sessions (a session with a known token replaces it).
+    pub sessions: Vec<StoredSession>,
+    /// Per room, lines below this `seq` may be forgotten (the history cap).
+    pub forget_below: Vec<(RoomName, Seq)>,
 }
 
-/// Keeps history lines and resume tokens.
+/// Keeps history lines and sessions.
 pub trait HistoryStore: Send {
     /// Everything kept, for start-up.
     fn load(&mut self) -> Result<Loaded, StoreError>;

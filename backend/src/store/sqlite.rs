@@ -1,12 +1,37 @@
 //! History in an embedded SQLite file (`<data-dir>/charla.sqlite3`), in WAL mode with
 //! `synchronous = FULL`: a committed batch survives a crash, kill -9 and power loss.
+//!
+//! The schema is versioned with `PRAGMA user_version`. Version 0 is the first release's (one
+//! room: `lines(seq, sender, text, at, nonce)`, `sessions(token, id)`); [`SqliteStore::open`]
+//! migrates it in one transaction, its lines going to `general`. A file from a newer release
+//! is refused rather than misread.
 
 use std::path::Path;
 
-use rusqlite::{Connection, params};
-use shared::{ChatLine, ConnId, Seq};
+use rusqlite::{Connection, OptionalExtension, params};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
 
-use super::{Batch, HistoryStore, Loaded, StoreError};
+use super::{Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredSession};
+
+/// The schema this release writes.
+pub const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA_V2: &str = "
+    CREATE TABLE lines (
+        room   TEXT NOT NULL,
+        seq    INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        name   TEXT,
+        text   TEXT NOT NULL,
+        at     INTEGER NOT NULL,
+        nonce  TEXT,
+        PRIMARY KEY (room, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token TEXT PRIMARY KEY,
+        id    TEXT NOT NULL,
+        name  TEXT
+    );";
 
 /// The durable store.
 #[derive(Debug)]
@@ -19,59 +44,110 @@ fn err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating or migrating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-        let db = Connection::open(dir.join("charla.sqlite3")).map_err(err)?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS lines (
-                 seq   INTEGER PRIMARY KEY,
-                 sender TEXT NOT NULL,
-                 text  TEXT NOT NULL,
-                 at    INTEGER NOT NULL,
-                 nonce TEXT
-             );
-             CREATE TABLE IF NOT EXISTS sessions (
-                 token TEXT PRIMARY KEY,
-                 id    TEXT NOT NULL
-             );",
-        )
-        .map_err(err)?;
+        let mut db = Connection::open(dir.join("charla.sqlite3")).map_err(err)?;
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+            .map_err(err)?;
+        migrate(&mut db)?;
         Ok(SqliteStore { db })
     }
+}
+
+/// Brings the file to [`SCHEMA_VERSION`], in one transaction.
+fn migrate(db: &mut Connection) -> Result<(), StoreError> {
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    if version > SCHEMA_VERSION {
+        return Err(err(format!(
+            "the data directory was written by a newer release (schema {version}; this one \
+             reads up to {SCHEMA_VERSION})"
+        )));
+    }
+    let tx = db.transaction().map_err(err)?;
+    let has_v1_lines = tx
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lines'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(err)?
+        .is_some();
+    if has_v1_lines {
+        // Version 0 → 2: one room becomes `general`; sessions gain a name.
+        tx.execute_batch(
+            "ALTER TABLE lines RENAME TO lines_v1;
+             ALTER TABLE sessions RENAME TO sessions_v1;",
+        )
+        .map_err(err)?;
+        tx.execute_batch(SCHEMA_V2).map_err(err)?;
+        tx.execute_batch(
+            "INSERT INTO lines (room, seq, sender, name, text, at, nonce)
+                 SELECT 'general', seq, sender, NULL, text, at, nonce FROM lines_v1;
+             INSERT INTO sessions (token, id, name) SELECT token, id, NULL FROM sessions_v1;
+             DROP TABLE lines_v1;
+             DROP TABLE sessions_v1;",
+        )
+        .map_err(err)?;
+    } else {
+        tx.execute_batch(SCHEMA_V2).map_err(err)?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+        .map_err(err)?;
+    tx.commit().map_err(err)
+}
+
+/// A name read back from the file: kept only if it is still a valid one.
+fn stored_name(name: Option<String>) -> Option<DisplayName> {
+    name.and_then(|n| DisplayName::parse(&n).ok())
 }
 
 impl HistoryStore for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let mut lines_stmt = self
             .db
-            .prepare("SELECT seq, sender, text, at, nonce FROM lines ORDER BY seq")
+            .prepare("SELECT room, seq, sender, name, text, at, nonce FROM lines ORDER BY room, seq")
             .map_err(err)?;
         let lines = lines_stmt
             .query_map([], |row| {
-                Ok(ChatLine {
-                    seq: Seq(row.get::<_, i64>(0)?.unsigned_abs()),
-                    from: ConnId::new(row.get::<_, String>(1)?),
-                    text: row.get(2)?,
-                    at: row.get::<_, i64>(3)?.unsigned_abs(),
-                    nonce: row.get(4)?,
-                })
+                Ok((
+                    row.get::<_, String>(0)?,
+                    ChatLine {
+                        room: RoomName::general(),
+                        seq: Seq(row.get::<_, i64>(1)?.unsigned_abs()),
+                        from: ConnId::new(row.get::<_, String>(2)?),
+                        name: stored_name(row.get(3)?),
+                        text: row.get(4)?,
+                        at: row.get::<_, i64>(5)?.unsigned_abs(),
+                        nonce: row.get(6)?,
+                    },
+                ))
             })
             .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            .map(|row| {
+                let (room, mut line) = row.map_err(err)?;
+                line.room = RoomName::parse(&room)
+                    .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?;
+                Ok(line)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         let mut sessions_stmt = self
             .db
-            .prepare("SELECT token, id FROM sessions")
+            .prepare("SELECT token, id, name FROM sessions")
             .map_err(err)?;
         let sessions = sessions_stmt
             .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    ConnId::new(row.get::<_, String>(1)?),
-                ))
+                Ok(StoredSession {
+                    token: ResumeToken(row.get(0)?),
+                    id: ConnId::new(row.get::<_, String>(1)?),
+                    name: stored_name(row.get(2)?),
+                })
             })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
@@ -84,34 +160,44 @@ impl HistoryStore for SqliteStore {
         {
             let mut insert_line = tx
                 .prepare_cached(
-                    "INSERT INTO lines (seq, sender, text, at, nonce) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO lines (room, seq, sender, name, text, at, nonce)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(err)?;
             for line in &batch.lines {
                 insert_line
                     .execute(params![
+                        line.room.as_str(),
                         i64::try_from(line.seq.0).map_err(err)?,
                         line.from.as_str(),
+                        line.name.as_ref().map(DisplayName::as_str),
                         line.text,
                         i64::try_from(line.at).map_err(err)?,
                         line.nonce,
                     ])
                     .map_err(err)?;
             }
-            let mut insert_session = tx
-                .prepare_cached("INSERT OR REPLACE INTO sessions (token, id) VALUES (?1, ?2)")
-                .map_err(err)?;
-            for (token, id) in &batch.sessions {
-                insert_session
-                    .execute(params![token, id.as_str()])
-                    .map_err(err)?;
-            }
-            if let Some(below) = batch.forget_below {
-                tx.execute(
-                    "DELETE FROM lines WHERE seq < ?1",
-                    params![i64::try_from(below.0).map_err(err)?],
+            let mut upsert_session = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO sessions (token, id, name) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(err)?;
+            for session in &batch.sessions {
+                upsert_session
+                    .execute(params![
+                        session.token.0,
+                        session.id.as_str(),
+                        session.name.as_ref().map(DisplayName::as_str),
+                    ])
+                    .map_err(err)?;
+            }
+            let mut forget = tx
+                .prepare_cached("DELETE FROM lines WHERE room = ?1 AND seq < ?2")
+                .map_err(err)?;
+            for (room, below) in &batch.forget_below {
+                forget
+                    .execute(params![room.as_str(), i64::try_from(below.0).map_err(err)?])
+                    .map_err(err)?;
             }
         }
         tx.commit().map_err(err)
@@ -122,33 +208,51 @@ impl HistoryStore for SqliteStore {
 mod tests {
     use super::*;
 
-    fn line(seq: u64, nonce: Option<&str>) -> ChatLine {
+    fn line(room: &str, seq: u64, nonce: Option<&str>) -> ChatLine {
         ChatLine {
+            room: RoomName::parse(room).expect("room"),
             seq: Seq(seq),
             from: ConnId::new("AAAAAAAAAAAAAAAA"),
+            name: DisplayName::parse("Ana").ok(),
             text: format!("line {seq}"),
             at: 1_763_769_600_000 + seq,
             nonce: nonce.map(str::to_owned),
         }
     }
 
+    fn temp_dir(tag: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("charla-sqlite-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
     #[test]
     fn committed_lines_and_sessions_come_back_after_reopening() {
-        let dir = std::env::temp_dir().join(format!("charla-sqlite-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = temp_dir("reopen");
+        let session = StoredSession {
+            token: ResumeToken("tok".into()),
+            id: ConnId::new("AAAAAAAAAAAAAAAA"),
+            name: DisplayName::parse("Ana").ok(),
+        };
         {
             let mut store = SqliteStore::open(&dir).expect("open");
             assert!(store.load().expect("load").lines.is_empty());
             let batch = Batch {
-                lines: vec![line(1, None), line(2, Some("n-2")), line(3, None)],
-                sessions: vec![("tok".into(), ConnId::new("AAAAAAAAAAAAAAAA"))],
-                forget_below: None,
+                lines: vec![
+                    line("general", 1, None),
+                    line("general", 2, Some("n-2")),
+                    line("dev", 1, None),
+                    line("general", 3, None),
+                ],
+                sessions: vec![session.clone()],
+                forget_below: vec![],
             };
             store.commit(&batch).expect("commit");
             let forget = Batch {
-                lines: vec![line(4, None)],
+                lines: vec![line("general", 4, None)],
                 sessions: vec![],
-                forget_below: Some(Seq(2)),
+                forget_below: vec![(RoomName::general(), Seq(2))],
             };
             store.commit(&forget).expect("commit");
         }
@@ -156,20 +260,39 @@ mod tests {
         let loaded = store.load().expect("load");
         assert_eq!(
             loaded.lines,
-            vec![line(2, Some("n-2")), line(3, None), line(4, None)]
+            vec![
+                line("dev", 1, None),
+                line("general", 2, Some("n-2")),
+                line("general", 3, None),
+                line("general", 4, None)
+            ]
         );
-        assert_eq!(
-            loaded.sessions,
-            vec![("tok".to_owned(), ConnId::new("AAAAAAAAAAAAAAAA"))]
-        );
-        // A second line with an existing seq is refused, and nothing of its batch is kept.
+        assert_eq!(loaded.sessions, vec![session]);
+        // A second line with an existing (room, seq) is refused, and nothing of its batch is
+        // kept; the same seq in another room is fine.
         let clash = Batch {
-            lines: vec![line(5, None), line(4, None)],
-            sessions: vec![],
-            forget_below: None,
+            lines: vec![line("general", 5, None), line("general", 4, None)],
+            ..Batch::default()
         };
         assert!(store.commit(&clash).is_err());
-        assert_eq!(store.load().expect("load").lines.len(), 3);
+        assert_eq!(store.load().expect("load").lines.len(), 4);
+        let other_room = Batch {
+            lines: vec![line("dev", 2, None)],
+            ..Batch::default()
+        };
+        store.commit(&other_room).expect("commit");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = temp_dir("newer");
+        drop(SqliteStore::open(&dir).expect("open"));
+        let db = Connection::open(dir.join("charla.sqlite3")).expect("open raw");
+        db.execute_batch("PRAGMA user_version = 99;").expect("set");
+        drop(db);
+        let refused = SqliteStore::open(&dir).expect_err("refused");
+        assert!(refused.to_string().contains("newer release"), "{refused}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -1,0 +1,338 @@
+//! The hub: the rooms, the sessions, and who is connected.
+//!
+//! The hub is a registry: it finds or creates a [`Room`] by name (under a short registry
+//! lock), and everything that concerns a room then happens under that room's own lock (see
+//! [`room`]). Sessions (resume token → id and name) have a lock of their own. Nothing here
+//! awaits a client or the disk: lines arrive numbered and durable from the
+//! [`Committer`](crate::committer).
+
+mod room;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError, RwLock,
+        atomic::{AtomicU32, AtomicU64, Ordering},
+    },
+};
+
+use base64::Engine as _;
+use shared::{ChatLine, ConnId, DisplayName, RoomName};
+
+pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomMember};
+
+use crate::{
+    metrics::Metrics,
+    outbox::{CloseReason, ConnKey, Outbox, RoomKey},
+    store::{ResumeToken, StoredSession},
+};
+
+/// How the hub is sized.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HubConfig {
+    /// How each room is sized.
+    pub room: RoomConfig,
+    /// Each outbox's byte limit (see [`Outbox`]).
+    pub outbox_bytes: usize,
+    /// The most rooms the server holds at once.
+    pub max_rooms: usize,
+}
+
+/// Shared state of the relay. Cheap to share as `Arc<Hub>`.
+pub(crate) struct Hub {
+    /// Every room by name. Held only to find, create or forget a room; a joiner holds it
+    /// (shared) while it joins, so a room cannot be forgotten under it.
+    rooms: RwLock<HashMap<RoomName, Arc<Room>>>,
+    next_room: AtomicU32,
+    /// Resume tokens → the session they give back.
+    sessions: Mutex<HashMap<ResumeToken, Session>>,
+    /// Every open connection's outbox, to close them all on shutdown.
+    conns: Mutex<HashMap<ConnKey, Arc<Outbox>>>,
+    next_conn: AtomicU64,
+    config: HubConfig,
+    /// Gauges are kept where the numbers change.
+    metrics: Arc<Metrics>,
+}
+
+/// Who a session is.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// The public id.
+    pub id: ConnId,
+    /// The display name.
+    pub name: DisplayName,
+}
+
+/// A session opened for a connection.
+pub(crate) struct Opened {
+    /// The private token (the same one when resumed).
+    pub token: ResumeToken,
+    /// Who the connection is.
+    pub session: Session,
+    /// Whether the token was known.
+    pub resumed: bool,
+    /// What to store: a new session, or a known one whose name changed.
+    pub to_store: Option<StoredSession>,
+}
+
+/// Why a connection could not join a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JoinRefused {
+    /// The server already holds `--max-rooms` rooms.
+    RoomsFull,
+}
+
+impl Hub {
+    /// A hub over the history and sessions loaded from the store.
+    pub(crate) fn new(
+        lines: Vec<ChatLine>,
+        sessions: Vec<StoredSession>,
+        config: HubConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        // `general` always exists (v1 clients are put there) and is never forgotten.
+        let mut by_room: HashMap<RoomName, Vec<ChatLine>> =
+            HashMap::from([(RoomName::general(), Vec::new())]);
+        for line in lines {
+            by_room.entry(line.room.clone()).or_default().push(line);
+        }
+        let next_room = AtomicU32::new(0);
+        let rooms = by_room
+            .into_iter()
+            .map(|(name, lines)| {
+                let key = RoomKey(next_room.fetch_add(1, Ordering::Relaxed));
+                let room = Room::new(name.clone(), key, lines, config.room, metrics.clone());
+                (name, Arc::new(room))
+            })
+            .collect::<HashMap<_, _>>();
+        if let Some(general) = rooms.get(&RoomName::general()) {
+            general.mark_has_lines();
+        }
+        metrics.rooms.set(gauge(rooms.len()));
+        let sessions = sessions
+            .into_iter()
+            .map(|s| {
+                let name = s.name.unwrap_or_else(|| guest_name(&s.id));
+                (s.token, Session { id: s.id, name })
+            })
+            .collect();
+        Hub {
+            rooms: RwLock::new(rooms),
+            next_room,
+            sessions: Mutex::new(sessions),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            config,
+            metrics,
+        }
+    }
+
+    fn sessions(&self) -> MutexGuard<'_, HashMap<ResumeToken, Session>> {
+        // Plain map inserts: consistent after any panic, so survive a poisoned lock.
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn conns(&self) -> MutexGuard<'_, HashMap<ConnKey, Arc<Outbox>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new connection: its number and its (empty) outbox.
+    pub(crate) fn connect(&self) -> (ConnKey, Arc<Outbox>) {
+        let key = ConnKey(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let outbox = Arc::new(Outbox::new(self.config.outbox_bytes));
+        let mut conns = self.conns();
+        conns.insert(key, outbox.clone());
+        self.metrics.connections.set(gauge(conns.len()));
+        (key, outbox)
+    }
+
+    /// Forgets a connection (it has left its rooms already). Returns how many remain.
+    pub(crate) fn disconnect(&self, key: ConnKey) -> usize {
+        let mut conns = self.conns();
+        conns.remove(&key);
+        self.metrics.connections.set(gauge(conns.len()));
+        conns.len()
+    }
+
+    /// Opens a session: the one `token` gives back if it is known (with `name` if given), or
+    /// a new one with a new id (named `name`, or a generated `guest-xxxx`).
+    pub(crate) fn open_session(
+        &self,
+        token: Option<&str>,
+        name: Option<DisplayName>,
+    ) -> Opened {
+        let mut sessions = self.sessions();
+        if let Some(token) = token.map(|t| ResumeToken(t.to_owned()))
+            && let Some(session) = sessions.get_mut(&token)
+        {
+            let renamed = name.filter(|n| *n != session.name);
+            if let Some(name) = renamed.clone() {
+                session.name = name;
+            }
+            let session = session.clone();
+            let to_store = renamed.map(|_| stored(&token, &session));
+            return Opened {
+                token,
+                session,
+                resumed: true,
+                to_store,
+            };
+        }
+        let id = ConnId::new(random_token(12));
+        let name = name.unwrap_or_else(|| guest_name(&id));
+        let token = ResumeToken(random_token(16));
+        let session = Session { id, name };
+        sessions.insert(token.clone(), session.clone());
+        Opened {
+            to_store: Some(stored(&token, &session)),
+            token,
+            session,
+            resumed: false,
+        }
+    }
+
+    /// Changes a session's name; returns what to store.
+    pub(crate) fn rename_session(&self, token: &ResumeToken, name: &DisplayName) -> Option<StoredSession> {
+        let mut sessions = self.sessions();
+        let session = sessions.get_mut(token)?;
+        session.name = name.clone();
+        Some(stored(token, session))
+    }
+
+    /// Puts a connection in a room (creating the room if it is new) and queues its greeting.
+    pub(crate) fn join(
+        &self,
+        name: &RoomName,
+        key: ConnKey,
+        member: RoomMember,
+        after: After,
+        greeting: Greeting,
+    ) -> Result<Arc<Room>, JoinRefused> {
+        {
+            let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(room) = rooms.get(name) {
+                room.join(key, member, after, greeting);
+                return Ok(room.clone());
+            }
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
+        let room = match rooms.get(name) {
+            Some(room) => room.clone(), // Someone created it meanwhile.
+            None => {
+                if rooms.len() >= self.config.max_rooms {
+                    return Err(JoinRefused::RoomsFull);
+                }
+                let key = RoomKey(self.next_room.fetch_add(1, Ordering::Relaxed));
+                let room = Arc::new(Room::new(
+                    name.clone(),
+                    key,
+                    Vec::new(),
+                    self.config.room,
+                    self.metrics.clone(),
+                ));
+                rooms.insert(name.clone(), room.clone());
+                self.metrics.rooms.set(gauge(rooms.len()));
+                room
+            }
+        };
+        room.join(key, member, after, greeting);
+        Ok(room)
+    }
+
+    /// Takes a connection out of a room; forgets the room if nobody is left and nothing was
+    /// ever said in it. Returns whether the connection was in it.
+    pub(crate) fn leave(&self, room: &Arc<Room>, key: ConnKey) -> bool {
+        let was_in = room.leave(key);
+        if room.is_disposable() {
+            let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
+            // Checked again under the registry lock: nobody can be joining it now.
+            if room.is_disposable()
+                && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room))
+            {
+                rooms.remove(&room.name);
+                self.metrics.rooms.set(gauge(rooms.len()));
+            }
+        }
+        was_in
+    }
+
+    /// A room by name, if it exists.
+    pub(crate) fn room(&self, name: &RoomName) -> Option<Arc<Room>> {
+        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+        rooms.get(name).cloned()
+    }
+
+    /// How many connections are open.
+    pub(crate) fn online(&self) -> usize {
+        self.conns().len()
+    }
+
+    /// Closes every connection with 1001 "going away" (server shutdown).
+    pub(crate) fn close_all(&self) {
+        for outbox in self.conns().values() {
+            outbox.close(CloseReason::GoingAway);
+        }
+    }
+}
+
+fn stored(token: &ResumeToken, session: &Session) -> StoredSession {
+    StoredSession {
+        token: token.clone(),
+        id: session.id.clone(),
+        name: Some(session.name.clone()),
+    }
+}
+
+/// The name of someone who has not picked one: `guest-` and four characters of their id.
+fn guest_name(id: &ConnId) -> DisplayName {
+    let tail: String = id
+        .as_str()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(4)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    DisplayName::parse(&format!("guest-{tail}"))
+        .unwrap_or_else(|_| unreachable!("guest-xxxx is a valid name"))
+}
+
+/// `bytes` random bytes from the OS, as URL-safe base64: ids (12 bytes, 96 bits) and resume
+/// tokens (16 bytes, 128 bits).
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Err(err) = getrandom::fill(&mut buf) {
+        // No randomness means ids and tokens could be guessed; refuse to carry on.
+        panic!("the OS random source failed: {err}");
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn ids_are_16_url_safe_chars_and_distinct() {
+        let ids: HashSet<String> = (0..1000).map(|_| random_token(12)).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            assert_eq!(id.len(), 16);
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            );
+        }
+        assert_eq!(random_token(16).len(), 22);
+    }
+
+    #[test]
+    fn guests_are_named_after_their_id() {
+        let name = guest_name(&ConnId::new("q8-Zr2vLk0aYbXw1c"));
+        assert_eq!(name.as_str(), "guest-q8zr");
+    }
+}

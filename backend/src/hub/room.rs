@@ -1,0 +1,530 @@
+//! One room: its members, its kept history, who is typing, and its presence clock.
+//!
+//! A room is the unit of order: its lines arrive numbered and durable from the committer and
+//! [`Room::publish`] fans each out under the room's own lock, so every member's wire carries
+//! the room's lines in `seq` order, and two rooms never wait on one lock. Lines are kept as
+//! their encoded `message` frames: a `joined`, a v1 `welcome` or an `older` page splices the
+//! kept bytes into one frame instead of encoding every line again.
+//!
+//! Presence is latest-value-wins and coalesced: a change marks the room dirty, and at most
+//! one `presence` frame per [`PRESENCE_EVERY`] goes out (into each member's outbox slot for
+//! this room, replacing one not yet written). A join storm of N members costs O(N) frames per
+//! flush, a few flushes a second, never O(N²).
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use axum::extract::ws::Utf8Bytes;
+use shared::{
+    ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg, Typist, encode,
+};
+
+use crate::{
+    metrics::Metrics,
+    outbox::{ConnKey, Frame, Outbox, RoomKey, Slot},
+};
+
+/// The shortest time between two `presence` frames of one room.
+pub(crate) const PRESENCE_EVERY: Duration = Duration::from_millis(250);
+
+/// How rooms are sized (from the configuration).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RoomConfig {
+    /// Lines kept per room (and replayable).
+    pub history_cap: usize,
+    /// Lines in a fresh `joined` (and the most a resume replays).
+    pub welcome_lines: usize,
+    /// Rooms up to this many members get member lists pushed.
+    pub presence_list_max: usize,
+}
+
+/// One member of a room: a connection, who it is, and where its frames go.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomMember {
+    /// The connection's public id.
+    pub id: ConnId,
+    /// Its display name.
+    pub name: DisplayName,
+    /// Its outbound queue.
+    pub outbox: Arc<Outbox>,
+}
+
+/// A line kept in memory, as its encoded `message` frame.
+#[derive(Debug, Clone)]
+struct KeptLine {
+    seq: Seq,
+    message: Frame,
+}
+
+/// How a joining connection is greeted.
+pub(crate) enum Greeting {
+    /// A `joined` (v2, and every `join`).
+    Joined,
+    /// A v1 `welcome`, with the room's lines as its `history` (v1 clients are in `general`).
+    Welcome(Box<ServerMsg>),
+}
+
+/// A room. Shared as `Arc<Room>` by the hub's registry, its members' connections and the
+/// committer's jobs.
+pub(crate) struct Room {
+    /// Its name.
+    pub name: RoomName,
+    /// Its number, for outbox slots.
+    pub key: RoomKey,
+    state: Mutex<RoomState>,
+    /// Set once a line was submitted for it: a room with lines (even in flight) is never
+    /// removed from the registry, so its history and its `seq` stay one.
+    has_lines: AtomicBool,
+    config: RoomConfig,
+    metrics: Arc<Metrics>,
+}
+
+struct RoomState {
+    members: HashMap<ConnKey, RoomMember>,
+    /// The non-empty live text of each typing member.
+    typing: HashMap<ConnKey, String>,
+    /// The kept history, oldest first, contiguous in `seq`.
+    lines: VecDeque<KeptLine>,
+    /// The last `seq` published (lines below the cap are gone, their count is not).
+    last_seq: Seq,
+    presence: PresenceClock,
+}
+
+/// When the room last sent presence, and whether a change waits for the next turn.
+#[derive(Debug, Default)]
+struct PresenceClock {
+    last_sent: Option<Instant>,
+    /// A flush is scheduled; changes meanwhile ride along with it.
+    scheduled: bool,
+}
+
+/// Where a resuming member stands: the last `seq` it holds (0: none).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct After(pub Seq);
+
+impl Room {
+    /// A room over its loaded lines (oldest first, contiguous), with no members.
+    pub(crate) fn new(
+        name: RoomName,
+        key: RoomKey,
+        lines: Vec<ChatLine>,
+        config: RoomConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let last_seq = lines.last().map_or(Seq(0), |l| l.seq);
+        let skip = lines.len().saturating_sub(config.history_cap.max(1));
+        let has_lines = !lines.is_empty();
+        let kept: VecDeque<KeptLine> = lines.into_iter().skip(skip).map(keep).collect();
+        metrics.history_lines.inc_by(gauge(kept.len()));
+        Room {
+            name,
+            key,
+            state: Mutex::new(RoomState {
+                members: HashMap::new(),
+                typing: HashMap::new(),
+                lines: kept,
+                last_seq,
+                presence: PresenceClock::default(),
+            }),
+            has_lines: AtomicBool::new(has_lines),
+            config,
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        // Every change under the lock is a few map operations that leave the state
+        // consistent, so a panic elsewhere must not take the room down with a poisoned lock.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes that a line was submitted: the room must outlive its members.
+    pub(crate) fn mark_has_lines(&self) {
+        self.has_lines.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the registry may forget this room: nobody in it and nothing ever said.
+    pub(crate) fn is_disposable(&self) -> bool {
+        !self.has_lines.load(Ordering::Relaxed) && self.lock().members.is_empty()
+    }
+
+    /// How many connections are in the room.
+    pub(crate) fn online(&self) -> usize {
+        self.lock().members.len()
+    }
+
+    /// Adds a member and queues its greeting: a resume (`after` > 0, every later line still
+    /// kept, and at most `welcome_lines` of them) gets exactly the lines after `after`;
+    /// anyone else the latest page. Snapshot and registration happen under one lock, and the
+    /// greeting is queued before the lock is released: no line can fall between the lines
+    /// in the greeting and the live stream that follows it.
+    pub(crate) fn join(self: &Arc<Self>, key: ConnKey, member: RoomMember, after: After, greeting: Greeting) {
+        let mut state = self.lock();
+        let outbox = member.outbox.clone();
+        state.members.insert(key, member);
+        let (range, has_more, resumed) = state.page_for(after.0, self.config.welcome_lines);
+        let lines: Vec<&KeptLine> = state.lines.range(range).collect();
+        let frame = match greeting {
+            Greeting::Joined => {
+                let online = count(state.members.len());
+                let members = state.member_list(self.config.presence_list_max);
+                let typing = state
+                    .typing
+                    .iter()
+                    .filter_map(|(k, text)| {
+                        state.members.get(k).map(|m| Typist {
+                            from: m.id.clone(),
+                            name: m.name.clone(),
+                            text: text.clone(),
+                        })
+                    })
+                    .collect();
+                let shell = ServerMsg::Joined {
+                    room: self.name.clone(),
+                    lines: Vec::new(),
+                    has_more,
+                    resumed,
+                    online,
+                    members,
+                    typing,
+                };
+                splice_lines(&shell, "lines", &lines)
+            }
+            Greeting::Welcome(mut welcome) => {
+                if let ServerMsg::Welcome {
+                    has_more: more,
+                    online,
+                    ..
+                } = welcome.as_mut()
+                {
+                    *more = has_more;
+                    *online = count(state.members.len());
+                }
+                splice_lines(&welcome, "history", &lines)
+            }
+        };
+        // The greeting is the one frame a client must get whole: it is not held to the
+        // byte limit (the page it carries is bounded by `welcome_lines`).
+        outbox.push_unbounded(frame);
+        self.presence_changed(&mut state);
+    }
+
+    /// Removes a member; clears its live text for the others. Returns whether it was in.
+    pub(crate) fn leave(self: &Arc<Self>, key: ConnKey) -> bool {
+        let mut state = self.lock();
+        let Some(member) = state.members.remove(&key) else {
+            return false;
+        };
+        if state.typing.remove(&key).is_some() {
+            let cleared = Frame::encode(&ServerMsg::Typing {
+                room: self.name.clone(),
+                from: member.id.clone(),
+                name: Some(member.name.clone()),
+                text: String::new(),
+            });
+            let slot = Slot::Typing {
+                room: self.key,
+                typist: key,
+            };
+            for m in state.members.values() {
+                m.outbox.push_latest(slot, cleared.clone());
+            }
+        }
+        self.presence_changed(&mut state);
+        true
+    }
+
+    /// A member's new display name: shown in the member lists from the next presence on.
+    pub(crate) fn rename(self: &Arc<Self>, key: ConnKey, name: &DisplayName) {
+        let mut state = self.lock();
+        if let Some(member) = state.members.get_mut(&key) {
+            member.name = name.clone();
+            self.presence_changed(&mut state);
+        }
+    }
+
+    /// Relays a member's live text to every member, typist included. Latest value wins per
+    /// (typist, room) in every outbox.
+    pub(crate) fn typing(&self, key: ConnKey, text: String) {
+        let mut state = self.lock();
+        let Some(member) = state.members.get(&key) else {
+            return;
+        };
+        let update = Frame::encode(&ServerMsg::Typing {
+            room: self.name.clone(),
+            from: member.id.clone(),
+            name: Some(member.name.clone()),
+            text: text.clone(),
+        });
+        if text.is_empty() {
+            state.typing.remove(&key);
+        } else {
+            state.typing.insert(key, text);
+        }
+        let slot = Slot::Typing {
+            room: self.key,
+            typist: key,
+        };
+        for m in state.members.values() {
+            m.outbox.push_latest(slot, update.clone());
+        }
+    }
+
+    /// Fans out durable lines of this room, in `seq` order: each sender gets the `ack` for
+    /// its line (if it had a nonce) just before the line; every member gets the line.
+    /// `repeats` are acks for resent nonces that were already accepted.
+    pub(crate) fn publish(&self, lines: Vec<ChatLine>, repeats: Vec<RepeatedAck>) {
+        let mut state = self.lock();
+        for repeat in repeats {
+            let ack = Frame::encode(&ServerMsg::Ack {
+                room: self.name.clone(),
+                nonce: repeat.nonce,
+                seq: repeat.seq,
+            });
+            state.push_to(&repeat.from, &ack);
+        }
+        let before = state.lines.len();
+        let mut dropped = 0;
+        for line in lines {
+            if let Some(nonce) = &line.nonce {
+                let ack = Frame::encode(&ServerMsg::Ack {
+                    room: self.name.clone(),
+                    nonce: nonce.clone(),
+                    seq: line.seq,
+                });
+                state.push_to(&line.from, &ack);
+            }
+            state.last_seq = line.seq;
+            let kept = keep(line);
+            for m in state.members.values() {
+                m.outbox.push(kept.message.clone());
+            }
+            state.lines.push_back(kept);
+            if state.lines.len() > self.config.history_cap.max(1) {
+                state.lines.pop_front();
+                dropped += 1;
+            }
+        }
+        let added = state.lines.len() + dropped - before;
+        self.metrics.history_lines.inc_by(gauge(added));
+        self.metrics.history_lines.dec_by(gauge(dropped));
+    }
+
+    /// Tells the sender of a line that it was not stored.
+    pub(crate) fn refuse(&self, from: &ConnId, nonce: Option<String>, code: ErrorCode, why: &str) {
+        let error = Frame::encode(&ServerMsg::Error {
+            code,
+            message: why.to_owned(),
+            room: Some(self.name.clone()),
+            nonce,
+        });
+        self.lock().push_to(from, &error);
+    }
+
+    /// The `older` reply: up to `limit` kept lines before `before`, oldest first.
+    pub(crate) fn older(&self, before: Seq, limit: usize) -> Frame {
+        let state = self.lock();
+        let end = state.lines.partition_point(|l| l.seq < before);
+        let start = end.saturating_sub(limit);
+        let lines: Vec<&KeptLine> = state.lines.range(start..end).collect();
+        let shell = ServerMsg::Older {
+            room: self.name.clone(),
+            lines: Vec::new(),
+            has_more: start > 0,
+        };
+        splice_lines(&shell, "lines", &lines)
+    }
+
+    /// The `members` reply: everyone in the room.
+    pub(crate) fn members(&self) -> Frame {
+        let members = self.lock().member_list(usize::MAX).unwrap_or_default();
+        Frame::encode(&ServerMsg::Members {
+            room: self.name.clone(),
+            members,
+        })
+    }
+
+    /// Sends presence now if the room's turn has come, or schedules it for when it does.
+    fn presence_changed(self: &Arc<Self>, state: &mut RoomState) {
+        if state.presence.scheduled {
+            return; // The scheduled flush will carry this change too.
+        }
+        let now = Instant::now();
+        match state.presence.last_sent {
+            Some(last) if now.duration_since(last) < PRESENCE_EVERY => {
+                state.presence.scheduled = true;
+                let room = Arc::clone(self);
+                let at = last + PRESENCE_EVERY;
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    let mut state = room.lock();
+                    state.presence.scheduled = false;
+                    room.flush_presence(&mut state, Instant::now());
+                });
+            }
+            _ => self.flush_presence(state, now),
+        }
+    }
+
+    fn flush_presence(&self, state: &mut RoomState, now: Instant) {
+        state.presence.last_sent = Some(now);
+        let frame = Frame::encode(&ServerMsg::Presence {
+            room: self.name.clone(),
+            online: count(state.members.len()),
+            members: state.member_list(self.config.presence_list_max),
+        });
+        let slot = Slot::Presence { room: self.key };
+        for m in state.members.values() {
+            m.outbox.push_latest(slot, frame.clone());
+        }
+        self.metrics.presence_flushes.inc();
+    }
+}
+
+/// An ack for a `send` whose nonce was already accepted: the line is not appended again.
+#[derive(Debug, Clone)]
+pub(crate) struct RepeatedAck {
+    /// The sender.
+    pub from: ConnId,
+    /// The resent nonce.
+    pub nonce: String,
+    /// Where the line already is.
+    pub seq: Seq,
+}
+
+impl RoomState {
+    /// The lines to greet a member with, whether older ones exist, and whether it resumed.
+    fn page_for(&self, after: Seq, welcome_lines: usize) -> (std::ops::Range<usize>, bool, bool) {
+        let first_kept = self.lines.front().map_or(self.last_seq.0 + 1, |l| l.seq.0);
+        let resumable = after.0 > 0
+            && after <= self.last_seq
+            && after.0 + 1 >= first_kept
+            && self.last_seq.0 - after.0 <= welcome_lines as u64;
+        if resumable {
+            let start = self.lines.partition_point(|l| l.seq <= after);
+            return (start..self.lines.len(), false, true);
+        }
+        let start = self.lines.len().saturating_sub(welcome_lines);
+        (start..self.lines.len(), start > 0, false)
+    }
+
+    /// Who is in the room (each id once), if the room is at most `max` ids big.
+    fn member_list(&self, max: usize) -> Option<Vec<Member>> {
+        if self.members.len() > max.saturating_mul(2) {
+            return None; // Clearly too big: don't even count distinct ids.
+        }
+        let mut seen = HashSet::new();
+        let mut list: Vec<Member> = self
+            .members
+            .values()
+            .filter(|m| seen.insert(&m.id))
+            .map(|m| Member {
+                id: m.id.clone(),
+                name: m.name.clone(),
+            })
+            .collect();
+        if list.len() > max {
+            return None;
+        }
+        list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
+        Some(list)
+    }
+
+    /// Pushes a frame to every connection of `id` in the room.
+    fn push_to(&self, id: &ConnId, frame: &Frame) {
+        for m in self.members.values().filter(|m| &m.id == id) {
+            m.outbox.push(frame.clone());
+        }
+    }
+}
+
+/// The start of every encoded `message` frame; what follows is the line's own fields.
+const MESSAGE_PREFIX: &str = r#"{"type":"message","#;
+
+fn keep(line: ChatLine) -> KeptLine {
+    let seq = line.seq;
+    let message = Frame::encode(&ServerMsg::Message(line));
+    debug_assert!(message.bytes.as_str().starts_with(MESSAGE_PREFIX));
+    KeptLine { seq, message }
+}
+
+/// Encodes `shell` (whose `field` is an empty array) with `lines` spliced into that array:
+/// each line's JSON is its kept `message` frame without the `type`, so no line is encoded
+/// again for a greeting or a page.
+fn splice_lines(shell: &ServerMsg, field: &str, lines: &[&KeptLine]) -> Frame {
+    let json = encode(shell);
+    let empty = format!(r#""{field}":[]"#);
+    // Names before `field` are slugs and ids (no quotes inside), so the first match is it.
+    let Some(at) = json.find(&empty) else {
+        return Frame::encode(shell); // Unreachable for the shells above; stay correct anyway.
+    };
+    let size: usize = lines.iter().map(|l| l.message.len()).sum();
+    let mut out = String::with_capacity(json.len() + size);
+    out.push_str(&json[..at + empty.len() - 1]);
+    for (i, line) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        out.push_str(&line.message.bytes.as_str()[MESSAGE_PREFIX.len()..]);
+    }
+    out.push_str(&json[at + empty.len() - 1..]);
+    Frame {
+        kind: shell.type_name(),
+        bytes: Utf8Bytes::from(out),
+    }
+}
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::decode_server;
+
+    fn line(seq: u64, text: &str) -> ChatLine {
+        ChatLine {
+            room: RoomName::general(),
+            seq: Seq(seq),
+            from: ConnId::new("AAAAAAAAAAAAAAAA"),
+            name: DisplayName::parse("Ana").ok(),
+            text: text.into(),
+            at: 1,
+            nonce: Some(format!("n-{seq}")),
+        }
+    }
+
+    #[test]
+    fn spliced_frames_decode_to_the_same_message_as_encoding_them_whole() {
+        let lines = vec![line(1, "hola \"quoted\" ,]}"), line(2, "adiós")];
+        let kept: Vec<KeptLine> = lines.iter().cloned().map(keep).collect();
+        let refs: Vec<&KeptLine> = kept.iter().collect();
+        let shell = ServerMsg::Older {
+            room: RoomName::general(),
+            lines: Vec::new(),
+            has_more: true,
+        };
+        let spliced = splice_lines(&shell, "lines", &refs);
+        let whole = ServerMsg::Older {
+            room: RoomName::general(),
+            lines: lines.clone(),
+            has_more: true,
+        };
+        assert_eq!(spliced.bytes.as_str(), encode(&whole));
+        assert_eq!(decode_server(spliced.bytes.as_str()), Ok(whole));
+        let empty = splice_lines(&shell, "lines", &[]);
+        assert_eq!(empty.bytes.as_str(), encode(&shell));
+    }
+}

@@ -1,0 +1,57 @@
+//! What every request handler and every connection can reach: [`AppState`] and the
+//! per-connection [`Limits`]. Its own module so that `http` (the router) and `ws` (the
+//! connections) both use it without importing each other.
+
+use std::{sync::Arc, time::Duration};
+
+use shared::ServerLimits;
+
+use crate::{admission::Admission, committer::Committer, hub::Hub, metrics::Metrics};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The rooms, sessions and connections.
+    pub hub: Arc<Hub>,
+    /// Where `send`s go to be numbered and made durable.
+    pub committer: Arc<Committer>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<Metrics>,
+    /// Who may connect.
+    pub admission: Arc<Admission>,
+    /// Per-connection limits.
+    pub limits: Limits,
+}
+
+/// Per-connection limits, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The largest frame, in bytes (checked by the WebSocket layer).
+    pub max_frame_bytes: usize,
+    /// The longest `send`/`typing` text, in characters.
+    pub max_text_chars: usize,
+    /// `send`s per second, and how many at once.
+    pub send_rate: u32,
+    /// See `send_rate`.
+    pub send_burst: u32,
+    /// Other frames per second (and at once).
+    pub frame_rate: u32,
+    /// How long a connection may stay over a rate limit before it is closed.
+    pub close_after: Duration,
+    /// How often the server pings; a client silent for two intervals is dropped.
+    pub heartbeat: Duration,
+    /// The most rooms one connection may be in.
+    pub max_rooms_per_conn: usize,
+}
+
+impl Limits {
+    /// What clients are told in their `welcome`.
+    pub(crate) fn for_clients(&self) -> ServerLimits {
+        ServerLimits {
+            max_text_chars: u32::try_from(self.max_text_chars).unwrap_or(u32::MAX),
+            max_rooms_per_conn: u32::try_from(self.max_rooms_per_conn).unwrap_or(u32::MAX),
+            send_rate: self.send_rate,
+            send_burst: self.send_burst,
+        }
+    }
+}

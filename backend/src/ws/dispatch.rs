@@ -1,0 +1,556 @@
+//! One connection's state and the server's one dispatch on [`ClientMsg`]
+//! ([`Connection::on_text`]): rate limits, validation, then the rooms, the hub and the
+//! committer. Refusals go back to the sender as `error` frames (naming the room and the
+//! nonce they concern) and the connection stays.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Instant,
+};
+
+use shared::{
+    ClientMsg, ConnId, DisplayName, ErrorCode, RoomName, Seq, ServerMsg, decode_client,
+    limits::{MAX_NONCE_CHARS, PROTOCOL_VERSION},
+};
+
+use super::write::LastHeard;
+use crate::{
+    committer::{Committer, Job, LineJob},
+    hub::{After, Greeting, Hub, JoinRefused, Room, RoomMember},
+    metrics::{Metrics, TypeLabel},
+    outbox::{CloseReason, ConnKey, Frame, Outbox, RoomKey},
+    rate::{Persistence, TokenBucket},
+    state::{AppState, Limits},
+    store::ResumeToken,
+};
+
+/// The most lines one `load_older` returns.
+const MAX_OLDER: u32 = 500;
+
+/// Who a welcomed connection is.
+struct Who {
+    token: ResumeToken,
+    id: ConnId,
+    name: DisplayName,
+}
+
+/// A refusal to send back: the code, why, and what it concerned.
+struct Refused {
+    code: ErrorCode,
+    message: String,
+    room: Option<RoomName>,
+    nonce: Option<String>,
+}
+
+impl Refused {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Refused {
+            code,
+            message: message.into(),
+            room: None,
+            nonce: None,
+        }
+    }
+
+    fn about(mut self, room: Option<RoomName>, nonce: Option<String>) -> Self {
+        self.room = room;
+        self.nonce = nonce;
+        self
+    }
+}
+
+/// One connection: who it is, the rooms it is in, its outbox, and its rate limits. Dropping
+/// it takes it out of every room.
+pub(crate) struct Connection {
+    hub: Arc<Hub>,
+    committer: Arc<Committer>,
+    pub(super) metrics: Arc<Metrics>,
+    limits: Limits,
+    key: ConnKey,
+    outbox: Arc<Outbox>,
+    /// Set by the welcome (at once for v1, after the `hello` for v2).
+    who: Option<Who>,
+    rooms: HashMap<RoomName, Arc<Room>>,
+    sends: TokenBucket,
+    frames: TokenBucket,
+    over_limit: Persistence,
+    /// Per room, the newest typing text that arrived over the frame rate; sent when a token
+    /// frees up (latest value wins, per room).
+    held_typing: HashMap<RoomKey, (Arc<Room>, String)>,
+    last_heard: LastHeard,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        for room in self.rooms.values() {
+            self.hub.leave(room, self.key);
+        }
+    }
+}
+
+impl Connection {
+    /// A connection registered with the hub, not yet welcomed, with full rate buckets.
+    pub(crate) fn new(app: &AppState) -> Self {
+        let now = Instant::now();
+        let limits = app.limits;
+        let (key, outbox) = app.hub.connect();
+        Connection {
+            hub: app.hub.clone(),
+            committer: app.committer.clone(),
+            metrics: app.metrics.clone(),
+            limits,
+            key,
+            outbox,
+            who: None,
+            rooms: HashMap::new(),
+            sends: TokenBucket::new(limits.send_rate, limits.send_burst, now),
+            frames: TokenBucket::new(limits.frame_rate, limits.frame_rate, now),
+            over_limit: Persistence::new(limits.close_after),
+            held_typing: HashMap::new(),
+            last_heard: LastHeard::new(),
+        }
+    }
+
+    /// The connection's number.
+    pub(crate) fn key(&self) -> ConnKey {
+        self.key
+    }
+
+    /// Its outbound queue.
+    pub(crate) fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// When the client last said anything (for the heartbeat).
+    pub(crate) fn last_heard(&self) -> LastHeard {
+        self.last_heard.clone()
+    }
+
+    /// Notes that the client said something (any frame counts for the heartbeat).
+    pub(crate) fn heard(&self) {
+        self.last_heard.heard();
+    }
+
+    /// Welcomes a v1 connection: a new session, in `general`, whose lines are the
+    /// `welcome`'s `history`.
+    pub(crate) fn welcome_v1(&mut self) {
+        let welcome = self.open_session(None, None);
+        let general = RoomName::general();
+        let member = self.member();
+        match self.hub.join(
+            &general,
+            self.key,
+            member,
+            After::default(),
+            Greeting::Welcome(Box::new(welcome)),
+        ) {
+            Ok(room) => {
+                self.rooms.insert(general, room);
+            }
+            Err(JoinRefused::RoomsFull) => {
+                unreachable!("general always exists: the hub creates it and never forgets it")
+            }
+        }
+    }
+
+    /// Welcomes a v2 connection: resumes the session `resume` names (or opens a new one),
+    /// then joins each room, replaying exactly what the client missed where it can.
+    fn hello(
+        &mut self,
+        resume: Option<String>,
+        rooms: Option<BTreeMap<String, Seq>>,
+        name: Option<String>,
+        now: Instant,
+    ) -> Option<CloseReason> {
+        let (name, bad_name) = match name.as_deref().map(DisplayName::parse) {
+            Some(Ok(name)) => (Some(name), None),
+            Some(Err(why)) => (None, Some(why)),
+            None => (None, None),
+        };
+        let resume = resume.filter(|t| !t.is_empty() && t.len() <= 64);
+        let welcome = self.open_session(resume.as_deref(), name);
+        self.outbox.push_unbounded(Frame::encode(&welcome));
+        if let Some(why) = bad_name {
+            self.send_error(Refused::new(ErrorCode::BadName, why.to_string()));
+        }
+        let rooms = rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
+        for (room, after) in rooms {
+            if let Err(refused) = self.join(&room, After(after)) {
+                if let Some(close) = self.refuse(now, refused) {
+                    return Some(close);
+                }
+            }
+        }
+        None
+    }
+
+    /// Opens (or resumes) this connection's session; returns its `welcome`, with no history
+    /// (a v1 welcome gets `general`'s lines spliced in by the room).
+    fn open_session(&mut self, token: Option<&str>, name: Option<DisplayName>) -> ServerMsg {
+        let opened = self.hub.open_session(token, name);
+        if let Some(stored) = opened.to_store {
+            self.store_session(stored);
+        }
+        let online = self
+            .hub
+            .room(&RoomName::general())
+            .map_or(0, |general| general.online());
+        let welcome = ServerMsg::Welcome {
+            id: opened.session.id.clone(),
+            history: Vec::new(),
+            online: u32::try_from(online).unwrap_or(u32::MAX),
+            protocol: PROTOCOL_VERSION,
+            resume: opened.token.0.clone(),
+            has_more: false,
+            resumed: opened.resumed,
+            name: Some(opened.session.name.clone()),
+            limits: Some(self.limits.for_clients()),
+        };
+        tracing::info!(
+            conn = self.key.0,
+            id = %opened.session.id,
+            resumed = opened.resumed,
+            "client welcomed"
+        );
+        self.who = Some(Who {
+            token: opened.token,
+            id: opened.session.id,
+            name: opened.session.name,
+        });
+        welcome
+    }
+
+    fn store_session(&self, session: crate::store::StoredSession) {
+        if self.committer.submit(Job::Session(session)).is_err() {
+            // The session lives in memory until a restart; a later name change stores it.
+            tracing::warn!(conn = self.key.0, "commit queue full: a session was not stored");
+        }
+    }
+
+    /// This connection as a room member.
+    fn member(&self) -> RoomMember {
+        let (id, name) = match &self.who {
+            Some(who) => (who.id.clone(), who.name.clone()),
+            None => unreachable!("members are welcomed first"),
+        };
+        RoomMember {
+            id,
+            name,
+            outbox: self.outbox.clone(),
+        }
+    }
+
+    /// Joins a room by the name a client gave (again, if already in it: a fresh `joined`).
+    fn join(&mut self, room: &str, after: After) -> Result<(), Refused> {
+        let name = RoomName::parse(room).map_err(|why| {
+            Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}"))
+        })?;
+        if !self.rooms.contains_key(&name) && self.rooms.len() >= self.limits.max_rooms_per_conn
+        {
+            let max = self.limits.max_rooms_per_conn;
+            return Err(Refused::new(
+                ErrorCode::TooManyRooms,
+                format!("a connection may be in at most {max} rooms; leave one first"),
+            )
+            .about(Some(name), None));
+        }
+        let member = self.member();
+        match self.hub.join(&name, self.key, member, after, Greeting::Joined) {
+            Ok(joined) => {
+                self.rooms.insert(name, joined);
+                Ok(())
+            }
+            Err(JoinRefused::RoomsFull) => Err(Refused::new(
+                ErrorCode::RoomsFull,
+                "the server has as many rooms as it may hold; join an existing one",
+            )
+            .about(Some(name), None)),
+        }
+    }
+
+    /// The room a frame concerns (none named: `general`), if this connection is in it.
+    fn joined_room(&self, room: Option<&str>) -> Result<Arc<Room>, Refused> {
+        let name = match room {
+            None => RoomName::general(),
+            Some(room) => RoomName::parse(room).map_err(|why| {
+                Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}"))
+            })?,
+        };
+        match self.rooms.get(&name) {
+            Some(room) => Ok(room.clone()),
+            None => Err(Refused::new(
+                ErrorCode::NotJoined,
+                format!("not in room `{name}`: join it first"),
+            )
+            .about(Some(name), None)),
+        }
+    }
+
+    /// Handles one text frame: the server's one dispatch on [`ClientMsg`]. Returns a close
+    /// reason if the connection must end.
+    pub(crate) fn on_text(&mut self, text: &str, now: Instant) -> Option<CloseReason> {
+        let decoded = decode_client(text);
+        if self.who.is_none() {
+            // A v2 connection's first frame: its `hello`, or anything else, which gets a
+            // fresh session in `general` first (the welcome is always the first frame out).
+            if let Ok(ClientMsg::Hello {
+                resume,
+                rooms,
+                name,
+            }) = decoded
+            {
+                self.metrics.frame_in("hello");
+                return self.hello(resume, rooms, name, now);
+            }
+            if let Some(close) = self.hello(None, None, None, now) {
+                return Some(close);
+            }
+        }
+        let msg = match decoded {
+            Ok(msg) => msg,
+            Err(err) => {
+                self.metrics.frame_in("invalid");
+                return self.refuse(now, Refused::new(err.code(), err.to_string()));
+            }
+        };
+        self.metrics.frame_in(msg.type_name());
+        match msg {
+            ClientMsg::Hello { .. } => self.refuse(
+                now,
+                Refused::new(
+                    ErrorCode::AlreadyWelcomed,
+                    "hello is only the first frame of a connection",
+                ),
+            ),
+            ClientMsg::Typing { room, text } => {
+                let room = match self.joined_room(room.as_deref()) {
+                    Ok(room) => room,
+                    Err(refused) => return self.refuse(now, refused),
+                };
+                if let Err(why) = self.check_length(&text) {
+                    return self.refuse(now, why.about(Some(room.name.clone()), None));
+                }
+                // Over the rate, typing is conflated, not refused: keep only the newest text.
+                if self.held_typing.contains_key(&room.key) || !self.frames.try_take(now) {
+                    self.metrics
+                        .rate_limited
+                        .get_or_create(&TypeLabel { r#type: "typing" })
+                        .inc();
+                    self.held_typing.insert(room.key, (room, text));
+                } else {
+                    room.typing(self.key, text);
+                }
+                None
+            }
+            ClientMsg::Send { room, text, nonce } => self.send(room.as_deref(), text, nonce, now),
+            ClientMsg::LoadOlder {
+                room,
+                before,
+                limit,
+            } => match self.joined_room(room.as_deref()) {
+                Ok(room) => self.answer(now, |_| {
+                    let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
+                    room.older(before, limit)
+                }),
+                Err(refused) => self.refuse(now, refused),
+            },
+            ClientMsg::Ping => self.answer(now, |_| Frame::encode(&ServerMsg::Pong)),
+            ClientMsg::Join { room } => {
+                if !self.frames.try_take(now) {
+                    return self.rate_limited(now, "frame");
+                }
+                match self.join(&room, After::default()) {
+                    Ok(()) => None,
+                    Err(refused) => {
+                        self.send_error(refused);
+                        None
+                    }
+                }
+            }
+            ClientMsg::Leave { room } => {
+                let room = match self.joined_room(Some(&room)) {
+                    Ok(room) => room,
+                    Err(refused) => return self.refuse(now, refused),
+                };
+                self.answer(now, |conn| {
+                    conn.rooms.remove(&room.name);
+                    conn.held_typing.remove(&room.key);
+                    conn.hub.leave(&room, conn.key);
+                    Frame::encode(&ServerMsg::Left {
+                        room: room.name.clone(),
+                    })
+                })
+            }
+            ClientMsg::SetName { name } => match DisplayName::parse(&name) {
+                Ok(name) => self.answer(now, |conn| conn.rename(name)),
+                Err(why) => self.refuse(
+                    now,
+                    Refused::new(ErrorCode::BadName, format!("bad name: {why}")),
+                ),
+            },
+            ClientMsg::Members { room } => match self.joined_room(Some(&room)) {
+                Ok(room) => self.answer(now, |_| room.members()),
+                Err(refused) => self.refuse(now, refused),
+            },
+        }
+    }
+
+    /// A `send`: checked, then handed to the committer (which acks it once durable).
+    fn send(
+        &mut self,
+        room: Option<&str>,
+        text: String,
+        nonce: Option<String>,
+        now: Instant,
+    ) -> Option<CloseReason> {
+        if !self.sends.try_take(now) {
+            return self.rate_limited(now, "send");
+        }
+        let room = match self.joined_room(room) {
+            Ok(room) => room,
+            Err(refused) => {
+                let room = refused.room.clone();
+                return self.refuse(now, refused.about(room, nonce));
+            }
+        };
+        let about = |r: Refused, nonce: &Option<String>| r.about(Some(room.name.clone()), nonce.clone());
+        if text.trim().is_empty() {
+            let refused = Refused::new(ErrorCode::Empty, "a line cannot be blank");
+            return self.refuse(now, about(refused, &nonce));
+        }
+        if let Err(refused) = self.check_length(&text) {
+            return self.refuse(now, about(refused, &nonce));
+        }
+        if nonce
+            .as_ref()
+            .is_some_and(|n| n.chars().nth(MAX_NONCE_CHARS).is_some())
+        {
+            let why = format!("nonce is longer than {MAX_NONCE_CHARS} characters");
+            return self.refuse(now, about(Refused::new(ErrorCode::BadField, why), &None));
+        }
+        let Some(who) = &self.who else {
+            unreachable!("frames are dispatched only once welcomed");
+        };
+        let job = Job::Line(LineJob {
+            room: room.clone(),
+            from: who.id.clone(),
+            name: who.name.clone(),
+            text,
+            nonce: nonce.clone(),
+        });
+        if self.committer.submit(job).is_err() {
+            let refused =
+                Refused::new(ErrorCode::Unavailable, "the server is busy; send it again later");
+            return self.refuse(now, about(refused, &nonce));
+        }
+        None
+    }
+
+    /// Changes this session's name everywhere; returns the `name_set` reply.
+    fn rename(&mut self, name: DisplayName) -> Frame {
+        if let Some(who) = &mut self.who {
+            who.name = name.clone();
+            if let Some(stored) = self.hub.rename_session(&who.token, &name) {
+                self.store_session(stored);
+            }
+        }
+        for room in self.rooms.values() {
+            room.rename(self.key, &name);
+        }
+        Frame::encode(&ServerMsg::NameSet { name })
+    }
+
+    /// Answers a request with `reply()`, within the frame rate.
+    fn answer(
+        &mut self,
+        now: Instant,
+        reply: impl FnOnce(&mut Self) -> Frame,
+    ) -> Option<CloseReason> {
+        if !self.frames.try_take(now) {
+            return self.rate_limited(now, "frame");
+        }
+        let frame = reply(self);
+        self.outbox.push(frame);
+        None
+    }
+
+    /// When the next held-back typing update may go out, if there is one.
+    pub(crate) fn held_typing_at(&mut self, now: Instant) -> Option<Instant> {
+        if self.held_typing.is_empty() {
+            return None;
+        }
+        Some(self.frames.next_token_at(now))
+    }
+
+    /// Sends held-back typing updates while the rate allows.
+    pub(crate) fn release_typing(&mut self, now: Instant) {
+        while !self.held_typing.is_empty() && self.frames.try_take(now) {
+            let Some(key) = self.held_typing.keys().next().copied() else {
+                return;
+            };
+            if let Some((room, text)) = self.held_typing.remove(&key) {
+                room.typing(self.key, text);
+            }
+        }
+    }
+
+    fn check_length(&self, text: &str) -> Result<(), Refused> {
+        let max = self.limits.max_text_chars;
+        // Counting stops one past the limit: a long text costs no more than a short one.
+        match text.chars().nth(max) {
+            Some(_) => Err(Refused::new(
+                ErrorCode::TooLarge,
+                format!("text is longer than {max} characters"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A binary frame: not part of the protocol.
+    pub(crate) fn on_binary(&mut self, now: Instant) -> Option<CloseReason> {
+        self.metrics.frame_in("binary");
+        self.refuse(
+            now,
+            Refused::new(
+                ErrorCode::BinaryFrame,
+                "binary frames are not part of the protocol; send JSON in a text frame",
+            ),
+        )
+    }
+
+    /// Tells the sender its frame was refused (connection stays), unless it is over its
+    /// frame rate, in which case it is told that instead.
+    fn refuse(&mut self, now: Instant, refused: Refused) -> Option<CloseReason> {
+        if !self.frames.try_take(now) {
+            return self.rate_limited(now, "frame");
+        }
+        self.send_error(refused);
+        None
+    }
+
+    fn rate_limited(&mut self, now: Instant, kind: &'static str) -> Option<CloseReason> {
+        self.metrics
+            .rate_limited
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc();
+        if self.over_limit.refused(now) {
+            return Some(CloseReason::RateLimited);
+        }
+        self.send_error(Refused::new(
+            ErrorCode::RateLimited,
+            "too many frames: slow down; this one was dropped",
+        ));
+        None
+    }
+
+    fn send_error(&self, refused: Refused) {
+        self.metrics.error(refused.code.as_str());
+        self.outbox.push(Frame::encode(&ServerMsg::Error {
+            code: refused.code,
+            message: refused.message,
+            room: refused.room,
+            nonce: refused.nonce,
+        }));
+    }
+}

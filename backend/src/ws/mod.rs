@@ -1,0 +1,129 @@
+//! One WebSocket connection: admission and upgrade here; then [`read`] (the read loop),
+//! [`dispatch`] (the one `match` on `ClientMsg`) and [`write`] (the batched write loop).
+//!
+//! Before the upgrade, [`Admission`](crate::admission::Admission) checks the origin and the
+//! connection limits. A v1 connection (`GET /ws`) is welcomed at once, in `general`; a v2
+//! one (`GET /ws?v=2`) is welcomed once its first frame, the `hello`, has said which session
+//! to resume and which rooms to rejoin (the token never travels in the URL). When either
+//! loop ends the other is stopped, the connection leaves its rooms, and its place is freed.
+
+mod dispatch;
+mod read;
+mod write;
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::{
+    extract::{
+        ConnectInfo, RawQuery, State,
+        ws::{WebSocket, WebSocketUpgrade},
+    },
+    http::HeaderMap,
+    response::{IntoResponse, Response},
+};
+use futures_util::StreamExt;
+
+pub(crate) use dispatch::Connection;
+
+use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
+
+/// How long the write loop may take to deliver a close frame after the read side failed.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// Which handshake a connection asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Handshake {
+    /// `GET /ws`: welcomed at once, in `general`.
+    V1,
+    /// `GET /ws?v=2`: welcomed after its `hello`.
+    V2,
+}
+
+impl Handshake {
+    /// Reads `v=2` from the query string; anything else is v1.
+    fn from_query(query: Option<&str>) -> Self {
+        let v2 = query.is_some_and(|q| q.split('&').any(|pair| pair == "v=2"));
+        if v2 { Handshake::V2 } else { Handshake::V1 }
+    }
+}
+
+/// `GET /ws`: checks the origin and the connection limits (403 / 503 / 429 before any
+/// upgrade), then upgrades and runs the connection. Frames over the size limit are refused by
+/// the WebSocket layer before their payload is read.
+pub(crate) async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let admitted = app
+        .admission
+        .check_origin(&headers)
+        .and_then(|()| app.admission.admit(peer.ip()));
+    let permit = match admitted {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            tracing::info!(%peer, reason = refusal.label(), "refused a WebSocket upgrade");
+            let reason = refusal.label();
+            app.metrics
+                .connections_refused
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            return (refusal.status(), refusal.message()).into_response();
+        }
+    };
+    let handshake = Handshake::from_query(query.as_deref());
+    let limits = app.limits;
+    // Small buffers: frames are at most a few KiB, and per-connection memory is what a
+    // server with ten thousand clients runs out of first.
+    ws.max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        .read_buffer_size(limits.max_frame_bytes.min(16 * 1024))
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| run(socket, app, handshake, permit))
+}
+
+/// Runs one connection until the client leaves, the socket fails, or the outbox closes.
+async fn run(socket: WebSocket, app: AppState, handshake: Handshake, permit: Permit) {
+    let mut conn = Connection::new(&app);
+    if handshake == Handshake::V1 {
+        conn.welcome_v1();
+    }
+    app.metrics.connections_accepted.inc();
+    let outbox = conn.outbox().clone();
+    let key = conn.key();
+    tracing::info!(conn = key.0, ?handshake, "client connected");
+
+    let heartbeat = write::Heartbeat::new(app.limits.heartbeat, conn.last_heard());
+    let (sink, stream) = socket.split();
+    let mut writer = tokio::spawn(write::write_loop(
+        sink,
+        outbox.clone(),
+        app.metrics.clone(),
+        heartbeat,
+    ));
+    let mut reader = tokio::spawn(read::read_loop(stream, conn));
+    // Whichever side ends first ends the connection (as in axum's chat example), except that
+    // a client that broke the rules is first told why, with a close frame. The reader owns
+    // the `Connection`: when its task ends (or is aborted) the connection leaves its rooms.
+    tokio::select! {
+        _ = &mut writer => {
+            reader.abort();
+            let _ = (&mut reader).await;
+        }
+        ended = &mut reader => match ended {
+            Ok(Some(reason)) => {
+                tracing::info!(conn = key.0, reason = reason.label(), "closing a client that broke the rules");
+                outbox.close(reason);
+                if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+                    writer.abort();
+                }
+            }
+            _ => writer.abort(),
+        },
+    }
+    let online = app.hub.disconnect(key);
+    drop(permit);
+    tracing::info!(conn = key.0, online, "client disconnected");
+}

@@ -1,0 +1,763 @@
+//! Charla's test support, used by the backend's tests and benchmarks and by the end-to-end
+//! tests: a real server on `127.0.0.1:0` ([`TestServer`]), real WebSocket clients
+//! ([`Client`] for raw frames, [`SessionClient`] driven by `shared::ClientSession` as the page
+//! is), plain HTTP ([`get`]), and every receive under [`TIMEOUT`].
+//!
+//! Tests read as the behaviour they prove: `client.expect_error(ErrorCode::NotJoined)`,
+//! `client.recv_joined()`, `client.recv_line()`.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use backend::Config;
+use futures_util::{SinkExt, StreamExt};
+use shared::{
+    ChatLine, ClientMsg, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg,
+    Typist, decode_server, encode,
+};
+use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Message, protocol::CloseFrame},
+};
+
+/// How long any single receive may take before the test fails.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The socket type of every test client.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Limits high enough that tests which flood on purpose measure ordering, not rate limits.
+pub fn unlimited() -> Config {
+    Config {
+        send_rate: 1_000_000,
+        send_burst: 1_000_000,
+        frame_rate: 1_000_000,
+        ..Config::default()
+    }
+}
+
+/// A room name the test knows is valid.
+pub fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap_or_else(|e| panic!("`{name}` is not a room name: {e}"))
+}
+
+/// A fresh directory for one server's SQLite file, unique to this test process.
+pub fn fresh_data_dir() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("charla-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The real server, in this process, on a free port.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its SQLite directory.
+    pub data_dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    /// A server with the default configuration and a fresh data directory.
+    pub async fn start() -> Self {
+        Self::start_with(Config::default()).await
+    }
+
+    /// Starts a server; one left on the default `data` directory gets a fresh one instead.
+    pub async fn start_with(mut config: Config) -> Self {
+        if config.data_dir == Config::default().data_dir {
+            config.data_dir = fresh_data_dir();
+        }
+        let data_dir = config.data_dir.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(backend::serve(listener, config, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            data_dir,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    /// `ws://…/ws`: the v1 endpoint (welcomed at once, in `general`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// A v1 client, welcomed.
+    pub async fn client(&self) -> Client {
+        Client::connect(&self.ws_url()).await
+    }
+
+    /// A v2 client that said `hello` with no session and `rooms` (each from scratch), then
+    /// read its welcome and one `joined` per room.
+    pub async fn client_in(&self, rooms: &[&str]) -> Client {
+        let hello = ClientMsg::Hello {
+            resume: None,
+            rooms: Some(rooms.iter().map(|r| ((*r).to_owned(), Seq(0))).collect()),
+            name: None,
+        };
+        let mut client = Client::hello(&self.ws_url(), &hello).await;
+        for _ in rooms {
+            client.recv_joined().await;
+        }
+        client
+    }
+
+    /// Sends the shutdown signal and waits for `serve` to return.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(TIMEOUT, &mut self.task)
+            .await
+            .expect("server stops in time")
+            .expect("server task")
+            .expect("serve ok");
+    }
+
+    /// A plain HTTP/1.1 GET; returns the status line's code and the body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        get(self.addr, path).await
+    }
+}
+
+/// A plain HTTP/1.1 GET to `addr`; returns the status line's code and the body.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    tokio::time::timeout(TIMEOUT, tcp.read_to_string(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status code");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// What a WebSocket handshake got: the connection, or the HTTP status it was refused with.
+pub async fn try_connect(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    origin: Option<&str>,
+) -> Result<Client, u16> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let mut request = format!("ws://{addr}/ws")
+        .into_client_request()
+        .expect("request");
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", HeaderValue::from_str(origin).expect("origin"));
+    }
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the source address");
+    let tcp = socket.connect(addr).await.expect("tcp connect");
+    let handshake = tokio::time::timeout(
+        TIMEOUT,
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)),
+    )
+    .await
+    .expect("handshake in time");
+    match handshake {
+        Ok((ws, _)) => Ok(Client::welcomed(ws).await),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("handshake failed without an HTTP status: {other}"),
+    }
+}
+
+/// A `joined` frame's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    /// The room.
+    pub room: RoomName,
+    /// Its lines (see `resumed`).
+    pub lines: Vec<ChatLine>,
+    /// Whether older lines exist.
+    pub has_more: bool,
+    /// Whether `lines` are exactly the missed ones.
+    pub resumed: bool,
+    /// How many are in the room.
+    pub online: u32,
+    /// Who, for small rooms.
+    pub members: Option<Vec<Member>>,
+    /// Who is typing.
+    pub typing: Vec<Typist>,
+}
+
+/// A `typing` frame's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypingSeen {
+    /// The room.
+    pub room: RoomName,
+    /// The typist.
+    pub from: ConnId,
+    /// The typist's name.
+    pub name: Option<DisplayName>,
+    /// The text ("" clears).
+    pub text: String,
+}
+
+/// A `presence` frame's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceSeen {
+    /// The room.
+    pub room: RoomName,
+    /// How many are in it.
+    pub online: u32,
+    /// Who, for small rooms.
+    pub members: Option<Vec<Member>>,
+}
+
+/// An `error` frame's fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorSeen {
+    /// The code.
+    pub code: ErrorCode,
+    /// Why, for people.
+    pub message: String,
+    /// The room it concerned.
+    pub room: Option<RoomName>,
+    /// The nonce it concerned.
+    pub nonce: Option<String>,
+}
+
+/// A raw WebSocket client that has read its `welcome`.
+pub struct Client {
+    ws: Socket,
+    /// Its id.
+    pub id: ConnId,
+    /// The welcome's history (v1: `general`'s lines; v2: empty).
+    pub history: Vec<ChatLine>,
+    /// The welcome's `online`.
+    pub online: u32,
+    /// The welcome's `protocol`.
+    pub protocol: u32,
+    /// Its resume token.
+    pub resume: String,
+    /// The welcome's `has_more`.
+    pub has_more: bool,
+    /// Whether the session was resumed.
+    pub resumed: bool,
+    /// Its display name.
+    pub name: Option<DisplayName>,
+    /// The server's limits.
+    pub limits: Option<shared::ServerLimits>,
+}
+
+impl Client {
+    /// Connects (v1) and reads the first frame, which must be the `welcome`.
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio::time::timeout(TIMEOUT, connect_async(url))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        Self::welcomed(ws).await
+    }
+
+    /// Connects to `<url>?v=2`, sends `hello`, and reads the `welcome` (not the `joined`s
+    /// that follow: read them with [`Client::recv_joined`]).
+    pub async fn hello(url: &str, hello: &ClientMsg) -> Self {
+        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect_async(format!("{url}?v=2")))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        ws.send(Message::text(encode(hello))).await.expect("send hello");
+        Self::welcomed(ws).await
+    }
+
+    /// Wraps an open socket and reads its first frame, which must be the `welcome`.
+    pub async fn welcomed(ws: Socket) -> Self {
+        let mut client = Client {
+            ws,
+            id: ConnId::new(""),
+            history: Vec::new(),
+            online: 0,
+            protocol: 0,
+            resume: String::new(),
+            has_more: false,
+            resumed: false,
+            name: None,
+            limits: None,
+        };
+        match client.recv().await {
+            ServerMsg::Welcome {
+                id,
+                history,
+                online,
+                protocol,
+                resume,
+                has_more,
+                resumed,
+                name,
+                limits,
+            } => {
+                client.id = id;
+                client.history = history;
+                client.online = online;
+                client.protocol = protocol;
+                client.resume = resume;
+                client.has_more = has_more;
+                client.resumed = resumed;
+                client.name = name;
+                client.limits = limits;
+            }
+            other => panic!("the first frame must be a welcome, got {other:?}"),
+        }
+        client
+    }
+
+    /// Sends a raw WebSocket message.
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send frame");
+    }
+
+    /// Sends a text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_raw(Message::text(text)).await;
+    }
+
+    /// Sends a protocol message.
+    pub async fn send_msg(&mut self, msg: &ClientMsg) {
+        self.send_text(&encode(msg)).await;
+    }
+
+    /// `send` to `general` (no room named) with a nonce.
+    pub async fn send_with_nonce(&mut self, line: &str, nonce: &str) {
+        self.send_msg(&ClientMsg::Send {
+            room: None,
+            text: line.into(),
+            nonce: Some(nonce.into()),
+        })
+        .await;
+    }
+
+    /// `send` to `general` (no room named), no nonce.
+    pub async fn send_line(&mut self, line: &str) {
+        self.send_msg(&ClientMsg::Send {
+            room: None,
+            text: line.into(),
+            nonce: None,
+        })
+        .await;
+    }
+
+    /// `send` to `room`, with a nonce.
+    pub async fn send_to(&mut self, room: &str, line: &str, nonce: &str) {
+        self.send_msg(&ClientMsg::Send {
+            room: Some(room.into()),
+            text: line.into(),
+            nonce: Some(nonce.into()),
+        })
+        .await;
+    }
+
+    /// `typing` in `general` (no room named).
+    pub async fn typing(&mut self, text: &str) {
+        self.send_msg(&ClientMsg::Typing {
+            room: None,
+            text: text.into(),
+        })
+        .await;
+    }
+
+    /// `typing` in `room`.
+    pub async fn typing_in(&mut self, room: &str, text: &str) {
+        self.send_msg(&ClientMsg::Typing {
+            room: Some(room.into()),
+            text: text.into(),
+        })
+        .await;
+    }
+
+    /// `join`s `room` and reads until its `joined`.
+    pub async fn join(&mut self, room: &str) -> Joined {
+        self.send_msg(&ClientMsg::Join { room: room.into() }).await;
+        self.recv_joined().await
+    }
+
+    /// The next raw WebSocket message (pings and pongs skipped), within [`TIMEOUT`].
+    pub async fn recv_raw(&mut self) -> Message {
+        loop {
+            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
+                .await
+                .expect("a frame within the timeout")
+                .expect("stream still open")
+                .expect("a valid frame");
+            if !matches!(next, Message::Ping(_) | Message::Pong(_)) {
+                return next;
+            }
+        }
+    }
+
+    /// The next protocol message, within [`TIMEOUT`].
+    pub async fn recv(&mut self) -> ServerMsg {
+        match self.recv_raw().await {
+            Message::Text(text) => decode_server(text.as_str()).expect("server frames decode"),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next message that `pick` accepts, skipping typing and presence frames (which
+    /// come whenever others act); any other message fails the test.
+    pub async fn recv_skipping_live<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(ServerMsg) -> Result<T, ServerMsg>,
+    ) -> T {
+        loop {
+            match pick(self.recv().await) {
+                Ok(found) => return found,
+                Err(ServerMsg::Typing { .. } | ServerMsg::Presence { .. }) => {}
+                Err(other) => panic!("expected {what}, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next `joined`, skipping typing and presence frames.
+    pub async fn recv_joined(&mut self) -> Joined {
+        self.recv_skipping_live("joined", |msg| match msg {
+            ServerMsg::Joined {
+                room,
+                lines,
+                has_more,
+                resumed,
+                online,
+                members,
+                typing,
+            } => Ok(Joined {
+                room,
+                lines,
+                has_more,
+                resumed,
+                online,
+                members,
+                typing,
+            }),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// The next ack's nonce and seq, skipping typing and presence frames.
+    pub async fn recv_ack(&mut self) -> (String, u64) {
+        self.recv_skipping_live("an ack", |msg| match msg {
+            ServerMsg::Ack { nonce, seq, .. } => Ok((nonce, seq.0)),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// The next chat line, skipping typing and presence frames.
+    pub async fn recv_line(&mut self) -> ChatLine {
+        self.recv_skipping_live("a message", |msg| match msg {
+            ServerMsg::Message(line) => Ok(line),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// The next typing frame, skipping presence frames.
+    pub async fn recv_typing(&mut self) -> TypingSeen {
+        loop {
+            match self.recv().await {
+                ServerMsg::Typing {
+                    room,
+                    from,
+                    name,
+                    text,
+                } => {
+                    return TypingSeen {
+                        room,
+                        from,
+                        name,
+                        text,
+                    };
+                }
+                ServerMsg::Presence { .. } => {}
+                other => panic!("expected typing, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next presence frame, skipping typing frames.
+    pub async fn recv_presence(&mut self) -> PresenceSeen {
+        loop {
+            match self.recv().await {
+                ServerMsg::Presence {
+                    room,
+                    online,
+                    members,
+                } => {
+                    return PresenceSeen {
+                        room,
+                        online,
+                        members,
+                    };
+                }
+                ServerMsg::Typing { .. } => {}
+                other => panic!("expected presence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads presence frames until one for `room` says `online`; returns it.
+    pub async fn await_presence(&mut self, room: &str, online: u32) -> PresenceSeen {
+        loop {
+            let seen = self.recv_presence().await;
+            if seen.room.as_str() == room && seen.online == online {
+                return seen;
+            }
+        }
+    }
+
+    /// The next frame (typing and presence skipped) must be an error; returns it.
+    pub async fn recv_error(&mut self) -> ErrorSeen {
+        self.recv_skipping_live("an error", |msg| match msg {
+            ServerMsg::Error {
+                code,
+                message,
+                room,
+                nonce,
+            } => Ok(ErrorSeen {
+                code,
+                message,
+                room,
+                nonce,
+            }),
+            other => Err(other),
+        })
+        .await
+    }
+
+    /// The next frame (typing and presence skipped) must be an error with `code`.
+    pub async fn expect_error(&mut self, code: ErrorCode) -> ErrorSeen {
+        let seen = self.recv_error().await;
+        assert_eq!(seen.code, code, "wrong error: {seen:?}");
+        seen
+    }
+
+    /// The next frame must be an error; returns its code.
+    pub async fn recv_error_code(&mut self) -> ErrorCode {
+        match self.recv().await {
+            ServerMsg::Error { code, .. } => code,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    /// Reads until the server's close frame arrives; returns it.
+    pub async fn recv_close(&mut self) -> Option<CloseFrame> {
+        loop {
+            if let Message::Close(frame) = self.recv_raw().await {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads whatever is already waiting, up to a close frame: `Some` if the server closed.
+    pub async fn try_recv_close(&mut self) -> Option<Option<CloseFrame>> {
+        loop {
+            let next = tokio::time::timeout(Duration::from_millis(1), self.ws.next()).await;
+            match next {
+                Ok(Some(Ok(Message::Close(frame)))) => return Some(frame),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return Some(None),
+                Err(_) => return None, // nothing waiting
+            }
+        }
+    }
+
+    /// Everything that arrives within `quiet` of the previous frame (for proving an absence,
+    /// bounded: at most `max` frames).
+    pub async fn drain(&mut self, quiet: Duration, max: usize) -> Vec<ServerMsg> {
+        let mut got = Vec::new();
+        while got.len() < max {
+            match tokio::time::timeout(quiet, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    got.push(decode_server(text.as_str()).expect("server frames decode"));
+                }
+                Ok(Some(Ok(_))) => {}
+                _ => break,
+            }
+        }
+        got
+    }
+
+    /// Closes the socket politely.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+/// A client driven by `shared::ClientSession`, as the page is: it says `hello` with its
+/// token and per-room positions, resends unacknowledged lines, and shows each line once.
+pub struct SessionClient {
+    /// The session logic.
+    pub session: shared::ClientSession,
+    /// Lines shown, per room.
+    pub shown: BTreeMap<RoomName, Vec<ChatLine>>,
+    /// Acks received: nonce → seq.
+    pub acked: std::collections::HashMap<String, u64>,
+    ws: Option<Socket>,
+}
+
+impl SessionClient {
+    /// A client that has never connected (in `general`).
+    pub fn new(nonce_prefix: &str) -> Self {
+        SessionClient {
+            session: shared::ClientSession::new(nonce_prefix),
+            shown: BTreeMap::new(),
+            acked: std::collections::HashMap::new(),
+            ws: None,
+        }
+    }
+
+    /// Whether a socket is open.
+    pub fn is_connected(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// Lines shown in `general`.
+    pub fn general(&self) -> &[ChatLine] {
+        self.shown
+            .get(&RoomName::general())
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Connects to `ws_url` with `?v=2`, says `hello` (resuming if it can), applies the
+    /// welcome and resends what is pending. Returns false if the server could not be reached.
+    pub async fn connect(&mut self, ws_url: &str) -> bool {
+        let url = format!("{ws_url}?v=2");
+        let Ok(Ok((ws, _))) = tokio::time::timeout(TIMEOUT, connect_async(url)).await else {
+            return false;
+        };
+        self.ws = Some(ws);
+        self.send_frame(&self.session.hello()).await;
+        // The first frame is the welcome; `pump` applies it and resends.
+        self.pump(TIMEOUT).await;
+        self.is_connected()
+    }
+
+    /// Queues a line for `general` and sends it if connected.
+    pub async fn send(&mut self, text: &str) {
+        self.send_in(RoomName::general(), text).await;
+    }
+
+    /// Queues a line for `room` and sends it if connected.
+    pub async fn send_in(&mut self, room: RoomName, text: &str) {
+        let frame = self.session.send(room, text.to_owned());
+        self.send_frame(&frame).await;
+    }
+
+    /// Joins `room` (remembered for later hellos) and sends the `join` if connected.
+    pub async fn join(&mut self, room: RoomName) {
+        let frame = self.session.join(room);
+        self.send_frame(&frame).await;
+    }
+
+    async fn send_frame(&mut self, frame: &ClientMsg) {
+        if let Some(ws) = &mut self.ws
+            && ws.send(Message::text(encode(frame))).await.is_err()
+        {
+            self.ws = None;
+        }
+    }
+
+    /// Reads and applies one frame, waiting at most `wait`. A closed or failed socket is
+    /// dropped (the caller reconnects).
+    pub async fn pump(&mut self, wait: Duration) {
+        let Some(ws) = &mut self.ws else { return };
+        let next = match tokio::time::timeout(wait, ws.next()).await {
+            Err(_) => return, // nothing yet
+            Ok(next) => next,
+        };
+        let msg = match next {
+            Some(Ok(Message::Text(text))) => {
+                decode_server(text.as_str()).expect("server frames decode")
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return,
+            _ => {
+                self.ws = None;
+                return;
+            }
+        };
+        match msg {
+            ServerMsg::Welcome { id, resume, .. } => {
+                for frame in self.session.on_welcome(id, resume) {
+                    self.send_frame(&frame).await;
+                }
+            }
+            ServerMsg::Joined {
+                room,
+                lines,
+                resumed,
+                ..
+            } => {
+                let shown = self.session.on_joined(room.clone(), lines, resumed);
+                shown.apply_to(self.shown.entry(room).or_default());
+            }
+            ServerMsg::Message(line) => {
+                if let Some(line) = self.session.on_line(line) {
+                    self.shown.entry(line.room.clone()).or_default().push(line);
+                }
+            }
+            ServerMsg::Ack { nonce, seq, .. } => {
+                self.session.on_ack(&nonce);
+                self.acked.insert(nonce, seq.0);
+            }
+            ServerMsg::Error { code, message, .. } => panic!("refused: {code}: {message}"),
+            ServerMsg::Typing { .. }
+            | ServerMsg::Presence { .. }
+            | ServerMsg::Older { .. }
+            | ServerMsg::Left { .. }
+            | ServerMsg::Members { .. }
+            | ServerMsg::NameSet { .. }
+            | ServerMsg::Pong => {}
+        }
+    }
+
+    /// Drops the socket without a close frame, as a network failure would.
+    pub fn cut(&mut self) {
+        self.ws = None;
+    }
+}
+
+/// Asserts that `lines` are seq 1..=n with no gaps and no nonce twice.
+pub fn assert_gapless_once(lines: &[ChatLine]) {
+    let seqs: Vec<u64> = lines.iter().map(|l| l.seq.0).collect();
+    let expected: Vec<u64> = (1..=lines.len() as u64).collect();
+    assert_eq!(seqs, expected, "seq starts at 1 and has no gaps");
+    let mut nonces = std::collections::HashSet::new();
+    for line in lines {
+        if let Some(n) = &line.nonce {
+            assert!(
+                nonces.insert((line.from.clone(), n.clone())),
+                "nonce {n} appended twice"
+            );
+        }
+    }
+}
