@@ -148,7 +148,7 @@ async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
                 done_tx.send(n).await.expect("report done");
                 // Phase 2: read until holding the whole final history.
                 let target = *target_rx.wait_for(|t| *t > 0).await.expect("target");
-                while c.shown.len() < target {
+                while c.general().len() < target {
                     assert!(
                         tokio::time::Instant::now() < deadline,
                         "client {n} never caught up"
@@ -197,7 +197,7 @@ async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
             assert_eq!(line.nonce.as_ref(), Some(nonce));
         }
         assert_eq!(
-            c.shown, final_history,
+            c.general(), final_history,
             "every client holds the same sequence"
         );
     }
@@ -312,11 +312,11 @@ async fn a_cut_connection_resumes_with_every_line_exactly_once() {
     // Alice catches up by herself (reading only: a probe connection here would add presence
     // frames to her backlog faster than she reads them).
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !alice.session.pending().is_empty() || alice.shown.len() < 230 {
+    while !alice.session.pending().is_empty() || alice.general().len() < 230 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "alice holds {} lines, {} pending",
-            alice.shown.len(),
+            alice.general().len(),
             alice.session.pending().len()
         );
         if !alice.is_connected() {
@@ -326,6 +326,6 @@ async fn a_cut_connection_resumes_with_every_line_exactly_once() {
     }
     let expected = history(&server.ws_url()).await;
     assert_eq!(expected.len(), 230);
-    assert_eq!(alice.shown, expected, "every line once, in order");
+    assert_eq!(alice.general(), expected, "every line once, in order");
     assert_gapless_once(&expected);
 }

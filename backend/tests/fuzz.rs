@@ -73,9 +73,10 @@ enum Throw {
 fn valid_json(rng: &mut Rng) -> String {
     let text = rng.string(20);
     if rng.below(2) == 0 {
-        encode(&ClientMsg::Typing { text })
+        encode(&ClientMsg::Typing { room: None, text })
     } else {
         encode(&ClientMsg::Send {
+            room: None,
             text,
             nonce: Some(rng.string(8)),
         })
@@ -176,6 +177,7 @@ fn throw(rng: &mut Rng) -> Throw {
         ),
         n if n < 900 => Throw::Refused(
             Message::text(encode(&ClientMsg::Send {
+                room: None,
                 text: rng.pick(&["", " ", "\n\t", "   \r\n"]).to_owned(),
                 nonce: None,
             })),
@@ -183,6 +185,7 @@ fn throw(rng: &mut Rng) -> Throw {
         ),
         n if n < 1_200 => Throw::Refused(
             Message::text(encode(&ClientMsg::Typing {
+                room: None,
                 text: "é".repeat(2_001 + rng.below(100)),
             })),
             ErrorCode::TooLarge,
@@ -224,6 +227,10 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         | ServerMsg::Presence { .. } => {}
                         other @ (ServerMsg::Ack { .. }
                         | ServerMsg::Older { .. }
+                        | ServerMsg::Joined { .. }
+                        | ServerMsg::Left { .. }
+                        | ServerMsg::Members { .. }
+                        | ServerMsg::NameSet { .. }
                         | ServerMsg::Pong) => {
                             panic!("junk must not be answered with {other:?}")
                         }

@@ -10,7 +10,7 @@ use std::{
 
 use backend::Config;
 use testkit::{TIMEOUT, TestServer, try_connect};
-use shared::ServerMsg;
+use shared::{ErrorCode, ServerMsg};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -140,12 +140,12 @@ async fn other_frames_over_their_rate_get_rate_limited() {
     for _ in 0..70 {
         alice.send_text("not json").await;
     }
-    let mut codes = std::collections::HashMap::<String, usize>::new();
+    let mut codes = std::collections::HashMap::<ErrorCode, usize>::new();
     for _ in 0..70 {
         *codes.entry(alice.recv_error_code().await).or_default() += 1;
     }
-    let bad = codes.get("bad_json").copied().unwrap_or(0);
-    let limited = codes.get("rate_limited").copied().unwrap_or(0);
+    let bad = codes.get(&ErrorCode::BadJson).copied().unwrap_or(0);
+    let limited = codes.get(&ErrorCode::RateLimited).copied().unwrap_or(0);
     assert_eq!(bad + limited, 70, "{codes:?}");
     assert!((50..=53).contains(&bad), "{codes:?}");
 }
@@ -238,7 +238,7 @@ async fn metrics_count_connections_frames_errors_and_history() {
     alice.send_line("hola").await;
     alice.recv_line().await;
     alice.send_text("nope").await;
-    assert_eq!(alice.recv_error_code().await, "bad_json");
+    assert_eq!(alice.recv_error_code().await, ErrorCode::BadJson);
     let (status, body) = server.get("/metrics").await;
     assert_eq!(status, 200);
     for expected in [

@@ -18,7 +18,7 @@ async fn welcome_comes_first_with_history_online_and_protocol() {
     );
     assert!(alice.history.is_empty());
     assert_eq!(alice.online, 1);
-    assert_eq!(alice.protocol, 1);
+    assert_eq!(alice.protocol, shared::limits::PROTOCOL_VERSION);
 
     alice.send_line("hola").await;
     let line = alice.recv_line().await;
@@ -65,7 +65,7 @@ async fn a_leaving_typist_has_its_live_text_cleared() {
 async fn next_typing(client: &mut Client) -> (ConnId, String) {
     loop {
         match client.recv().await {
-            ServerMsg::Typing { from, text } => return (from, text),
+            ServerMsg::Typing { from, text, .. } => return (from, text),
             ServerMsg::Presence { .. } => {}
             other => panic!("expected typing, got {other:?}"),
         }
@@ -138,13 +138,13 @@ async fn presence_follows_connects_and_disconnects() {
     let server = TestServer::start().await;
     let mut alice = server.client().await;
     let bob = server.client().await;
-    assert_eq!(alice.recv_presence().await, 2);
+    alice.await_presence("general", 2).await;
     let carol = server.client().await;
-    assert_eq!(alice.recv_presence().await, 3);
+    alice.await_presence("general", 3).await;
     bob.close().await;
-    assert_eq!(alice.recv_presence().await, 2);
+    alice.await_presence("general", 2).await;
     drop(carol); // Dropping the socket without a close frame counts too.
-    assert_eq!(alice.recv_presence().await, 1);
+    alice.await_presence("general", 1).await;
 }
 
 #[tokio::test]

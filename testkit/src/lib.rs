@@ -290,6 +290,22 @@ impl Client {
         Self::welcomed(ws).await
     }
 
+    /// Connects (v2) resuming `token`, holding `rooms` up to the given seqs; returns the
+    /// welcomed client and the `joined` of each room, in name order.
+    pub async fn resume(url: &str, token: &str, rooms: &[(&str, u64)]) -> (Self, Vec<Joined>) {
+        let hello = ClientMsg::Hello {
+            resume: Some(token.to_owned()),
+            rooms: Some(rooms.iter().map(|(r, s)| ((*r).to_owned(), Seq(*s))).collect()),
+            name: None,
+        };
+        let mut client = Self::hello(url, &hello).await;
+        let mut joined = Vec::new();
+        for _ in rooms {
+            joined.push(client.recv_joined().await);
+        }
+        (client, joined)
+    }
+
     /// Wraps an open socket and reads its first frame, which must be the `welcome`.
     pub async fn welcomed(ws: Socket) -> Self {
         let mut client = Client {

@@ -212,7 +212,8 @@ impl Room {
         // The greeting is the one frame a client must get whole: it is not held to the
         // byte limit (the page it carries is bounded by `welcome_lines`).
         outbox.push_unbounded(frame);
-        self.presence_changed(&mut state);
+        // The greeting told the joiner who is here; only the others need telling.
+        self.presence_changed(&mut state, Some(key));
     }
 
     /// Removes a member; clears its live text for the others. Returns whether it was in.
@@ -236,7 +237,7 @@ impl Room {
                 m.outbox.push_latest(slot, cleared.clone());
             }
         }
-        self.presence_changed(&mut state);
+        self.presence_changed(&mut state, None);
         true
     }
 
@@ -245,7 +246,7 @@ impl Room {
         let mut state = self.lock();
         if let Some(member) = state.members.get_mut(&key) {
             member.name = name.clone();
-            self.presence_changed(&mut state);
+            self.presence_changed(&mut state, None);
         }
     }
 
@@ -351,7 +352,8 @@ impl Room {
     }
 
     /// Sends presence now if the room's turn has come, or schedules it for when it does.
-    fn presence_changed(self: &Arc<Self>, state: &mut RoomState) {
+    /// (`except`: a member the change need not be told to, if it goes out now.)
+    fn presence_changed(self: &Arc<Self>, state: &mut RoomState, except: Option<ConnKey>) {
         if state.presence.scheduled {
             return; // The scheduled flush will carry this change too.
         }
@@ -365,14 +367,14 @@ impl Room {
                     tokio::time::sleep_until(at.into()).await;
                     let mut state = room.lock();
                     state.presence.scheduled = false;
-                    room.flush_presence(&mut state, Instant::now());
+                    room.flush_presence(&mut state, Instant::now(), None);
                 });
             }
-            _ => self.flush_presence(state, now),
+            _ => self.flush_presence(state, now, except),
         }
     }
 
-    fn flush_presence(&self, state: &mut RoomState, now: Instant) {
+    fn flush_presence(&self, state: &mut RoomState, now: Instant, except: Option<ConnKey>) {
         state.presence.last_sent = Some(now);
         let frame = Frame::encode(&ServerMsg::Presence {
             room: self.name.clone(),
@@ -380,8 +382,10 @@ impl Room {
             members: state.member_list(self.config.presence_list_max),
         });
         let slot = Slot::Presence { room: self.key };
-        for m in state.members.values() {
-            m.outbox.push_latest(slot, frame.clone());
+        for (key, m) in &state.members {
+            if Some(*key) != except {
+                m.outbox.push_latest(slot, frame.clone());
+            }
         }
         self.metrics.presence_flushes.inc();
     }
