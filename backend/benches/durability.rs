@@ -63,6 +63,8 @@ async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
         max_connections_per_ip: 100_000,
         // Every client also receives every line; do not let that backlog cut it off here.
         outbox_bytes: 1 << 30,
+        // A resume replays at most this many lines: room for the catch-up's 1,000.
+        welcome_lines: 1_000,
         ..backend::Config::default()
     };
     tokio::spawn(backend::serve(listener, config, std::future::pending()));
@@ -77,6 +79,7 @@ fn rand_ish() -> u128 {
 
 fn send(text: String, nonce: String) -> Message {
     Message::text(encode(&ClientMsg::Send {
+        room: None,
         text,
         nonce: Some(nonce),
     }))
@@ -214,15 +217,23 @@ async fn catch_up() {
     const MISSED: usize = 1_000;
     let (addr, _dir) = start(false).await;
     let url = format!("ws://{addr}/ws");
-    // A client connects, notes its resume token and last seq, and goes away.
+    // A client connects, says one line, notes its resume token and last seq, and goes away.
     let (mut ws, _) = connect_async(&url).await.expect("connect");
-    let token = match ws.next().await {
-        Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
-            Ok(ServerMsg::Welcome { resume, .. }) => resume,
-            other => panic!("expected welcome, got {other:?}"),
-        },
-        other => panic!("expected welcome, got {other:?}"),
-    };
+    ws.send(send("the line before".into(), "b-1".into()))
+        .await
+        .expect("send");
+    let mut token = String::new();
+    let mut last_seq = 0;
+    while last_seq == 0 {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
+                Ok(ServerMsg::Welcome { resume, .. }) => token = resume,
+                Ok(ServerMsg::Message(line)) => last_seq = line.seq.0,
+                _ => {}
+            },
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
     drop(ws);
     // Meanwhile 1,000 lines are said.
     let (mut other, _) = connect_async(&url).await.expect("connect");
@@ -244,23 +255,30 @@ async fn catch_up() {
             acks += 1;
         }
     }
-    // It comes back: how long until it holds every missed line?
+    // It comes back (v2: the token and its last seq in its hello): how long until it holds
+    // every missed line?
     let started = Instant::now();
-    let (mut ws, _) = connect_async(format!("{url}?resume={token}&after=0"))
-        .await
-        .expect("resume");
-    let got = match ws.next().await {
-        Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
-            Ok(ServerMsg::Welcome {
-                history, resumed, ..
-            }) => {
-                assert!(resumed);
-                history.len()
-            }
-            other => panic!("expected welcome, got {other:?}"),
-        },
-        other => panic!("expected welcome, got {other:?}"),
+    let (mut ws, _) = connect_async(format!("{url}?v=2")).await.expect("resume");
+    let hello = ClientMsg::Hello {
+        resume: Some(token),
+        rooms: Some([("general".to_owned(), shared::Seq(last_seq))].into()),
+        name: None,
     };
+    ws.send(Message::text(encode(&hello))).await.expect("hello");
+    let mut got = 0;
+    while got == 0 {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
+                Ok(ServerMsg::Welcome { resumed, .. }) => assert!(resumed),
+                Ok(ServerMsg::Joined { lines, resumed, .. }) => {
+                    assert!(resumed);
+                    got = lines.len();
+                }
+                other => panic!("expected welcome and joined, got {other:?}"),
+            },
+            other => panic!("expected welcome and joined, got {other:?}"),
+        }
+    }
     assert_eq!(got, MISSED);
     println!(
         "catch-up: a resuming client received {MISSED} missed lines in {:.2} ms (connect to last line)",

@@ -158,7 +158,11 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
                     while Instant::now() < stop_at {
                         tick.tick().await;
                         let text = format!("{:.3} {pad}", base.elapsed().as_secs_f64() * 1000.0);
-                        let frame = encode(&ClientMsg::Send { text, nonce: None });
+                        let frame = encode(&ClientMsg::Send {
+                            room: None,
+                            text,
+                            nonce: None,
+                        });
                         if tx.send(Message::text(frame)).await.is_err() {
                             break;
                         }

@@ -2,8 +2,6 @@
 //! twice, across kill -9, SIGTERM and a cut connection. The server runs as a child process
 //! (the real binary) where a process must die.
 
-
-
 use std::{
     net::SocketAddr,
     path::Path,
@@ -197,7 +195,8 @@ async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
             assert_eq!(line.nonce.as_ref(), Some(nonce));
         }
         assert_eq!(
-            c.general(), final_history,
+            c.general(),
+            final_history,
             "every client holds the same sequence"
         );
     }

@@ -1,12 +1,10 @@
 //! Durable history, acks, resume and heartbeats, through real sockets and a real SQLite file.
 
-
-
 use std::time::Duration;
 
 use backend::Config;
-use testkit::{Client, SessionClient, TestServer, assert_gapless_once, fresh_data_dir};
 use shared::{ClientMsg, Seq, ServerMsg};
+use testkit::{Client, SessionClient, TestServer, assert_gapless_once, fresh_data_dir};
 
 fn on_disk(dir: &std::path::Path) -> Config {
     Config {

@@ -4,13 +4,11 @@
 //!
 //! The seed is printed; rerun one with `CHARLA_FUZZ_SEED=<seed> cargo test --test fuzz`.
 
-
-
 use std::time::Instant;
 
-use testkit::{TIMEOUT, TestServer, unlimited};
 use futures_util::{SinkExt, StreamExt};
 use shared::{ClientMsg, ErrorCode, ServerMsg, decode_client, decode_server, encode};
+use testkit::{TIMEOUT, TestServer, unlimited};
 use tokio_tungstenite::{
     connect_async,
     tungstenite::{

@@ -1,16 +1,14 @@
 //! Every limit, hit through a real socket: origin, connection counts, rates, and what
 //! `/metrics` says about them.
 
-
-
 use std::{
     net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
 };
 
 use backend::Config;
-use testkit::{TIMEOUT, TestServer, try_connect};
 use shared::{ErrorCode, ServerMsg};
+use testkit::{TIMEOUT, TestServer, try_connect};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));

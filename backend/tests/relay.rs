@@ -1,11 +1,9 @@
 //! The relay, through real sockets: welcome, typing, lines, order, history, presence.
 
-
-
 use std::collections::HashSet;
 
-use testkit::{Client, TestServer};
 use shared::{ConnId, ServerMsg};
+use testkit::{Client, TestServer};
 
 #[tokio::test]
 async fn welcome_comes_first_with_history_online_and_protocol() {

@@ -1,10 +1,8 @@
 //! Bad frames get a typed `error` and the connection keeps working; `from` and `seq` cannot
 //! be forged; a client that does not read is cut off, not buffered for without bound.
 
-
-
-use testkit::TestServer;
 use shared::limits::MAX_TEXT_CHARS;
+use testkit::TestServer;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -39,7 +37,12 @@ async fn each_bad_frame_gets_its_error_code_and_the_connection_stays() {
     for (frame, code) in cases {
         let shown = format!("{frame:?}");
         alice.send_raw(frame).await;
-        assert_eq!(alice.recv_error_code().await.as_str(), code, "for {:.60}", shown);
+        assert_eq!(
+            alice.recv_error_code().await.as_str(),
+            code,
+            "for {:.60}",
+            shown
+        );
     }
     // Still connected, and nothing bad reached the history.
     alice.send_line("still here").await;
@@ -58,7 +61,10 @@ async fn a_bad_frame_from_one_client_does_not_disturb_another() {
     let mut alice = server.client().await;
     mallory.await_presence("general", 2).await;
     mallory.send_text("{{{{").await;
-    assert_eq!(mallory.expect_error(shared::ErrorCode::BadJson).await.room, None);
+    assert_eq!(
+        mallory.expect_error(shared::ErrorCode::BadJson).await.room,
+        None
+    );
     alice.send_line("hi").await;
     assert_eq!(alice.recv_line().await.text, "hi");
     assert_eq!(mallory.recv_line().await.text, "hi");

@@ -424,7 +424,10 @@ mod tests {
         client_wire(
             ClientMsg::Hello {
                 resume: Some("r3sum3-t0k3n".into()),
-                rooms: Some(BTreeMap::from([("dev".into(), Seq(7)), ("general".into(), Seq(41))])),
+                rooms: Some(BTreeMap::from([
+                    ("dev".into(), Seq(7)),
+                    ("general".into(), Seq(41)),
+                ])),
                 name: Some("Ana".into()),
             },
             r#"{"type":"hello","resume":"r3sum3-t0k3n","rooms":{"dev":7,"general":41},"name":"Ana"}"#,
@@ -561,7 +564,10 @@ mod tests {
         else {
             panic!("a v1 welcome decodes: {msg:?}");
         };
-        assert_eq!(history, vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)]);
+        assert_eq!(
+            history,
+            vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)]
+        );
         assert_eq!(
             decode_server(r#"{"type":"presence","online":4}"#),
             Ok(ServerMsg::Presence {

@@ -123,7 +123,10 @@ mod tests {
             assert_eq!(RoomName::parse(ok).map(|r| r.0), Ok(ok.to_owned()));
         }
         assert_eq!(RoomName::parse(""), Err(NameError::Empty));
-        assert_eq!(RoomName::parse(&"x".repeat(33)), Err(NameError::TooLong(32)));
+        assert_eq!(
+            RoomName::parse(&"x".repeat(33)),
+            Err(NameError::TooLong(32))
+        );
         for bad in ["General", "a b", "ñ", "a/b", "a.b", "<script>"] {
             assert_eq!(RoomName::parse(bad), Err(NameError::BadRoomChar), "{bad}");
         }
@@ -134,7 +137,10 @@ mod tests {
         assert_eq!(DisplayName::parse("  Ana  ").map(|n| n.0), Ok("Ana".into()));
         assert_eq!(DisplayName::parse("   "), Err(NameError::Empty));
         assert!(DisplayName::parse(&"ñ".repeat(32)).is_ok());
-        assert_eq!(DisplayName::parse(&"ñ".repeat(33)), Err(NameError::TooLong(32)));
+        assert_eq!(
+            DisplayName::parse(&"ñ".repeat(33)),
+            Err(NameError::TooLong(32))
+        );
         assert_eq!(DisplayName::parse("a\nb"), Err(NameError::ControlChar));
         assert_eq!(DisplayName::parse("a\u{7}b"), Err(NameError::ControlChar));
         assert!(DisplayName::parse("<b>bold</b> 😀").is_ok());

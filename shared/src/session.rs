@@ -385,16 +385,20 @@ mod tests {
 
         /// The reply to a `hello`: the welcome, then `general` as the client left it.
         fn welcome(&self, hello: &ClientMsg) -> [ServerMsg; 2] {
-            let ClientMsg::Hello { rooms: Some(rooms), .. } = hello else {
+            let ClientMsg::Hello {
+                rooms: Some(rooms), ..
+            } = hello
+            else {
                 panic!("the session always says hello with its rooms: {hello:?}");
             };
             let after = rooms.get("general").map_or(0, |s| s.0);
-            let (lines, resumed) = if after > 0 && self.lines.len() - after as usize <= self.replay_max {
-                let from = (after as usize).saturating_sub(self.overlap);
-                (self.lines[from..].to_vec(), true)
-            } else {
-                (self.lines.clone(), false)
-            };
+            let (lines, resumed) =
+                if after > 0 && self.lines.len() - after as usize <= self.replay_max {
+                    let from = (after as usize).saturating_sub(self.overlap);
+                    (self.lines[from..].to_vec(), true)
+                } else {
+                    (self.lines.clone(), false)
+                };
             [
                 ServerMsg::Welcome {
                     id: ConnId::new("me"),
@@ -479,12 +483,11 @@ mod tests {
             return;
         };
         if let Some(seq) = server.accepted.get(&nonce) {
-            link.to_client
-                .push_back(ServerMsg::Ack {
-                    room: RoomName::general(),
-                    nonce,
-                    seq: *seq,
-                });
+            link.to_client.push_back(ServerMsg::Ack {
+                room: RoomName::general(),
+                nonce,
+                seq: *seq,
+            });
             return;
         }
         let line = server.append("me", text, Some(nonce.clone()));

@@ -11,8 +11,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use backend::Config;
 use futures_util::{SinkExt, StreamExt};
 use shared::{
-    ChatLine, ClientMsg, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg,
-    Typist, decode_server, encode,
+    ChatLine, ClientMsg, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg, Typist,
+    decode_server, encode,
 };
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{
@@ -246,6 +246,14 @@ pub struct ErrorSeen {
     pub nonce: Option<String>,
 }
 
+/// What a picker made of a frame: what the test waits for, or another frame.
+pub enum Picked<T> {
+    /// The awaited frame's contents.
+    Found(T),
+    /// Something else.
+    Other(ServerMsg),
+}
+
 /// A raw WebSocket client that has read its `welcome`.
 pub struct Client {
     ws: Socket,
@@ -286,7 +294,9 @@ impl Client {
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
-        ws.send(Message::text(encode(hello))).await.expect("send hello");
+        ws.send(Message::text(encode(hello)))
+            .await
+            .expect("send hello");
         Self::welcomed(ws).await
     }
 
@@ -295,7 +305,12 @@ impl Client {
     pub async fn resume(url: &str, token: &str, rooms: &[(&str, u64)]) -> (Self, Vec<Joined>) {
         let hello = ClientMsg::Hello {
             resume: Some(token.to_owned()),
-            rooms: Some(rooms.iter().map(|(r, s)| ((*r).to_owned(), Seq(*s))).collect()),
+            rooms: Some(
+                rooms
+                    .iter()
+                    .map(|(r, s)| ((*r).to_owned(), Seq(*s)))
+                    .collect(),
+            ),
             name: None,
         };
         let mut client = Self::hello(url, &hello).await;
@@ -443,13 +458,13 @@ impl Client {
     pub async fn recv_skipping_live<T>(
         &mut self,
         what: &str,
-        mut pick: impl FnMut(ServerMsg) -> Result<T, ServerMsg>,
+        mut pick: impl FnMut(ServerMsg) -> Picked<T>,
     ) -> T {
         loop {
             match pick(self.recv().await) {
-                Ok(found) => return found,
-                Err(ServerMsg::Typing { .. } | ServerMsg::Presence { .. }) => {}
-                Err(other) => panic!("expected {what}, got {other:?}"),
+                Picked::Found(found) => return found,
+                Picked::Other(ServerMsg::Typing { .. } | ServerMsg::Presence { .. }) => {}
+                Picked::Other(other) => panic!("expected {what}, got {other:?}"),
             }
         }
     }
@@ -465,7 +480,7 @@ impl Client {
                 online,
                 members,
                 typing,
-            } => Ok(Joined {
+            } => Picked::Found(Joined {
                 room,
                 lines,
                 has_more,
@@ -474,7 +489,7 @@ impl Client {
                 members,
                 typing,
             }),
-            other => Err(other),
+            other => Picked::Other(other),
         })
         .await
     }
@@ -482,8 +497,8 @@ impl Client {
     /// The next ack's nonce and seq, skipping typing and presence frames.
     pub async fn recv_ack(&mut self) -> (String, u64) {
         self.recv_skipping_live("an ack", |msg| match msg {
-            ServerMsg::Ack { nonce, seq, .. } => Ok((nonce, seq.0)),
-            other => Err(other),
+            ServerMsg::Ack { nonce, seq, .. } => Picked::Found((nonce, seq.0)),
+            other => Picked::Other(other),
         })
         .await
     }
@@ -491,8 +506,8 @@ impl Client {
     /// The next chat line, skipping typing and presence frames.
     pub async fn recv_line(&mut self) -> ChatLine {
         self.recv_skipping_live("a message", |msg| match msg {
-            ServerMsg::Message(line) => Ok(line),
-            other => Err(other),
+            ServerMsg::Message(line) => Picked::Found(line),
+            other => Picked::Other(other),
         })
         .await
     }
@@ -559,13 +574,13 @@ impl Client {
                 message,
                 room,
                 nonce,
-            } => Ok(ErrorSeen {
+            } => Picked::Found(ErrorSeen {
                 code,
                 message,
                 room,
                 nonce,
             }),
-            other => Err(other),
+            other => Picked::Other(other),
         })
         .await
     }

@@ -156,11 +156,7 @@ impl Hub {
 
     /// Opens a session: the one `token` gives back if it is known (with `name` if given), or
     /// a new one with a new id (named `name`, or a generated `guest-xxxx`).
-    pub(crate) fn open_session(
-        &self,
-        token: Option<&str>,
-        name: Option<DisplayName>,
-    ) -> Opened {
+    pub(crate) fn open_session(&self, token: Option<&str>, name: Option<DisplayName>) -> Opened {
         let mut sessions = self.sessions();
         if let Some(token) = token.map(|t| ResumeToken(t.to_owned()))
             && let Some(session) = sessions.get_mut(&token)
@@ -192,7 +188,11 @@ impl Hub {
     }
 
     /// Changes a session's name; returns what to store.
-    pub(crate) fn rename_session(&self, token: &ResumeToken, name: &DisplayName) -> Option<StoredSession> {
+    pub(crate) fn rename_session(
+        &self,
+        token: &ResumeToken,
+        name: &DisplayName,
+    ) -> Option<StoredSession> {
         let mut sessions = self.sessions();
         let session = sessions.get_mut(token)?;
         session.name = name.clone();
@@ -246,9 +246,7 @@ impl Hub {
         if room.is_disposable() {
             let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
             // Checked again under the registry lock: nobody can be joining it now.
-            if room.is_disposable()
-                && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room))
-            {
+            if room.is_disposable() && rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
                 rooms.remove(&room.name);
                 self.metrics.rooms.set(gauge(rooms.len()));
             }

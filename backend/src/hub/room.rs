@@ -164,7 +164,13 @@ impl Room {
     /// anyone else the latest page. Snapshot and registration happen under one lock, and the
     /// greeting is queued before the lock is released: no line can fall between the lines
     /// in the greeting and the live stream that follows it.
-    pub(crate) fn join(self: &Arc<Self>, key: ConnKey, member: RoomMember, after: After, greeting: Greeting) {
+    pub(crate) fn join(
+        self: &Arc<Self>,
+        key: ConnKey,
+        member: RoomMember,
+        after: After,
+        greeting: Greeting,
+    ) {
         let mut state = self.lock();
         let outbox = member.outbox.clone();
         state.members.insert(key, member);

@@ -112,7 +112,9 @@ impl HistoryStore for SqliteStore {
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let mut lines_stmt = self
             .db
-            .prepare("SELECT room, seq, sender, name, text, at, nonce FROM lines ORDER BY room, seq")
+            .prepare(
+                "SELECT room, seq, sender, name, text, at, nonce FROM lines ORDER BY room, seq",
+            )
             .map_err(err)?;
         let lines = lines_stmt
             .query_map([], |row| {
@@ -221,8 +223,7 @@ mod tests {
     }
 
     fn temp_dir(tag: &str) -> std::path::PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("charla-sqlite-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("charla-sqlite-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }

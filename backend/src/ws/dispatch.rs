@@ -174,12 +174,13 @@ impl Connection {
         if let Some(why) = bad_name {
             self.send_error(Refused::new(ErrorCode::BadName, why.to_string()));
         }
-        let rooms = rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
+        let rooms =
+            rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
         for (room, after) in rooms {
-            if let Err(refused) = self.join(&room, After(after)) {
-                if let Some(close) = self.refuse(now, refused) {
-                    return Some(close);
-                }
+            if let Err(refused) = self.join(&room, After(after))
+                && let Some(close) = self.refuse(now, refused)
+            {
+                return Some(close);
             }
         }
         None
@@ -224,7 +225,10 @@ impl Connection {
     fn store_session(&self, session: crate::store::StoredSession) {
         if self.committer.submit(Job::Session(session)).is_err() {
             // The session lives in memory until a restart; a later name change stores it.
-            tracing::warn!(conn = self.key.0, "commit queue full: a session was not stored");
+            tracing::warn!(
+                conn = self.key.0,
+                "commit queue full: a session was not stored"
+            );
         }
     }
 
@@ -243,11 +247,9 @@ impl Connection {
 
     /// Joins a room by the name a client gave (again, if already in it: a fresh `joined`).
     fn join(&mut self, room: &str, after: After) -> Result<(), Refused> {
-        let name = RoomName::parse(room).map_err(|why| {
-            Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}"))
-        })?;
-        if !self.rooms.contains_key(&name) && self.rooms.len() >= self.limits.max_rooms_per_conn
-        {
+        let name = RoomName::parse(room)
+            .map_err(|why| Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}")))?;
+        if !self.rooms.contains_key(&name) && self.rooms.len() >= self.limits.max_rooms_per_conn {
             let max = self.limits.max_rooms_per_conn;
             return Err(Refused::new(
                 ErrorCode::TooManyRooms,
@@ -256,7 +258,10 @@ impl Connection {
             .about(Some(name), None));
         }
         let member = self.member();
-        match self.hub.join(&name, self.key, member, after, Greeting::Joined) {
+        match self
+            .hub
+            .join(&name, self.key, member, after, Greeting::Joined)
+        {
             Ok(joined) => {
                 self.rooms.insert(name, joined);
                 Ok(())
@@ -273,9 +278,8 @@ impl Connection {
     fn joined_room(&self, room: Option<&str>) -> Result<Arc<Room>, Refused> {
         let name = match room {
             None => RoomName::general(),
-            Some(room) => RoomName::parse(room).map_err(|why| {
-                Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}"))
-            })?,
+            Some(room) => RoomName::parse(room)
+                .map_err(|why| Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}")))?,
         };
         match self.rooms.get(&name) {
             Some(room) => Ok(room.clone()),
@@ -414,7 +418,8 @@ impl Connection {
                 return self.refuse(now, refused.about(room, nonce));
             }
         };
-        let about = |r: Refused, nonce: &Option<String>| r.about(Some(room.name.clone()), nonce.clone());
+        let about =
+            |r: Refused, nonce: &Option<String>| r.about(Some(room.name.clone()), nonce.clone());
         if text.trim().is_empty() {
             let refused = Refused::new(ErrorCode::Empty, "a line cannot be blank");
             return self.refuse(now, about(refused, &nonce));
@@ -440,8 +445,10 @@ impl Connection {
             nonce: nonce.clone(),
         });
         if self.committer.submit(job).is_err() {
-            let refused =
-                Refused::new(ErrorCode::Unavailable, "the server is busy; send it again later");
+            let refused = Refused::new(
+                ErrorCode::Unavailable,
+                "the server is busy; send it again later",
+            );
             return self.refuse(now, about(refused, &nonce));
         }
         None

@@ -54,4 +54,3 @@ fn close_reason(err: axum::Error) -> Option<CloseReason> {
         _ => None, // The connection is gone (reset, closed): nobody to tell.
     }
 }
-

@@ -179,4 +179,3 @@ impl Heartbeat {
         self.last_heard.silent_for() > 2 * self.every
     }
 }
-
