@@ -1,0 +1,109 @@
+//! `cargo bench -p backend --bench join_storm`: N clients (default 5,000; `CHARLA_BENCH_CLIENTS`)
+//! join one room at once, 64 handshakes in flight. Prints the total join time (first connect
+//! to the last client seeing everyone) and the frames each client received: presence is
+//! coalesced (at most 4 a second per room), so a storm of N joins costs O(N) frames per
+//! client-second, not O(N) per join. Needs `ulimit -n` above 2 × N (server and clients share
+//! this process). Asserts nothing about speed.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use backend::Config;
+use futures_util::{SinkExt, StreamExt};
+use shared::{ClientMsg, ServerMsg, decode_server, encode};
+use testkit::TestServer;
+use tokio::sync::{Barrier, Semaphore};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+#[tokio::main]
+async fn main() {
+    let clients: usize = std::env::var("CHARLA_BENCH_CLIENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5_000);
+    let server = TestServer::start_with(Config {
+        memory: true,
+        max_connections: 100_000,
+        max_connections_per_ip: 100_000,
+        ..Config::default()
+    })
+    .await;
+    let url = format!("{}?v=2", server.ws_url());
+    let in_flight = Arc::new(Semaphore::new(64));
+    let all_joined = Arc::new(Barrier::new(clients + 1));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (url, in_flight, all_joined) = (url.clone(), in_flight.clone(), all_joined.clone());
+        tasks.push(tokio::spawn(async move {
+            let permit = in_flight.acquire_owned().await.expect("semaphore");
+            let (mut ws, _) = connect_async(&url).await.expect("connect");
+            let hello = ClientMsg::Hello {
+                resume: None,
+                rooms: Some([("storm".to_owned(), shared::Seq(0))].into()),
+                name: None,
+            };
+            ws.send(Message::text(encode(&hello))).await.expect("hello");
+            let mut frames = 0usize;
+            let mut bytes = 0usize;
+            // Until its joined arrives.
+            loop {
+                let Some(Ok(Message::Text(t))) = ws.next().await else {
+                    panic!("closed before joined");
+                };
+                frames += 1;
+                bytes += t.len();
+                if let Ok(ServerMsg::Joined { .. }) = decode_server(t.as_str()) {
+                    break;
+                }
+            }
+            drop(permit);
+            all_joined.wait().await;
+            // Then until presence says everyone is in.
+            let mut online = 0;
+            while online < clients {
+                let Some(Ok(Message::Text(t))) = ws.next().await else {
+                    panic!("closed before everyone joined");
+                };
+                frames += 1;
+                bytes += t.len();
+                if let Ok(ServerMsg::Presence { online: n, .. }) = decode_server(t.as_str()) {
+                    online = n as usize;
+                }
+            }
+            (frames, bytes, Instant::now(), ws)
+        }));
+    }
+    all_joined.wait().await;
+    let handshakes_done = started.elapsed();
+    let mut per_client = Vec::with_capacity(clients);
+    let mut last_seen = started;
+    let mut sockets = Vec::with_capacity(clients);
+    for task in tasks {
+        let (frames, bytes, at, ws) = task.await.expect("client");
+        per_client.push((frames, bytes));
+        last_seen = last_seen.max(at);
+        sockets.push(ws);
+    }
+    let total = last_seen.duration_since(started);
+    per_client.sort_unstable();
+    let frames: Vec<usize> = per_client.iter().map(|(f, _)| *f).collect();
+    let sum: usize = frames.iter().sum();
+    let bytes: usize = per_client.iter().map(|(_, b)| *b).sum();
+    println!(
+        "join storm: {clients} clients into one room, 64 handshakes in flight\n  \
+         every joined received after {:.2} s; every client saw online = {clients} after {:.2} s\n  \
+         frames received per client (joined + presence): min {}, median {}, max {}; \
+         {sum} frames, {:.1} MB in all",
+        handshakes_done.as_secs_f64(),
+        total.as_secs_f64(),
+        frames[0],
+        frames[frames.len() / 2],
+        frames[frames.len() - 1],
+        bytes as f64 / 1e6,
+    );
+    drop(sockets);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
