@@ -68,14 +68,21 @@ impl TestServer {
     }
 
     /// Starts a server; one left on the default `data` directory gets a fresh one instead.
-    pub async fn start_with(mut config: Config) -> Self {
+    pub async fn start_with(config: Config) -> Self {
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), config).await
+    }
+
+    /// Starts a server on `addr` (port 0: a free one; or the port a stopped server just
+    /// left, to come back where clients reconnect).
+    pub async fn start_at(addr: SocketAddr, mut config: Config) -> Self {
         if config.data_dir == Config::default().data_dir {
             config.data_dir = fresh_data_dir();
         }
         let data_dir = config.data_dir.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind port 0");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_reuseaddr(true).expect("reuseaddr");
+        socket.bind(addr).expect("bind");
+        let listener = socket.listen(1024).expect("listen");
         let addr = listener.local_addr().expect("local addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(backend::serve(listener, config, async {
@@ -92,6 +99,11 @@ impl TestServer {
     /// `ws://…/ws`: the v1 endpoint (welcomed at once, in `general`).
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// `http://…/`: the page.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
     }
 
     /// A v1 client, welcomed.
