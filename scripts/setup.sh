@@ -2,13 +2,14 @@
 # Installs what building and testing Charla needs, skipping whatever is already there:
 #   the wasm32 target, trunk 0.21.14, wasm-bindgen-cli at Cargo.lock's wasm-bindgen version,
 #   wasm-opt (npm binaryen@132.0.0, in the git-ignored .tools/), and with --browser Chromium
-#   and chromedriver (Debian packages). Safe to run again: a second run installs nothing.
+#   and chromedriver (Debian packages) and axe-core (npm, in .tools/axe) for the e2e tests. Safe to run again: a second run installs nothing.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$CHARLA_ROOT"
 
 TRUNK_VERSION=0.21.14
 BINARYEN_VERSION=132.0.0
+AXE_VERSION=4.10.3
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -48,6 +49,13 @@ fi
 if [ "${1:-}" = "--browser" ]; then
   if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     apt_install chromium chromium-driver
+  fi
+  # axe-core: the e2e tests inject it into the page and fail on any accessibility violation.
+  if [ ! -f ".tools/axe/node_modules/axe-core/axe.min.js" ]; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing axe-core $AXE_VERSION into .tools/axe"
+    mkdir -p .tools/axe
+    npm install --prefix .tools/axe --no-audit --no-fund --silent "axe-core@$AXE_VERSION"
   fi
 fi
 say "tools ready: $(trunk --version), $(wasm-bindgen --version), $(wasm-opt --version | head -n 1)"
