@@ -43,20 +43,12 @@ fn main() {
     });
 }
 
+/// A server (in this process, via `testkit`) with limits out of the way; it runs until the
+/// benchmark exits.
 async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "charla-bench-{}-{}",
-        std::process::id(),
-        rand_ish()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let config = backend::Config {
         memory,
-        data_dir: dir.clone(),
+        data_dir: testkit::fresh_data_dir(),
         send_rate: 1_000_000,
         send_burst: 1_000_000,
         frame_rate: 1_000_000,
@@ -67,14 +59,10 @@ async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
         welcome_lines: 1_000,
         ..backend::Config::default()
     };
-    tokio::spawn(backend::serve(listener, config, std::future::pending()));
-    (addr, dir)
-}
-
-fn rand_ish() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
+    let server = testkit::TestServer::start_with(config).await;
+    let started = (server.addr, server.data_dir.clone());
+    std::mem::forget(server); // keep serving: the benchmark's process ends it
+    started
 }
 
 fn send(text: String, nonce: String) -> Message {
