@@ -59,6 +59,12 @@ pub struct Config {
     )]
     pub allow_origins: Vec<String>,
 
+    /// A host name (HOST or HOST:PORT) this server answers to, besides its bound address (and
+    /// `localhost`/`127.0.0.1`/`[::1]` on a loopback address). `/ws` requests whose `Host`
+    /// is none of these are refused (DNS rebinding). Repeat, or separate with commas.
+    #[arg(long = "allow-host", env = "CHARLA_ALLOW_HOST", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
+
     /// Refuse WebSocket requests that carry no Origin header (non-browser clients).
     #[arg(long, env = "CHARLA_REQUIRE_ORIGIN")]
     pub require_origin: bool,
@@ -142,6 +148,7 @@ impl Default for Config {
             heartbeat_ms: 15_000,
             max_frame_bytes: Config::DEFAULT_MAX_FRAME_BYTES,
             max_text_chars: Config::DEFAULT_MAX_TEXT_CHARS,
+            allow_hosts: Vec::new(),
             allow_origins: Vec::new(),
             require_origin: false,
             max_connections: 10_000,

@@ -80,7 +80,9 @@ pub async fn serve(
         metrics.clone(),
     ));
     drop(committed_lines);
+    let local = listener.local_addr()?;
     let admission = admission::Admission::new(
+        &admission::allowed_hosts(local, &config.allow_hosts),
         &config.allow_origins,
         config.require_origin,
         to_usize(config.max_connections),

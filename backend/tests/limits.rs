@@ -8,7 +8,7 @@ use std::{
 
 use backend::Config;
 use shared::{ErrorCode, ServerMsg};
-use testkit::{TIMEOUT, TestServer, try_connect};
+use testkit::{TIMEOUT, TestServer, try_connect, try_connect_as};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -36,6 +36,60 @@ async fn a_foreign_origin_gets_403_before_the_upgrade() {
     assert!(
         metrics.contains(r#"charla_connections_refused_total{reason="foreign_origin"} 2"#),
         "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_the_server_does_not_answer_to_is_refused_before_the_upgrade() {
+    // DNS rebinding: evil.example now resolves to this server; the attacker's page is
+    // "same origin" with the Host its browser sends.
+    let server = TestServer::start().await;
+    let port = server.addr.port();
+    let evil = format!("evil.example:{port}");
+    let evil_origin = format!("http://{evil}");
+    assert_eq!(
+        try_connect_as(server.addr, LOCAL, Some(&evil), Some(&evil_origin))
+            .await
+            .err(),
+        Some(403)
+    );
+    assert_eq!(
+        try_connect_as(server.addr, LOCAL, Some(&evil), None)
+            .await
+            .err(),
+        Some(403),
+        "scripts must name the server too"
+    );
+    // The server's own names work, with their own origins.
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let origin = format!("http://{host}");
+        assert!(
+            try_connect_as(server.addr, LOCAL, Some(&host), Some(&origin))
+                .await
+                .is_ok(),
+            "{host}"
+        );
+    }
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"charla_connections_refused_total{reason="foreign_host"} 2"#),
+        "{metrics}"
+    );
+    // --allow-host adds a public name.
+    let server = TestServer::start_with(Config {
+        allow_hosts: vec!["chat.example".into()],
+        ..Config::default()
+    })
+    .await;
+    assert!(
+        try_connect_as(
+            server.addr,
+            LOCAL,
+            Some("chat.example"),
+            Some("https://chat.example")
+        )
+        .await
+        .is_ok()
     );
 }
 

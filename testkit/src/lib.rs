@@ -173,10 +173,26 @@ pub async fn try_connect(
     from: std::net::IpAddr,
     origin: Option<&str>,
 ) -> Result<Client, u16> {
+    try_connect_as(addr, from, None, origin).await
+}
+
+/// Like [`try_connect`], with the `Host` header of the caller's choosing (as a browser on a
+/// DNS-rebinding page would send).
+pub async fn try_connect_as(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    host: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Client, u16> {
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
     let mut request = format!("ws://{addr}/ws")
         .into_client_request()
         .expect("request");
+    if let Some(host) = host {
+        request
+            .headers_mut()
+            .insert("host", HeaderValue::from_str(host).expect("host"));
+    }
     if let Some(origin) = origin {
         request
             .headers_mut()
