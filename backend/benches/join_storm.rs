@@ -27,6 +27,7 @@ async fn main() {
         memory: true,
         max_connections: 100_000,
         max_connections_per_ip: 100_000,
+        max_tcp_per_ip: 100_000,
         ..Config::default()
     })
     .await;

@@ -65,6 +65,7 @@ async fn run_server() {
     let _ = std::fs::remove_dir_all(&data_dir);
     let config = backend::Config {
         max_connections_per_ip: 100_000,
+        max_tcp_per_ip: 100_000,
         data_dir,
         ..backend::Config::default()
     };

@@ -74,6 +74,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
+    /// Most open TCP connections from one IP address, counted at accept time (page loads and
+    /// WebSockets alike); past it new ones are closed before a byte is read.
+    #[arg(long, env = "CHARLA_MAX_TCP_PER_IP", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_tcp_per_ip: u32,
+
+    /// Milliseconds a client may take to send a request's headers before it is cut off.
+    #[arg(long, env = "CHARLA_HEADER_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..))]
+    pub header_timeout_ms: u64,
+
     /// Most WebSocket connections from one IP address; past it upgrades get 429.
     #[arg(long, env = "CHARLA_MAX_CONNECTIONS_PER_IP", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -152,6 +163,8 @@ impl Default for Config {
             allow_origins: Vec::new(),
             require_origin: false,
             max_connections: 10_000,
+            max_tcp_per_ip: 200,
+            header_timeout_ms: 5_000,
             max_connections_per_ip: 100,
             send_rate: 10,
             send_burst: 20,

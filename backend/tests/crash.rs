@@ -10,7 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use testkit::{Client, SessionClient, TIMEOUT, TestServer, assert_gapless_once, fresh_data_dir};
@@ -28,14 +28,15 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(data_dir: &Path) -> Self {
+        Self::start_serving(data_dir, Path::new("no-page-needed")).await
+    }
+
+    /// The binary serving the files in `dist`.
+    async fn start_serving(data_dir: &Path, dist: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_backend"))
-            .args([
-                "--addr",
-                "127.0.0.1:0",
-                "--dist",
-                "no-page-needed",
-                "--data-dir",
-            ])
+            .args(["--addr", "127.0.0.1:0", "--dist"])
+            .arg(dist)
+            .arg("--data-dir")
             .arg(data_dir)
             .args([
                 "--send-rate",
@@ -243,11 +244,51 @@ async fn sigterm_closes_clients_with_1001_and_keeps_every_acked_line() {
     }
 }
 
-/// A TCP proxy that can cut every connection through it at once.
-async fn cutting_proxy(target: SocketAddr) -> (SocketAddr, Arc<Notify>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_5_s_even_while_a_client_reads_a_file_one_byte_at_a_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = fresh_data_dir();
+    let dist = dir.join("dist");
+    std::fs::create_dir_all(&dist).expect("mkdir");
+    std::fs::write(dist.join("index.html"), "<!doctype html><title>t</title>").expect("write");
+    std::fs::write(dist.join("big.bin"), vec![7u8; 64 << 20]).expect("write a 64 MiB file");
+    let mut server = ServerProcess::start_serving(&dir, &dist).await;
+    let mut slow = tokio::net::TcpStream::connect(server.addr)
         .await
-        .expect("bind");
+        .expect("connect");
+    slow.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut byte = [0u8; 1];
+    slow.read_exact(&mut byte)
+        .await
+        .expect("the download started");
+    // Then one byte at a time, slowly: the response could take days.
+    let trickle = tokio::spawn(async move {
+        loop {
+            if slow.read(&mut byte).await.map_or(true, |n| n == 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let watcher = Client::connect(&server.ws_url()).await;
+    let started = Instant::now();
+    server.signal("TERM");
+    let status = server.wait_exit(Duration::from_secs(10)).await;
+    let took = started.elapsed();
+    assert!(status.success(), "a clean exit: {status}");
+    assert!(took < Duration::from_secs(5), "exited after {took:?}");
+    trickle.abort();
+    drop(watcher);
+}
+
+/// A TCP proxy on `listener` that can cut every connection through it at once. (It passes
+/// `Host` through untouched: the server must be told it answers to the proxy's address.)
+async fn cutting_proxy(
+    listener: tokio::net::TcpListener,
+    target: SocketAddr,
+) -> (SocketAddr, Arc<Notify>) {
     let addr = listener.local_addr().expect("addr");
     let cut = Arc::new(Notify::new());
     let cut_all = cut.clone();
@@ -270,8 +311,16 @@ async fn cutting_proxy(target: SocketAddr) -> (SocketAddr, Arc<Notify>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_resumes_with_every_line_exactly_once() {
-    let server = TestServer::start_with(testkit::unlimited()).await;
-    let (proxy, cut) = cutting_proxy(server.addr).await;
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_addr = proxy_listener.local_addr().expect("addr");
+    let server = TestServer::start_with(backend::Config {
+        allow_hosts: vec![proxy_addr.to_string()],
+        ..testkit::unlimited()
+    })
+    .await;
+    let (proxy, cut) = cutting_proxy(proxy_listener, server.addr).await;
     let via_proxy = format!("ws://{proxy}/ws");
     let mut alice = SessionClient::new("alice");
     assert!(alice.connect(&via_proxy).await);

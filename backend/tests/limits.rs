@@ -8,7 +8,7 @@ use std::{
 
 use backend::Config;
 use shared::{ErrorCode, ServerMsg};
-use testkit::{TIMEOUT, TestServer, try_connect, try_connect_as};
+use testkit::{TIMEOUT, TestServer, connect_from, get_from, try_connect, try_connect_as};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -306,4 +306,50 @@ async fn metrics_count_connections_frames_errors_and_history() {
     ] {
         assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_half_requests_are_cut_off_and_do_not_keep_a_normal_client_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(Config {
+        header_timeout_ms: 1_000,
+        ..Config::default()
+    })
+    .await;
+    // Slowloris: 1,000 connections from one address, each with half a request line.
+    let mut held = Vec::new();
+    for _ in 0..1_000 {
+        let mut tcp = connect_from(server.addr, LOCAL).await;
+        let _ = tcp.write_all(b"GET / HT").await; // a refused one may already be closed
+        held.push(tcp);
+    }
+    // A normal client (another address) still loads the page and chats meanwhile.
+    let (status, body) = get_from(server.addr, OTHER_LOCAL, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let mut alice = try_connect(server.addr, OTHER_LOCAL, None)
+        .await
+        .expect("a normal client connects");
+    alice.send_line("still serving").await;
+    assert_eq!(alice.recv_line().await.text, "still serving");
+    // Every half request is closed by the server: past the per-address cap at once, the
+    // others when their headers are late.
+    let started = std::time::Instant::now();
+    for tcp in &mut held {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(TIMEOUT, tcp.read(&mut buf))
+            .await
+            .expect("the server closes a half request in time");
+        // EOF, a reset, or a 408 and then EOF: never a held-open socket.
+        if let Ok(n) = read
+            && n > 0
+        {
+            assert!(buf.starts_with(b"HTTP/1.1 408"), "{:?}", &buf[..n]);
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains(r#"reason="too_many_tcp_from_address""#),
+        "the per-address cap turned some away at accept: {metrics}"
+    );
 }

@@ -61,7 +61,10 @@ async fn two_tabs_type_send_and_a_third_sees_the_history() {
     // A blank line is refused with a visible message and not sent.
     type_into(&alice, "   ").await;
     type_into(&alice, ENTER).await;
-    wait_text(&alice, "#notice", |s| s.contains("blank lines are not sent")).await;
+    wait_text(&alice, "#notice", |s| {
+        s.contains("blank lines are not sent")
+    })
+    .await;
     alice
         .find(fantoccini::Locator::Css("#composer-input"))
         .await

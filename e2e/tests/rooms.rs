@@ -6,8 +6,7 @@
 
 use e2e::{
     DESKTOP, Driver, ENTER, PHONE, assert_accessible, click, connected_id, history, js, resize,
-    set_name, start_backend, text, texts, type_in, type_into, wait_history, wait_text,
-    wait_texts,
+    set_name, start_backend, text, texts, type_in, type_into, wait_history, wait_text, wait_texts,
 };
 
 /// Waits until the room in view is `room`.
@@ -45,11 +44,19 @@ async fn a_line_in_one_room_reaches_its_members_only_and_raises_the_unread_badge
     type_in(&bob, "#join-room-input", ENTER).await;
     in_room(&bob, "dev").await;
     wait_text(&bob, "#online", |s| s == "2 online").await;
-    wait_texts(&alice, "#members li", &["Alice".to_owned(), "Bob".to_owned()]).await;
+    wait_texts(
+        &alice,
+        "#members li",
+        &["Alice".to_owned(), "Bob".to_owned()],
+    )
+    .await;
     bob.back().await.expect("back");
     in_room(&bob, "general").await;
     let rooms = texts(&bob, "#rooms li a").await;
-    assert!(rooms.iter().any(|r| r.contains("dev")) && rooms.iter().any(|r| r.contains("general")), "{rooms:?}");
+    assert!(
+        rooms.iter().any(|r| r.contains("dev")) && rooms.iter().any(|r| r.contains("general")),
+        "{rooms:?}"
+    );
 
     // Alice types and sends in dev: Bob, looking at general, sees neither her typing nor her
     // line there, but dev's unread badge rises; Carol (not in dev) sees nothing at all.
@@ -57,15 +64,24 @@ async fn a_line_in_one_room_reaches_its_members_only_and_raises_the_unread_badge
     wait_text(&alice, "#typists li", |s| s.ends_with("hola dev")).await;
     type_into(&alice, ENTER).await;
     wait_history(&alice, &["Alice -> hola dev".to_owned()]).await;
-    wait_text(&bob, &format!("#rooms li[data-room='dev'] .unread"), |s| s.contains('1')).await;
+    wait_text(&bob, "#rooms li[data-room='dev'] .unread", |s| {
+        s.contains('1')
+    })
+    .await;
     assert!(history(&bob).await.is_empty(), "general shows no dev line");
     assert_eq!(texts(&bob, "#typists li").await, Vec::<String>::new());
     type_into(&alice, "second").await;
     type_into(&alice, ENTER).await;
-    wait_text(&bob, &format!("#rooms li[data-room='dev'] .unread"), |s| s.contains('2')).await;
+    wait_text(&bob, "#rooms li[data-room='dev'] .unread", |s| {
+        s.contains('2')
+    })
+    .await;
     assert!(history(&carol).await.is_empty());
     assert!(
-        !texts(&carol, "#rooms li").await.iter().any(|r| r.contains("dev")),
+        !texts(&carol, "#rooms li")
+            .await
+            .iter()
+            .any(|r| r.contains("dev")),
         "Carol is not in dev"
     );
 
@@ -77,13 +93,16 @@ async fn a_line_in_one_room_reaches_its_members_only_and_raises_the_unread_badge
         &["Alice -> hola dev".to_owned(), "Alice -> second".to_owned()],
     )
     .await;
-    wait_text(&bob, &format!("#rooms li[data-room='dev'] .unread"), str::is_empty).await;
+    wait_text(&bob, "#rooms li[data-room='dev'] .unread", str::is_empty).await;
     assert_eq!(unread(&bob, "dev").await, "");
 
     // Carol talks in general: Bob (in dev now) gets the badge on general; Alice is not there.
     type_into(&carol, "hola general").await;
     type_into(&carol, ENTER).await;
-    wait_text(&bob, &format!("#rooms li[data-room='general'] .unread"), |s| s.contains('1')).await;
+    wait_text(&bob, "#rooms li[data-room='general'] .unread", |s| {
+        s.contains('1')
+    })
+    .await;
     click(&bob, "#rooms li[data-room='general'] a").await;
     in_room(&bob, "general").await;
     wait_history(&bob, &["Carol -> hola general".to_owned()]).await;
@@ -91,7 +110,12 @@ async fn a_line_in_one_room_reaches_its_members_only_and_raises_the_unread_badge
     // Leaving dev takes it off Alice's list and shows Bob one member fewer.
     click(&alice, "#leave-room").await;
     wait_text(&alice, "#room-title", |s| !s.contains("dev")).await;
-    assert!(!texts(&alice, "#rooms li").await.iter().any(|r| r.contains("dev")));
+    assert!(
+        !texts(&alice, "#rooms li")
+            .await
+            .iter()
+            .any(|r| r.contains("dev"))
+    );
     click(&bob, "#rooms li[data-room='dev'] a").await;
     in_room(&bob, "dev").await;
     wait_text(&bob, "#online", |s| s == "1 online").await;
@@ -106,10 +130,18 @@ async fn a_line_in_one_room_reaches_its_members_only_and_raises_the_unread_badge
         "const p = document.querySelector('#rooms'); return p.offsetParent === null || getComputedStyle(p).display === 'none' || p.getBoundingClientRect().width === 0;",
     )
     .await;
-    assert_eq!(hidden, serde_json::json!(true), "the panel folds away on a phone");
+    assert_eq!(
+        hidden,
+        serde_json::json!(true),
+        "the panel folds away on a phone"
+    );
     click(&bob, "#rooms-toggle").await;
     wait_text(&bob, "#rooms", |s| s.contains("general")).await;
-    let expanded = js(&bob, "return document.querySelector('#rooms-toggle').getAttribute('aria-expanded');").await;
+    let expanded = js(
+        &bob,
+        "return document.querySelector('#rooms-toggle').getAttribute('aria-expanded');",
+    )
+    .await;
     assert_eq!(expanded, serde_json::json!("true"));
     assert_accessible(&bob, "phone, panel open").await;
 

@@ -146,8 +146,26 @@ impl TestServer {
 
 /// A plain HTTP/1.1 GET to `addr`; returns the status line's code and the body.
 pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    get_from(addr, std::net::Ipv4Addr::LOCALHOST.into(), path).await
+}
+
+/// A TCP connection to `addr` from the local address `from` (127.0.0.x: each is its own
+/// client address for the server's per-address limits).
+pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(from, 0))
+        .expect("bind the source address");
+    tokio::time::timeout(TIMEOUT, socket.connect(addr))
+        .await
+        .expect("connect in time")
+        .expect("tcp connect")
+}
+
+/// A plain HTTP/1.1 GET to `addr` from the local address `from`.
+pub async fn get_from(addr: SocketAddr, from: std::net::IpAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    let mut tcp = connect_from(addr, from).await;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.expect("write");
     let mut response = String::new();
@@ -198,11 +216,7 @@ pub async fn try_connect_as(
             .headers_mut()
             .insert("origin", HeaderValue::from_str(origin).expect("origin"));
     }
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket
-        .bind(SocketAddr::new(from, 0))
-        .expect("bind the source address");
-    let tcp = socket.connect(addr).await.expect("tcp connect");
+    let tcp = connect_from(addr, from).await;
     let handshake = tokio::time::timeout(
         TIMEOUT,
         tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(tcp)),
