@@ -66,6 +66,9 @@ async fn run_server() {
     let config = backend::Config {
         max_connections_per_ip: 100_000,
         max_tcp_per_ip: 100_000,
+        ip_send_rate: 1_000_000,
+        ip_send_burst: 1_000_000,
+        max_lines_per_sec: 1_000_000,
         data_dir,
         ..backend::Config::default()
     };

@@ -100,6 +100,23 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub send_burst: u32,
 
+    /// `send`s per second from one IP address (an IPv6 /64), all its connections together;
+    /// reconnecting or opening more sockets buys no more.
+    #[arg(long, env = "CHARLA_IP_SEND_RATE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub ip_send_rate: u32,
+
+    /// `send`s one IP address may make at once after a pause.
+    #[arg(long, env = "CHARLA_IP_SEND_BURST", default_value_t = 60,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub ip_send_burst: u32,
+
+    /// Lines the whole server accepts per second (and at once); past it `send`s are refused
+    /// with `unavailable` (carrying their nonce) instead of queueing without bound.
+    #[arg(long, env = "CHARLA_MAX_LINES_PER_SEC", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_lines_per_sec: u32,
+
     /// Other frames (typing, and anything refused) a connection may send per second, and at
     /// once. Typing past it is conflated (the latest text goes out when allowed), not refused.
     #[arg(long, env = "CHARLA_FRAME_RATE", default_value_t = 50,
@@ -168,6 +185,9 @@ impl Default for Config {
             max_connections_per_ip: 100,
             send_rate: 10,
             send_burst: 20,
+            ip_send_rate: 30,
+            ip_send_burst: 60,
+            max_lines_per_sec: 20_000,
             frame_rate: 50,
             rate_limit_close_after: 10,
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,

@@ -106,6 +106,15 @@ pub async fn serve(
             heartbeat: Duration::from_millis(config.heartbeat_ms),
             max_rooms_per_conn: to_usize(config.max_rooms_per_conn),
         },
+        sends: Arc::new(state::SharedSendLimits {
+            per_address: rate::KeyedBuckets::new(config.ip_send_rate, config.ip_send_burst),
+            per_session: rate::KeyedBuckets::new(config.send_rate, config.send_burst),
+            server: std::sync::Mutex::new(rate::TokenBucket::new(
+                config.max_lines_per_sec,
+                config.max_lines_per_sec,
+                std::time::Instant::now(),
+            )),
+        }),
     };
     let router = http::app(state, &config.dist);
     let hub_for_shutdown = hub.clone();

@@ -1,7 +1,14 @@
-//! Per-connection rate limits: token buckets, and the rule that closes a connection that
-//! stays over its limit.
+//! Rate limits: token buckets (per connection, and [`KeyedBuckets`] shared by every
+//! connection of one address or one session, so reconnecting or opening more sockets buys no
+//! more), and the rule that closes a connection that stays over its limit.
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    net::IpAddr,
+    sync::{Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 /// A token bucket: `rate` tokens a second, holding at most `burst`.
 #[derive(Debug, Clone)]
@@ -41,6 +48,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether the bucket has refilled to its burst (nothing to remember about it).
+    pub fn is_full(&mut self, now: Instant) -> bool {
+        self.refill(now);
+        self.tokens >= self.burst
+    }
+
     /// When the next token will be there (now, if one is).
     pub fn next_token_at(&mut self, now: Instant) -> Instant {
         self.refill(now);
@@ -48,6 +61,71 @@ impl TokenBucket {
             now
         } else {
             now + Duration::from_secs_f64((1.0 - self.tokens) / self.rate)
+        }
+    }
+}
+
+/// Token buckets by key (an address, a session), created full on first use and forgotten
+/// once full again and idle, so the map stays as small as the set of active senders.
+#[derive(Debug)]
+pub struct KeyedBuckets<K> {
+    buckets: Mutex<HashMap<K, TokenBucket>>,
+    rate: u32,
+    burst: u32,
+}
+
+/// Past this many keys, idle full buckets are swept on the next insert.
+const SWEEP_ABOVE: usize = 4_096;
+
+impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
+    /// Buckets of `rate` per second, holding `burst`.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        KeyedBuckets {
+            buckets: Mutex::new(HashMap::new()),
+            rate,
+            burst,
+        }
+    }
+
+    /// Takes a token from `key`'s bucket if there is one.
+    pub fn try_take(&self, key: &K, now: Instant) -> bool {
+        // Plain numbers: consistent after any panic, so survive a poisoned lock.
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(bucket) = buckets.get_mut(key) {
+            return bucket.try_take(now);
+        }
+        if buckets.len() >= SWEEP_ABOVE {
+            buckets.retain(|_, b| !b.is_full(now));
+        }
+        let mut bucket = TokenBucket::new(self.rate, self.burst, now);
+        let taken = bucket.try_take(now);
+        buckets.insert(key.clone(), bucket);
+        taken
+    }
+
+    /// How many keys have a bucket (for tests of the sweep).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.buckets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// The address a rate limit counts by: an IPv4 address, or an IPv6 /64 (one customer's
+/// network, which hands its machines any address inside it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AddressKey(u128);
+
+impl From<IpAddr> for AddressKey {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => AddressKey(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddressKey(u128::from(u32::from(v4))),
+                None => AddressKey(u128::from(v6) & !((1u128 << 64) - 1) | (1 << 127)),
+            },
         }
     }
 }
@@ -112,6 +190,40 @@ mod tests {
         let next = bucket.next_token_at(t0);
         assert_eq!(next - t0, Duration::from_millis(250));
         assert!(bucket.try_take(next));
+    }
+
+    #[test]
+    fn keyed_buckets_share_one_bucket_per_key_and_forget_idle_full_ones() {
+        let t0 = Instant::now();
+        let buckets = KeyedBuckets::new(10, 5);
+        let a: AddressKey = IpAddr::from([10, 0, 0, 1]).into();
+        let b: AddressKey = IpAddr::from([10, 0, 0, 2]).into();
+        assert_eq!((0..8).filter(|_| buckets.try_take(&a, t0)).count(), 5);
+        assert_eq!((0..8).filter(|_| buckets.try_take(&b, t0)).count(), 5);
+        for n in 0..SWEEP_ABOVE as u32 {
+            buckets.try_take(&AddressKey(u128::from(n) + 1_000), t0);
+        }
+        let later = t0 + Duration::from_secs(10);
+        buckets.try_take(&AddressKey(7), later);
+        assert!(
+            buckets.len() < 10,
+            "full idle buckets were swept: {}",
+            buckets.len()
+        );
+    }
+
+    #[test]
+    fn ipv6_counts_by_slash_64_and_mapped_ipv4_as_ipv4() {
+        let one: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(AddressKey::from(one), AddressKey::from(same_64));
+        assert_ne!(AddressKey::from(one), AddressKey::from(other_64));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(
+            AddressKey::from(mapped),
+            AddressKey::from(IpAddr::from([10, 0, 0, 1]))
+        );
     }
 
     #[test]

@@ -2,11 +2,20 @@
 //! per-connection [`Limits`]. Its own module so that `http` (the router) and `ws` (the
 //! connections) both use it without importing each other.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
-use shared::ServerLimits;
+use shared::{ConnId, ServerLimits};
 
-use crate::{admission::Admission, committer::Committer, hub::Hub, metrics::Metrics};
+use crate::{
+    admission::Admission,
+    committer::Committer,
+    hub::Hub,
+    metrics::Metrics,
+    rate::{AddressKey, KeyedBuckets, TokenBucket},
+};
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -21,6 +30,49 @@ pub(crate) struct AppState {
     pub admission: Arc<Admission>,
     /// Per-connection limits.
     pub limits: Limits,
+    /// Send limits shared across connections.
+    pub sends: Arc<SharedSendLimits>,
+}
+
+/// Send limits that no number of sockets gets around: per address, per session, and for
+/// the whole server.
+pub(crate) struct SharedSendLimits {
+    /// Per IPv4 address or IPv6 /64.
+    pub per_address: KeyedBuckets<AddressKey>,
+    /// Per session (every socket of one id together).
+    pub per_session: KeyedBuckets<ConnId>,
+    /// Lines the server accepts per second, all clients together.
+    pub server: Mutex<TokenBucket>,
+}
+
+/// Which shared limit refused a `send`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendRefused {
+    /// The address or the session is over its rate: `rate_limited`.
+    Sender,
+    /// The server is at its line rate: `unavailable`.
+    Server,
+}
+
+impl SharedSendLimits {
+    /// Takes a token from the session's, the address's and the server's buckets, in that
+    /// order; says which refused.
+    pub(crate) fn try_send(
+        &self,
+        session: &ConnId,
+        address: AddressKey,
+        now: Instant,
+    ) -> Result<(), SendRefused> {
+        if !self.per_session.try_take(session, now) || !self.per_address.try_take(&address, now) {
+            return Err(SendRefused::Sender);
+        }
+        let mut server = self.server.lock().unwrap_or_else(PoisonError::into_inner);
+        if server.try_take(now) {
+            Ok(())
+        } else {
+            Err(SendRefused::Server)
+        }
+    }
 }
 
 /// Per-connection limits, from the configuration.

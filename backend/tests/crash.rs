@@ -45,6 +45,12 @@ impl ServerProcess {
                 "100000",
                 "--frame-rate",
                 "100000",
+                "--ip-send-rate",
+                "100000",
+                "--ip-send-burst",
+                "100000",
+                "--max-lines-per-sec",
+                "100000",
             ])
             .args(["--welcome-lines", "10000"])
             .env("RUST_LOG", "info")

@@ -8,7 +8,7 @@ use std::{
 
 use backend::Config;
 use shared::{ErrorCode, ServerMsg};
-use testkit::{TIMEOUT, TestServer, connect_from, get_from, try_connect, try_connect_as};
+use testkit::{Client, TIMEOUT, TestServer, connect_from, get_from, try_connect, try_connect_as};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const OTHER_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -352,4 +352,175 @@ async fn a_thousand_half_requests_are_cut_off_and_do_not_keep_a_normal_client_ou
         metrics.contains(r#"reason="too_many_tcp_from_address""#),
         "the per-address cap turned some away at accept: {metrics}"
     );
+}
+
+/// Sends `per_socket` lines with nonces on each of `clients`, then reads until each has an
+/// answer to every one of its own: returns how many distinct lines were acked and the nonces
+/// refused with `code`. (Every socket of a session gets the session's acks.)
+async fn send_and_count(
+    clients: &mut [testkit::Client],
+    per_socket: usize,
+    code: ErrorCode,
+) -> (usize, Vec<String>) {
+    for (n, client) in clients.iter_mut().enumerate() {
+        for i in 0..per_socket {
+            client
+                .send_with_nonce(&format!("{n}/{i}"), &format!("n-{n}-{i}"))
+                .await;
+        }
+    }
+    let (mut acked, mut refused) = (std::collections::HashSet::new(), Vec::new());
+    for (n, client) in clients.iter_mut().enumerate() {
+        let mine = |nonce: &str| nonce.starts_with(&format!("n-{n}-"));
+        let mut answered = |acked: &std::collections::HashSet<String>, refused: &Vec<String>| {
+            acked
+                .iter()
+                .chain(refused)
+                .filter(|nonce| mine(nonce))
+                .count()
+        };
+        while answered(&acked, &refused) < per_socket {
+            match client.recv().await {
+                ServerMsg::Ack { nonce, .. } => {
+                    acked.insert(nonce);
+                }
+                ServerMsg::Error {
+                    code: got,
+                    nonce,
+                    room,
+                    ..
+                } => {
+                    assert_eq!(got, code);
+                    assert_eq!(room.as_ref().map(|r| r.as_str()), Some("general"));
+                    refused.push(nonce.expect("a refused send carries its nonce"));
+                }
+                ServerMsg::Message(_) | ServerMsg::Presence { .. } | ServerMsg::Typing { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    (acked.len(), refused)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_sockets_from_one_address_share_its_send_rate() {
+    let server = TestServer::start().await; // 30 sends/s per address, bursts of 60
+    let attacker = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    let mut sockets = Vec::new();
+    for _ in 0..50 {
+        sockets.push(
+            try_connect(server.addr, attacker, None)
+                .await
+                .expect("connect"),
+        );
+    }
+    let started = Instant::now();
+    // 5 each: well inside every socket's own burst (20), 250 in all.
+    let (acked, refused) = send_and_count(&mut sockets, 5, ErrorCode::RateLimited).await;
+    let secs = started.elapsed().as_secs_f64();
+    let allowed = 60 + (30.0 * secs).ceil() as usize;
+    assert!(
+        acked <= allowed,
+        "{acked} lines in {secs:.2} s: over the address's rate"
+    );
+    assert!(acked >= 60, "the address's burst goes through: {acked}");
+    assert_eq!(acked + refused.len(), 250);
+    // Another address is not held back by this one.
+    let mut other = try_connect(server.addr, OTHER_LOCAL, None)
+        .await
+        .expect("connect");
+    other.send_with_nonce("mine", "o-1").await;
+    assert_eq!(other.recv_ack().await.0, "o-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_of_one_session_share_its_send_rate() {
+    let server = TestServer::start_with(Config {
+        ip_send_rate: 10_000,
+        ip_send_burst: 10_000,
+        ..Config::default() // 10 sends/s per session, bursts of 20
+    })
+    .await;
+    let first = Client::resume(&server.ws_url(), "", &[("general", 0)])
+        .await
+        .0;
+    let token = first.resume.clone();
+    let mut sockets = vec![first];
+    for _ in 0..3 {
+        sockets.push(
+            Client::resume(&server.ws_url(), &token, &[("general", 0)])
+                .await
+                .0,
+        );
+    }
+    assert!(sockets.iter().all(|c| c.id == sockets[0].id), "one session");
+    let started = Instant::now();
+    let (acked, _) = send_and_count(&mut sockets, 15, ErrorCode::RateLimited).await;
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        acked <= 20 + (10.0 * secs).ceil() as usize,
+        "{acked} lines in {secs:.2} s from one session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_servers_line_rate_sends_are_unavailable_not_queued() {
+    let server = TestServer::start_with(Config {
+        max_lines_per_sec: 5,
+        ..Config::default()
+    })
+    .await;
+    let mut clients = Vec::new();
+    for n in 1..=4 {
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, n));
+        clients.push(try_connect(server.addr, from, None).await.expect("connect"));
+    }
+    let started = Instant::now();
+    let (acked, refused) = send_and_count(&mut clients, 5, ErrorCode::Unavailable).await;
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        acked <= 5 + (5.0 * secs).ceil() as usize,
+        "{acked} in {secs:.2} s"
+    );
+    assert!(!refused.is_empty());
+}
+
+#[tokio::test]
+async fn typing_and_websocket_ping_floods_count_toward_the_close() {
+    let config = Config {
+        frame_rate: 5,
+        rate_limit_close_after: 1,
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config).await;
+    // Typing over the rate is conflated, never refused, but a flood of it still closes.
+    let mut typist = server.client().await;
+    let deadline = Instant::now() + TIMEOUT;
+    let mut i = 0;
+    let closed = loop {
+        assert!(Instant::now() < deadline, "a typing flood was never closed");
+        i += 1;
+        typist.typing(&format!("t{i}")).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(close) = typist.try_recv_close().await {
+            break close;
+        }
+    };
+    assert_eq!(closed.map(|c| u16::from(c.code)), Some(1008));
+
+    let mut pinger = server.client().await;
+    let deadline = Instant::now() + TIMEOUT;
+    let closed = loop {
+        assert!(Instant::now() < deadline, "a ping flood was never closed");
+        pinger
+            .send_raw(tokio_tungstenite::tungstenite::Message::Ping(
+                vec![1].into(),
+            ))
+            .await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(close) = pinger.try_recv_close().await {
+            break close;
+        }
+    };
+    assert_eq!(closed.map(|c| u16::from(c.code)), Some(1008));
 }

@@ -31,6 +31,9 @@ pub fn unlimited() -> Config {
     Config {
         send_rate: 1_000_000,
         send_burst: 1_000_000,
+        ip_send_rate: 1_000_000,
+        ip_send_burst: 1_000_000,
+        max_lines_per_sec: 1_000_000,
         frame_rate: 1_000_000,
         ..Config::default()
     }

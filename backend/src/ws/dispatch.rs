@@ -5,6 +5,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
+    net::IpAddr,
     sync::Arc,
     time::Instant,
 };
@@ -20,8 +21,8 @@ use crate::{
     hub::{After, Greeting, Hub, JoinRefused, Room, RoomMember},
     metrics::{Metrics, TypeLabel},
     outbox::{CloseReason, ConnKey, Frame, Outbox, RoomKey},
-    rate::{Persistence, TokenBucket},
-    state::{AppState, Limits},
+    rate::{AddressKey, Persistence, TokenBucket},
+    state::{AppState, Limits, SendRefused, SharedSendLimits},
     store::ResumeToken,
 };
 
@@ -73,6 +74,10 @@ pub(crate) struct Connection {
     who: Option<Who>,
     rooms: HashMap<RoomName, Arc<Room>>,
     sends: TokenBucket,
+    /// Send limits shared with the address's and the session's other connections.
+    shared_sends: Arc<SharedSendLimits>,
+    /// The client's address, as rate limits count it.
+    address: AddressKey,
     frames: TokenBucket,
     over_limit: Persistence,
     /// Per room, the newest typing text that arrived over the frame rate; sent when a token
@@ -91,7 +96,7 @@ impl Drop for Connection {
 
 impl Connection {
     /// A connection registered with the hub, not yet welcomed, with full rate buckets.
-    pub(crate) fn new(app: &AppState) -> Self {
+    pub(crate) fn new(app: &AppState, peer: IpAddr) -> Self {
         let now = Instant::now();
         let limits = app.limits;
         let (key, outbox) = app.hub.connect();
@@ -105,6 +110,8 @@ impl Connection {
             who: None,
             rooms: HashMap::new(),
             sends: TokenBucket::new(limits.send_rate, limits.send_burst, now),
+            shared_sends: app.sends.clone(),
+            address: AddressKey::from(peer),
             frames: TokenBucket::new(limits.frame_rate, limits.frame_rate, now),
             over_limit: Persistence::new(limits.close_after),
             held_typing: HashMap::new(),
@@ -342,6 +349,10 @@ impl Connection {
                         .get_or_create(&TypeLabel { r#type: "typing" })
                         .inc();
                     self.held_typing.insert(room.key, (room, text));
+                    // Not refused, but a flood all the same: it counts toward the close.
+                    if self.over_limit.refused(now) {
+                        return Some(CloseReason::RateLimited);
+                    }
                 } else {
                     room.typing(self.key, text);
                 }
@@ -408,9 +419,6 @@ impl Connection {
         nonce: Option<String>,
         now: Instant,
     ) -> Option<CloseReason> {
-        if !self.sends.try_take(now) {
-            return self.rate_limited(now, "send");
-        }
         let room = match self.joined_room(room) {
             Ok(room) => room,
             Err(refused) => {
@@ -418,6 +426,33 @@ impl Connection {
                 return self.refuse(now, refused.about(room, nonce));
             }
         };
+        let Some(id) = self.who.as_ref().map(|who| who.id.clone()) else {
+            unreachable!("frames are dispatched only once welcomed");
+        };
+        let shared = if self.sends.try_take(now) {
+            self.shared_sends.try_send(&id, self.address, now)
+        } else {
+            Err(SendRefused::Sender)
+        };
+        match shared {
+            Ok(()) => {}
+            Err(SendRefused::Sender) => {
+                return self.rate_limited_about(now, "send", Some(room.name.clone()), nonce);
+            }
+            Err(SendRefused::Server) => {
+                let refused = Refused::new(
+                    ErrorCode::Unavailable,
+                    "the server is at its line rate; send it again in a moment",
+                )
+                .about(Some(room.name.clone()), nonce);
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&TypeLabel { r#type: "server" })
+                    .inc();
+                self.send_error(refused);
+                return None;
+            }
+        }
         let about =
             |r: Refused, nonce: &Option<String>| r.about(Some(room.name.clone()), nonce.clone());
         if text.trim().is_empty() {
@@ -439,7 +474,7 @@ impl Connection {
         };
         let job = Job::Line(LineJob {
             room: room.clone(),
-            from: who.id.clone(),
+            from: id,
             name: who.name.clone(),
             text,
             nonce: nonce.clone(),
@@ -537,6 +572,18 @@ impl Connection {
     }
 
     fn rate_limited(&mut self, now: Instant, kind: &'static str) -> Option<CloseReason> {
+        self.rate_limited_about(now, kind, None, None)
+    }
+
+    /// Over a rate: the frame is dropped and the sender told (with the room and nonce of a
+    /// refused `send`); staying over for too long closes the connection.
+    fn rate_limited_about(
+        &mut self,
+        now: Instant,
+        kind: &'static str,
+        room: Option<RoomName>,
+        nonce: Option<String>,
+    ) -> Option<CloseReason> {
         self.metrics
             .rate_limited
             .get_or_create(&TypeLabel { r#type: kind })
@@ -544,11 +591,29 @@ impl Connection {
         if self.over_limit.refused(now) {
             return Some(CloseReason::RateLimited);
         }
-        self.send_error(Refused::new(
-            ErrorCode::RateLimited,
-            "too many frames: slow down; this one was dropped",
-        ));
+        self.send_error(
+            Refused::new(
+                ErrorCode::RateLimited,
+                "too many frames: slow down; this one was dropped",
+            )
+            .about(room, nonce),
+        );
         None
+    }
+
+    /// A WebSocket ping (answered by the WebSocket layer): within the frame rate, or it
+    /// counts toward the close like any flood.
+    pub(crate) fn on_ws_ping(&mut self, now: Instant) -> Option<CloseReason> {
+        if self.frames.try_take(now) {
+            return None;
+        }
+        self.metrics
+            .rate_limited
+            .get_or_create(&TypeLabel { r#type: "ping" })
+            .inc();
+        self.over_limit
+            .refused(now)
+            .then_some(CloseReason::RateLimited)
     }
 
     fn send_error(&self, refused: Refused) {

@@ -81,12 +81,18 @@ pub(crate) async fn upgrade(
         .max_frame_size(limits.max_frame_bytes)
         .read_buffer_size(limits.max_frame_bytes.min(16 * 1024))
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| run(socket, app, handshake, permit))
+        .on_upgrade(move |socket| run(socket, app, handshake, peer, permit))
 }
 
 /// Runs one connection until the client leaves, the socket fails, or the outbox closes.
-async fn run(socket: WebSocket, app: AppState, handshake: Handshake, permit: Permit) {
-    let mut conn = Connection::new(&app);
+async fn run(
+    socket: WebSocket,
+    app: AppState,
+    handshake: Handshake,
+    peer: SocketAddr,
+    permit: Permit,
+) {
+    let mut conn = Connection::new(&app, peer.ip());
     if handshake == Handshake::V1 {
         conn.welcome_v1();
     }

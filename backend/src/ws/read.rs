@@ -34,8 +34,10 @@ pub(crate) async fn read_loop(
         let verdict = match message {
             Message::Text(text) => conn.on_text(text.as_str(), Instant::now()),
             Message::Binary(_) => conn.on_binary(Instant::now()),
-            // Pings are answered by the WebSocket layer itself.
-            Message::Ping(_) | Message::Pong(_) => None,
+            // Pings are answered by the WebSocket layer itself, but a flood of them counts
+            // against the frame rate like any other frame.
+            Message::Ping(_) => conn.on_ws_ping(Instant::now()),
+            Message::Pong(_) => None,
             Message::Close(_) => return None,
         };
         if verdict.is_some() {
