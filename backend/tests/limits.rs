@@ -372,7 +372,7 @@ async fn send_and_count(
     let (mut acked, mut refused) = (std::collections::HashSet::new(), Vec::new());
     for (n, client) in clients.iter_mut().enumerate() {
         let mine = |nonce: &str| nonce.starts_with(&format!("n-{n}-"));
-        let mut answered = |acked: &std::collections::HashSet<String>, refused: &Vec<String>| {
+        let answered = |acked: &std::collections::HashSet<String>, refused: &Vec<String>| {
             acked
                 .iter()
                 .chain(refused)
