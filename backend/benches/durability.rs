@@ -57,6 +57,7 @@ async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
         ip_send_rate: 1_000_000,
         ip_send_burst: 1_000_000,
         max_lines_per_sec: 1_000_000,
+        new_sessions_per_min: 1_000_000,
         // Every client also receives every line; do not let that backlog cut it off here.
         outbox_bytes: 1 << 30,
         // A resume replays at most this many lines: room for the catch-up's 1,000.

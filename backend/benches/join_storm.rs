@@ -31,6 +31,7 @@ async fn main() {
         ip_send_rate: 1_000_000,
         ip_send_burst: 1_000_000,
         max_lines_per_sec: 1_000_000,
+        new_sessions_per_min: 1_000_000,
         ..Config::default()
     })
     .await;

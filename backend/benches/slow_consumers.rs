@@ -69,6 +69,7 @@ async fn run_server() {
         ip_send_rate: 1_000_000,
         ip_send_burst: 1_000_000,
         max_lines_per_sec: 1_000_000,
+        new_sessions_per_min: 1_000_000,
         data_dir,
         ..backend::Config::default()
     };

@@ -21,11 +21,15 @@ use shared::{ChatLine, ConnId, DisplayName, ErrorCode, RoomName, Seq};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    hub::{RepeatedAck, Room},
+    hub::{RepeatedAck, Room, SessionChanges},
     metrics::Metrics,
     outbox::RoomKey,
-    store::{Batch, HistoryStore, StoredSession},
+    store::{Batch, HistoryStore, StoredNonce},
 };
+
+/// Nonces remembered per sender (its newest): a client resends only lines it has no ack
+/// for, and never has more than a few hundred of those.
+const NONCES_PER_SENDER: usize = 1_024;
 
 /// Most jobs in one group commit.
 const MAX_BATCH: usize = 4_096;
@@ -46,12 +50,21 @@ pub(crate) struct LineJob {
     pub nonce: Option<String>,
 }
 
+/// Session changes to make durable, and whom to tell once they are.
+pub(crate) struct SessionJob {
+    /// What changed.
+    pub changes: SessionChanges,
+    /// Told `true` once the changes are on disk (`false` if the commit failed): a welcome
+    /// waits for this, so a client never holds a token a crash could lose.
+    pub durable: Option<oneshot::Sender<bool>>,
+}
+
 /// Work for the committer.
 pub(crate) enum Job {
     /// Append a line.
     Line(LineJob),
-    /// Remember a new session, or a known one's new name.
-    Session(StoredSession),
+    /// Store or forget sessions.
+    Sessions(SessionJob),
     /// Commit what came before, then stop.
     Stop(oneshot::Sender<()>),
 }
@@ -67,17 +80,60 @@ pub(crate) struct Committer {
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// (sender, nonce): how a resent line is recognised within its room.
-type NonceKey = (ConnId, String);
+/// (room, nonce): a sender's accepted nonce.
+type NonceKey = (RoomName, String);
+
+/// Every sender's accepted nonces, kept as long as the sender's session lives (not as long
+/// as the line: the history cap has nothing to do with whether a client may resend).
+#[derive(Default)]
+struct Accepted {
+    by_sender: HashMap<ConnId, SenderNonces>,
+}
+
+#[derive(Default)]
+struct SenderNonces {
+    seqs: HashMap<NonceKey, Seq>,
+    /// Oldest first, to forget past [`NONCES_PER_SENDER`].
+    order: VecDeque<NonceKey>,
+}
+
+impl Accepted {
+    fn get(&self, sender: &ConnId, room: &RoomName, nonce: &str) -> Option<Seq> {
+        let nonces = self.by_sender.get(sender)?;
+        nonces.seqs.get(&(room.clone(), nonce.to_owned())).copied()
+    }
+
+    /// Remembers a nonce; returns the one it pushed out, if any.
+    fn remember(&mut self, sender: &ConnId, key: NonceKey, seq: Seq) -> Option<StoredNonce> {
+        let nonces = self.by_sender.entry(sender.clone()).or_default();
+        nonces.seqs.insert(key.clone(), seq);
+        nonces.order.push_back(key);
+        if nonces.order.len() <= NONCES_PER_SENDER {
+            return None;
+        }
+        let (room, nonce) = nonces.order.pop_front()?;
+        let seq = nonces.seqs.remove(&(room.clone(), nonce.clone()))?;
+        Some(StoredNonce {
+            sender: sender.clone(),
+            room,
+            nonce,
+            seq,
+        })
+    }
+
+    /// Undoes `remember` of lines that were not committed after all.
+    fn unremember(&mut self, sender: &ConnId, key: &NonceKey) {
+        if let Some(nonces) = self.by_sender.get_mut(sender) {
+            nonces.seqs.remove(key);
+            nonces.order.retain(|k| k != key);
+        }
+    }
+}
 
 /// What the committer must know of one room's history to continue it.
 #[derive(Default)]
 struct RoomSeq {
     last_seq: Seq,
-    /// Nonces of kept lines → their `seq`.
-    accepted: HashMap<NonceKey, Seq>,
-    /// The same keys in `seq` order, to forget them with their lines.
-    accepted_order: VecDeque<(Seq, NonceKey)>,
 }
 
 impl Committer {
@@ -86,19 +142,21 @@ impl Committer {
     pub(crate) fn start(
         store: Box<dyn HistoryStore>,
         lines: &[ChatLine],
+        nonces: Vec<StoredNonce>,
         cap: u32,
         metrics: Arc<Metrics>,
     ) -> Self {
         let mut rooms: HashMap<RoomName, RoomSeq> = HashMap::new();
         for line in lines {
-            let room = rooms.entry(line.room.clone()).or_default();
-            room.last_seq = line.seq;
-            if let Some(nonce) = &line.nonce {
-                room.remember(line.seq, (line.from.clone(), nonce.clone()));
-            }
+            rooms.entry(line.room.clone()).or_default().last_seq = line.seq;
+        }
+        let mut accepted = Accepted::default();
+        for n in nonces {
+            accepted.remember(&n.sender, (n.room, n.nonce), n.seq);
         }
         let sequencer = Sequencer {
             rooms,
+            accepted,
             cap: u64::from(cap.max(1)),
         };
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -139,45 +197,17 @@ impl Committer {
     }
 }
 
-/// Every room's numbering.
+/// Every room's numbering, and every sender's accepted nonces.
 struct Sequencer {
     rooms: HashMap<RoomName, RoomSeq>,
+    accepted: Accepted,
     cap: u64,
 }
 
 impl RoomSeq {
-    fn remember(&mut self, seq: Seq, key: NonceKey) {
-        self.accepted.insert(key.clone(), seq);
-        self.accepted_order.push_back((seq, key));
-    }
-
     /// The first `seq` still kept, with at most `cap` lines.
     fn first_kept(&self, cap: u64) -> Seq {
         Seq((self.last_seq.0 + 1).saturating_sub(cap).max(1))
-    }
-
-    fn forget_below(&mut self, below: Seq) {
-        while let Some((seq, _)) = self.accepted_order.front() {
-            if *seq >= below {
-                break;
-            }
-            if let Some((_, key)) = self.accepted_order.pop_front() {
-                self.accepted.remove(&key);
-            }
-        }
-    }
-
-    /// Undoes the `seq`s and nonces handed out since `last`, after a failed commit.
-    fn roll_back_to(&mut self, last: Seq) {
-        self.last_seq = last;
-        while let Some((seq, _)) = self.accepted_order.back() {
-            if *seq <= last {
-                break;
-            }
-            if let Some((_, key)) = self.accepted_order.pop_back() {
-                self.accepted.remove(&key);
-            }
-        }
     }
 }
 
@@ -205,7 +235,7 @@ fn run(
 ) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
     // Sessions of a failed commit are tried again with the next one, never dropped.
-    let mut carried_sessions: Vec<StoredSession> = Vec::new();
+    let mut carried = SessionChanges::default();
     while let Some(first) = jobs.blocking_recv() {
         queued.push(first);
         // Group commit: take whatever else is already waiting (it queued while the last
@@ -218,15 +248,23 @@ fn run(
         }
         let mut rooms = RoomBatches::default();
         let mut batch = Batch {
-            sessions: std::mem::take(&mut carried_sessions),
+            sessions: std::mem::take(&mut carried.store),
+            forget_sessions: std::mem::take(&mut carried.forget),
             ..Batch::default()
         };
+        let mut ids_gone = std::mem::take(&mut carried.ids_gone);
+        let mut waiting = Vec::new();
         let mut stop = None;
         let at = now_ms();
         for job in queued.drain(..) {
             match job {
-                Job::Line(line) => seq.number(line, at, &mut rooms),
-                Job::Session(session) => batch.sessions.push(session),
+                Job::Line(line) => seq.number(line, at, &mut rooms, &mut batch.forget_nonces),
+                Job::Sessions(job) => {
+                    batch.sessions.extend(job.changes.store);
+                    batch.forget_sessions.extend(job.changes.forget);
+                    ids_gone.extend(job.changes.ids_gone);
+                    waiting.extend(job.durable);
+                }
                 Job::Stop(done) => stop = Some(done),
             }
         }
@@ -244,10 +282,11 @@ fn run(
             Ok(()) => {
                 metrics.commits.inc();
                 metrics.lines_committed.inc_by(batch.lines.len() as u64);
-                for (room, below) in batch.forget_below {
-                    if let Some(numbering) = seq.rooms.get_mut(&room) {
-                        numbering.forget_below(below);
-                    }
+                for id in &ids_gone {
+                    seq.accepted.by_sender.remove(id);
+                }
+                for done in waiting {
+                    let _ = done.send(true);
                 }
                 for share in rooms.shares {
                     share.room.publish(share.lines, share.repeats);
@@ -255,12 +294,23 @@ fn run(
             }
             Err(err) => {
                 tracing::error!(%err, lines = batch.lines.len(), "commit failed; the lines were refused");
-                carried_sessions = batch.sessions;
+                carried = SessionChanges {
+                    store: batch.sessions,
+                    forget: batch.forget_sessions,
+                    ids_gone,
+                };
+                for done in waiting {
+                    let _ = done.send(false);
+                }
                 for mut share in rooms.shares {
                     if let Some(numbering) = seq.rooms.get_mut(&share.room.name) {
-                        numbering.roll_back_to(share.before);
+                        numbering.last_seq = share.before;
                     }
                     for line in &share.lines {
+                        if let Some(nonce) = &line.nonce {
+                            seq.accepted
+                                .unremember(&line.from, &(line.room.clone(), nonce.clone()));
+                        }
                         share.room.refuse(
                             &line.from,
                             line.nonce.clone(),
@@ -282,7 +332,13 @@ fn run(
 
 impl Sequencer {
     /// Gives a line the next `seq` of its room, or turns a resent nonce into a repeated ack.
-    fn number(&mut self, job: LineJob, at: u64, rooms: &mut RoomBatches) {
+    fn number(
+        &mut self,
+        job: LineJob,
+        at: u64,
+        rooms: &mut RoomBatches,
+        forgotten: &mut Vec<StoredNonce>,
+    ) {
         let numbering = self.rooms.entry(job.room.name.clone()).or_default();
         let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
             rooms.shares.push(RoomBatch {
@@ -295,18 +351,19 @@ impl Sequencer {
         });
         let share = &mut rooms.shares[index];
         if let Some(nonce) = &job.nonce
-            && let Some(done) = numbering.accepted.get(&(job.from.clone(), nonce.clone()))
+            && let Some(done) = self.accepted.get(&job.from, &job.room.name, nonce)
         {
             share.repeats.push(RepeatedAck {
                 from: job.from,
                 nonce: nonce.clone(),
-                seq: *done,
+                seq: done,
             });
             return;
         }
         numbering.last_seq = Seq(numbering.last_seq.0 + 1);
         if let Some(nonce) = &job.nonce {
-            numbering.remember(numbering.last_seq, (job.from.clone(), nonce.clone()));
+            let key = (job.room.name.clone(), nonce.clone());
+            forgotten.extend(self.accepted.remember(&job.from, key, numbering.last_seq));
         }
         share.lines.push(ChatLine {
             room: job.room.name.clone(),
@@ -320,7 +377,8 @@ impl Sequencer {
     }
 }
 
-fn now_ms() -> u64 {
+/// Now, in ms since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -133,6 +133,22 @@ pub struct Config {
     #[arg(long, env = "CHARLA_OUTBOX_BYTES", default_value_t = Config::DEFAULT_OUTBOX_BYTES)]
     pub outbox_bytes: usize,
 
+    /// How long a session (its id, name and resume token) lives unused: 45s, 30m, 12h, 7d.
+    /// A client that comes back later gets a new id.
+    #[arg(long, env = "CHARLA_SESSION_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub session_ttl: std::time::Duration,
+
+    /// Most sessions kept; past it the least recently used are forgotten.
+    #[arg(long, env = "CHARLA_MAX_SESSIONS", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+
+    /// New sessions one IP address may open per minute (each new page or v1 client is one;
+    /// resuming is not); past it the connection is closed with 1008.
+    #[arg(long, env = "CHARLA_NEW_SESSIONS_PER_MIN", default_value_t = 120,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub new_sessions_per_min: u32,
+
     /// Most rooms one connection may be in at once; past it `join` gets `too_many_rooms`.
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CONN", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -148,6 +164,29 @@ pub struct Config {
     /// change; bigger rooms get the count, and the list on request (`members`).
     #[arg(long, env = "CHARLA_PRESENCE_LIST_MAX", default_value_t = 100)]
     pub presence_list_max: u32,
+}
+
+/// Parses `45s`, `30m`, `12h`, `7d`, or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a number and s, m, h or d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3_600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("the duration must be above zero".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 impl Config {
@@ -191,6 +230,9 @@ impl Default for Config {
             frame_rate: 50,
             rate_limit_close_after: 10,
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,
+            session_ttl: std::time::Duration::from_secs(7 * 86_400),
+            max_sessions: 1_000_000,
+            new_sessions_per_min: 120,
             max_rooms_per_conn: 20,
             max_rooms: 10_000,
             presence_list_max: 100,
@@ -233,6 +275,18 @@ mod tests {
             c.allow_origins,
             ["http://a.example", "http://b.example", "http://c.example"]
         );
+    }
+
+    #[test]
+    fn durations_take_a_unit() {
+        let ttl = |t: &str| {
+            Config::try_parse_from(["backend", "--session-ttl", t]).map(|c| c.session_ttl.as_secs())
+        };
+        assert_eq!(ttl("7d").ok(), Some(7 * 86_400));
+        assert_eq!(ttl("12h").ok(), Some(12 * 3_600));
+        assert_eq!(ttl("30m").ok(), Some(1_800));
+        assert_eq!(ttl("45").ok(), Some(45));
+        assert!(ttl("0s").is_err() && ttl("7w").is_err() && ttl("d").is_err());
     }
 
     #[test]

@@ -62,9 +62,15 @@ pub async fn serve(
     let loaded = store.load().map_err(std::io::Error::other)?;
     let metrics = Arc::new(metrics::Metrics::new());
     let committed_lines = loaded.lines.clone();
+    let rules = hub::SessionRules {
+        ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
+        max_sessions: to_usize(config.max_sessions),
+        new_per_address_per_min: config.new_sessions_per_min,
+    };
+    let (sessions, expired) = hub::Sessions::load(loaded.sessions, rules, committer::now_ms());
     let hub = Arc::new(hub::Hub::new(
         loaded.lines,
-        loaded.sessions,
+        sessions,
         hub::HubConfig {
             room: hub::RoomConfig {
                 history_cap: to_usize(config.history_cap),
@@ -79,10 +85,17 @@ pub async fn serve(
     let committer = Arc::new(committer::Committer::start(
         store,
         &committed_lines,
+        loaded.nonces,
         config.history_cap,
         metrics.clone(),
     ));
     drop(committed_lines);
+    let sweeper = tokio::spawn(sweep_sessions(
+        hub.clone(),
+        committer.clone(),
+        expired,
+        (config.session_ttl / 4).min(Duration::from_secs(60)),
+    ));
     let local = listener.local_addr()?;
     let admission = admission::Admission::new(
         &admission::allowed_hosts(local, &config.allow_hosts),
@@ -134,8 +147,36 @@ pub async fn serve(
     while hub.online() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    sweeper.abort();
     committer.stop(Duration::from_millis(1_500)).await;
     Ok(())
+}
+
+/// Forgets expired sessions (those found at start-up, then every `every`), durably.
+async fn sweep_sessions(
+    hub: Arc<hub::Hub>,
+    committer: Arc<committer::Committer>,
+    mut expired: hub::SessionChanges,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        if !expired.is_empty() {
+            tracing::info!(
+                sessions = expired.forget.len(),
+                "forgetting expired sessions"
+            );
+            let job = committer::Job::Sessions(committer::SessionJob {
+                changes: expired,
+                durable: None,
+            });
+            if committer.submit(job).is_err() {
+                tracing::warn!("commit queue full: expired sessions are forgotten next time");
+            }
+        }
+        tick.tick().await;
+        expired = hub.sessions.sweep(committer::now_ms());
+    }
 }
 
 /// How long open connections get to finish on shutdown (HTTP requests, then WebSocket

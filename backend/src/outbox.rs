@@ -85,6 +85,11 @@ pub enum CloseReason {
     ProtocolError,
     /// The client stayed over its rate limit for too long.
     RateLimited,
+    /// The server could not make the client's session durable (its disk is failing or its
+    /// commit queue is full): no welcome without a session a crash cannot lose.
+    Busy,
+    /// The client's address opened its share of new sessions this minute.
+    TooManySessions,
 }
 
 impl CloseReason {
@@ -115,6 +120,16 @@ impl CloseReason {
                 code: close_code::POLICY,
                 reason: Utf8Bytes::from_static("over the rate limit for too long"),
             },
+            CloseReason::Busy => CloseFrame {
+                code: close_code::AGAIN,
+                reason: Utf8Bytes::from_static("server busy: try again later"),
+            },
+            CloseReason::TooManySessions => CloseFrame {
+                code: close_code::POLICY,
+                reason: Utf8Bytes::from_static(
+                    "too many new sessions from your address: resume one, or wait a minute",
+                ),
+            },
         }
     }
 
@@ -127,6 +142,8 @@ impl CloseReason {
             CloseReason::InvalidUtf8 => "invalid_utf8",
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::RateLimited => "rate_limited",
+            CloseReason::Busy => "busy",
+            CloseReason::TooManySessions => "too_many_sessions",
         }
     }
 }

@@ -22,9 +22,14 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate_per_sec: u32, burst: u32, now: Instant) -> Self {
+        Self::with_rate(f64::from(rate_per_sec.max(1)), burst, now)
+    }
+
+    /// A full bucket refilling at `rate_per_sec` (which may be below one).
+    pub fn with_rate(rate_per_sec: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         TokenBucket {
-            rate: f64::from(rate_per_sec.max(1)),
+            rate: rate_per_sec.max(1e-6),
             burst,
             tokens: burst,
             last: now,
@@ -70,7 +75,7 @@ impl TokenBucket {
 #[derive(Debug)]
 pub struct KeyedBuckets<K> {
     buckets: Mutex<HashMap<K, TokenBucket>>,
-    rate: u32,
+    rate: f64,
     burst: u32,
 }
 
@@ -82,8 +87,17 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     pub fn new(rate: u32, burst: u32) -> Self {
         KeyedBuckets {
             buckets: Mutex::new(HashMap::new()),
-            rate,
+            rate: f64::from(rate),
             burst,
+        }
+    }
+
+    /// Buckets of `per_minute` a minute, holding as many.
+    pub fn per_minute(per_minute: u32) -> Self {
+        KeyedBuckets {
+            buckets: Mutex::new(HashMap::new()),
+            rate: f64::from(per_minute) / 60.0,
+            burst: per_minute,
         }
     }
 
@@ -97,7 +111,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         if buckets.len() >= SWEEP_ABOVE {
             buckets.retain(|_, b| !b.is_full(now));
         }
-        let mut bucket = TokenBucket::new(self.rate, self.burst, now);
+        let mut bucket = TokenBucket::with_rate(self.rate, self.burst, now);
         let taken = bucket.try_take(now);
         buckets.insert(key.clone(), bucket);
         taken

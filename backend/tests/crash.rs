@@ -51,6 +51,8 @@ impl ServerProcess {
                 "100000",
                 "--max-lines-per-sec",
                 "100000",
+                "--new-sessions-per-min",
+                "100000",
             ])
             .args(["--welcome-lines", "10000"])
             .env("RUST_LOG", "info")

@@ -7,6 +7,7 @@
 //! [`Committer`](crate::committer).
 
 mod room;
+mod sessions;
 
 use std::{
     collections::HashMap,
@@ -20,11 +21,11 @@ use base64::Engine as _;
 use shared::{ChatLine, ConnId, DisplayName, RoomName};
 
 pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomMember};
+pub(crate) use sessions::{OpenRefused, SessionChanges, SessionRules, Sessions};
 
 use crate::{
     metrics::Metrics,
     outbox::{CloseReason, ConnKey, Outbox, RoomKey},
-    store::{ResumeToken, StoredSession},
 };
 
 /// How the hub is sized.
@@ -45,7 +46,7 @@ pub(crate) struct Hub {
     rooms: RwLock<HashMap<RoomName, Arc<Room>>>,
     next_room: AtomicU32,
     /// Resume tokens → the session they give back.
-    sessions: Mutex<HashMap<ResumeToken, Session>>,
+    pub(crate) sessions: Sessions,
     /// Every open connection's outbox, to close them all on shutdown.
     conns: Mutex<HashMap<ConnKey, Arc<Outbox>>>,
     next_conn: AtomicU64,
@@ -63,18 +64,6 @@ pub(crate) struct Session {
     pub name: DisplayName,
 }
 
-/// A session opened for a connection.
-pub(crate) struct Opened {
-    /// The private token (the same one when resumed).
-    pub token: ResumeToken,
-    /// Who the connection is.
-    pub session: Session,
-    /// Whether the token was known.
-    pub resumed: bool,
-    /// What to store: a new session, or a known one whose name changed.
-    pub to_store: Option<StoredSession>,
-}
-
 /// Why a connection could not join a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum JoinRefused {
@@ -86,7 +75,7 @@ impl Hub {
     /// A hub over the history and sessions loaded from the store.
     pub(crate) fn new(
         lines: Vec<ChatLine>,
-        sessions: Vec<StoredSession>,
+        sessions: Sessions,
         config: HubConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -109,27 +98,15 @@ impl Hub {
             general.mark_has_lines();
         }
         metrics.rooms.set(gauge(rooms.len()));
-        let sessions = sessions
-            .into_iter()
-            .map(|s| {
-                let name = s.name.unwrap_or_else(|| guest_name(&s.id));
-                (s.token, Session { id: s.id, name })
-            })
-            .collect();
         Hub {
             rooms: RwLock::new(rooms),
             next_room,
-            sessions: Mutex::new(sessions),
+            sessions,
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             config,
             metrics,
         }
-    }
-
-    fn sessions(&self) -> MutexGuard<'_, HashMap<ResumeToken, Session>> {
-        // Plain map inserts: consistent after any panic, so survive a poisoned lock.
-        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn conns(&self) -> MutexGuard<'_, HashMap<ConnKey, Arc<Outbox>>> {
@@ -152,51 +129,6 @@ impl Hub {
         conns.remove(&key);
         self.metrics.connections.set(gauge(conns.len()));
         conns.len()
-    }
-
-    /// Opens a session: the one `token` gives back if it is known (with `name` if given), or
-    /// a new one with a new id (named `name`, or a generated `guest-xxxx`).
-    pub(crate) fn open_session(&self, token: Option<&str>, name: Option<DisplayName>) -> Opened {
-        let mut sessions = self.sessions();
-        if let Some(token) = token.map(|t| ResumeToken(t.to_owned()))
-            && let Some(session) = sessions.get_mut(&token)
-        {
-            let renamed = name.filter(|n| *n != session.name);
-            if let Some(name) = renamed.clone() {
-                session.name = name;
-            }
-            let session = session.clone();
-            let to_store = renamed.map(|_| stored(&token, &session));
-            return Opened {
-                token,
-                session,
-                resumed: true,
-                to_store,
-            };
-        }
-        let id = ConnId::new(random_token(12));
-        let name = name.unwrap_or_else(|| guest_name(&id));
-        let token = ResumeToken(random_token(16));
-        let session = Session { id, name };
-        sessions.insert(token.clone(), session.clone());
-        Opened {
-            to_store: Some(stored(&token, &session)),
-            token,
-            session,
-            resumed: false,
-        }
-    }
-
-    /// Changes a session's name; returns what to store.
-    pub(crate) fn rename_session(
-        &self,
-        token: &ResumeToken,
-        name: &DisplayName,
-    ) -> Option<StoredSession> {
-        let mut sessions = self.sessions();
-        let session = sessions.get_mut(token)?;
-        session.name = name.clone();
-        Some(stored(token, session))
     }
 
     /// Puts a connection in a room (creating the room if it is new) and queues its greeting.
@@ -273,16 +205,8 @@ impl Hub {
     }
 }
 
-fn stored(token: &ResumeToken, session: &Session) -> StoredSession {
-    StoredSession {
-        token: token.clone(),
-        id: session.id.clone(),
-        name: Some(session.name.clone()),
-    }
-}
-
 /// The name of someone who has not picked one: `guest-` and four characters of their id.
-fn guest_name(id: &ConnId) -> DisplayName {
+pub(crate) fn guest_name(id: &ConnId) -> DisplayName {
     let tail: String = id
         .as_str()
         .chars()
@@ -296,7 +220,7 @@ fn guest_name(id: &ConnId) -> DisplayName {
 
 /// `bytes` random bytes from the OS, as URL-safe base64: ids (12 bytes, 96 bits) and resume
 /// tokens (16 bytes, 128 bits).
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     if let Err(err) = getrandom::fill(&mut buf) {
         // No randomness means ids and tokens could be guessed; refuse to carry on.

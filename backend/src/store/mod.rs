@@ -18,7 +18,7 @@ use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
 pub struct StoreError(pub String);
 
 /// A private resume token: whoever holds it gets its session's id and name back.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResumeToken(pub String);
 
 /// A session as kept: the token, the public id it gives back, and the display name.
@@ -30,6 +30,26 @@ pub struct StoredSession {
     pub id: ConnId,
     /// The display name (none for sessions from before names).
     pub name: Option<DisplayName>,
+    /// When it was last used (opened, resumed or left), in ms since the Unix epoch: it
+    /// expires after `--session-ttl` of disuse.
+    pub last_used: u64,
+    /// Whether a newer token replaced this one (rotation): it still resumes for a short
+    /// grace period, in case the client never got its new token.
+    pub replaced: bool,
+}
+
+/// A `send` nonce already accepted: a resend of it is acked again, never appended again.
+/// Kept as long as its sender's session lives, whatever the history cap dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StoredNonce {
+    /// The sender's id.
+    pub sender: ConnId,
+    /// The room it was sent to.
+    pub room: RoomName,
+    /// The nonce.
+    pub nonce: String,
+    /// Where the line is.
+    pub seq: Seq,
 }
 
 /// What a store holds at start-up.
@@ -39,6 +59,8 @@ pub struct Loaded {
     pub lines: Vec<ChatLine>,
     /// Every session.
     pub sessions: Vec<StoredSession>,
+    /// Every accepted nonce still remembered.
+    pub nonces: Vec<StoredNonce>,
 }
 
 /// One group commit: everything in it becomes durable together, or nothing does.
@@ -50,6 +72,10 @@ pub struct Batch {
     pub sessions: Vec<StoredSession>,
     /// Per room, lines below this `seq` may be forgotten (the history cap).
     pub forget_below: Vec<(RoomName, Seq)>,
+    /// Nonces remembered (new lines' nonces are remembered with the lines themselves).
+    pub forget_nonces: Vec<StoredNonce>,
+    /// Sessions that expired (or were evicted), and every nonce of their ids.
+    pub forget_sessions: Vec<(ResumeToken, ConnId)>,
 }
 
 /// Keeps history lines and sessions.

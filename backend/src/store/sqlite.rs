@@ -3,15 +3,16 @@
 //!
 //! The schema is versioned with `PRAGMA user_version`. Version 0 is the first release's (one
 //! room: `lines(seq, sender, text, at, nonce)`, `sessions(token, id)`); [`SqliteStore::open`]
-//! migrates it in one transaction, its lines going to `general`. A file from a newer release
-//! is refused rather than misread.
+//! migrates it in one transaction: its lines go to `general`, their nonces to `nonces`, its
+//! sessions count as used at the upgrade. A file from a newer release is refused rather than
+//! misread.
 
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
 
-use super::{Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredSession};
+use super::{Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredNonce, StoredSession};
 
 /// The schema this release writes.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -28,10 +29,19 @@ const SCHEMA_V2: &str = "
         PRIMARY KEY (room, seq)
     ) WITHOUT ROWID;
     CREATE TABLE sessions (
-        token TEXT PRIMARY KEY,
-        id    TEXT NOT NULL,
-        name  TEXT
-    );";
+        token     TEXT PRIMARY KEY,
+        id        TEXT NOT NULL,
+        name      TEXT,
+        last_used INTEGER NOT NULL,
+        replaced  INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE nonces (
+        sender TEXT NOT NULL,
+        room   TEXT NOT NULL,
+        nonce  TEXT NOT NULL,
+        seq    INTEGER NOT NULL,
+        PRIMARY KEY (sender, room, nonce)
+    ) WITHOUT ROWID;";
 
 /// The durable store.
 #[derive(Debug)]
@@ -90,7 +100,11 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
         tx.execute_batch(
             "INSERT INTO lines (room, seq, sender, name, text, at, nonce)
                  SELECT 'general', seq, sender, NULL, text, at, nonce FROM lines_v1;
-             INSERT INTO sessions (token, id, name) SELECT token, id, NULL FROM sessions_v1;
+             INSERT INTO nonces (sender, room, nonce, seq)
+                 SELECT sender, 'general', nonce, seq FROM lines_v1 WHERE nonce IS NOT NULL;
+             INSERT INTO sessions (token, id, name, last_used, replaced)
+                 SELECT token, id, NULL, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 0
+                 FROM sessions_v1;
              DROP TABLE lines_v1;
              DROP TABLE sessions_v1;",
         )
@@ -141,7 +155,7 @@ impl HistoryStore for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut sessions_stmt = self
             .db
-            .prepare("SELECT token, id, name FROM sessions")
+            .prepare("SELECT token, id, name, last_used, replaced FROM sessions")
             .map_err(err)?;
         let sessions = sessions_stmt
             .query_map([], |row| {
@@ -149,12 +163,43 @@ impl HistoryStore for SqliteStore {
                     token: ResumeToken(row.get(0)?),
                     id: ConnId::new(row.get::<_, String>(1)?),
                     name: stored_name(row.get(2)?),
+                    last_used: row.get::<_, i64>(3)?.unsigned_abs(),
+                    replaced: row.get::<_, i64>(4)? != 0,
                 })
             })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        Ok(Loaded { lines, sessions })
+        let mut nonces_stmt = self
+            .db
+            .prepare("SELECT sender, room, nonce, seq FROM nonces ORDER BY sender, seq")
+            .map_err(err)?;
+        let nonces = nonces_stmt
+            .query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .map_err(err)?
+            .map(|row| {
+                let (sender, room, nonce, seq) = row.map_err(err)?;
+                Ok(StoredNonce {
+                    sender: ConnId::new(sender),
+                    room: RoomName::parse(&room)
+                        .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?,
+                    nonce,
+                    seq: Seq(seq.unsigned_abs()),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Loaded {
+            lines,
+            sessions,
+            nonces,
+        })
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
@@ -179,9 +224,27 @@ impl HistoryStore for SqliteStore {
                     ])
                     .map_err(err)?;
             }
+            let mut insert_nonce = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO nonces (sender, room, nonce, seq) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            for line in &batch.lines {
+                if let Some(nonce) = &line.nonce {
+                    insert_nonce
+                        .execute(params![
+                            line.from.as_str(),
+                            line.room.as_str(),
+                            nonce,
+                            i64::try_from(line.seq.0).map_err(err)?,
+                        ])
+                        .map_err(err)?;
+                }
+            }
             let mut upsert_session = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO sessions (token, id, name) VALUES (?1, ?2, ?3)",
+                    "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
             for session in &batch.sessions {
@@ -190,7 +253,36 @@ impl HistoryStore for SqliteStore {
                         session.token.0,
                         session.id.as_str(),
                         session.name.as_ref().map(DisplayName::as_str),
+                        i64::try_from(session.last_used).map_err(err)?,
+                        i64::from(session.replaced),
                     ])
+                    .map_err(err)?;
+            }
+            let mut forget_nonce = tx
+                .prepare_cached("DELETE FROM nonces WHERE sender = ?1 AND room = ?2 AND nonce = ?3")
+                .map_err(err)?;
+            for nonce in &batch.forget_nonces {
+                forget_nonce
+                    .execute(params![
+                        nonce.sender.as_str(),
+                        nonce.room.as_str(),
+                        nonce.nonce
+                    ])
+                    .map_err(err)?;
+            }
+            let mut forget_session = tx
+                .prepare_cached("DELETE FROM sessions WHERE token = ?1")
+                .map_err(err)?;
+            let mut forget_sender = tx
+                .prepare_cached(
+                    "DELETE FROM nonces WHERE sender = ?1
+                     AND NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND token != ?2)",
+                )
+                .map_err(err)?;
+            for (token, id) in &batch.forget_sessions {
+                forget_session.execute(params![token.0]).map_err(err)?;
+                forget_sender
+                    .execute(params![id.as_str(), token.0])
                     .map_err(err)?;
             }
             let mut forget = tx
@@ -235,6 +327,8 @@ mod tests {
             token: ResumeToken("tok".into()),
             id: ConnId::new("AAAAAAAAAAAAAAAA"),
             name: DisplayName::parse("Ana").ok(),
+            last_used: 1_763_769_600_000,
+            replaced: false,
         };
         {
             let mut store = SqliteStore::open(&dir).expect("open");
@@ -247,13 +341,13 @@ mod tests {
                     line("general", 3, None),
                 ],
                 sessions: vec![session.clone()],
-                forget_below: vec![],
+                ..Batch::default()
             };
             store.commit(&batch).expect("commit");
             let forget = Batch {
                 lines: vec![line("general", 4, None)],
-                sessions: vec![],
                 forget_below: vec![(RoomName::general(), Seq(2))],
+                ..Batch::default()
             };
             store.commit(&forget).expect("commit");
         }
@@ -268,7 +362,32 @@ mod tests {
                 line("general", 4, None)
             ]
         );
-        assert_eq!(loaded.sessions, vec![session]);
+        assert_eq!(loaded.sessions, vec![session.clone()]);
+        // The nonce outlives its line: line 2 is still kept, but even when it goes, a resend
+        // of n-2 must be recognised.
+        let n2 = StoredNonce {
+            sender: ConnId::new("AAAAAAAAAAAAAAAA"),
+            room: RoomName::general(),
+            nonce: "n-2".into(),
+            seq: Seq(2),
+        };
+        assert_eq!(loaded.nonces, vec![n2.clone()]);
+        store
+            .commit(&Batch {
+                forget_below: vec![(RoomName::general(), Seq(4))],
+                ..Batch::default()
+            })
+            .expect("commit");
+        assert_eq!(store.load().expect("load").nonces, vec![n2.clone()]);
+        // An expired session takes its nonces with it.
+        store
+            .commit(&Batch {
+                forget_sessions: vec![(session.token.clone(), session.id.clone())],
+                ..Batch::default()
+            })
+            .expect("commit");
+        let after = store.load().expect("load");
+        assert!(after.sessions.is_empty() && after.nonces.is_empty());
         // A second line with an existing (room, seq) is refused, and nothing of its batch is
         // kept; the same seq in another room is fine.
         let clash = Batch {
@@ -276,7 +395,7 @@ mod tests {
             ..Batch::default()
         };
         assert!(store.commit(&clash).is_err());
-        assert_eq!(store.load().expect("load").lines.len(), 4);
+        assert_eq!(store.load().expect("load").lines.len(), 2);
         let other_room = Batch {
             lines: vec![line("dev", 2, None)],
             ..Batch::default()

@@ -15,16 +15,26 @@ use shared::{
     limits::{MAX_NONCE_CHARS, PROTOCOL_VERSION},
 };
 
+use tokio::sync::oneshot;
+
 use super::write::LastHeard;
 use crate::{
-    committer::{Committer, Job, LineJob},
-    hub::{After, Greeting, Hub, JoinRefused, Room, RoomMember},
+    committer::{Committer, Job, LineJob, SessionJob, now_ms},
+    hub::{After, Greeting, Hub, JoinRefused, OpenRefused, Room, RoomMember, SessionChanges},
     metrics::{Metrics, TypeLabel},
     outbox::{CloseReason, ConnKey, Frame, Outbox, RoomKey},
     rate::{AddressKey, Persistence, TokenBucket},
     state::{AppState, Limits, SendRefused, SharedSendLimits},
     store::ResumeToken,
 };
+
+/// What a v2 client's `hello` asks for: the token to resume, the rooms to rejoin with the
+/// last `seq` held in each, and a name.
+pub(crate) type HelloFields = (
+    Option<String>,
+    Option<BTreeMap<String, Seq>>,
+    Option<String>,
+);
 
 /// The most lines one `load_older` returns.
 const MAX_OLDER: u32 = 500;
@@ -91,6 +101,15 @@ impl Drop for Connection {
         for room in self.rooms.values() {
             self.hub.leave(room, self.key);
         }
+        // The session was in use until now: its time to live starts over.
+        if let Some(who) = &self.who
+            && let Some(stored) = self.hub.sessions.closed(&who.token, now_ms())
+        {
+            self.store_later(SessionChanges {
+                store: vec![stored],
+                ..SessionChanges::default()
+            });
+        }
     }
 }
 
@@ -139,66 +158,28 @@ impl Connection {
         self.last_heard.heard();
     }
 
-    /// Welcomes a v1 connection: a new session, in `general`, whose lines are the
-    /// `welcome`'s `history`.
-    pub(crate) fn welcome_v1(&mut self) {
-        let welcome = self.open_session(None, None);
-        let general = RoomName::general();
-        let member = self.member();
-        match self.hub.join(
-            &general,
-            self.key,
-            member,
-            After::default(),
-            Greeting::Welcome(Box::new(welcome)),
-        ) {
-            Ok(room) => {
-                self.rooms.insert(general, room);
-            }
-            Err(JoinRefused::RoomsFull) => {
-                unreachable!("general always exists: the hub creates it and never forgets it")
-            }
-        }
-    }
-
-    /// Welcomes a v2 connection: resumes the session `resume` names (or opens a new one),
-    /// then joins each room, replaying exactly what the client missed where it can.
-    fn hello(
-        &mut self,
-        resume: Option<String>,
-        rooms: Option<BTreeMap<String, Seq>>,
-        name: Option<String>,
-        now: Instant,
-    ) -> Option<CloseReason> {
+    /// Welcomes the connection once its session is durable: a v1 one (`hello` is `None`)
+    /// as a new session in `general`, whose lines are the `welcome`'s `history`; a v2 one as
+    /// its `hello` says (the session to resume, the rooms to rejoin with the last `seq` held
+    /// in each, its name), with a `joined` per room after the `welcome`.
+    pub(crate) async fn welcome(&mut self, hello: Option<HelloFields>) -> Result<(), CloseReason> {
+        let v1 = hello.is_none();
+        let (resume, rooms, name) = hello.unwrap_or_default();
         let (name, bad_name) = match name.as_deref().map(DisplayName::parse) {
             Some(Ok(name)) => (Some(name), None),
             Some(Err(why)) => (None, Some(why)),
             None => (None, None),
         };
         let resume = resume.filter(|t| !t.is_empty() && t.len() <= 64);
-        let welcome = self.open_session(resume.as_deref(), name);
-        self.outbox.push_unbounded(Frame::encode(&welcome));
-        if let Some(why) = bad_name {
-            self.send_error(Refused::new(ErrorCode::BadName, why.to_string()));
-        }
-        let rooms =
-            rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
-        for (room, after) in rooms {
-            if let Err(refused) = self.join(&room, After(after))
-                && let Some(close) = self.refuse(now, refused)
-            {
-                return Some(close);
-            }
-        }
-        None
-    }
-
-    /// Opens (or resumes) this connection's session; returns its `welcome`, with no history
-    /// (a v1 welcome gets `general`'s lines spliced in by the room).
-    fn open_session(&mut self, token: Option<&str>, name: Option<DisplayName>) -> ServerMsg {
-        let opened = self.hub.open_session(token, name);
-        if let Some(stored) = opened.to_store {
-            self.store_session(stored);
+        let opened = self
+            .hub
+            .sessions
+            .open(resume.as_deref(), name, self.address, now_ms())
+            .map_err(|OpenRefused::TooManyNew| CloseReason::TooManySessions)?;
+        let token = opened.token.clone();
+        if let Err(reason) = self.make_durable(opened.changes).await {
+            self.hub.sessions.closed(&token, now_ms());
+            return Err(reason);
         }
         let online = self
             .hub
@@ -226,15 +207,71 @@ impl Connection {
             id: opened.session.id,
             name: opened.session.name,
         });
-        welcome
+        if v1 {
+            let general = RoomName::general();
+            let member = self.member();
+            let greeting = Greeting::Welcome(Box::new(welcome));
+            match self
+                .hub
+                .join(&general, self.key, member, After::default(), greeting)
+            {
+                Ok(room) => {
+                    self.rooms.insert(general, room);
+                }
+                Err(JoinRefused::RoomsFull) => {
+                    unreachable!("general always exists: the hub creates it and never forgets it")
+                }
+            }
+            return Ok(());
+        }
+        self.outbox.push_unbounded(Frame::encode(&welcome));
+        if let Some(why) = bad_name {
+            self.send_error(Refused::new(ErrorCode::BadName, why.to_string()));
+        }
+        let rooms =
+            rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
+        for (room, after) in rooms {
+            if let Err(refused) = self.join(&room, After(after)) {
+                self.send_error(refused);
+            }
+        }
+        Ok(())
     }
 
-    fn store_session(&self, session: crate::store::StoredSession) {
-        if self.committer.submit(Job::Session(session)).is_err() {
-            // The session lives in memory until a restart; a later name change stores it.
+    /// Hands session changes to the committer and waits until they are on disk.
+    async fn make_durable(&self, changes: SessionChanges) -> Result<(), CloseReason> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let (durable, on_disk) = oneshot::channel();
+        let job = Job::Sessions(SessionJob {
+            changes,
+            durable: Some(durable),
+        });
+        if self.committer.submit(job).is_err() {
             tracing::warn!(
                 conn = self.key.0,
-                "commit queue full: a session was not stored"
+                "commit queue full: a session was refused"
+            );
+            return Err(CloseReason::Busy);
+        }
+        match on_disk.await {
+            Ok(true) => Ok(()),
+            _ => Err(CloseReason::Busy),
+        }
+    }
+
+    /// Stores session changes without waiting (a name, a last use).
+    fn store_later(&self, changes: SessionChanges) {
+        let job = Job::Sessions(SessionJob {
+            changes,
+            durable: None,
+        });
+        if self.committer.submit(job).is_err() {
+            // In memory it is already true; the next change of this session stores it.
+            tracing::warn!(
+                conn = self.key.0,
+                "commit queue full: a session change waits"
             );
         }
     }
@@ -302,22 +339,6 @@ impl Connection {
     /// reason if the connection must end.
     pub(crate) fn on_text(&mut self, text: &str, now: Instant) -> Option<CloseReason> {
         let decoded = decode_client(text);
-        if self.who.is_none() {
-            // A v2 connection's first frame: its `hello`, or anything else, which gets a
-            // fresh session in `general` first (the welcome is always the first frame out).
-            if let Ok(ClientMsg::Hello {
-                resume,
-                rooms,
-                name,
-            }) = decoded
-            {
-                self.metrics.frame_in("hello");
-                return self.hello(resume, rooms, name, now);
-            }
-            if let Some(close) = self.hello(None, None, None, now) {
-                return Some(close);
-            }
-        }
         let msg = match decoded {
             Ok(msg) => msg,
             Err(err) => {
@@ -493,8 +514,11 @@ impl Connection {
     fn rename(&mut self, name: DisplayName) -> Frame {
         if let Some(who) = &mut self.who {
             who.name = name.clone();
-            if let Some(stored) = self.hub.rename_session(&who.token, &name) {
-                self.store_session(stored);
+            if let Some(stored) = self.hub.sessions.rename(&who.token, &name, now_ms()) {
+                self.store_later(SessionChanges {
+                    store: vec![stored],
+                    ..SessionChanges::default()
+                });
             }
         }
         for room in self.rooms.values() {

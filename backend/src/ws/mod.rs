@@ -92,10 +92,7 @@ async fn run(
     peer: SocketAddr,
     permit: Permit,
 ) {
-    let mut conn = Connection::new(&app, peer.ip());
-    if handshake == Handshake::V1 {
-        conn.welcome_v1();
-    }
+    let conn = Connection::new(&app, peer.ip());
     app.metrics.connections_accepted.inc();
     let outbox = conn.outbox().clone();
     let key = conn.key();
@@ -109,7 +106,7 @@ async fn run(
         app.metrics.clone(),
         heartbeat,
     ));
-    let mut reader = tokio::spawn(read::read_loop(stream, conn));
+    let mut reader = tokio::spawn(read::read_loop(stream, conn, handshake));
     // Whichever side ends first ends the connection (as in axum's chat example), except that
     // a client that broke the rules is first told why, with a close frame. The reader owns
     // the `Connection`: when its task ends (or is aborted) the connection leaves its rooms.

@@ -1,0 +1,404 @@
+//! Sessions: resume token → who (id and name), with the rules that keep the table honest.
+//!
+//! - A session expires after `--session-ttl` of disuse (never while one of its connections
+//!   is open); the table holds at most `--max-sessions`, evicting the least recently used.
+//! - Resuming rotates the token: the welcome carries a new one, and the old one keeps
+//!   working for [`ROTATION_GRACE_MS`] only, in case the client never got the welcome.
+//! - One address may open at most `--new-sessions-per-min` new sessions a minute.
+//!
+//! Every change comes back as [`SessionChanges`] for the committer to make durable; a
+//! connection is welcomed only once its session is on disk, so a token a client holds
+//! survives any crash, and with it the id its resent nonces are recognised by.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Instant,
+};
+
+use shared::{ConnId, DisplayName};
+
+use super::{Session, guest_name, random_token};
+use crate::{
+    rate::{AddressKey, KeyedBuckets},
+    store::{ResumeToken, StoredSession},
+};
+
+/// How long a replaced token still resumes its session, in ms.
+pub(crate) const ROTATION_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// How the session table is bounded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionRules {
+    /// Disuse after which a session expires, in ms.
+    pub ttl_ms: u64,
+    /// The most sessions kept.
+    pub max_sessions: usize,
+    /// New sessions one address may open per minute.
+    pub new_per_address_per_min: u32,
+}
+
+/// What to make durable after a change to the table.
+#[derive(Debug, Default)]
+pub(crate) struct SessionChanges {
+    /// Sessions to write (new, resumed, renamed, replaced).
+    pub store: Vec<StoredSession>,
+    /// Sessions to delete.
+    pub forget: Vec<(ResumeToken, ConnId)>,
+    /// Ids with no session left: their nonces can go.
+    pub ids_gone: Vec<ConnId>,
+}
+
+impl SessionChanges {
+    /// Whether there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.store.is_empty() && self.forget.is_empty()
+    }
+}
+
+/// A session opened for a connection.
+pub(crate) struct Opened {
+    /// The token to give the client (a fresh one when resumed).
+    pub token: ResumeToken,
+    /// Who the connection is.
+    pub session: Session,
+    /// Whether an existing session was resumed.
+    pub resumed: bool,
+    /// What to make durable before welcoming.
+    pub changes: SessionChanges,
+}
+
+/// Why no session was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenRefused {
+    /// The address opened its share of new sessions this minute.
+    TooManyNew,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    id: ConnId,
+    name: DisplayName,
+    last_used: u64,
+    replaced: bool,
+}
+
+impl Entry {
+    fn stored(&self, token: &ResumeToken) -> StoredSession {
+        StoredSession {
+            token: token.clone(),
+            id: self.id.clone(),
+            name: Some(self.name.clone()),
+            last_used: self.last_used,
+            replaced: self.replaced,
+        }
+    }
+
+    fn expired(&self, now: u64, rules: &SessionRules) -> bool {
+        let idle = now.saturating_sub(self.last_used);
+        idle >= rules.ttl_ms || (self.replaced && idle >= ROTATION_GRACE_MS)
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    by_token: HashMap<ResumeToken, Entry>,
+    /// Open connections per id: a session in use never expires.
+    live: HashMap<ConnId, usize>,
+}
+
+/// The session table. See the module docs.
+pub(crate) struct Sessions {
+    table: Mutex<Table>,
+    new_sessions: KeyedBuckets<AddressKey>,
+    rules: SessionRules,
+}
+
+impl Sessions {
+    /// The table over the stored sessions, less those expired by `now_ms` (returned, to
+    /// delete).
+    pub(crate) fn load(
+        stored: Vec<StoredSession>,
+        rules: SessionRules,
+        now_ms: u64,
+    ) -> (Self, SessionChanges) {
+        let mut table = Table::default();
+        for s in stored {
+            let name = s.name.unwrap_or_else(|| guest_name(&s.id));
+            let entry = Entry {
+                id: s.id,
+                name,
+                last_used: s.last_used,
+                replaced: s.replaced,
+            };
+            table.by_token.insert(s.token, entry);
+        }
+        let sessions = Sessions {
+            table: Mutex::new(table),
+            new_sessions: KeyedBuckets::per_minute(rules.new_per_address_per_min),
+            rules,
+        };
+        let expired = sessions.sweep(now_ms);
+        (sessions, expired)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // Plain map operations: consistent after any panic, so survive a poisoned lock.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Opens a session for a connection from `address`: resumes the one `token` names (with
+    /// a fresh token, and `name` if given) if it is known and not expired, or opens a new
+    /// one (named `name`, or a generated `guest-xxxx`).
+    pub(crate) fn open(
+        &self,
+        token: Option<&str>,
+        name: Option<DisplayName>,
+        address: AddressKey,
+        now_ms: u64,
+    ) -> Result<Opened, OpenRefused> {
+        let mut table = self.lock();
+        let mut changes = SessionChanges::default();
+        let known = token
+            .map(|t| ResumeToken(t.to_owned()))
+            .and_then(|t| table.by_token.get(&t).map(|e| (t, e.clone())))
+            .filter(|(_, e)| !e.expired(now_ms, &self.rules));
+        let (token, entry, resumed) = match known {
+            Some((old_token, mut old)) => {
+                // Rotation: the old token lingers briefly, marked replaced.
+                let mut replaced = old.clone();
+                replaced.replaced = true;
+                replaced.last_used = now_ms;
+                changes.store.push(replaced.stored(&old_token));
+                table.by_token.insert(old_token, replaced);
+                old.replaced = false;
+                old.last_used = now_ms;
+                if let Some(name) = name {
+                    old.name = name;
+                }
+                (ResumeToken(random_token(16)), old, true)
+            }
+            None => {
+                if !self.new_sessions.try_take(&address, Instant::now()) {
+                    return Err(OpenRefused::TooManyNew);
+                }
+                let id = ConnId::new(random_token(12));
+                let name = name.unwrap_or_else(|| guest_name(&id));
+                let entry = Entry {
+                    id,
+                    name,
+                    last_used: now_ms,
+                    replaced: false,
+                };
+                (ResumeToken(random_token(16)), entry, false)
+            }
+        };
+        if table.by_token.len() >= self.rules.max_sessions {
+            evict_oldest(&mut table, self.rules.max_sessions / 100 + 1, &mut changes);
+        }
+        changes.store.push(entry.stored(&token));
+        *table.live.entry(entry.id.clone()).or_default() += 1;
+        table.by_token.insert(token.clone(), entry.clone());
+        Ok(Opened {
+            token,
+            session: Session {
+                id: entry.id,
+                name: entry.name,
+            },
+            resumed,
+            changes,
+        })
+    }
+
+    /// A connection of the session `token` closed: it was used until now.
+    pub(crate) fn closed(&self, token: &ResumeToken, now_ms: u64) -> Option<StoredSession> {
+        let mut table = self.lock();
+        let entry = table.by_token.get_mut(token)?;
+        entry.last_used = now_ms;
+        let (id, stored) = (entry.id.clone(), entry.stored(token));
+        if let Some(n) = table.live.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                table.live.remove(&id);
+            }
+        }
+        Some(stored)
+    }
+
+    /// Changes a session's name; returns what to store.
+    pub(crate) fn rename(
+        &self,
+        token: &ResumeToken,
+        name: &DisplayName,
+        now_ms: u64,
+    ) -> Option<StoredSession> {
+        let mut table = self.lock();
+        let entry = table.by_token.get_mut(token)?;
+        entry.name = name.clone();
+        entry.last_used = now_ms;
+        Some(entry.stored(token))
+    }
+
+    /// Forgets the sessions expired by `now_ms` (none of whose connections is open).
+    pub(crate) fn sweep(&self, now_ms: u64) -> SessionChanges {
+        let mut table = self.lock();
+        let Table { by_token, live } = &mut *table;
+        let expired: Vec<ResumeToken> = by_token
+            .iter()
+            .filter(|(_, e)| e.expired(now_ms, &self.rules) && !live.contains_key(&e.id))
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut changes = SessionChanges::default();
+        for token in expired {
+            remove(&mut table, &token, &mut changes);
+        }
+        changes
+    }
+
+    /// How many sessions are kept.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().by_token.len()
+    }
+}
+
+/// Removes `count` of the least recently used sessions not in use.
+fn evict_oldest(table: &mut Table, count: usize, changes: &mut SessionChanges) {
+    let mut idle: Vec<(u64, ResumeToken)> = table
+        .by_token
+        .iter()
+        .filter(|(_, e)| !table.live.contains_key(&e.id))
+        .map(|(t, e)| (e.last_used, t.clone()))
+        .collect();
+    let count = count.min(idle.len());
+    if count == 0 {
+        return;
+    }
+    idle.select_nth_unstable(count - 1);
+    for (_, token) in idle.into_iter().take(count) {
+        remove(table, &token, changes);
+    }
+}
+
+fn remove(table: &mut Table, token: &ResumeToken, changes: &mut SessionChanges) {
+    if let Some(entry) = table.by_token.remove(token) {
+        if !table.by_token.values().any(|e| e.id == entry.id) {
+            changes.ids_gone.push(entry.id.clone());
+        }
+        changes.forget.push((token.clone(), entry.id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: u64 = 24 * 3600 * 1000;
+
+    fn rules() -> SessionRules {
+        SessionRules {
+            ttl_ms: 7 * DAY,
+            max_sessions: 1_000,
+            new_per_address_per_min: 5,
+        }
+    }
+
+    fn here() -> AddressKey {
+        std::net::IpAddr::from([10, 0, 0, 1]).into()
+    }
+
+    #[test]
+    fn resuming_rotates_the_token_and_the_old_one_lingers_only_briefly() {
+        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let first = sessions.open(None, None, here(), 0).expect("new");
+        assert!(!first.resumed);
+        let t1 = first.token.0.clone();
+        let second = sessions
+            .open(Some(&t1), None, here(), 1_000)
+            .expect("resume");
+        assert!(second.resumed);
+        assert_eq!(second.session.id, first.session.id);
+        assert_ne!(second.token.0, t1, "a fresh token");
+        // The old token still works within the grace period (the client may have missed the
+        // welcome that carried the new one) ...
+        let again = sessions
+            .open(Some(&t1), None, here(), 2_000)
+            .expect("resume");
+        assert_eq!(again.session.id, first.session.id);
+        // ... but not after it.
+        let late = 2_000 + ROTATION_GRACE_MS + 1;
+        let stranger = sessions.open(Some(&t1), None, here(), late).expect("new");
+        assert!(!stranger.resumed);
+        assert_ne!(stranger.session.id, first.session.id);
+        // The newest token is still good.
+        let t3 = again.token.0.clone();
+        assert!(
+            sessions
+                .open(Some(&t3), None, here(), late)
+                .expect("resume")
+                .resumed
+        );
+    }
+
+    #[test]
+    fn sessions_expire_after_the_ttl_of_disuse_but_never_while_connected() {
+        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let idle = sessions.open(None, None, here(), 0).expect("new");
+        sessions.closed(&idle.token, 0);
+        let busy = sessions.open(None, None, here(), 0).expect("new");
+        let swept = sessions.sweep(7 * DAY + 1);
+        let forgotten: Vec<_> = swept.forget.iter().map(|(t, _)| t.clone()).collect();
+        assert!(forgotten.contains(&idle.token));
+        assert!(!forgotten.contains(&busy.token), "in use");
+        assert_eq!(swept.ids_gone, vec![idle.session.id.clone()]);
+        let t = idle.token.0.clone();
+        assert!(
+            !sessions
+                .open(Some(&t), None, here(), 7 * DAY + 2)
+                .expect("new")
+                .resumed
+        );
+    }
+
+    #[test]
+    fn one_address_opens_a_bounded_number_of_new_sessions_a_minute() {
+        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let opened = (0..8)
+            .filter(|_| sessions.open(None, None, here(), 0).is_ok())
+            .count();
+        assert_eq!(opened, 5);
+        let elsewhere: AddressKey = std::net::IpAddr::from([10, 0, 0, 2]).into();
+        assert!(sessions.open(None, None, elsewhere, 0).is_ok());
+    }
+
+    #[test]
+    fn the_table_is_capped_by_evicting_the_least_recently_used() {
+        let rules = SessionRules {
+            max_sessions: 100,
+            new_per_address_per_min: 10_000,
+            ..rules()
+        };
+        let (sessions, _) = Sessions::load(Vec::new(), rules, 0);
+        let mut tokens = Vec::new();
+        for i in 0..300 {
+            let opened = sessions.open(None, None, here(), i).expect("new");
+            sessions.closed(&opened.token, i);
+            tokens.push(opened.token);
+        }
+        assert!(sessions.len() <= 100, "{}", sessions.len());
+        let newest = tokens.last().expect("one").0.clone();
+        assert!(
+            sessions
+                .open(Some(&newest), None, here(), 400)
+                .expect("ok")
+                .resumed
+        );
+        let oldest = tokens[0].0.clone();
+        assert!(
+            !sessions
+                .open(Some(&oldest), None, here(), 400)
+                .expect("ok")
+                .resumed
+        );
+    }
+}
