@@ -33,8 +33,16 @@ const NONCES_PER_SENDER: usize = 1_024;
 
 /// Most jobs in one group commit.
 const MAX_BATCH: usize = 4_096;
-/// Most jobs waiting for the committer before connections are told the server is busy.
-const QUEUE: usize = 65_536;
+/// How the committer is sized, and a fault to inject in tests.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CommitterConfig {
+    /// Lines kept per room.
+    pub history_cap: u32,
+    /// Most jobs waiting before connections are told the server is busy.
+    pub queue: usize,
+    /// Test only: wait this long before each commit (a slow disk).
+    pub stall: Option<Duration>,
+}
 
 /// A line to append (unless its nonce was already accepted from this sender in this room).
 pub(crate) struct LineJob {
@@ -143,7 +151,7 @@ impl Committer {
         store: Box<dyn HistoryStore>,
         lines: &[ChatLine],
         nonces: Vec<StoredNonce>,
-        cap: u32,
+        config: CommitterConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
         let mut rooms: HashMap<RoomName, RoomSeq> = HashMap::new();
@@ -157,12 +165,13 @@ impl Committer {
         let sequencer = Sequencer {
             rooms,
             accepted,
-            cap: u64::from(cap.max(1)),
+            cap: u64::from(config.history_cap.max(1)),
         };
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let stall = config.stall;
         let thread = std::thread::Builder::new()
             .name("charla-committer".into())
-            .spawn(move || run(store, rx, sequencer, &metrics))
+            .spawn(move || run(store, rx, sequencer, stall, &metrics))
             .expect("spawn the committer thread");
         Committer {
             jobs: tx,
@@ -231,6 +240,7 @@ fn run(
     mut store: Box<dyn HistoryStore>,
     mut jobs: mpsc::Receiver<Job>,
     mut seq: Sequencer,
+    stall: Option<Duration>,
     metrics: &Metrics,
 ) {
     let mut queued = Vec::with_capacity(MAX_BATCH);
@@ -277,6 +287,9 @@ fn run(
                     .forget_below
                     .push((share.room.name.clone(), numbering.first_kept(seq.cap)));
             }
+        }
+        if let Some(stall) = stall {
+            std::thread::sleep(stall);
         }
         match store.commit(&batch) {
             Ok(()) => {

@@ -149,6 +149,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub new_sessions_per_min: u32,
 
+    /// Most commits waiting for the disk; past it `send`s get `unavailable` and new sessions
+    /// are refused (close 1013) rather than queued without bound.
+    #[arg(long, env = "CHARLA_COMMIT_QUEUE", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub commit_queue: u32,
+
+    /// Fault injection for tests (no flag): wait this long before each commit, as a slow
+    /// disk would.
+    #[arg(skip)]
+    pub commit_stall: Option<std::time::Duration>,
+
     /// Most rooms one connection may be in at once; past it `join` gets `too_many_rooms`.
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CONN", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -230,6 +241,8 @@ impl Default for Config {
             frame_rate: 50,
             rate_limit_close_after: 10,
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,
+            commit_queue: 65_536,
+            commit_stall: None,
             session_ttl: std::time::Duration::from_secs(7 * 86_400),
             max_sessions: 1_000_000,
             new_sessions_per_min: 120,

@@ -86,7 +86,11 @@ pub async fn serve(
         store,
         &committed_lines,
         loaded.nonces,
-        config.history_cap,
+        committer::CommitterConfig {
+            history_cap: config.history_cap,
+            queue: to_usize(config.commit_queue),
+            stall: config.commit_stall,
+        },
         metrics.clone(),
     ));
     drop(committed_lines);

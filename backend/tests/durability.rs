@@ -266,3 +266,126 @@ async fn a_session_client_cut_off_mid_stream_ends_with_every_line_once() {
     assert_gapless_once(&history);
     assert_eq!(history.len(), 20);
 }
+
+/// Sends `text` with `nonce` until it is acked (a real client resends what the server could
+/// not take yet); returns the seq.
+async fn send_until_acked(client: &mut Client, text: &str, nonce: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + testkit::TIMEOUT;
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{nonce} never acked"
+        );
+        client.send_with_nonce(text, nonce).await;
+        loop {
+            match client.recv().await {
+                ServerMsg::Ack { nonce: n, seq, .. } if n == nonce => return seq.0,
+                ServerMsg::Error { code, nonce: n, .. } => {
+                    assert_eq!(code, shared::ErrorCode::Unavailable);
+                    assert_eq!(n.as_deref(), Some(nonce), "a refusal names its nonce");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_welcomed_under_a_full_commit_queue_survive_a_restart_and_a_resend_appends_once() {
+    let dir = fresh_data_dir();
+    let slow_disk = Config {
+        data_dir: dir.clone(),
+        commit_queue: 2,
+        commit_stall: Some(Duration::from_millis(150)),
+        ..testkit::unlimited()
+    };
+    let server = TestServer::start_with(slow_disk).await;
+    let url = server.ws_url();
+    let hello = ClientMsg::Hello {
+        resume: None,
+        rooms: None,
+        name: None,
+    };
+    // Thirty pages open at once against a disk that keeps two commits waiting at most.
+    let attempts: Vec<_> = (0..30)
+        .map(|_| {
+            let (url, hello) = (url.clone(), hello.clone());
+            tokio::spawn(async move { Client::try_hello(&url, &hello).await })
+        })
+        .collect();
+    let mut welcomed = Vec::new();
+    let mut refused = 0;
+    for attempt in attempts {
+        match attempt.await.expect("task") {
+            Ok(client) => welcomed.push(client),
+            Err(code) => {
+                assert_eq!(
+                    code,
+                    Some(1013),
+                    "refused with 'try again later', never dropped"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 0, "the queue was full for some");
+    assert!(!welcomed.is_empty());
+    // Each welcomed page says one line, resending until it is acked.
+    let mut sent = Vec::new();
+    for (k, client) in welcomed.iter_mut().enumerate() {
+        let (text, nonce) = (format!("line {k}"), format!("k{k}"));
+        client.recv_joined().await;
+        let seq = send_until_acked(client, &text, &nonce).await;
+        sent.push((client.resume.clone(), client.id.clone(), text, nonce, seq));
+    }
+    drop(welcomed);
+    server.stop().await;
+
+    // After a restart every token still resumes its id, and resending (as a page that never
+    // saw its ack would) is acked with the same seq, not appended again.
+    let server = TestServer::start_with(Config {
+        data_dir: dir.clone(),
+        ..testkit::unlimited()
+    })
+    .await;
+    for (token, id, text, nonce, seq) in &sent {
+        let (mut client, _) = Client::resume(&server.ws_url(), token, &[("general", 0)]).await;
+        assert!(client.resumed, "a welcomed session was on disk");
+        assert_eq!(&client.id, id);
+        assert_eq!(send_until_acked(&mut client, text, nonce).await, *seq);
+    }
+    let history = server.client().await.history;
+    assert_gapless_once(&history);
+    assert_eq!(history.len(), sent.len(), "every line once");
+}
+
+#[tokio::test]
+async fn a_resend_after_its_line_fell_past_the_history_cap_is_acked_not_appended() {
+    let dir = fresh_data_dir();
+    let config = || Config {
+        data_dir: dir.clone(),
+        history_cap: 3,
+        ..testkit::unlimited()
+    };
+    let server = TestServer::start_with(config()).await;
+    let mut alice = server.client().await;
+    let mut bob = server.client().await;
+    assert_eq!(send_until_acked(&mut alice, "mine", "a-1").await, 1);
+    for i in 0..5 {
+        send_until_acked(&mut bob, &format!("b{i}"), &format!("b-{i}")).await;
+    }
+    // Line 1 is gone from the history (cap 3), but its nonce is not forgotten.
+    assert_eq!(send_until_acked(&mut alice, "mine", "a-1").await, 1);
+    let token = alice.resume.clone();
+    drop(alice);
+    server.stop().await;
+    let server = TestServer::start_with(config()).await;
+    let (mut alice, _) = Client::resume(&server.ws_url(), &token, &[("general", 6)]).await;
+    assert!(alice.resumed);
+    assert_eq!(send_until_acked(&mut alice, "mine", "a-1").await, 1);
+    let history = server.client().await.history;
+    let seqs: Vec<u64> = history.iter().map(|l| l.seq.0).collect();
+    assert_eq!(seqs, [4, 5, 6], "nothing was appended again");
+}

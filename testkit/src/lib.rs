@@ -346,6 +346,26 @@ impl Client {
         Self::welcomed(ws).await
     }
 
+    /// Like [`Client::hello`], but the server may close instead of welcoming: returns the
+    /// close code then.
+    pub async fn try_hello(url: &str, hello: &ClientMsg) -> Result<Self, Option<u16>> {
+        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect_async(format!("{url}?v=2")))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        ws.send(Message::text(encode(hello))).await.expect("send hello");
+        let first = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("an answer in time");
+        match first {
+            Some(Ok(Message::Close(frame))) => Err(frame.map(|f| u16::from(f.code))),
+            Some(Ok(Message::Text(text))) => {
+                Ok(Self::welcomed_by(ws, &text).await)
+            }
+            other => panic!("expected a welcome or a close, got {other:?}"),
+        }
+    }
+
     /// Connects (v2) resuming `token`, holding `rooms` up to the given seqs; returns the
     /// welcomed client and the `joined` of each room, in name order.
     pub async fn resume(url: &str, token: &str, rooms: &[(&str, u64)]) -> (Self, Vec<Joined>) {
@@ -368,7 +388,20 @@ impl Client {
     }
 
     /// Wraps an open socket and reads its first frame, which must be the `welcome`.
-    pub async fn welcomed(ws: Socket) -> Self {
+    pub async fn welcomed(mut ws: Socket) -> Self {
+        let first = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("a welcome in time")
+            .expect("stream still open")
+            .expect("a valid frame");
+        match first {
+            Message::Text(text) => Self::welcomed_by(ws, &text).await,
+            other => panic!("the first frame must be a welcome, got {other:?}"),
+        }
+    }
+
+    /// Wraps an open socket whose first frame, `welcome`, was already read.
+    async fn welcomed_by(ws: Socket, welcome: &str) -> Self {
         let mut client = Client {
             ws,
             id: ConnId::new(""),
@@ -381,7 +414,7 @@ impl Client {
             name: None,
             limits: None,
         };
-        match client.recv().await {
+        match decode_server(welcome).expect("server frames decode") {
             ServerMsg::Welcome {
                 id,
                 history,
