@@ -76,6 +76,7 @@ pub async fn serve(
                 history_cap: to_usize(config.history_cap),
                 welcome_lines: to_usize(config.welcome_lines),
                 presence_list_max: to_usize(config.presence_list_max),
+                greeting_bytes: config.outbox_bytes / 8,
             },
             outbox_bytes: config.outbox_bytes,
             max_rooms: to_usize(config.max_rooms),

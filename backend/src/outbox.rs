@@ -51,8 +51,27 @@ pub enum Slot {
 pub struct Frame {
     /// The message's `type`.
     pub kind: &'static str,
+    body: Body,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
     /// The JSON text.
-    pub bytes: Utf8Bytes,
+    Text(Utf8Bytes),
+    /// A frame carrying a page of lines, still in pieces: `head`, then each line's kept
+    /// bytes (from `skip` on, after a `{`), comma-separated, then `tail`. The lines are
+    /// shared with the room's history; the one copy is made by the connection's own writer,
+    /// under no lock anyone else waits on.
+    Spliced(std::sync::Arc<Spliced>),
+}
+
+#[derive(Debug)]
+struct Spliced {
+    head: String,
+    lines: Vec<Utf8Bytes>,
+    skip: usize,
+    tail: String,
+    len: usize,
 }
 
 impl Frame {
@@ -60,13 +79,69 @@ impl Frame {
     pub fn encode(msg: &ServerMsg) -> Frame {
         Frame {
             kind: msg.type_name(),
-            bytes: Utf8Bytes::from(encode(msg)),
+            body: Body::Text(Utf8Bytes::from(encode(msg))),
+        }
+    }
+
+    /// A frame made of `head`, the `lines` (each as `{` and its bytes from `skip` on),
+    /// comma-separated, and `tail`.
+    pub fn spliced(
+        kind: &'static str,
+        head: String,
+        lines: Vec<Utf8Bytes>,
+        skip: usize,
+        tail: String,
+    ) -> Frame {
+        // Each line is `{` and its bytes after `skip`, with a comma between two lines.
+        let body: usize =
+            lines.iter().map(|l| l.len() + 1 - skip).sum::<usize>() + lines.len().saturating_sub(1);
+        let len = head.len() + body + tail.len();
+        Frame {
+            kind,
+            body: Body::Spliced(std::sync::Arc::new(Spliced {
+                head,
+                lines,
+                skip,
+                tail,
+                len,
+            })),
+        }
+    }
+
+    /// The JSON text, if it is already in one piece.
+    pub fn text(&self) -> Option<&Utf8Bytes> {
+        match &self.body {
+            Body::Text(bytes) => Some(bytes),
+            Body::Spliced(_) => None,
+        }
+    }
+
+    /// The JSON text, in one piece (assembled now if it was spliced).
+    pub fn into_bytes(self) -> Utf8Bytes {
+        match self.body {
+            Body::Text(bytes) => bytes,
+            Body::Spliced(parts) => {
+                let mut out = String::with_capacity(parts.len);
+                out.push_str(&parts.head);
+                for (i, line) in parts.lines.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push('{');
+                    out.push_str(&line.as_str()[parts.skip..]);
+                }
+                out.push_str(&parts.tail);
+                Utf8Bytes::from(out)
+            }
         }
     }
 
     /// Its size in bytes.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        match &self.body {
+            Body::Text(bytes) => bytes.len(),
+            Body::Spliced(parts) => parts.len,
+        }
     }
 }
 
@@ -178,6 +253,8 @@ struct Inner {
     latest: HashMap<Slot, Frame>,
     /// Bytes of the `Pending::Frame`s in `queue`.
     queued_bytes: usize,
+    /// Bytes of the batch the writer took and has not finished writing: they wait too.
+    in_flight_bytes: usize,
     closed: Option<CloseReason>,
     /// The close was handed to the write loop; nothing more will be taken.
     close_taken: bool,
@@ -214,7 +291,7 @@ impl Outbox {
         if inner.closed.is_some() {
             return false;
         }
-        let accepted = inner.queued_bytes + frame.len() <= self.limit_bytes;
+        let accepted = inner.queued_bytes + inner.in_flight_bytes + frame.len() <= self.limit_bytes;
         if accepted {
             inner.queued_bytes += frame.len();
             inner.queue.push_back(Pending::Frame(frame));
@@ -229,17 +306,16 @@ impl Outbox {
         accepted
     }
 
-    /// Queues a frame that does not count against the byte limit: a greeting (`welcome`,
-    /// `joined`), the one frame a client must get whole; its size is bounded by the page of
-    /// lines it carries.
-    pub fn push_unbounded(&self, frame: Frame) {
-        let mut inner = self.lock();
-        if inner.closed.is_some() {
-            return;
-        }
-        inner.queue.push_back(Pending::Frame(frame));
-        drop(inner);
-        self.ready.notify_one();
+    /// Bytes that may still wait before the client counts as a slow consumer.
+    pub fn free_bytes(&self) -> usize {
+        let inner = self.lock();
+        self.limit_bytes
+            .saturating_sub(inner.queued_bytes + inner.in_flight_bytes)
+    }
+
+    /// The writer finished writing the batch it took: its bytes no longer wait.
+    pub fn written(&self) {
+        self.lock().in_flight_bytes = 0;
     }
 
     /// Queues a latest-value-wins frame, replacing the one of the same slot not yet written.
@@ -311,6 +387,7 @@ impl Outbox {
             inner.queue.clear();
             inner.latest.clear();
             inner.queued_bytes = 0;
+            inner.in_flight_bytes = 0;
         }
         if inner.queue.is_empty() && close.is_none() {
             return None;
@@ -322,6 +399,7 @@ impl Outbox {
                 Pending::Latest(slot) => frames.extend(inner.latest.remove(&slot)),
             }
         }
+        inner.in_flight_bytes += inner.queued_bytes;
         inner.queued_bytes = 0;
         inner.close_taken = close.is_some();
         Some(Batch { frames, close })
@@ -332,15 +410,47 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn texts(batch: &Batch) -> Vec<&str> {
-        batch.frames.iter().map(|f| f.bytes.as_str()).collect()
+    fn texts(batch: &Batch) -> Vec<String> {
+        batch
+            .frames
+            .iter()
+            .map(|f| f.clone().into_bytes().as_str().to_owned())
+            .collect()
     }
 
     fn f(text: &'static str) -> Frame {
         Frame {
             kind: "test",
-            bytes: Utf8Bytes::from_static(text),
+            body: Body::Text(Utf8Bytes::from_static(text)),
         }
+    }
+
+    #[tokio::test]
+    async fn the_batch_being_written_still_counts_against_the_limit() {
+        let outbox = Outbox::new(10);
+        assert!(outbox.push(f("12345")));
+        assert_eq!(texts(&outbox.next_batch().await), ["12345"]);
+        // Taken but not yet written: still waiting, as far as the limit goes.
+        assert_eq!(outbox.free_bytes(), 5);
+        assert!(outbox.push(f("12345")));
+        assert!(!outbox.push(f("x")), "10 bytes wait: the limit");
+        let outbox = Outbox::new(10);
+        assert!(outbox.push(f("12345")));
+        outbox.next_batch().await;
+        outbox.written();
+        assert_eq!(outbox.free_bytes(), 10);
+    }
+
+    #[test]
+    fn a_spliced_frame_assembles_its_pieces() {
+        let lines = vec![
+            Utf8Bytes::from_static(r#"{"t":"m","a":1}"#),
+            Utf8Bytes::from_static(r#"{"t":"m","a":2}"#),
+        ];
+        let frame = Frame::spliced("older", r#"{"x":["#.into(), lines, 9, "]}".into());
+        let bytes = frame.clone().into_bytes();
+        assert_eq!(bytes.as_str(), r#"{"x":[{"a":1},{"a":2}]}"#);
+        assert_eq!(frame.len(), bytes.len());
     }
 
     fn typing(room: u32, typist: u64) -> Slot {

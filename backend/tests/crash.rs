@@ -53,6 +53,8 @@ impl ServerProcess {
                 "100000",
                 "--new-sessions-per-min",
                 "100000",
+                "--max-connections-per-ip",
+                "1000",
             ])
             .args(["--welcome-lines", "10000"])
             .env("RUST_LOG", "info")
@@ -289,6 +291,82 @@ async fn sigterm_exits_within_5_s_even_while_a_client_reads_a_file_one_byte_at_a
     assert!(took < Duration::from_secs(5), "exited after {took:?}");
     trickle.abort();
     drop(watcher);
+}
+
+/// The server process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_resumers_that_never_read_keep_the_servers_memory_bounded() {
+    const LINES: usize = 1_000;
+    const STUCK: usize = 100;
+    // The bound stated in docs/GUARANTEES.md: each stuck client costs at most its greeting
+    // (an eighth of --outbox-bytes, 128 KiB, assembled once by its writer, and the copy in its
+    // socket's write buffer) and the pointers
+    // in its queue; the lines themselves are shared.
+    const BOUND_KIB: u64 = 40 * 1024;
+    let dir = fresh_data_dir();
+    let server = ServerProcess::start(&dir).await;
+    let pid = server.child.id().expect("pid");
+    // A 1.9 MB history: 1,000 lines of 1,900 characters.
+    let mut filler = Client::connect(&server.ws_url()).await;
+    let body = "x".repeat(1_900);
+    for window in 0..LINES / 50 {
+        for i in window * 50..(window + 1) * 50 {
+            filler
+                .send_with_nonce(&format!("{i} {body}"), &format!("f-{i}"))
+                .await;
+        }
+        filler
+            .recv_ack_of(&format!("f-{}", (window + 1) * 50 - 1))
+            .await;
+    }
+    let before = rss_kib(pid);
+    // A hundred clients resume from far behind (their replay would be the whole history)
+    // and never read a byte.
+    use futures_util::SinkExt as _;
+    let mut stuck = Vec::new();
+    for _ in 0..STUCK {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}?v=2", server.ws_url()))
+            .await
+            .expect("connect");
+        let hello = shared::ClientMsg::Hello {
+            resume: None,
+            rooms: Some([("general".to_owned(), shared::Seq(1))].into()),
+            name: None,
+        };
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            shared::encode(&hello),
+        ))
+        .await
+        .expect("hello");
+        stuck.push(ws);
+    }
+    // Everyone keeps talking meanwhile: their queues fill to the limit, no further.
+    for i in 0..200 {
+        filler
+            .send_with_nonce(&format!("more {i} {body}"), &format!("m-{i}"))
+            .await;
+        filler.recv_ack_of(&format!("m-{i}")).await;
+    }
+    let (_, metrics) = testkit::get(server.addr, "/metrics").await;
+    assert!(metrics.contains("charla_connections "), "{metrics}");
+    let after = rss_kib(pid);
+    let growth = after.saturating_sub(before);
+    eprintln!(
+        "server RSS {before} KiB with the history, {after} KiB with {STUCK} stuck resumers: \
+         +{growth} KiB ({} KiB each)",
+        growth / STUCK as u64
+    );
+    assert!(growth < BOUND_KIB, "grew by {growth} KiB");
+    drop(stuck);
 }
 
 /// A TCP proxy on `listener` that can cut every connection through it at once. (It passes

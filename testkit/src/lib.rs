@@ -353,15 +353,15 @@ impl Client {
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
-        ws.send(Message::text(encode(hello))).await.expect("send hello");
+        ws.send(Message::text(encode(hello)))
+            .await
+            .expect("send hello");
         let first = tokio::time::timeout(TIMEOUT, ws.next())
             .await
             .expect("an answer in time");
         match first {
             Some(Ok(Message::Close(frame))) => Err(frame.map(|f| u16::from(f.code))),
-            Some(Ok(Message::Text(text))) => {
-                Ok(Self::welcomed_by(ws, &text).await)
-            }
+            Some(Ok(Message::Text(text))) => Ok(Self::welcomed_by(ws, &text).await),
             other => panic!("expected a welcome or a close, got {other:?}"),
         }
     }
@@ -580,6 +580,20 @@ impl Client {
             other => Picked::Other(other),
         })
         .await
+    }
+
+    /// Reads until the ack of `nonce` (skipping lines, typing and presence); returns its seq.
+    pub async fn recv_ack_of(&mut self, nonce: &str) -> u64 {
+        loop {
+            match self.recv().await {
+                ServerMsg::Ack { nonce: n, seq, .. } if n == nonce => return seq.0,
+                ServerMsg::Ack { .. }
+                | ServerMsg::Message(_)
+                | ServerMsg::Typing { .. }
+                | ServerMsg::Presence { .. } => {}
+                other => panic!("expected the ack of {nonce}, got {other:?}"),
+            }
+        }
     }
 
     /// The next chat line, skipping typing and presence frames.

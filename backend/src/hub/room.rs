@@ -20,7 +20,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::Utf8Bytes;
 use shared::{
     ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg, Typist, encode,
 };
@@ -42,6 +41,9 @@ pub(crate) struct RoomConfig {
     pub welcome_lines: usize,
     /// Rooms up to this many members get member lists pushed.
     pub presence_list_max: usize,
+    /// The most bytes of lines one greeting (`joined`, v1 `welcome`) carries, however many
+    /// `welcome_lines` allows: greetings count against the outbox's limit like any frame.
+    pub greeting_bytes: usize,
 }
 
 /// One member of a room: a connection, who it is, and where its frames go.
@@ -174,7 +176,10 @@ impl Room {
         let mut state = self.lock();
         let outbox = member.outbox.clone();
         state.members.insert(key, member);
-        let (range, has_more, resumed) = state.page_for(after.0, self.config.welcome_lines);
+        // Several greetings may queue at once (a hello rejoining many rooms): each takes at
+        // most half of what may still wait.
+        let budget = self.config.greeting_bytes.min(outbox.free_bytes() / 2);
+        let (range, has_more, resumed) = state.page_for(after.0, self.config.welcome_lines, budget);
         let lines: Vec<&KeptLine> = state.lines.range(range).collect();
         let frame = match greeting {
             Greeting::Joined => {
@@ -215,9 +220,7 @@ impl Room {
                 splice_lines(&welcome, "history", &lines)
             }
         };
-        // The greeting is the one frame a client must get whole: it is not held to the
-        // byte limit (the page it carries is bounded by `welcome_lines`).
-        outbox.push_unbounded(frame);
+        outbox.push(frame);
         // The greeting told the joiner who is here; only the others need telling.
         self.presence_changed(&mut state, Some(key));
     }
@@ -409,19 +412,37 @@ pub(crate) struct RepeatedAck {
 }
 
 impl RoomState {
-    /// The lines to greet a member with, whether older ones exist, and whether it resumed.
-    fn page_for(&self, after: Seq, welcome_lines: usize) -> (std::ops::Range<usize>, bool, bool) {
+    /// The lines to greet a member with (at most `max_lines` and `max_bytes` of them),
+    /// whether older ones exist, and whether it resumed: exactly the lines after `after`
+    /// when they all fit, else the latest page.
+    fn page_for(
+        &self,
+        after: Seq,
+        max_lines: usize,
+        max_bytes: usize,
+    ) -> (std::ops::Range<usize>, bool, bool) {
+        let end = self.lines.len();
+        // The latest lines that fit both bounds, counted from the newest.
+        let mut start = end;
+        let mut bytes = 0;
+        while start > 0 && end - start < max_lines {
+            let size = self.lines[start - 1].message.len();
+            if bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            start -= 1;
+        }
         let first_kept = self.lines.front().map_or(self.last_seq.0 + 1, |l| l.seq.0);
+        let missed_from = self.lines.partition_point(|l| l.seq <= after);
         let resumable = after.0 > 0
             && after <= self.last_seq
             && after.0 + 1 >= first_kept
-            && self.last_seq.0 - after.0 <= welcome_lines as u64;
+            && missed_from >= start;
         if resumable {
-            let start = self.lines.partition_point(|l| l.seq <= after);
-            return (start..self.lines.len(), false, true);
+            return (missed_from..end, false, true);
         }
-        let start = self.lines.len().saturating_sub(welcome_lines);
-        (start..self.lines.len(), start > 0, false)
+        (start..end, start > 0, false)
     }
 
     /// Who is in the room (each id once), if the room is at most `max` ids big.
@@ -460,13 +481,17 @@ const MESSAGE_PREFIX: &str = r#"{"type":"message","#;
 fn keep(line: ChatLine) -> KeptLine {
     let seq = line.seq;
     let message = Frame::encode(&ServerMsg::Message(line));
-    debug_assert!(message.bytes.as_str().starts_with(MESSAGE_PREFIX));
+    debug_assert!(
+        message
+            .text()
+            .is_some_and(|t| t.as_str().starts_with(MESSAGE_PREFIX))
+    );
     KeptLine { seq, message }
 }
 
-/// Encodes `shell` (whose `field` is an empty array) with `lines` spliced into that array:
-/// each line's JSON is its kept `message` frame without the `type`, so no line is encoded
-/// again for a greeting or a page.
+/// `shell` (whose `field` is an empty array) with `lines` spliced into that array: each
+/// line's JSON is its kept `message` frame without the `type`. Under the room's lock this
+/// only shares the lines' bytes; the connection's writer assembles the frame.
 fn splice_lines(shell: &ServerMsg, field: &str, lines: &[&KeptLine]) -> Frame {
     let json = encode(shell);
     let empty = format!(r#""{field}":[]"#);
@@ -474,21 +499,18 @@ fn splice_lines(shell: &ServerMsg, field: &str, lines: &[&KeptLine]) -> Frame {
     let Some(at) = json.find(&empty) else {
         return Frame::encode(shell); // Unreachable for the shells above; stay correct anyway.
     };
-    let size: usize = lines.iter().map(|l| l.message.len()).sum();
-    let mut out = String::with_capacity(json.len() + size);
-    out.push_str(&json[..at + empty.len() - 1]);
-    for (i, line) in lines.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        out.push('{');
-        out.push_str(&line.message.bytes.as_str()[MESSAGE_PREFIX.len()..]);
-    }
-    out.push_str(&json[at + empty.len() - 1..]);
-    Frame {
-        kind: shell.type_name(),
-        bytes: Utf8Bytes::from(out),
-    }
+    let split = at + empty.len() - 1;
+    let bytes = lines
+        .iter()
+        .filter_map(|l| l.message.text().cloned())
+        .collect();
+    Frame::spliced(
+        shell.type_name(),
+        json[..split].to_owned(),
+        bytes,
+        MESSAGE_PREFIX.len(),
+        json[split..].to_owned(),
+    )
 }
 
 fn gauge(n: usize) -> i64 {
@@ -526,15 +548,15 @@ mod tests {
             lines: Vec::new(),
             has_more: true,
         };
-        let spliced = splice_lines(&shell, "lines", &refs);
+        let spliced = splice_lines(&shell, "lines", &refs).into_bytes();
         let whole = ServerMsg::Older {
             room: RoomName::general(),
             lines: lines.clone(),
             has_more: true,
         };
-        assert_eq!(spliced.bytes.as_str(), encode(&whole));
-        assert_eq!(decode_server(spliced.bytes.as_str()), Ok(whole));
-        let empty = splice_lines(&shell, "lines", &[]);
-        assert_eq!(empty.bytes.as_str(), encode(&shell));
+        assert_eq!(spliced.as_str(), encode(&whole));
+        assert_eq!(decode_server(spliced.as_str()), Ok(whole));
+        let empty = splice_lines(&shell, "lines", &[]).into_bytes();
+        assert_eq!(empty.as_str(), encode(&shell));
     }
 }

@@ -224,7 +224,7 @@ impl Connection {
             }
             return Ok(());
         }
-        self.outbox.push_unbounded(Frame::encode(&welcome));
+        self.outbox.push(Frame::encode(&welcome));
         if let Some(why) = bad_name {
             self.send_error(Refused::new(ErrorCode::BadName, why.to_string()));
         }

@@ -16,7 +16,7 @@ use futures_util::{SinkExt, stream::SplitSink};
 use super::CLOSE_GRACE;
 use crate::{
     metrics::{Metrics, TypeLabel},
-    outbox::{CloseReason, Outbox},
+    outbox::{CloseReason, Frame, Outbox},
 };
 
 /// When the client last said anything (any frame counts), shared by the read loop (which
@@ -57,6 +57,9 @@ pub(crate) struct Heartbeat {
     last_heard: LastHeard,
 }
 
+/// Writes the outbox's batches until the connection ends: a close was written, the client
+/// went silent or stopped reading (its write made no progress for two heartbeats), or the
+/// socket failed.
 pub(crate) async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     outbox: Arc<Outbox>,
@@ -81,69 +84,14 @@ pub(crate) async fn write_loop(
                 continue;
             }
         };
-        if let Some(reason) = batch.close {
+        let close = batch.close;
+        if let Some(reason) = close {
             metrics.close(reason.label());
         }
-        let close = batch.close;
-        let frames = batch.frames;
-        let metrics_ref = &metrics;
-        // A client that stops reading blocks this write. The outbox stays bounded meanwhile
-        // (it closes itself past its limit); when it does, or when the client has been silent
-        // for two heartbeats, give the write a last grace period and hang up.
-        let outcome = {
-            let write = async {
-                // Count per message type once per batch, not once per frame: this is the
-                // fan-out's hottest loop, and a label lookup takes a lock.
-                let mut counts: Vec<(&'static str, u64)> = Vec::new();
-                for frame in &frames {
-                    match counts.iter_mut().find(|(kind, _)| *kind == frame.kind) {
-                        Some((_, n)) => *n += 1,
-                        None => counts.push((frame.kind, 1)),
-                    }
-                }
-                for (kind, n) in counts {
-                    metrics_ref
-                        .frames_out
-                        .get_or_create(&TypeLabel { r#type: kind })
-                        .inc_by(n);
-                }
-                for frame in frames {
-                    sink.feed(Message::Text(frame.bytes)).await?;
-                }
-                match close {
-                    Some(reason) => sink.send(Message::Close(Some(reason.frame()))).await,
-                    None => sink.flush().await,
-                }
-            };
-            tokio::pin!(write);
-            // Only a slow consumer is cut short: any other close (shutdown, a broken rule)
-            // lets this batch finish and comes with the next one, after the frames before it.
-            let mut watch_closing = close.is_none();
-            loop {
-                tokio::select! {
-                    result = &mut write => break Written::Done(result.is_ok()),
-                    reason = outbox.closed(), if watch_closing => {
-                        if reason != CloseReason::SlowConsumer {
-                            watch_closing = false;
-                            continue;
-                        }
-                        let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
-                        break Written::Closed(reason);
-                    }
-                    _ = ping.tick() => {
-                        if heartbeat.silent() {
-                            break Written::Silent;
-                        }
-                    }
-                }
-            }
-        };
-        match outcome {
-            Written::Done(ok) => {
-                if !ok || close.is_some() {
-                    return;
-                }
-            }
+        count_frames(&metrics, &batch.frames);
+        match write_batch(&mut sink, &outbox, &heartbeat, &mut ping, batch).await {
+            Written::Done(true) if close.is_none() => outbox.written(),
+            Written::Done(_) => return,
             Written::Closed(reason) => {
                 metrics.close(reason.label());
                 let close = Message::Close(Some(reason.frame()));
@@ -153,6 +101,79 @@ pub(crate) async fn write_loop(
             Written::Silent => {
                 metrics.close("heartbeat");
                 return;
+            }
+            Written::Stalled => {
+                // It reads nothing: a close frame would not get through either.
+                metrics.close("stalled");
+                return;
+            }
+        }
+    }
+}
+
+/// Counts frames out per message type once per batch, not once per frame: this is the
+/// fan-out's hottest loop, and a label lookup takes a lock.
+fn count_frames(metrics: &Metrics, frames: &[Frame]) {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for frame in frames {
+        match counts.iter_mut().find(|(kind, _)| *kind == frame.kind) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((frame.kind, 1)),
+        }
+    }
+    for (kind, n) in counts {
+        metrics
+            .frames_out
+            .get_or_create(&TypeLabel { r#type: kind })
+            .inc_by(n);
+    }
+}
+
+/// Feeds every frame of the batch, then flushes once (or sends its close). A client that
+/// stops reading blocks this write; meanwhile the outbox stays bounded (it closes itself
+/// past its limit, and then the write gets a last grace period), the heartbeat still
+/// watches for silence, and a write that makes no progress for two heartbeats ends it even
+/// if the client keeps sending.
+async fn write_batch(
+    sink: &mut SplitSink<WebSocket, Message>,
+    outbox: &Outbox,
+    heartbeat: &Heartbeat,
+    ping: &mut tokio::time::Interval,
+    batch: crate::outbox::Batch,
+) -> Written {
+    let close = batch.close;
+    let write = async {
+        for frame in batch.frames {
+            sink.feed(Message::Text(frame.into_bytes())).await?;
+        }
+        match close {
+            Some(reason) => sink.send(Message::Close(Some(reason.frame()))).await,
+            None => sink.flush().await,
+        }
+    };
+    tokio::pin!(write);
+    let started = Instant::now();
+    // Only a slow consumer is cut short: any other close (shutdown, a broken rule) lets this
+    // batch finish and comes with the next one, after the frames before it.
+    let mut watch_closing = close.is_none();
+    loop {
+        tokio::select! {
+            result = &mut write => return Written::Done(result.is_ok()),
+            reason = outbox.closed(), if watch_closing => {
+                if reason != CloseReason::SlowConsumer {
+                    watch_closing = false;
+                    continue;
+                }
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
+                return Written::Closed(reason);
+            }
+            _ = ping.tick() => {
+                if heartbeat.silent() {
+                    return Written::Silent;
+                }
+                if started.elapsed() > 2 * heartbeat.every {
+                    return Written::Stalled;
+                }
             }
         }
     }
@@ -166,6 +187,8 @@ enum Written {
     Closed(CloseReason),
     /// The client went silent while the write was stuck.
     Silent,
+    /// The write made no progress for two heartbeats.
+    Stalled,
 }
 
 impl Heartbeat {
