@@ -27,15 +27,27 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The binary with rate limits out of the way and queues big enough that every client
+    /// gets its whole history in one greeting (these tests are about durability).
     async fn start(data_dir: &Path) -> Self {
-        Self::start_serving(data_dir, Path::new("no-page-needed")).await
+        Self::start_with(
+            data_dir,
+            Path::new("no-page-needed"),
+            &["--outbox-bytes", "67108864"],
+        )
+        .await
     }
 
-    /// The binary serving the files in `dist`.
+    /// The binary serving the files in `dist`, with the default queue sizes.
     async fn start_serving(data_dir: &Path, dist: &Path) -> Self {
+        Self::start_with(data_dir, dist, &[]).await
+    }
+
+    async fn start_with(data_dir: &Path, dist: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_backend"))
             .args(["--addr", "127.0.0.1:0", "--dist"])
             .arg(dist)
+            .args(extra)
             .arg("--data-dir")
             .arg(data_dir)
             .args([
@@ -313,7 +325,7 @@ async fn a_hundred_resumers_that_never_read_keep_the_servers_memory_bounded() {
     // in its queue; the lines themselves are shared.
     const BOUND_KIB: u64 = 40 * 1024;
     let dir = fresh_data_dir();
-    let server = ServerProcess::start(&dir).await;
+    let server = ServerProcess::start_serving(&dir, Path::new("no-page-needed")).await;
     let pid = server.child.id().expect("pid");
     // A 1.9 MB history: 1,000 lines of 1,900 characters.
     let mut filler = Client::connect(&server.ws_url()).await;
