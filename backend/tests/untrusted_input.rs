@@ -235,3 +235,47 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
         .expect("a close frame with a code");
     assert_eq!(u16::from(close.code), 1007);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_keeps_talking_but_never_reads_is_closed_when_its_writes_stall() {
+    // A queue limit so high it never trips: only the stalled write can end this client.
+    let config = backend::Config {
+        heartbeat_ms: 200,
+        outbox_bytes: 1 << 30,
+        ..testkit::unlimited()
+    };
+    let server = TestServer::start_with(config).await;
+    let mut stuck = server.client().await;
+    let mut sender = server.client().await;
+    // The stuck client pings the app every 50 ms, so it is never silent, and reads nothing.
+    let talking = tokio::spawn(async move {
+        loop {
+            stuck.send_text(r#"{"type":"ping"}"#).await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    let body = "z".repeat(1_900);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut sent = 0;
+    let mut online = 2;
+    while online == 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a stalled writer was never closed"
+        );
+        for _ in 0..50 {
+            sender.send_line(&format!("{sent} {body}")).await;
+            sent += 1;
+        }
+        let mut echoes = 0;
+        while echoes < 50 {
+            match sender.recv().await {
+                shared::ServerMsg::Message(_) => echoes += 1,
+                shared::ServerMsg::Presence { online: n, .. } => online = n,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    assert_eq!(online, 1);
+    talking.abort();
+}
