@@ -165,6 +165,8 @@ pub enum CloseReason {
     Busy,
     /// The client's address opened its share of new sessions this minute.
     TooManySessions,
+    /// The client closed the connection: the server answers its close frame (1000).
+    ClientClosed,
 }
 
 impl CloseReason {
@@ -199,6 +201,10 @@ impl CloseReason {
                 code: close_code::AGAIN,
                 reason: Utf8Bytes::from_static("server busy: try again later"),
             },
+            CloseReason::ClientClosed => CloseFrame {
+                code: close_code::NORMAL,
+                reason: Utf8Bytes::from_static("bye"),
+            },
             CloseReason::TooManySessions => CloseFrame {
                 code: close_code::POLICY,
                 reason: Utf8Bytes::from_static(
@@ -219,6 +225,7 @@ impl CloseReason {
             CloseReason::RateLimited => "rate_limited",
             CloseReason::Busy => "busy",
             CloseReason::TooManySessions => "too_many_sessions",
+            CloseReason::ClientClosed => "client_closed",
         }
     }
 }

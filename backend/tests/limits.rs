@@ -301,11 +301,14 @@ async fn metrics_count_connections_frames_errors_and_history() {
         r#"charla_errors_total{code="bad_json"} 1"#,
         "charla_history_lines 1",
         "charla_lines_committed_total 1",
-        "charla_commits_total ",
         r#"charla_frames_out_total{type="welcome"} 2"#,
     ] {
         assert!(body.contains(expected), "missing {expected:?} in:\n{body}");
     }
+    // Two sessions and one line were made durable: in one to three group commits.
+    let commits = testkit::metric(&body, "charla_commits_total").expect("commits");
+    assert!((1.0..=3.0).contains(&commits), "{commits} commits");
+    assert_eq!(testkit::metric(&body, "charla_rooms"), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

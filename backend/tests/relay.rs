@@ -206,3 +206,20 @@ async fn shutdown_closes_every_client_with_going_away() {
         assert_eq!(u16::from(close.code), 1001);
     }
 }
+
+#[tokio::test]
+async fn a_client_that_closes_gets_its_close_answered() {
+    let server = TestServer::start().await;
+    let mut alice = server.client().await;
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+    let bye = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "bye".into(),
+    };
+    alice
+        .send_raw(tokio_tungstenite::tungstenite::Message::Close(Some(bye)))
+        .await;
+    // A close frame comes back (the closing handshake), not a bare TCP close.
+    let close = alice.recv_close().await.expect("the close is echoed");
+    assert_eq!(u16::from(close.code), 1000);
+}

@@ -151,6 +151,8 @@ async fn a_client_that_never_reads_is_closed_with_1013_and_others_get_every_line
 async fn a_client_that_never_reads_again_is_hung_up_on_and_its_place_freed() {
     let config = backend::Config {
         outbox_bytes: 256 * 1024,
+        // The stuck client, the sender, and 100 more once the stuck one's place is free.
+        max_connections_per_ip: 101,
         ..testkit::unlimited()
     };
     let server = TestServer::start_with(config).await;
@@ -181,6 +183,11 @@ async fn a_client_that_never_reads_again_is_hung_up_on_and_its_place_freed() {
         }
     }
     assert_eq!(online, 1);
+    // Its place was given back: a hundred more fit under the per-address limit of 101.
+    let mut more = Vec::new();
+    for _ in 0..100 {
+        more.push(server.client().await);
+    }
     drop(stuck);
 }
 

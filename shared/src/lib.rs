@@ -14,6 +14,8 @@
 //!   typed [`DecodeError`] that maps to a stable [`ErrorCode`].
 //! - [`error`]: [`ErrorCode`], the stable snake_case codes sent in `error` frames.
 //! - [`limits`]: sizes both sides agree on (longest line, protocol version).
+//! - `oracle` (tests, and the `testing` feature): what a server must answer to any text,
+//!   worked out independently of the decoder, to test the decoder against.
 //! - [`session`]: [`ClientSession`], the client's side without I/O: the rooms it is in and the
 //!   last `seq` seen in each, pending sends by nonce, the `hello` that resumes, what to resend,
 //!   and the reconnect backoff.
@@ -36,6 +38,8 @@ pub mod error;
 pub mod limits;
 pub mod msg;
 pub mod names;
+#[cfg(any(test, feature = "testing"))]
+pub mod oracle;
 pub mod session;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode};

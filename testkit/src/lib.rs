@@ -189,6 +189,14 @@ pub async fn get_from(addr: SocketAddr, from: std::net::IpAddr, path: &str) -> (
     (status, body)
 }
 
+/// The value of the metric `name` (with its labels, as in the exposition: `name{a="b"}`) in
+/// a `/metrics` body.
+pub fn metric(body: &str, name: &str) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// What a WebSocket handshake got: the connection, or the HTTP status it was refused with.
 pub async fn try_connect(
     addr: SocketAddr,

@@ -25,7 +25,7 @@ use futures_util::StreamExt;
 
 pub(crate) use dispatch::Connection;
 
-use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
+use crate::{admission::Permit, metrics::ReasonLabel, outbox::CloseReason, state::AppState};
 
 /// How long the write loop may take to deliver a close frame after the read side failed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -108,7 +108,8 @@ async fn run(
     ));
     let mut reader = tokio::spawn(read::read_loop(stream, conn, handshake));
     // Whichever side ends first ends the connection (as in axum's chat example), except that
-    // a client that broke the rules is first told why, with a close frame. The reader owns
+    // a client that broke the rules is first told why, with a close frame, and a client that
+    // closed gets its close answered. The reader owns
     // the `Connection`: when its task ends (or is aborted) the connection leaves its rooms.
     tokio::select! {
         _ = &mut writer => {
@@ -117,7 +118,9 @@ async fn run(
         }
         ended = &mut reader => match ended {
             Ok(Some(reason)) => {
-                tracing::info!(conn = key.0, reason = reason.label(), "closing a client that broke the rules");
+                if reason != CloseReason::ClientClosed {
+                    tracing::info!(conn = key.0, reason = reason.label(), "closing a client that broke the rules");
+                }
                 outbox.close(reason);
                 if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
                     writer.abort();

@@ -50,7 +50,9 @@ pub(crate) async fn read_loop(
             // against the frame rate like any other frame.
             Message::Ping(_) => conn.on_ws_ping(Instant::now()),
             Message::Pong(_) => None,
-            Message::Close(_) => return None,
+            // Answer the client's close, as the protocol asks (not a bare TCP close: the
+            // client would see 1006, "abnormal").
+            Message::Close(_) => return Some(CloseReason::ClientClosed),
         };
         if verdict.is_some() {
             return verdict;

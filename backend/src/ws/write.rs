@@ -147,8 +147,10 @@ async fn write_batch(
             sink.feed(Message::Text(frame.into_bytes())).await?;
         }
         match close {
+            // The WebSocket layer queued the answer to the client's close when it read it:
+            // flushing sends it (a second close would be refused).
+            Some(CloseReason::ClientClosed) | None => sink.flush().await,
             Some(reason) => sink.send(Message::Close(Some(reason.frame()))).await,
-            None => sink.flush().await,
         }
     };
     tokio::pin!(write);
