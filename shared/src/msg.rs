@@ -220,7 +220,8 @@ pub enum ServerMsg {
         /// For a v1 connection, the lines of `general`, oldest first (see `resumed`). Empty
         /// for a v2 connection, whose rooms each come in a `joined`.
         history: Vec<ChatLine>,
-        /// How many are in `general`, this connection included if it is.
+        /// How many are in `general`: for v1 this connection included; for v2 before its
+        /// `joined`s (each of which carries its room's count).
         online: u32,
         /// The protocol version ([`crate::limits::PROTOCOL_VERSION`]).
         protocol: u32,
@@ -283,8 +284,8 @@ pub enum ServerMsg {
     },
     /// A new history line (the line's fields sit beside `type`).
     Message(ChatLine),
-    /// The sender's line with this `nonce` is durable, at this `seq`. Sent to the sender only,
-    /// before the `message` itself.
+    /// The sender's line with this `nonce` is durable, at this `seq`. Sent only to the
+    /// sender's connections (every tab of its session) in the room, before the `message`.
     Ack {
         /// The room of the line (absent in v1 frames: `general`).
         #[serde(default)]

@@ -71,6 +71,16 @@ impl Refused {
     }
 }
 
+/// The refusal of a room name that is not one; it names what was sent (the error's `room`
+/// field holds only valid names), shortened.
+fn bad_room(sent: &str, why: &shared::NameError) -> Refused {
+    let shown: String = sent.chars().take(40).collect();
+    Refused::new(
+        ErrorCode::BadRoom,
+        format!("bad room name {shown:?}: {why}"),
+    )
+}
+
 /// One connection: who it is, the rooms it is in, its outbox, and its rate limits. Dropping
 /// it takes it out of every room.
 pub(crate) struct Connection {
@@ -291,8 +301,7 @@ impl Connection {
 
     /// Joins a room by the name a client gave (again, if already in it: a fresh `joined`).
     fn join(&mut self, room: &str, after: After) -> Result<(), Refused> {
-        let name = RoomName::parse(room)
-            .map_err(|why| Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}")))?;
+        let name = RoomName::parse(room).map_err(|why| bad_room(room, &why))?;
         if !self.rooms.contains_key(&name) && self.rooms.len() >= self.limits.max_rooms_per_conn {
             let max = self.limits.max_rooms_per_conn;
             return Err(Refused::new(
@@ -322,8 +331,7 @@ impl Connection {
     fn joined_room(&self, room: Option<&str>) -> Result<Arc<Room>, Refused> {
         let name = match room {
             None => RoomName::general(),
-            Some(room) => RoomName::parse(room)
-                .map_err(|why| Refused::new(ErrorCode::BadRoom, format!("bad room name: {why}")))?,
+            Some(room) => RoomName::parse(room).map_err(|why| bad_room(room, &why))?,
         };
         match self.rooms.get(&name) {
             Some(room) => Ok(room.clone()),
