@@ -527,3 +527,54 @@ async fn typing_and_websocket_ping_floods_count_toward_the_close() {
     };
     assert_eq!(closed.map(|c| u16::from(c.code)), Some(1008));
 }
+
+#[tokio::test]
+async fn one_address_opens_a_bounded_number_of_new_sessions_a_minute_and_resuming_is_free() {
+    let server = TestServer::start_with(Config {
+        new_sessions_per_min: 5,
+        ..Config::default()
+    })
+    .await;
+    let mut kept = Vec::new();
+    for _ in 0..5 {
+        kept.push(
+            try_connect(server.addr, LOCAL, None)
+                .await
+                .expect("welcomed"),
+        );
+    }
+    // The sixth new session from this address this minute: closed with 1008, no welcome.
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .expect("the upgrade itself is allowed");
+    use futures_util::StreamExt as _;
+    match tokio::time::timeout(TIMEOUT, ws.next()).await {
+        Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(frame))))) => {
+            assert_eq!(u16::from(frame.code), 1008);
+            assert!(frame.reason.contains("new sessions"), "{}", frame.reason);
+        }
+        other => panic!("expected a 1008 close, got {other:?}"),
+    }
+    // Resuming is not a new session; another address has its own allowance.
+    let token = kept[0].resume.clone();
+    let (resumed, _) = Client::resume(&server.ws_url(), &token, &[("general", 0)]).await;
+    assert!(resumed.resumed);
+    assert!(try_connect(server.addr, OTHER_LOCAL, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn resuming_rotates_the_token_and_the_old_one_still_works_for_a_while() {
+    let server = TestServer::start().await;
+    let first = server.client().await;
+    let (token, id) = (first.resume.clone(), first.id.clone());
+    let (second, _) = Client::resume(&server.ws_url(), &token, &[("general", 0)]).await;
+    assert_eq!(second.id, id);
+    assert_ne!(second.resume, token, "a resumed session gets a fresh token");
+    // A client that lost the welcome with the new token still has the old one.
+    let (third, _) = Client::resume(&server.ws_url(), &token, &[("general", 0)]).await;
+    assert!(third.resumed);
+    assert_eq!(third.id, id);
+    // And the new one works.
+    let (fourth, _) = Client::resume(&server.ws_url(), &second.resume, &[("general", 0)]).await;
+    assert_eq!(fourth.id, id);
+}
