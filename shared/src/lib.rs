@@ -46,4 +46,4 @@ pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use error::ErrorCode;
 pub use msg::{ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist};
 pub use names::{DEFAULT_ROOM, DisplayName, NameError, RoomName};
-pub use session::{ClientSession, PendingLine, Shown};
+pub use session::{ClientSession, PendingLine, Refusal, Shown};

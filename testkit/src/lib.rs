@@ -788,6 +788,7 @@ impl SessionClient {
             return false;
         };
         self.ws = Some(ws);
+        self.session.on_connected(now_ms());
         self.send_frame(&self.session.hello()).await;
         // The first frame is the welcome; `pump` applies it and resends.
         self.pump(TIMEOUT).await;
@@ -799,10 +800,12 @@ impl SessionClient {
         self.send_in(RoomName::general(), text).await;
     }
 
-    /// Queues a line for `room` and sends it if connected.
+    /// Queues a line for `room` and sends it if connected and welcomed (otherwise it goes
+    /// out after the next welcome).
     pub async fn send_in(&mut self, room: RoomName, text: &str) {
-        let frame = self.session.send(room, text.to_owned());
-        self.send_frame(&frame).await;
+        if let Some(frame) = self.session.send(room, text.to_owned()) {
+            self.send_frame(&frame).await;
+        }
     }
 
     /// Joins `room` (remembered for later hellos) and sends the `join` if connected.
@@ -815,13 +818,17 @@ impl SessionClient {
         if let Some(ws) = &mut self.ws
             && ws.send(Message::text(encode(frame))).await.is_err()
         {
-            self.ws = None;
+            self.cut();
         }
     }
 
     /// Reads and applies one frame, waiting at most `wait`. A closed or failed socket is
     /// dropped (the caller reconnects).
     pub async fn pump(&mut self, wait: Duration) {
+        // Lines the session paced or was asked to send again go out when due.
+        for frame in self.session.due(now_ms()) {
+            self.send_frame(&frame).await;
+        }
         let Some(ws) = &mut self.ws else { return };
         let next = match tokio::time::timeout(wait, ws.next()).await {
             Err(_) => return, // nothing yet
@@ -833,13 +840,15 @@ impl SessionClient {
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => return,
             _ => {
-                self.ws = None;
+                self.cut();
                 return;
             }
         };
         match msg {
-            ServerMsg::Welcome { id, resume, .. } => {
-                for frame in self.session.on_welcome(id, resume) {
+            ServerMsg::Welcome {
+                id, resume, limits, ..
+            } => {
+                for frame in self.session.on_welcome_at(id, resume, limits, now_ms()) {
                     self.send_frame(&frame).await;
                 }
             }
@@ -861,7 +870,19 @@ impl SessionClient {
                 self.session.on_ack(&nonce);
                 self.acked.insert(nonce, seq.0);
             }
-            ServerMsg::Error { code, message, .. } => panic!("refused: {code}: {message}"),
+            ServerMsg::Error {
+                code,
+                message,
+                nonce,
+                ..
+            } => {
+                // Lines the server will take later are retried by the session; anything
+                // else is a test failure.
+                let retried = nonce.is_some_and(|n| {
+                    self.session.on_refused(&n, code, now_ms()) == shared::Refusal::Retry
+                });
+                assert!(retried, "refused: {code}: {message}");
+            }
             ServerMsg::Typing { .. }
             | ServerMsg::Presence { .. }
             | ServerMsg::Older { .. }
@@ -874,8 +895,17 @@ impl SessionClient {
 
     /// Drops the socket without a close frame, as a network failure would.
     pub fn cut(&mut self) {
-        self.ws = None;
+        if self.ws.take().is_some() {
+            self.session.on_disconnected(now_ms(), 0.5);
+        }
     }
+}
+
+/// Now, in ms since the Unix epoch (the session's clock).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Asserts that `lines` are seq 1..=n with no gaps and no nonce twice.
