@@ -49,20 +49,11 @@ async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
     let config = backend::Config {
         memory,
         data_dir: testkit::fresh_data_dir(),
-        send_rate: 1_000_000,
-        send_burst: 1_000_000,
-        frame_rate: 1_000_000,
-        max_connections_per_ip: 100_000,
-        max_tcp_per_ip: 100_000,
-        ip_send_rate: 1_000_000,
-        ip_send_burst: 1_000_000,
-        max_lines_per_sec: 1_000_000,
-        new_sessions_per_min: 1_000_000,
         // Every client also receives every line; do not let that backlog cut it off here.
         outbox_bytes: 1 << 30,
         // A resume replays at most this many lines: room for the catch-up's 1,000.
         welcome_lines: 1_000,
-        ..backend::Config::default()
+        ..testkit::for_load()
     };
     let server = testkit::TestServer::start_with(config).await;
     let started = (server.addr, server.data_dir.clone());

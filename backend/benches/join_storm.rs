@@ -25,14 +25,7 @@ async fn main() {
         .unwrap_or(5_000);
     let server = TestServer::start_with(Config {
         memory: true,
-        max_connections: 100_000,
-        max_connections_per_ip: 100_000,
-        max_tcp_per_ip: 100_000,
-        ip_send_rate: 1_000_000,
-        ip_send_burst: 1_000_000,
-        max_lines_per_sec: 1_000_000,
-        new_sessions_per_min: 1_000_000,
-        ..Config::default()
+        ..testkit::for_load()
     })
     .await;
     let url = format!("{}?v=2", server.ws_url());

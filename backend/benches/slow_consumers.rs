@@ -64,14 +64,8 @@ async fn run_server() {
     let data_dir = std::env::temp_dir().join(format!("charla-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let config = backend::Config {
-        max_connections_per_ip: 100_000,
-        max_tcp_per_ip: 100_000,
-        ip_send_rate: 1_000_000,
-        ip_send_burst: 1_000_000,
-        max_lines_per_sec: 1_000_000,
-        new_sessions_per_min: 1_000_000,
         data_dir,
-        ..backend::Config::default()
+        ..testkit::for_load()
     };
     backend::serve(listener, config, std::future::pending())
         .await

@@ -158,31 +158,15 @@ async fn a_client_that_never_reads_again_is_hung_up_on_and_its_place_freed() {
     let server = TestServer::start_with(config).await;
     let stuck = server.client().await; // never reads again, not even the close
     let mut sender = server.client().await;
-    let body = "y".repeat(1_900);
-    let mut online = 2;
-    let mut sent = 0;
     // Keep talking until the server has given up on the stuck client and said so (its write
     // gets a 2 s grace, then the close frame another 2 s).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while online == 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the stuck client was never dropped"
-        );
-        for _ in 0..50 {
-            sender.send_line(&format!("{sent} {body}")).await;
-            sent += 1;
-        }
-        let mut echoes = 0;
-        while echoes < 50 {
-            match sender.recv().await {
-                shared::ServerMsg::Message(_) => echoes += 1,
-                shared::ServerMsg::Presence { online: n, .. } => online = n,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-    assert_eq!(online, 1);
+    testkit::talk_until_online(
+        &mut sender,
+        1,
+        std::time::Duration::from_secs(20),
+        "the stuck client was never dropped",
+    )
+    .await;
     // Its place was given back: a hundred more fit under the per-address limit of 101.
     let mut more = Vec::new();
     for _ in 0..100 {
@@ -261,28 +245,12 @@ async fn a_client_that_keeps_talking_but_never_reads_is_closed_when_its_writes_s
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     });
-    let body = "z".repeat(1_900);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let mut sent = 0;
-    let mut online = 2;
-    while online == 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a stalled writer was never closed"
-        );
-        for _ in 0..50 {
-            sender.send_line(&format!("{sent} {body}")).await;
-            sent += 1;
-        }
-        let mut echoes = 0;
-        while echoes < 50 {
-            match sender.recv().await {
-                shared::ServerMsg::Message(_) => echoes += 1,
-                shared::ServerMsg::Presence { online: n, .. } => online = n,
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-    assert_eq!(online, 1);
+    testkit::talk_until_online(
+        &mut sender,
+        1,
+        std::time::Duration::from_secs(20),
+        "a stalled writer was never closed",
+    )
+    .await;
     talking.abort();
 }

@@ -40,6 +40,43 @@ pub fn unlimited() -> Config {
     }
 }
 
+/// [`unlimited`], and room for as many connections from one address as a load test opens.
+pub fn for_load() -> Config {
+    Config {
+        max_connections: 100_000,
+        max_connections_per_ip: 100_000,
+        max_tcp_per_ip: 100_000,
+        ..unlimited()
+    }
+}
+
+/// Keeps `sender` saying long lines in general, reading their echoes, until a presence
+/// frame says the room is down to `online` (someone was dropped); fails after `within`.
+pub async fn talk_until_online(sender: &mut Client, online: u32, within: Duration, why: &str) {
+    let body = "y".repeat(1_900);
+    let deadline = tokio::time::Instant::now() + within;
+    let mut sent = 0;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "{why}");
+        for _ in 0..50 {
+            sender.send_line(&format!("{sent} {body}")).await;
+            sent += 1;
+        }
+        let mut echoes = 0;
+        let mut now_online = None;
+        while echoes < 50 {
+            match sender.recv().await {
+                ServerMsg::Message(_) => echoes += 1,
+                ServerMsg::Presence { online: n, .. } => now_online = Some(n),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if now_online == Some(online) {
+            return;
+        }
+    }
+}
+
 /// A room name the test knows is valid.
 pub fn room(name: &str) -> RoomName {
     RoomName::parse(name).unwrap_or_else(|e| panic!("`{name}` is not a room name: {e}"))
