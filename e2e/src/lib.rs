@@ -37,6 +37,15 @@ pub fn workspace_root() -> PathBuf {
 /// The real server serving the trunk build from `dist/`, on `addr` (port 0: a free one),
 /// over `data_dir` (none: a fresh one).
 pub async fn start_backend(addr: Option<SocketAddr>, data_dir: Option<&Path>) -> TestServer {
+    start_backend_with(addr, data_dir, |_| {}).await
+}
+
+/// [`start_backend`], with the configuration changed by `tweak` first.
+pub async fn start_backend_with(
+    addr: Option<SocketAddr>,
+    data_dir: Option<&Path>,
+    tweak: impl FnOnce(&mut backend::Config),
+) -> TestServer {
     let dist = workspace_root().join("dist");
     assert!(
         dist.join("index.html").is_file(),
@@ -50,6 +59,7 @@ pub async fn start_backend(addr: Option<SocketAddr>, data_dir: Option<&Path>) ->
     if let Some(dir) = data_dir {
         config.data_dir = dir.to_path_buf();
     }
+    tweak(&mut config);
     let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     TestServer::start_at(addr, config).await
 }
