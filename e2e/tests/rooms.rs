@@ -103,6 +103,9 @@ async fn a_line_in_one_room_reaches_its_members_only_and_raises_the_unread_badge
         s.contains('1')
     })
     .await;
+    // The README's screenshot: Bob in dev, with general's unread badge.
+    let shot = bob.screenshot().await.expect("screenshot");
+    e2e::side_by_side(&[shot], &e2e::workspace_root().join("target/e2e/rooms.png"));
     click(&bob, "#rooms li[data-room='general'] a").await;
     in_room(&bob, "general").await;
     wait_history(&bob, &["Carol -> hola general".to_owned()]).await;

@@ -1,129 +1,56 @@
 //! The connection: the socket, the session, and the state the page shows, as signals.
 //!
-//! [`ChatState`] is plain reactive state that components read. [`Connection`] owns the
-//! browser `WebSocket` and a [`ClientSession`] (the sans-IO logic from `shared`: last `seq`,
-//! pending lines by nonce, reconnect backoff), and [`Connection::apply`] is the page's one
-//! `match` on [`ServerMsg`], with no `_ =>` arm, so a new message type makes the compiler
-//! point here. It keeps itself connected: on a drop it waits (exponential backoff with full
-//! jitter, shown as "reconnecting in N s"), resumes the session, and resends what is pending.
+//! [`ChatState`] (in `state`) is plain reactive state that components read: the connection,
+//! this page's id and name, the rooms it is in, the room in view, and one [`RoomState`] per
+//! room (history, members, typists, unread count). [`Connection`] owns the socket (a
+//! `gloo-net` WebSocket to `/ws?v=2`) and a [`ClientSession`] (the sans-IO logic from
+//! `shared`: the rooms and the last `seq` held in each, pending lines by nonce, the `hello`
+//! that resumes, the reconnect backoff), and [`Connection::apply`] is the page's one `match`
+//! on [`ServerMsg`], with no `_ =>` arm, so a new message type makes the compiler point here.
+//!
+//! It keeps itself connected: the first frame of every socket is the session's `hello`
+//! (resume token, every room with the last `seq` shown there, the display name), so the server
+//! answers each room with exactly the lines missed. On a drop it waits (exponential backoff
+//! with full jitter, shown as "reconnecting in N s"), then does it again and resends what is
+//! pending.
+//!
+//! - this file: [`Connection`], its dispatch ([`Connection::apply`]) and what the user does
+//!   (show a room, join, leave, rename, send, type, load older lines);
+//! - `state`: [`ChatState`] and [`RoomState`], the signals;
+//! - `socket`: the socket's life (open, hello, read, ping, reconnect) and paced resends;
+//! - `storage`: what outlives the page (name, rooms, resume token, pending lines).
 
-use std::time::Duration;
+mod socket;
+mod state;
+pub mod storage;
+
+pub use socket::PING_EVERY;
+pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, room_path};
+
+use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use shared::{
-    ChatLine, ClientMsg, ClientSession, ConnId, DecodeError, PendingLine, ServerMsg, Shown,
-    decode_server, encode, limits::MAX_TEXT_CHARS,
+    ClientMsg, ClientSession, DisplayName, ErrorCode, NameError, Refusal, RoomName, ServerMsg,
+    Shown,
 };
-use wasm_bindgen::{JsCast, closure::Closure};
-use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
 
-/// How often the page pings the server (browsers cannot see WebSocket pings); two pings in
-/// a row without a `pong` mean the connection is dead.
-pub const PING_EVERY: Duration = Duration::from_secs(15);
+use socket::{Socket, Timers, now_ms};
+use storage::Store;
+
 /// How many older lines one "load older" asks for.
 pub const OLDER_PAGE: u32 = 100;
-
-/// Where the connection stands, as shown in the status bar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConnState {
-    /// Opening the socket, or opened and waiting for the `welcome`.
-    Connecting,
-    /// Welcomed: lines sent now reach everyone.
-    Connected,
-    /// The connection dropped; the next attempt is scheduled (see [`ChatState::retry_in`]).
-    Reconnecting,
-    /// Not connected, and not trying (no address to connect to).
-    Disconnected,
-}
-
-impl ConnState {
-    /// The word the page shows (a class name too).
-    pub fn label(self) -> &'static str {
-        match self {
-            ConnState::Connecting => "connecting",
-            ConnState::Connected => "connected",
-            ConnState::Reconnecting => "reconnecting",
-            ConnState::Disconnected => "disconnected",
-        }
-    }
-}
-
-/// The live-typing paragraph: whose text, and the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveText {
-    /// The typist.
-    pub from: ConnId,
-    /// What their input box holds now (never empty: empty clears the paragraph).
-    pub text: String,
-}
-
-/// Everything the page shows, as signals. `Copy`: pass it to components freely.
-#[derive(Debug, Clone, Copy)]
-pub struct ChatState {
-    /// The connection's state.
-    pub status: RwSignal<ConnState>,
-    /// Seconds until the next connection attempt, while reconnecting.
-    pub retry_in: RwSignal<Option<u32>>,
-    /// This page's id, once welcomed.
-    pub my_id: RwSignal<Option<ConnId>>,
-    /// The history, oldest first, in `seq` order, each line once.
-    pub history: RwSignal<Vec<ChatLine>>,
-    /// Whether older lines than the first shown exist on the server.
-    pub has_more: RwSignal<bool>,
-    /// Lines sent and not yet acknowledged (shown as "sending…").
-    pub pending: RwSignal<Vec<PendingLine>>,
-    /// The live-typing paragraph, if anyone is typing.
-    pub live: RwSignal<Option<LiveText>>,
-    /// How many clients are connected.
-    pub online: RwSignal<u32>,
-    /// The composer's text; re-sent as live typing after a reconnect.
-    pub draft: RwSignal<String>,
-    /// The last refusal (from the server or the composer), shown until the next send.
-    pub notice: RwSignal<Option<String>>,
-}
-
-impl Default for ChatState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ChatState {
-    /// Fresh state: connecting, no id, no history.
-    pub fn new() -> Self {
-        ChatState {
-            status: RwSignal::new(ConnState::Connecting),
-            retry_in: RwSignal::new(None),
-            my_id: RwSignal::new(None),
-            history: RwSignal::new(Vec::new()),
-            has_more: RwSignal::new(false),
-            pending: RwSignal::new(Vec::new()),
-            live: RwSignal::new(None),
-            online: RwSignal::new(0),
-            draft: RwSignal::new(String::new()),
-            notice: RwSignal::new(None),
-        }
-    }
-
-    /// The status bar's words: "disconnected · reconnecting in 3 s", "connected", …
-    pub fn status_text(&self) -> String {
-        match (self.status.get(), self.retry_in.get()) {
-            (ConnState::Reconnecting, Some(secs)) if secs > 0 => {
-                format!("disconnected · reconnecting in {secs} s")
-            }
-            (ConnState::Reconnecting, _) => "disconnected · reconnecting…".to_owned(),
-            (state, _) => state.label().to_owned(),
-        }
-    }
-}
 
 /// Why [`Connection::send_line`] did not take a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
     /// Empty or only white space.
     Blank,
-    /// Longer than [`MAX_TEXT_CHARS`].
-    TooLong,
+    /// Longer than the server takes.
+    TooLong {
+        /// The most characters a line may have.
+        max: usize,
+    },
 }
 
 impl SendError {
@@ -131,50 +58,8 @@ impl SendError {
     pub fn message(self) -> String {
         match self {
             SendError::Blank => "Type something first: blank lines are not sent.".into(),
-            SendError::TooLong => format!("Too long: at most {MAX_TEXT_CHARS} characters."),
+            SendError::TooLong { max } => format!("Too long: at most {max} characters."),
         }
-    }
-}
-
-/// An open browser socket and the handlers that must live as long as it does.
-struct Socket {
-    ws: WebSocket,
-    _on_open: Closure<dyn FnMut(Event)>,
-    _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_close: Closure<dyn FnMut(CloseEvent)>,
-}
-
-impl Drop for Socket {
-    fn drop(&mut self) {
-        self.ws.set_onopen(None);
-        self.ws.set_onmessage(None);
-        self.ws.set_onclose(None);
-        let _ = self.ws.close();
-    }
-}
-
-/// Timers that belong to the current connection attempt.
-#[derive(Default)]
-struct Timers {
-    reconnect: Option<TimeoutHandle>,
-    countdown: Option<IntervalHandle>,
-    ping: Option<IntervalHandle>,
-    /// Pings sent since the last `pong`.
-    unanswered: u32,
-}
-
-impl Timers {
-    fn clear(&mut self) {
-        if let Some(t) = self.reconnect.take() {
-            t.clear();
-        }
-        if let Some(t) = self.countdown.take() {
-            t.clear();
-        }
-        if let Some(t) = self.ping.take() {
-            t.clear();
-        }
-        self.unanswered = 0;
     }
 }
 
@@ -187,8 +72,13 @@ pub struct Connection {
     socket: StoredValue<Option<Socket>, LocalStorage>,
     session: StoredValue<ClientSession, LocalStorage>,
     timers: StoredValue<Timers, LocalStorage>,
+    /// What was typed in the rooms not in view, so switching rooms keeps each one's text.
+    drafts: StoredValue<BTreeMap<RoomName, String>>,
     /// Where to connect (`None`: never connect, e.g. in component tests).
     url: StoredValue<Option<String>>,
+    /// Whether to keep name, rooms, token and pending lines in the browser's storage (not in
+    /// component tests, which share one page).
+    persist: StoredValue<bool>,
 }
 
 impl Connection {
@@ -204,132 +94,10 @@ impl Connection {
             socket: StoredValue::new_local(None),
             session: StoredValue::new_local(ClientSession::new(prefix)),
             timers: StoredValue::new_local(Timers::default()),
+            drafts: StoredValue::new(BTreeMap::new()),
             url: StoredValue::new(None),
+            persist: StoredValue::new(false),
         }
-    }
-
-    /// The `/ws` URL on the host that served the page (`wss:` when the page is `https:`).
-    pub fn default_url() -> Option<String> {
-        let location = web_sys::window()?.location();
-        let scheme = if location.protocol().ok()? == "https:" {
-            "wss"
-        } else {
-            "ws"
-        };
-        Some(format!("{scheme}://{}/ws", location.host().ok()?))
-    }
-
-    /// Connects to [`Connection::default_url`] and stays connected.
-    pub fn connect(&self) {
-        self.url.set_value(Self::default_url());
-        self.open();
-    }
-
-    /// Opens a socket now (replacing any), resuming the session if there is one.
-    pub fn open(&self) {
-        self.timers.update_value(Timers::clear);
-        self.socket.set_value(None);
-        let state = self.state;
-        state.retry_in.set(None);
-        let Some(base) = self.url.get_value() else {
-            state.status.set(ConnState::Disconnected);
-            return;
-        };
-        let url = match self.session.with_value(ClientSession::connect_query) {
-            Some(query) => format!("{base}?{query}"),
-            None => base,
-        };
-        state.status.set(ConnState::Connecting);
-        let Ok(ws) = WebSocket::new(&url) else {
-            self.closed();
-            return;
-        };
-        let conn = *self;
-        let on_open = Closure::<dyn FnMut(Event)>::new(move |_: Event| {
-            conn.session
-                .update_value(|s| s.on_connected(js_sys::Date::now() as u64));
-            conn.start_pinging();
-        });
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let Some(text) = event.data().as_string() else {
-                return; // The protocol has text frames only.
-            };
-            match decode_server(&text) {
-                Ok(msg) => conn.apply(msg),
-                // A newer server may send types this page does not know: skip them.
-                Err(DecodeError::UnknownType(_)) => {}
-                Err(err) => leptos::logging::warn!("undecodable frame from the server: {err}"),
-            }
-        });
-        let on_close = Closure::<dyn FnMut(CloseEvent)>::new(move |_: CloseEvent| conn.closed());
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        self.socket.set_value(Some(Socket {
-            ws,
-            _on_open: on_open,
-            _on_message: on_message,
-            _on_close: on_close,
-        }));
-    }
-
-    /// The socket is gone: show it, and schedule the next attempt.
-    fn closed(&self) {
-        self.timers.update_value(Timers::clear);
-        self.socket.set_value(None);
-        let state = self.state;
-        state.live.set(None);
-        if self.url.with_value(Option::is_none) {
-            state.status.set(ConnState::Disconnected);
-            return;
-        }
-        let delay_ms = self
-            .session
-            .try_update_value(|s| {
-                s.on_disconnected(js_sys::Date::now() as u64, js_sys::Math::random())
-            })
-            .unwrap_or(1_000);
-        state.status.set(ConnState::Reconnecting);
-        state.retry_in.set(Some(delay_ms.div_ceil(1_000) as u32));
-        let conn = *self;
-        let reconnect =
-            set_timeout_with_handle(move || conn.open(), Duration::from_millis(delay_ms));
-        let countdown = set_interval_with_handle(
-            move || {
-                state
-                    .retry_in
-                    .update(|s| *s = s.map(|n| n.saturating_sub(1)))
-            },
-            Duration::from_secs(1),
-        );
-        self.timers.update_value(|t| {
-            t.reconnect = reconnect.ok();
-            t.countdown = countdown.ok();
-        });
-    }
-
-    fn start_pinging(&self) {
-        let conn = *self;
-        let ping = set_interval_with_handle(
-            move || {
-                let dead = conn
-                    .timers
-                    .try_update_value(|t| {
-                        t.unanswered += 1;
-                        t.unanswered > 2
-                    })
-                    .unwrap_or(false);
-                if dead {
-                    // Two pings went unanswered: the path to the server is gone even if the
-                    // browser has not noticed. Do not wait for it to.
-                    conn.closed();
-                } else {
-                    conn.send_frame(&ClientMsg::Ping);
-                }
-            },
-            PING_EVERY,
-        );
-        self.timers.update_value(|t| t.ping = ping.ok());
     }
 
     /// Applies one message from the server: the page's one dispatch on [`ServerMsg`].
@@ -338,62 +106,122 @@ impl Connection {
         match msg {
             ServerMsg::Welcome {
                 id,
-                history,
-                online,
+                // A v2 welcome carries no lines and no count: each room's come in its
+                // `joined`, which follow.
+                history: _,
+                online: _,
+                has_more: _,
                 protocol: _,
                 resume,
-                has_more,
-                resumed,
+                resumed: _,
+                name,
+                limits,
             } => {
-                let (shown, resend) = self
+                let resend = self
                     .session
-                    .try_update_value(|s| s.on_welcome(id.clone(), resume, history, resumed))
-                    .unwrap_or((Shown::Append(Vec::new()), Vec::new()));
-                match shown {
-                    Shown::Replace(lines) => {
-                        state.history.set(lines);
-                        state.has_more.set(has_more);
-                    }
-                    Shown::Append(lines) if lines.is_empty() => {}
-                    Shown::Append(lines) => state.history.update(|h| h.extend(lines)),
+                    .try_update_value(|s| s.on_welcome_at(id.clone(), resume, limits, now_ms()))
+                    .unwrap_or_default();
+                if let Some(token) = self
+                    .session
+                    .with_value(|s| s.resume_token().map(str::to_owned))
+                {
+                    self.keep(Store::Session, storage::RESUME, &token);
                 }
                 state.my_id.set(Some(id));
-                state.online.set(online);
-                state.live.set(None);
+                if let Some(name) = name {
+                    state.my_name.set(name.to_string());
+                }
+                if let Some(limits) = limits {
+                    state.max_text_chars.set(limits.max_text_chars as usize);
+                }
                 state.status.set(ConnState::Connected);
                 state.retry_in.set(None);
-                // What was sent while offline (or never acked) goes out again now; the
-                // server appends each nonce once, so a resend is never a duplicate.
+                // What was sent while offline (or never acked) goes out again now, as fast
+                // as the server's limits allow; the server appends each nonce once, so a
+                // resend is never a duplicate.
                 for frame in resend {
                     self.send_frame(&frame);
                 }
+                self.schedule_due();
                 let draft = state.draft.get_untracked();
                 if !draft.is_empty() {
                     self.typing(&draft);
                 }
                 self.sync_pending();
             }
-            ServerMsg::Typing { from, text } => {
-                if !text.is_empty() {
-                    state.live.set(Some(LiveText { from, text }));
-                } else if state
-                    .live
-                    .with_untracked(|l| l.as_ref().is_some_and(|l| l.from == from))
-                {
-                    // Only the typist who is shown can clear the paragraph.
-                    state.live.set(None);
+            ServerMsg::Joined {
+                room,
+                lines,
+                has_more,
+                resumed,
+                online,
+                members,
+                typing,
+            } => {
+                if !state.is_joined(&room) {
+                    return; // Left while the join was on its way; its `left` follows.
+                }
+                let shown = self
+                    .session
+                    .try_update_value(|s| s.on_joined(room.clone(), lines, resumed));
+                let view = state.room(&room);
+                match shown {
+                    Some(Shown::Replace(lines)) => {
+                        view.history.set(lines);
+                        view.has_more.set(has_more);
+                    }
+                    Some(Shown::Append(lines)) if !lines.is_empty() => {
+                        view.history.update(|h| h.extend(lines));
+                    }
+                    Some(Shown::Append(_)) | None => {}
+                }
+                view.online.set(online);
+                view.members.set(members);
+                view.typists.set(
+                    typing
+                        .into_iter()
+                        .map(|t| LiveText {
+                            from: t.from,
+                            name: t.name.to_string(),
+                            text: t.text,
+                        })
+                        .collect(),
+                );
+                self.sync_pending();
+            }
+            // The reply to a `leave`, which the page applied when it sent it (and a `join`
+            // sent since may already have superseded it): nothing left to do.
+            ServerMsg::Left { room: _ } => {}
+            ServerMsg::Typing {
+                room,
+                from,
+                name,
+                text,
+            } => {
+                if state.is_joined(&room) {
+                    state.room(&room).set_typing(from, name, text);
                 }
             }
             ServerMsg::Message(line) => {
+                let room = line.room.clone();
+                let settles = line.nonce.is_some();
+                let mine = self.session.with_value(|s| s.is_mine(&line.from));
                 if let Some(line) = self.session.try_update_value(|s| s.on_line(line)).flatten() {
-                    let mine = line.nonce.is_some();
-                    state.history.update(|h| h.push(line));
-                    if mine {
-                        self.sync_pending();
+                    let view = state.room(&room);
+                    view.history.update(|h| h.push(line));
+                    if !mine && !state.is_in_view(&room) {
+                        view.unread.update(|n| *n += 1);
                     }
                 }
+                if settles {
+                    self.sync_pending();
+                }
             }
-            ServerMsg::Ack { nonce, seq: _ } => {
+            ServerMsg::Ack {
+                room: _,
+                nonce,
+                seq: _,
+            } => {
                 if self
                     .session
                     .try_update_value(|s| s.on_ack(&nonce))
@@ -402,77 +230,315 @@ impl Connection {
                     self.sync_pending();
                 }
             }
-            ServerMsg::Older { lines, has_more } => {
+            ServerMsg::Older {
+                room,
+                lines,
+                has_more,
+            } => {
+                if !state.is_joined(&room) {
+                    return;
+                }
                 let older = self
                     .session
-                    .try_update_value(|s| s.on_older(lines))
+                    .try_update_value(|s| s.on_older(&room, lines))
                     .unwrap_or_default();
+                let view = state.room(&room);
                 if !older.is_empty() {
-                    state.history.update(|h| {
+                    view.history.update(|h| {
                         h.splice(0..0, older);
                     });
                 }
-                state.has_more.set(has_more);
+                view.has_more.set(has_more);
             }
             ServerMsg::Pong => self.timers.update_value(|t| t.unanswered = 0),
-            ServerMsg::Presence { online } => state.online.set(online),
-            ServerMsg::Error { code, message } => {
-                state
-                    .notice
-                    .set(Some(format!("The server refused that ({code}): {message}")));
+            ServerMsg::Presence {
+                room,
+                online,
+                members,
+            } => {
+                if state.is_joined(&room) {
+                    let view = state.room(&room);
+                    view.online.set(online);
+                    view.members.set(members);
+                }
             }
+            ServerMsg::Members { room, members } => {
+                if state.is_joined(&room) {
+                    state.room(&room).members.set(Some(members));
+                }
+            }
+            ServerMsg::NameSet { name } => {
+                state.my_name.set(name.to_string());
+                self.keep(Store::Local, storage::NAME, name.as_str());
+            }
+            ServerMsg::Error {
+                code,
+                message,
+                room,
+                nonce,
+            } => self.refused(code, message, room, nonce),
         }
     }
 
-    fn sync_pending(&self) {
-        let pending = self.session.with_value(|s| s.pending().to_vec());
-        if self.state.pending.with_untracked(|p| *p != pending) {
-            self.state.pending.set(pending);
+    /// The server refused a frame: a line (by nonce), a room (a join), or something else.
+    fn refused(
+        &self,
+        code: ErrorCode,
+        message: String,
+        room: Option<RoomName>,
+        nonce: Option<String>,
+    ) {
+        let state = self.state;
+        let notice = match (nonce, room) {
+            (Some(nonce), _) => {
+                let refusal = self
+                    .session
+                    .try_update_value(|s| s.on_refused(&nonce, code, now_ms()));
+                self.sync_pending();
+                match refusal {
+                    Some(Refusal::Retry) => {
+                        self.schedule_due();
+                        if code == ErrorCode::RateLimited {
+                            "Slow down: your line will be sent again shortly.".to_owned()
+                        } else {
+                            "The server is busy: your line will be sent again shortly.".to_owned()
+                        }
+                    }
+                    Some(Refusal::Dropped(_) | Refusal::Unknown) | None => {
+                        format!("The server refused your line ({code}): {message}")
+                    }
+                }
+            }
+            (None, Some(room))
+                if matches!(
+                    code,
+                    ErrorCode::BadRoom | ErrorCode::TooManyRooms | ErrorCode::RoomsFull
+                ) =>
+            {
+                // A join (or a room of the hello) was refused: this page is not in it.
+                if state.is_joined(&room) {
+                    self.session.update_value(|s| {
+                        let _ = s.leave(&room);
+                    });
+                    self.forget_room(&room);
+                }
+                format!("Could not join {room} ({code}): {message}")
+            }
+            (None, Some(room)) if code == ErrorCode::NotJoined => {
+                if state.is_joined(&room) {
+                    // The server lost track of this page in the room (it may have
+                    // restarted): join again, which brings its latest page.
+                    self.send_frame(&ClientMsg::Join {
+                        room: room.as_str().to_owned(),
+                    });
+                }
+                return;
+            }
+            (None, _) => format!("The server refused that ({code}): {message}"),
+        };
+        state.notice.set(Some(notice));
+    }
+
+    /// Shows `room` (joining it first if this page is not in it): the composer moves there
+    /// (each room keeps its own draft), and its unread count goes back to zero.
+    pub fn show(&self, room: RoomName) {
+        untrack(|| {
+            let state = self.state;
+            if !state.is_joined(&room) {
+                self.join(room.clone());
+            }
+            state.route_error.set(None);
+            let previous = state.current.get_untracked();
+            if previous != room {
+                let draft = state.draft.get_untracked();
+                if !draft.is_empty() {
+                    // Typing in one room never shows in another: clear it where it was.
+                    self.send_frame(&ClientMsg::Typing {
+                        room: Some(previous.as_str().to_owned()),
+                        text: String::new(),
+                    });
+                    self.drafts.update_value(|d| {
+                        d.insert(previous, draft);
+                    });
+                }
+                let draft = self
+                    .drafts
+                    .try_update_value(|d| d.remove(&room))
+                    .flatten()
+                    .unwrap_or_default();
+                state.draft.set(draft);
+                state.current.set(room.clone());
+            }
+            let view = state.room(&room);
+            if view.unread.get_untracked() != 0 {
+                view.unread.set(0);
+            }
+        });
+    }
+
+    /// Shows the room a URL names: none (the page's root) is `general`; a name that is no
+    /// room name shows why, instead of a room.
+    pub fn show_route(&self, name: Option<&str>) {
+        match name.map(|n| (n, RoomName::parse(n))) {
+            None => self.show(RoomName::general()),
+            Some((_, Ok(room))) => self.show(room),
+            Some((name, Err(err))) => untrack(|| {
+                self.state
+                    .route_error
+                    .set(Some(format!("“{name}” is not a room name: {err}.")));
+            }),
         }
     }
 
-    /// Queues a line for the history and sends it if connected; offline it waits, shown as
-    /// pending, and goes out after the next reconnect. Blank or too-long lines are refused
+    /// Enters `room` (the server creates it if need be). Offline, the next `hello` does.
+    fn join(&self, room: RoomName) {
+        let frame = self.session.try_update_value(|s| s.join(room.clone()));
+        if let Some(frame) = frame {
+            self.send_frame(&frame);
+        }
+        let state = self.state;
+        state.room(&room).clear();
+        state.joined.update(|joined| joined.push(room));
+        self.keep_rooms();
+    }
+
+    /// Leaves `room`: off the panel, its lines and unsent lines forgotten. If it was in view,
+    /// another room (the first joined, or `general`) is shown instead.
+    pub fn leave_room(&self, room: &RoomName) {
+        if !self.state.is_joined(room) {
+            return;
+        }
+        let frame = self.session.try_update_value(|s| s.leave(room));
+        if let Some(frame) = frame {
+            self.send_frame(&frame);
+        }
+        self.forget_room(room);
+    }
+
+    /// What leaving a room means on the page, whoever decided it (this page or the server).
+    fn forget_room(&self, room: &RoomName) {
+        let state = self.state;
+        state.joined.update(|joined| joined.retain(|r| r != room));
+        state.room(room).clear();
+        self.drafts.update_value(|d| {
+            d.remove(room);
+        });
+        self.keep_rooms();
+        self.sync_pending();
+        let next = state
+            .joined
+            .with_untracked(|joined| joined.first().cloned())
+            .unwrap_or_else(RoomName::general);
+        // (When `general` itself was refused and nothing else is left, stay: joining it
+        // again would only be refused again.)
+        if state.current.with_untracked(|current| current == room) && next != *room {
+            // Show the next room now, and let the URL follow without a history entry, so
+            // "back" does not lead into the room just left.
+            state.draft.set(String::new());
+            self.show(next.clone());
+            self.go_to(next, true);
+        }
+    }
+
+    /// Asks the router to show `room` (a new history entry unless `replace`).
+    pub fn go_to(&self, room: RoomName, replace: bool) {
+        self.state.go_to.set(Some(GoTo { room, replace }));
+    }
+
+    /// Changes this page's display name (kept in the browser; the server confirms it).
+    pub fn set_name(&self, name: &str) -> Result<(), NameError> {
+        let name = DisplayName::parse(name)?;
+        let frame = self.session.try_update_value(|s| s.set_name(name.as_str()));
+        if let Some(frame) = frame {
+            self.send_frame(&frame);
+        }
+        self.state.my_name.set(name.to_string());
+        self.keep(Store::Local, storage::NAME, name.as_str());
+        Ok(())
+    }
+
+    /// Queues a line for the room in view and sends it if connected; offline it waits, shown
+    /// as pending, and goes out after the next reconnect. Blank or too-long lines are refused
     /// here, before the network, with the same rules the server applies.
     pub fn send_line(&self, text: &str) -> Result<(), SendError> {
         if text.trim().is_empty() {
             return Err(SendError::Blank);
         }
-        if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(SendError::TooLong);
+        let max = self.state.max_text_chars.get_untracked();
+        if text.chars().count() > max {
+            return Err(SendError::TooLong { max });
         }
-        let frame = self.session.try_update_value(|s| s.send(text.to_owned()));
+        let room = self.state.current.get_untracked();
+        let frame = self
+            .session
+            .try_update_value(|s| s.send(room, text.to_owned()))
+            .flatten();
         self.sync_pending();
-        if let Some(frame) = frame {
-            self.send_frame(&frame);
+        match frame {
+            Some(frame) => {
+                self.send_frame(&frame);
+            }
+            // It waits behind lines still to be resent: they go out in order.
+            None => self.schedule_due(),
         }
         Ok(())
     }
 
-    /// Sends the input box as it is now (live typing). Best effort: dropped when offline.
+    /// Sends the input box as it is now (live typing in the room in view). Best effort:
+    /// dropped when offline.
     pub fn typing(&self, text: &str) {
-        let text: String = text.chars().take(MAX_TEXT_CHARS).collect();
-        self.send_frame(&ClientMsg::Typing { text });
+        let max = self.state.max_text_chars.get_untracked();
+        let text: String = text.chars().take(max).collect();
+        let room = self.state.current.get_untracked();
+        self.send_frame(&ClientMsg::Typing {
+            room: Some(room.as_str().to_owned()),
+            text,
+        });
     }
 
-    /// Asks the server for the page of lines before the oldest shown.
+    /// Asks the server for the page of lines before the oldest shown in the room in view.
     pub fn load_older(&self) {
-        if let Some(before) = self.session.with_value(ClientSession::oldest_seq) {
+        let room = self.state.current.get_untracked();
+        if let Some(before) = self.session.with_value(|s| s.oldest_seq(&room)) {
             self.send_frame(&ClientMsg::LoadOlder {
+                room: Some(room.as_str().to_owned()),
                 before,
                 limit: OLDER_PAGE,
             });
         }
     }
 
-    /// Sends a frame if the socket is open; returns whether it did.
-    fn send_frame(&self, msg: &ClientMsg) -> bool {
-        self.socket.with_value(|socket| {
-            socket
-                .as_ref()
-                .map(|s| &s.ws)
-                .filter(|ws| ws.ready_state() == WebSocket::OPEN)
-                .is_some_and(|ws| ws.send_with_str(&encode(msg)).is_ok())
-        })
+    /// Asks for the full member list of the room in view (the server pushes it only for
+    /// small rooms).
+    pub fn list_members(&self) {
+        let room = self.state.current.get_untracked();
+        self.send_frame(&ClientMsg::Members {
+            room: room.as_str().to_owned(),
+        });
+    }
+
+    /// Copies the session's pending lines to the page (and the browser's storage).
+    fn sync_pending(&self) {
+        let pending = self.session.with_value(|s| s.pending().to_vec());
+        if self.state.pending.with_untracked(|p| *p != pending) {
+            if self.persist.get_value() {
+                storage::save_pending(&pending);
+            }
+            self.state.pending.set(pending);
+        }
+    }
+
+    fn keep_rooms(&self) {
+        if self.persist.get_value() {
+            self.state
+                .joined
+                .with_untracked(|rooms| storage::save_rooms(rooms));
+        }
+    }
+
+    fn keep(&self, store: Store, key: &str, value: &str) {
+        if self.persist.get_value() {
+            storage::write(store, key, value);
+        }
     }
 }

@@ -1,21 +1,26 @@
 //! Components mounted in a real page (headless Chromium), asserting on the DOM they render
-//! from their signals. Run: `cargo test -p frontend --target wasm32-unknown-unknown`.
+//! from their signals. No server: each test drives the connection with the frames a server
+//! would send (`Connection::apply`), as the socket does.
+//! Run: `cargo test -p frontend --target wasm32-unknown-unknown`.
 
 #![allow(missing_docs)]
 
 use frontend::{
-    ChatState, ConnState, Connection,
-    components::{Composer, History, LiveTyping, StatusBar},
+    ChatState, ConnState, Connection, GoTo,
+    components::{Composer, History, LiveTyping, Members, RoomHeader, RoomsPanel, StatusBar},
 };
 use leptos::{mount::mount_to, prelude::*, task::tick};
-use shared::{ChatLine, ConnId, Seq, ServerMsg};
+use shared::{
+    ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerLimits, ServerMsg,
+    Typist,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 use web_sys::{Element, HtmlElement, HtmlInputElement};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-/// A fresh element in the page to mount one component into.
+/// A fresh element in the page to mount components into.
 fn container() -> HtmlElement {
     let document = document();
     let section = document.create_element("section").expect("create");
@@ -27,25 +32,73 @@ fn container() -> HtmlElement {
     section.unchecked_into()
 }
 
-fn line(seq: u64, from: &str, text: &str) -> ChatLine {
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).expect("a room name")
+}
+
+fn name(name: &str) -> DisplayName {
+    DisplayName::parse(name).expect("a display name")
+}
+
+/// A line of `room` from `from` (called `who`, if given).
+fn line(room_name: &str, seq: u64, from: &str, who: Option<&str>, text: &str) -> ChatLine {
     ChatLine {
+        room: room(room_name),
         seq: Seq(seq),
         from: ConnId::new(from),
+        name: who.map(name),
         text: text.into(),
         at: 1_763_769_600_000,
         nonce: None,
     }
 }
 
-fn welcome(id: &str, history: Vec<ChatLine>, online: u32) -> ServerMsg {
+/// A v2 welcome for `id`, called `who`.
+fn welcome(id: &str, who: &str) -> ServerMsg {
     ServerMsg::Welcome {
         id: ConnId::new(id),
-        history,
-        online,
-        protocol: 1,
+        history: vec![],
+        online: 1,
+        protocol: 2,
         resume: "token".into(),
         has_more: false,
         resumed: false,
+        name: Some(name(who)),
+        limits: Some(ServerLimits {
+            max_text_chars: 2000,
+            max_rooms_per_conn: 20,
+            send_rate: 10,
+            send_burst: 20,
+        }),
+    }
+}
+
+/// `room` as the server shows it on joining: its latest page.
+fn joined(room_name: &str, lines: Vec<ChatLine>, online: u32) -> ServerMsg {
+    ServerMsg::Joined {
+        room: room(room_name),
+        lines,
+        has_more: false,
+        resumed: false,
+        online,
+        members: None,
+        typing: vec![],
+    }
+}
+
+fn typing(room_name: &str, from: &str, who: &str, text: &str) -> ServerMsg {
+    ServerMsg::Typing {
+        room: room(room_name),
+        from: ConnId::new(from),
+        name: Some(name(who)),
+        text: text.into(),
+    }
+}
+
+fn member(id: &str, who: &str) -> Member {
+    Member {
+        id: ConnId::new(id),
+        name: name(who),
     }
 }
 
@@ -55,12 +108,27 @@ fn offline() -> (ChatState, Connection) {
     (state, Connection::new(state))
 }
 
-fn items(root: &Element) -> Vec<String> {
-    let list = root.query_selector_all("#history li").expect("query");
+/// An offline connection welcomed as `me` ("Me"), in `general` and `dev`, `general` in view.
+fn in_general_and_dev() -> (ChatState, Connection) {
+    let (state, conn) = offline();
+    conn.apply(welcome("me", "Me"));
+    conn.apply(joined("general", vec![], 2));
+    conn.show(room("dev"));
+    conn.apply(joined("dev", vec![], 2));
+    conn.show(room("general"));
+    (state, conn)
+}
+
+fn texts(root: &Element, selector: &str) -> Vec<String> {
+    let list = root.query_selector_all(selector).expect("query");
     (0..list.length())
         .filter_map(|i| list.item(i))
         .map(|n| n.text_content().unwrap_or_default())
         .collect()
+}
+
+fn items(root: &Element) -> Vec<String> {
+    texts(root, "#history li")
 }
 
 fn element<T: JsCast>(root: &Element, selector: &str) -> T {
@@ -70,26 +138,37 @@ fn element<T: JsCast>(root: &Element, selector: &str) -> T {
         .unchecked_into()
 }
 
-/// Types `text` into the composer (as one input event) and presses Send.
-fn submit(root: &Element, text: &str) {
-    let input: HtmlInputElement = element(root, "#composer-input");
-    input.set_value(text);
-    input
-        .dispatch_event(&web_sys::Event::new("input").expect("event"))
-        .expect("dispatch");
-    element::<HtmlElement>(root, "#send").click();
-}
-
 fn text_of(root: &Element, selector: &str) -> String {
-    root.query_selector(selector)
-        .expect("query")
-        .unwrap_or_else(|| panic!("{selector} is rendered"))
+    element::<Element>(root, selector)
         .text_content()
         .unwrap_or_default()
 }
 
+fn attr(root: &Element, selector: &str, name: &str) -> Option<String> {
+    element::<Element>(root, selector).get_attribute(name)
+}
+
+fn absent(root: &Element, selector: &str) -> bool {
+    root.query_selector(selector).expect("query").is_none()
+}
+
+/// Types `text` into the input `selector` (as one input event).
+fn type_in(root: &Element, selector: &str, text: &str) {
+    let input: HtmlInputElement = element(root, selector);
+    input.set_value(text);
+    input
+        .dispatch_event(&web_sys::Event::new("input").expect("event"))
+        .expect("dispatch");
+}
+
+/// Types `text` into the composer and presses Send.
+fn submit(root: &Element, text: &str) {
+    type_in(root, "#composer-input", text);
+    element::<HtmlElement>(root, "#send").click();
+}
+
 #[wasm_bindgen_test]
-async fn history_renders_one_line_each_from_its_signal() {
+async fn history_lines_read_name_arrow_text_with_the_sender_id_on_hover() {
     let root = container();
     let (_, conn) = offline();
     let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
@@ -97,80 +176,367 @@ async fn history_renders_one_line_each_from_its_signal() {
     assert!(items(&root).is_empty());
     assert!(text_of(&root, ".empty").contains("No lines yet"));
 
-    conn.apply(welcome(
-        "me",
-        vec![line(1, "AAAA", "hola"), line(2, "me", "qué tal")],
+    conn.apply(welcome("me", "Me"));
+    conn.apply(joined(
+        "general",
+        vec![
+            line("general", 1, "AAAA", Some("Ana"), "hola"),
+            line("general", 2, "me", Some("Me"), "qué tal"),
+            // A line from before names: its sender's id stands in.
+            line("general", 3, "OLD1", None, "old"),
+        ],
         2,
     ));
     tick().await;
-    assert_eq!(items(&root), ["AAAA -> hola", "me -> qué tal"]);
-    assert!(root.query_selector(".empty").expect("query").is_none());
+    assert_eq!(
+        items(&root),
+        ["Ana -> hola", "Me -> qué tal", "OLD1 -> old"]
+    );
+    assert_eq!(attr(&root, "#history li", "title").as_deref(), Some("AAAA"));
+    assert!(absent(&root, ".empty"));
     // The page's own lines are marked.
-    let mine = root.query_selector_all("#history li.mine").expect("query");
-    assert_eq!(mine.length(), 1);
+    assert_eq!(texts(&root, "#history li.mine"), ["Me -> qué tal"]);
 
-    conn.apply(ServerMsg::Message(line(3, "BBBB", "bien")));
+    // Two people may share a name: their ids (on hover) tell them apart.
+    conn.apply(ServerMsg::Message(line(
+        "general",
+        4,
+        "BBBB",
+        Some("Ana"),
+        "I am another Ana",
+    )));
     // A repeated line (same seq) is not shown twice.
-    conn.apply(ServerMsg::Message(line(3, "BBBB", "bien")));
+    conn.apply(ServerMsg::Message(line(
+        "general",
+        4,
+        "BBBB",
+        Some("Ana"),
+        "I am another Ana",
+    )));
     tick().await;
     assert_eq!(
         items(&root),
-        ["AAAA -> hola", "me -> qué tal", "BBBB -> bien"]
+        [
+            "Ana -> hola",
+            "Me -> qué tal",
+            "OLD1 -> old",
+            "Ana -> I am another Ana"
+        ]
     );
-    let list = root.query_selector("#history").expect("q").expect("list");
-    assert_eq!(list.get_attribute("aria-live").as_deref(), Some("polite"));
+    let list = root.query_selector_all("#history li").expect("query");
+    let titles: Vec<Option<String>> = (0..list.length())
+        .filter_map(|i| list.item(i))
+        .map(|n| n.unchecked_into::<Element>().get_attribute("title"))
+        .collect();
+    assert_eq!(titles[0].as_deref(), Some("AAAA"));
+    assert_eq!(titles[3].as_deref(), Some("BBBB"));
+    assert_eq!(
+        attr(&root, "#history", "aria-live").as_deref(),
+        Some("polite")
+    );
 }
 
 #[wasm_bindgen_test]
-async fn the_live_paragraph_shows_the_latest_text_and_clears() {
+async fn each_room_has_its_own_history() {
     let root = container();
-    let (state, conn) = offline();
-    conn.apply(welcome("me", vec![], 2));
-    let _mounted = mount_to(root.clone(), move || view! { <LiveTyping state=state /> });
+    let (_, conn) = in_general_and_dev();
+    conn.apply(ServerMsg::Message(line(
+        "general",
+        1,
+        "AAAA",
+        Some("Ana"),
+        "in general",
+    )));
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        1,
+        "BBBB",
+        Some("Bob"),
+        "in dev",
+    )));
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <RoomHeader conn=conn />
+            <History conn=conn />
+        }
+    });
     tick().await;
-    assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
-
-    let typing = |from: &str, text: &str| ServerMsg::Typing {
-        from: ConnId::new(from),
-        text: text.into(),
-    };
-    conn.apply(typing("XXXX", "h"));
-    conn.apply(typing("XXXX", "ho"));
+    assert_eq!(text_of(&root, "#room-title"), "general");
+    assert_eq!(items(&root), ["Ana -> in general"]);
+    conn.show(room("dev"));
     tick().await;
-    assert_eq!(text_of(&root, "#live"), "XXXX is typing: ho");
-
-    conn.apply(typing("me", "mine"));
+    assert_eq!(text_of(&root, "#room-title"), "dev");
+    assert_eq!(items(&root), ["Bob -> in dev"]);
+    // A line for a room this page is not in is not shown anywhere.
+    conn.apply(ServerMsg::Message(line(
+        "elsewhere",
+        1,
+        "CCCC",
+        Some("Cai"),
+        "no",
+    )));
     tick().await;
-    assert_eq!(text_of(&root, "#live"), "me (you) is typing: mine");
-
-    // Another typist emptying their box does not clear what is shown.
-    conn.apply(typing("XXXX", ""));
-    tick().await;
-    assert_eq!(text_of(&root, ".live-text"), "mine");
-
-    conn.apply(typing("me", ""));
-    tick().await;
-    assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
+    assert_eq!(items(&root), ["Bob -> in dev"]);
 }
 
 #[wasm_bindgen_test]
-async fn the_status_bar_shows_id_state_and_online_count() {
+async fn the_room_list_counts_unread_lines_of_rooms_not_in_view_until_shown() {
+    let root = container();
+    let (state, conn) = in_general_and_dev();
+    let _mounted = mount_to(root.clone(), move || view! { <RoomsPanel conn=conn /> });
+    tick().await;
+    assert_eq!(texts(&root, "#rooms li .room-name"), ["general", "dev"]);
+    assert_eq!(
+        attr(&root, "#rooms li[data-room='dev'] a", "href").as_deref(),
+        Some("/r/dev")
+    );
+    assert_eq!(
+        attr(&root, "#rooms li[data-room='general'] a", "aria-current").as_deref(),
+        Some("page")
+    );
+    assert_eq!(
+        attr(&root, "#rooms li[data-room='dev'] a", "aria-current"),
+        None
+    );
+    assert!(absent(&root, "#rooms .unread"), "nothing unread yet");
+
+    // Two lines from others in dev (not in view): its badge counts them.
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        1,
+        "AAAA",
+        Some("Ana"),
+        "one",
+    )));
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        2,
+        "BBBB",
+        Some("Bob"),
+        "two",
+    )));
+    // A repeat, this page's own line (from another tab of its session), and a line in the
+    // room in view are not unread.
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        2,
+        "BBBB",
+        Some("Bob"),
+        "two",
+    )));
+    conn.apply(ServerMsg::Message(line("dev", 3, "me", Some("Me"), "mine")));
+    conn.apply(ServerMsg::Message(line(
+        "general",
+        1,
+        "AAAA",
+        Some("Ana"),
+        "here",
+    )));
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "2");
+    assert!(absent(&root, "#rooms li[data-room='general'] .unread"));
+    assert!(
+        text_of(&root, "#rooms li[data-room='dev'] a").contains("2 unread"),
+        "the link says what the number is"
+    );
+    assert_eq!(state.room(&room("dev")).unread.get_untracked(), 2);
+
+    // Switching to dev clears its badge and moves `aria-current`.
+    conn.show(room("dev"));
+    tick().await;
+    assert!(absent(&root, "#rooms li[data-room='dev'] .unread"));
+    assert_eq!(
+        attr(&root, "#rooms li[data-room='dev'] a", "aria-current").as_deref(),
+        Some("page")
+    );
+    assert_eq!(
+        attr(&root, "#rooms li[data-room='general'] a", "aria-current"),
+        None
+    );
+
+    // Now general is the one not in view.
+    conn.apply(ServerMsg::Message(line(
+        "general",
+        2,
+        "AAAA",
+        Some("Ana"),
+        "again",
+    )));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#rooms li[data-room='general'] .unread"),
+        "1"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn several_typists_show_at_once_each_update_replacing_only_their_own() {
+    let root = container();
+    let (_, conn) = in_general_and_dev();
+    let _mounted = mount_to(
+        root.clone(),
+        move || view! { <LiveTyping state=conn.state /> },
+    );
+    tick().await;
+    assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
+    assert!(texts(&root, "#typists li").is_empty());
+
+    conn.apply(typing("general", "AAAA", "Ana", "h"));
+    conn.apply(typing("general", "BBBB", "Bob", "bo"));
+    conn.apply(typing("general", "AAAA", "Ana", "ho"));
+    // Typing in another room never shows here.
+    conn.apply(typing("dev", "CCCC", "Cai", "elsewhere"));
+    tick().await;
+    assert_eq!(texts(&root, "#typists li"), ["Ana: ho", "Bob: bo"]);
+    assert_eq!(attr(&root, "#typists li", "title").as_deref(), Some("AAAA"));
+    assert!(absent(&root, "#live .idle"));
+
+    // This page's own text is marked as its own.
+    conn.apply(typing("general", "me", "Me", "mine"));
+    tick().await;
+    assert_eq!(
+        texts(&root, "#typists li"),
+        ["Ana: ho", "Bob: bo", "Me (you): mine"]
+    );
+
+    // An emptied box clears only that typist.
+    conn.apply(typing("general", "BBBB", "Bob", ""));
+    tick().await;
+    assert_eq!(texts(&root, "#typists li"), ["Ana: ho", "Me (you): mine"]);
+
+    // The other room's typist shows there.
+    conn.show(room("dev"));
+    tick().await;
+    assert_eq!(texts(&root, "#typists li"), ["Cai: elsewhere"]);
+    conn.show(room("general"));
+    conn.apply(typing("general", "AAAA", "Ana", ""));
+    conn.apply(typing("general", "me", "Me", ""));
+    tick().await;
+    assert!(texts(&root, "#typists li").is_empty());
+    assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
+
+    // Who was typing when this page joined shows at once.
+    conn.apply(ServerMsg::Joined {
+        room: room("general"),
+        lines: vec![],
+        has_more: false,
+        resumed: false,
+        online: 3,
+        members: None,
+        typing: vec![Typist {
+            from: ConnId::new("DDDD"),
+            name: name("Dee"),
+            text: "already typing".into(),
+        }],
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#typists li"), ["Dee: already typing"]);
+}
+
+#[wasm_bindgen_test]
+async fn names_and_text_holding_markup_render_as_text() {
+    let root = container();
+    let (_, conn) = offline();
+    let evil = r#"<img src=x onerror="window.__charla_xss=1"><b>bold</b>"#;
+    let bold = "<b>x</b>";
+    conn.apply(welcome("me", bold));
+    conn.apply(ServerMsg::Joined {
+        room: room("general"),
+        lines: vec![line("general", 1, "AAAA", Some(bold), evil)],
+        has_more: false,
+        resumed: false,
+        online: 2,
+        members: Some(vec![member("AAAA", bold), member("me", bold)]),
+        typing: vec![],
+    });
+    conn.apply(typing("general", "AAAA", bold, evil));
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <StatusBar conn=conn />
+            <Members state=conn.state conn=conn />
+            <LiveTyping state=conn.state />
+            <History conn=conn />
+        }
+    });
+    tick().await;
+    assert_eq!(items(&root), [format!("{bold} -> {evil}")]);
+    assert_eq!(texts(&root, "#typists li"), [format!("{bold}: {evil}")]);
+    assert_eq!(texts(&root, "#members li"), [bold, bold]);
+    assert_eq!(text_of(&root, "#my-name"), bold);
+    assert!(absent(&root, "img"), "no element was made");
+    assert!(absent(&root, "b"), "no element was made");
+}
+
+#[wasm_bindgen_test]
+async fn members_show_by_name_with_their_id_on_hover_and_follow_presence() {
+    let root = container();
+    let (_, conn) = in_general_and_dev();
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <RoomHeader conn=conn />
+            <Members state=conn.state conn=conn />
+        }
+    });
+    conn.apply(ServerMsg::Presence {
+        room: room("general"),
+        online: 2,
+        members: Some(vec![member("me", "Me"), member("AAAA", "Ana")]),
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#members li"), ["Me", "Ana"]);
+    assert_eq!(
+        attr(&root, "#members li.me", "title").as_deref(),
+        Some("me")
+    );
+    assert_eq!(text_of(&root, "#online"), "2 online");
+
+    // Presence in another room changes nothing here.
+    conn.apply(ServerMsg::Presence {
+        room: room("dev"),
+        online: 7,
+        members: Some(vec![member("ZZZZ", "Zoe")]),
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#members li"), ["Me", "Ana"]);
+    assert_eq!(text_of(&root, "#online"), "2 online");
+
+    // A big room: a count, and the list on demand.
+    conn.apply(ServerMsg::Presence {
+        room: room("general"),
+        online: 4000,
+        members: None,
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#online"), "4000 online");
+    assert!(texts(&root, "#members li").is_empty());
+    assert!(!absent(&root, "#list-members"));
+    conn.apply(ServerMsg::Members {
+        room: room("general"),
+        members: vec![member("AAAA", "Ana")],
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#members li"), ["Ana"]);
+    assert!(absent(&root, "#list-members"));
+}
+
+#[wasm_bindgen_test]
+async fn the_status_bar_shows_name_id_and_connection_state() {
     let root = container();
     let (state, conn) = offline();
     let _mounted = mount_to(root.clone(), move || view! { <StatusBar conn=conn /> });
     tick().await;
     assert_eq!(text_of(&root, "#conn-state"), "connecting");
-    assert!(root.query_selector("#reconnect").expect("q").is_none());
+    assert!(absent(&root, "#reconnect"));
 
-    conn.apply(welcome("q8Zr2vLk0aYbXw1c", vec![], 2));
+    conn.apply(welcome("q8Zr2vLk0aYbXw1c", "guest-4f2a"));
     tick().await;
     assert_eq!(text_of(&root, "#my-id"), "q8Zr2vLk0aYbXw1c");
+    assert_eq!(text_of(&root, "#my-name"), "guest-4f2a");
     assert_eq!(text_of(&root, "#conn-state"), "connected");
-    assert_eq!(text_of(&root, "#online"), "2 online");
 
-    conn.apply(ServerMsg::Presence { online: 3 });
+    conn.apply(ServerMsg::NameSet { name: name("Ana") });
     tick().await;
-    assert_eq!(text_of(&root, "#online"), "3 online");
+    assert_eq!(text_of(&root, "#my-name"), "Ana");
 
     state.status.set(ConnState::Reconnecting);
     state.retry_in.set(Some(3));
@@ -179,7 +545,7 @@ async fn the_status_bar_shows_id_state_and_online_count() {
         text_of(&root, "#conn-state"),
         "disconnected · reconnecting in 3 s"
     );
-    assert!(root.query_selector("#reconnect").expect("q").is_some());
+    assert!(!absent(&root, "#reconnect"));
     state.retry_in.set(Some(0));
     tick().await;
     assert_eq!(
@@ -189,32 +555,14 @@ async fn the_status_bar_shows_id_state_and_online_count() {
 }
 
 #[wasm_bindgen_test]
-async fn text_holding_markup_renders_as_text() {
-    let root = container();
+async fn a_name_is_checked_before_it_is_sent() {
     let (state, conn) = offline();
-    let evil = r#"<img src=x onerror="window.__charla_xss=1"><b>bold</b>"#;
-    conn.apply(welcome("me", vec![line(1, "AAAA", evil)], 1));
-    conn.apply(ServerMsg::Typing {
-        from: ConnId::new("AAAA"),
-        text: evil.into(),
-    });
-    let _mounted = mount_to(root.clone(), move || {
-        view! {
-            <LiveTyping state=state />
-            <History conn=conn />
-        }
-    });
-    tick().await;
-    assert_eq!(items(&root), [format!("AAAA -> {evil}")]);
-    assert_eq!(text_of(&root, ".live-text"), evil);
-    assert!(
-        root.query_selector("img").expect("q").is_none(),
-        "no element was made"
-    );
-    assert!(
-        root.query_selector("b").expect("q").is_none(),
-        "no element was made"
-    );
+    assert!(conn.set_name("   ").is_err());
+    assert!(conn.set_name(&"x".repeat(33)).is_err());
+    assert!(conn.set_name("a\nb").is_err());
+    assert_eq!(state.my_name.get_untracked(), "");
+    assert!(conn.set_name("  Ana  ").is_ok());
+    assert_eq!(state.my_name.get_untracked(), "Ana", "trimmed");
 }
 
 #[wasm_bindgen_test]
@@ -224,7 +572,6 @@ async fn the_composer_refuses_a_blank_line_visibly() {
     let _mounted = mount_to(root.clone(), move || view! { <Composer conn=conn /> });
     tick().await;
     let input: HtmlInputElement = element(&root, "#composer-input");
-    // The input is labelled.
     let label = root.query_selector("label[for=composer-input]").expect("q");
     assert!(label.is_some_and(|l| l.text_content().unwrap_or_default() == "Your message"));
 
@@ -235,13 +582,38 @@ async fn the_composer_refuses_a_blank_line_visibly() {
         "Type something first: blank lines are not sent."
     );
     assert_eq!(input.value(), "   ", "a refused line stays in the box");
+
+    // The server's limit, from its welcome, is the one the composer applies.
+    conn.apply(ServerMsg::Welcome {
+        id: ConnId::new("me"),
+        history: vec![],
+        online: 1,
+        protocol: 2,
+        resume: "token".into(),
+        has_more: false,
+        resumed: false,
+        name: None,
+        limits: Some(ServerLimits {
+            max_text_chars: 5,
+            max_rooms_per_conn: 20,
+            send_rate: 10,
+            send_burst: 20,
+        }),
+    });
+    submit(&root, "too long");
+    tick().await;
+    assert_eq!(text_of(&root, "#notice"), "Too long: at most 5 characters.");
 }
 
 #[wasm_bindgen_test]
 async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
     let root = container();
-    let (state, conn) = offline();
-    conn.apply(welcome("me", vec![line(1, "AAAA", "hola")], 2));
+    let (state, conn) = in_general_and_dev();
+    conn.apply(joined(
+        "general",
+        vec![line("general", 1, "AAAA", Some("Ana"), "hola")],
+        2,
+    ));
     let _mounted = mount_to(root.clone(), move || {
         view! {
             <Composer conn=conn />
@@ -255,73 +627,242 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
     // No server: the line waits, visibly, and the box is free for the next one.
     assert_eq!(input.value(), "");
     assert_eq!(
-        text_of(&root, "#pending li"),
-        "me -> are you there? sending…"
+        texts(&root, "#pending li"),
+        ["Me -> are you there? sending…"]
     );
-    assert_eq!(items(&root), ["AAAA -> hola"]);
+    assert_eq!(items(&root), ["Ana -> hola"]);
+    // It is pending in general only.
+    conn.show(room("dev"));
+    tick().await;
+    assert!(texts(&root, "#pending li").is_empty());
+    conn.show(room("general"));
+    tick().await;
 
     // The server stores it: its line arrives (ack first, as the server sends them).
     let nonce = state.pending.get_untracked()[0].nonce.clone();
     conn.apply(ServerMsg::Ack {
+        room: room("general"),
         nonce: nonce.clone(),
         seq: Seq(2),
     });
-    let mut mine = line(2, "me", "are you there?");
+    let mut mine = line("general", 2, "me", Some("Me"), "are you there?");
     mine.nonce = Some(nonce);
     conn.apply(ServerMsg::Message(mine.clone()));
     tick().await;
-    assert!(
-        root.query_selector("#pending li").expect("q").is_none(),
-        "no longer pending"
-    );
-    assert_eq!(items(&root), ["AAAA -> hola", "me -> are you there?"]);
+    assert!(absent(&root, "#pending li"), "no longer pending");
+    assert_eq!(items(&root), ["Ana -> hola", "Me -> are you there?"]);
 
-    // A resumed session replaying the same line does not show it twice.
-    conn.apply(ServerMsg::Welcome {
-        id: ConnId::new("me"),
-        history: vec![mine],
-        online: 2,
-        protocol: 1,
-        resume: "token".into(),
+    // After a drop, the resumed room replays the same line: it is not shown twice.
+    conn.apply(welcome("me", "Me"));
+    conn.apply(ServerMsg::Joined {
+        room: room("general"),
+        lines: vec![mine],
         has_more: false,
         resumed: true,
+        online: 2,
+        members: None,
+        typing: vec![],
     });
     tick().await;
-    assert_eq!(items(&root), ["AAAA -> hola", "me -> are you there?"]);
+    assert_eq!(items(&root), ["Ana -> hola", "Me -> are you there?"]);
 }
 
 #[wasm_bindgen_test]
 async fn older_lines_load_above_the_history() {
     let root = container();
     let (_, conn) = offline();
-    conn.apply(ServerMsg::Welcome {
-        id: ConnId::new("me"),
-        history: vec![line(3, "AAAA", "three"), line(4, "AAAA", "four")],
-        online: 1,
-        protocol: 1,
-        resume: "token".into(),
+    conn.apply(welcome("me", "Me"));
+    conn.apply(ServerMsg::Joined {
+        room: room("general"),
+        lines: vec![
+            line("general", 3, "AAAA", Some("Ana"), "three"),
+            line("general", 4, "AAAA", Some("Ana"), "four"),
+        ],
         has_more: true,
         resumed: false,
+        online: 1,
+        members: None,
+        typing: vec![],
     });
     let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
     tick().await;
-    assert!(root.query_selector("#load-older").expect("q").is_some());
+    assert!(!absent(&root, "#load-older"));
     conn.apply(ServerMsg::Older {
-        lines: vec![line(1, "AAAA", "one"), line(2, "AAAA", "two")],
+        room: room("general"),
+        lines: vec![
+            line("general", 1, "AAAA", Some("Ana"), "one"),
+            line("general", 2, "AAAA", Some("Ana"), "two"),
+        ],
         has_more: false,
     });
     tick().await;
     assert_eq!(
         items(&root),
-        [
-            "AAAA -> one",
-            "AAAA -> two",
-            "AAAA -> three",
-            "AAAA -> four"
-        ]
+        ["Ana -> one", "Ana -> two", "Ana -> three", "Ana -> four"]
     );
+    assert!(absent(&root, "#load-older"), "nothing older left");
+}
+
+#[wasm_bindgen_test]
+async fn the_join_form_refuses_a_bad_name_and_joins_a_good_one() {
+    let root = container();
+    let (state, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || view! { <RoomsPanel conn=conn /> });
+    tick().await;
+    assert_eq!(texts(&root, "#rooms li .room-name"), ["general"]);
+
+    type_in(&root, "#join-room-input", "no way!");
+    element::<HtmlElement>(&root, "#join-room button").click();
+    tick().await;
     assert!(
-        root.query_selector("#load-older").expect("q").is_none(),
-        "nothing older left"
+        text_of(&root, "#join-room-error").contains("“no way!” is not a room name"),
+        "{}",
+        text_of(&root, "#join-room-error")
     );
+    assert_eq!(state.joined.get_untracked(), [room("general")]);
+
+    // Trimmed and lower-cased: " Dev " is `dev`, shown at once, and the URL follows.
+    type_in(&root, "#join-room-input", " Dev ");
+    element::<HtmlElement>(&root, "#join-room button").click();
+    tick().await;
+    assert_eq!(text_of(&root, "#join-room-error"), "");
+    assert_eq!(texts(&root, "#rooms li .room-name"), ["general", "dev"]);
+    assert_eq!(state.current.get_untracked(), room("dev"));
+    assert_eq!(
+        state.go_to.get_untracked(),
+        Some(GoTo {
+            room: room("dev"),
+            replace: false
+        })
+    );
+    assert_eq!(
+        element::<HtmlInputElement>(&root, "#join-room-input").value(),
+        ""
+    );
+}
+
+#[wasm_bindgen_test]
+async fn leaving_the_room_in_view_shows_another_and_asks_the_url_to_follow() {
+    let root = container();
+    let (state, conn) = in_general_and_dev();
+    conn.show(room("dev"));
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        1,
+        "AAAA",
+        Some("Ana"),
+        "hola",
+    )));
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <RoomsPanel conn=conn />
+            <RoomHeader conn=conn />
+        }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#room-title"), "dev");
+    assert!(!element::<Element>(&root, "#leave-room").has_attribute("disabled"));
+    element::<HtmlElement>(&root, "#leave-room").click();
+    tick().await;
+    assert_eq!(texts(&root, "#rooms li .room-name"), ["general"]);
+    assert_eq!(text_of(&root, "#room-title"), "general");
+    assert_eq!(
+        state.go_to.get_untracked(),
+        Some(GoTo {
+            room: room("general"),
+            replace: true
+        })
+    );
+    // What was shown there is forgotten; the last room cannot be left.
+    assert!(state.room(&room("dev")).history.get_untracked().is_empty());
+    assert!(element::<Element>(&root, "#leave-room").has_attribute("disabled"));
+    // Lines still on their way to the room left are not shown anywhere.
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        2,
+        "AAAA",
+        Some("Ana"),
+        "late",
+    )));
+    assert!(state.room(&room("dev")).history.get_untracked().is_empty());
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_join_takes_the_room_off_the_list_and_says_why() {
+    let root = container();
+    let (state, conn) = in_general_and_dev();
+    conn.show(room("dev"));
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <RoomsPanel conn=conn />
+            <Composer conn=conn />
+        }
+    });
+    conn.apply(ServerMsg::Error {
+        code: ErrorCode::TooManyRooms,
+        message: "at most 20 rooms".into(),
+        room: Some(room("dev")),
+        nonce: None,
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#rooms li .room-name"), ["general"]);
+    assert_eq!(state.current.get_untracked(), room("general"));
+    assert!(text_of(&root, "#notice").contains("Could not join dev"));
+}
+
+#[wasm_bindgen_test]
+async fn a_url_that_names_no_room_says_why() {
+    let (state, conn) = offline();
+    conn.show_route(Some("Not A Room"));
+    assert!(
+        state
+            .route_error
+            .get_untracked()
+            .is_some_and(|e| e.contains("“Not A Room” is not a room name"))
+    );
+    assert_eq!(state.joined.get_untracked(), [room("general")]);
+    conn.show_route(Some("dev"));
+    assert_eq!(state.route_error.get_untracked(), None);
+    assert_eq!(state.current.get_untracked(), room("dev"));
+    conn.show_route(None);
+    assert_eq!(state.current.get_untracked(), room("general"));
+    assert_eq!(state.joined.get_untracked(), [room("general"), room("dev")]);
+}
+
+#[wasm_bindgen_test]
+async fn each_room_keeps_its_own_draft() {
+    let root = container();
+    let (state, conn) = in_general_and_dev();
+    let _mounted = mount_to(root.clone(), move || view! { <Composer conn=conn /> });
+    tick().await;
+    type_in(&root, "#composer-input", "half a thought");
+    conn.show(room("dev"));
+    tick().await;
+    assert_eq!(
+        element::<HtmlInputElement>(&root, "#composer-input").value(),
+        ""
+    );
+    conn.show(room("general"));
+    tick().await;
+    assert_eq!(
+        element::<HtmlInputElement>(&root, "#composer-input").value(),
+        "half a thought"
+    );
+    assert_eq!(state.draft.get_untracked(), "half a thought");
+}
+
+#[wasm_bindgen_test]
+async fn a_late_left_does_not_undo_a_join_made_since() {
+    let (state, conn) = in_general_and_dev();
+    conn.leave_room(&room("dev"));
+    conn.show(room("dev"));
+    // The server's reply to the leave arrives after the page joined again.
+    conn.apply(ServerMsg::Left { room: room("dev") });
+    conn.apply(joined(
+        "dev",
+        vec![line("dev", 1, "AAAA", Some("Ana"), "welcome back")],
+        2,
+    ));
+    assert_eq!(state.joined.get_untracked(), [room("general"), room("dev")]);
+    assert_eq!(state.room(&room("dev")).history.get_untracked().len(), 1);
 }

@@ -1,5 +1,6 @@
-//! The composer: the input box. Every keystroke goes out as live typing; Enter or Send adds
-//! the line to the history (pending until the server acknowledges it).
+//! The composer: the input box of the room in view. Every keystroke goes out as live typing
+//! there; Enter or Send adds the line to its history (pending until the server acknowledges
+//! it).
 
 use leptos::prelude::*;
 
@@ -8,8 +9,9 @@ use crate::Connection;
 /// The labelled input box and its Send button. Blank lines are refused with a visible message.
 #[component]
 pub fn Composer(conn: Connection) -> impl IntoView {
-    let draft = conn.state.draft;
-    let notice = conn.state.notice;
+    let state = conn.state;
+    let draft = state.draft;
+    let notice = state.notice;
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let text = draft.get_untracked();
@@ -30,7 +32,7 @@ pub fn Composer(conn: Connection) -> impl IntoView {
                     id="composer-input"
                     type="text"
                     autocomplete="off"
-                    placeholder="Type; everyone sees it as you go"
+                    placeholder=move || format!("Message {}; everyone there sees it as you type", state.current.get())
                     prop:value=move || draft.get()
                     on:input=move |ev| {
                         let text = event_target_value(&ev);

@@ -1,47 +1,79 @@
-//! The history: one line each, `<sender id> -> <text>`, oldest first; then this page's lines
-//! still on their way (pending until the server acknowledges them).
+//! The history of the room in view: one line each, `<name> -> <text>` with the sender's id on
+//! hover, oldest first; then this page's lines there still on their way (pending until the
+//! server acknowledges them).
 
 use leptos::prelude::*;
 
 use crate::{ChatState, Connection};
 
-/// The message history, with a "load older" button while older lines exist, and the
-/// pending lines below it. New lines are announced to screen readers (`aria-live`).
+/// The room's history, with a "load older" button while older lines exist, and the pending
+/// lines below it. New lines are announced to screen readers (`aria-live`); the list is made
+/// anew for each room, so switching rooms does not read a whole history out.
 #[component]
 pub fn History(conn: Connection) -> impl IntoView {
     let state: ChatState = conn.state;
-    let is_mine = move |from: &shared::ConnId| state.my_id.with(|me| me.as_ref() == Some(from));
     let me = move || {
-        state
-            .my_id
-            .get()
-            .map_or_else(|| "you".to_owned(), |id| id.to_string())
+        let name = state.my_name.get();
+        if !name.is_empty() {
+            name
+        } else {
+            state
+                .my_id
+                .get()
+                .map_or_else(|| "you".to_owned(), |id| id.to_string())
+        }
     };
+    let pending_here = move || {
+        let room = state.current.get();
+        state
+            .pending
+            .get()
+            .into_iter()
+            .filter(|p| p.room == room)
+            .collect::<Vec<_>>()
+    };
+    let nothing_yet =
+        move || state.in_view().history.with(Vec::is_empty) && pending_here().is_empty();
     view! {
-        <section class="history-box" aria-label="History">
-            <h2>"History"</h2>
-            <Show when=move || state.has_more.get()>
-                <button id="load-older" class="quiet" type="button" on:click=move |_| conn.load_older()>
+        <section class="history-box" aria-labelledby="history-heading">
+            <h3 id="history-heading">"History"</h3>
+            <Show when=move || state.in_view().has_more.get()>
+                <button
+                    id="load-older"
+                    class="quiet"
+                    type="button"
+                    on:click=move |_| conn.load_older()
+                >
                     "Load older lines"
                 </button>
             </Show>
-            <Show when=move || state.history.with(Vec::is_empty) && state.pending.with(Vec::is_empty)>
+            <Show when=nothing_yet>
                 <p class="empty">"No lines yet. Say something!"</p>
             </Show>
-            <ol id="history" class="history" aria-live="polite" aria-relevant="additions">
-                <For each=move || state.history.get() key=|line| line.seq let(line)>
-                    <li class:mine={
-                        let from = line.from.clone();
-                        move || is_mine(&from)
-                    }>
-                        <span class="from">{line.from.to_string()}</span>
-                        " -> "
-                        <span class="text">{line.text}</span>
-                    </li>
-                </For>
-            </ol>
+            {move || {
+                let room = state.in_view();
+                view! {
+                    <ol id="history" class="history" aria-live="polite" aria-relevant="additions">
+                        <For each=move || room.history.get() key=|line| line.seq let(line)>
+                            <li
+                                title=line.from.to_string()
+                                class:mine={
+                                    let from = line.from.clone();
+                                    move || state.is_me(&from)
+                                }
+                            >
+                                <span class="from">
+                                    {line.name.as_ref().map_or_else(|| line.from.to_string(), |n| n.to_string())}
+                                </span>
+                                " -> "
+                                <span class="text">{line.text}</span>
+                            </li>
+                        </For>
+                    </ol>
+                }
+            }}
             <ol id="pending" class="history pending" aria-label="Sending">
-                <For each=move || state.pending.get() key=|p| p.nonce.clone() let(p)>
+                <For each=pending_here key=|p| p.nonce.clone() let(p)>
                     <li class="pending" title="Not yet acknowledged by the server">
                         <span class="from">{me}</span>
                         " -> "

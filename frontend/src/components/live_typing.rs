@@ -1,31 +1,43 @@
-//! The live-typing paragraph: whoever typed last, as they type, replacing the previous text.
+//! Who is typing in the room in view, each with their latest text: the classic live-typing
+//! paragraph, for several typists at once.
 
 use leptos::prelude::*;
 
 use crate::ChatState;
 
-/// Shows the latest live text from anyone (this page's own included), labelled with the
-/// typist's id; empty when nobody is typing.
+/// `#live`: one `#typists li` per member typing in the room in view, `<name>: <text>` (this
+/// page's own as `<name> (you): <text>`), their id on hover, in the order they started. Each
+/// update replaces that typist's text; an emptied box or a leaver removes the line. "Nobody is
+/// typing." when the list is empty.
 #[component]
 pub fn LiveTyping(state: ChatState) -> impl IntoView {
+    let typists = move || state.in_view().typists.get();
     view! {
-        <p id="live" class="live" aria-live="polite">
-            {move || match state.live.get() {
-                Some(live) => {
-                    let who = if state.my_id.with(|me| me.as_ref() == Some(&live.from)) {
-                        format!("{} (you)", live.from)
-                    } else {
-                        live.from.to_string()
-                    };
-                    view! {
-                        <span class="who">{who}</span>
-                        " is typing: "
-                        <span class="live-text">{live.text}</span>
-                    }
-                        .into_any()
-                }
-                None => view! { <span class="idle">"Nobody is typing."</span> }.into_any(),
-            }}
-        </p>
+        <div id="live" class="live" aria-live="polite">
+            <ul id="typists" class="typists" aria-label="Typing now">
+                {move || {
+                    typists()
+                        .into_iter()
+                        .map(|live| {
+                            let who = if state.is_me(&live.from) {
+                                format!("{} (you)", live.name)
+                            } else {
+                                live.name
+                            };
+                            view! {
+                                <li title=live.from.to_string()>
+                                    <span class="who">{who}</span>
+                                    ": "
+                                    <span class="live-text">{live.text}</span>
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+            <Show when=move || typists().is_empty()>
+                <p class="idle">"Nobody is typing."</p>
+            </Show>
+        </div>
     }
 }

@@ -1,26 +1,28 @@
-//! The status bar: this page's id, the connection state, how many are online.
+//! The status bar: this page's name and id, and the connection state.
 
 use leptos::prelude::*;
 
 use crate::{ChatState, ConnState, Connection};
 
-/// Shows who this page is, whether it is connected (or when it will try again), and how
-/// many clients are online. While it waits to reconnect it offers to try right away.
+/// Shows who this page is (its name; its id, which tells apart two people of the same name)
+/// and whether it is connected (or when it will try again). While it waits to reconnect it
+/// offers to try right away.
 #[component]
 pub fn StatusBar(conn: Connection) -> impl IntoView {
     let state: ChatState = conn.state;
     view! {
         <div class="status" role="status">
-            <span>
+            <span class="me">
                 "You are "
-                <code id="my-id">
+                <strong id="my-name">{move || state.my_name.get()}</strong>
+                " "
+                <code id="my-id" title="Your connection id">
                     {move || state.my_id.get().map_or_else(|| "…".to_owned(), |id| id.to_string())}
                 </code>
             </span>
             <span id="conn-state" class=move || format!("pill {}", state.status.get().label())>
                 {move || state.status_text()}
             </span>
-            <span id="online">{move || format!("{} online", state.online.get())}</span>
             <Show when=move || {
                 matches!(state.status.get(), ConnState::Reconnecting | ConnState::Disconnected)
             }>

@@ -1,0 +1,41 @@
+//! The display-name form: what this page is called on every line it sends.
+
+use leptos::{html, prelude::*};
+
+use crate::Connection;
+
+/// A labelled input holding this page's name and a button to change it. A name is 1–32
+/// characters once trimmed, without control characters; a refused one says why.
+#[component]
+pub fn NameForm(conn: Connection) -> impl IntoView {
+    let my_name = conn.state.my_name;
+    let input = NodeRef::<html::Input>::new();
+    let error = RwSignal::new(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let Some(field) = input.get_untracked() else {
+            return;
+        };
+        match conn.set_name(&field.value()) {
+            Ok(()) => error.set(None),
+            Err(err) => error.set(Some(format!("Not a valid name: {err}."))),
+        }
+    };
+    view! {
+        <form id="name-form" class="name-form" on:submit=submit>
+            <label for="name-input">"Your name"</label>
+            <input
+                id="name-input"
+                type="text"
+                autocomplete="nickname"
+                spellcheck="false"
+                node_ref=input
+                prop:value=move || my_name.get()
+            />
+            <button type="submit">"Set name"</button>
+            <p id="name-error" class="notice" role="alert">
+                {move || error.get().unwrap_or_default()}
+            </p>
+        </form>
+    }
+}

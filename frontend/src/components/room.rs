@@ -1,0 +1,127 @@
+//! The room in view: [`RoomPage`] follows the URL (`/` is `general`, `/r/<name>` that room),
+//! [`RoomView`] lays the room out, [`RoomHeader`] names it, counts who is online and offers
+//! to leave, and [`Members`] lists who is here.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_params_map;
+
+use crate::{
+    ChatState, Connection,
+    components::{Composer, History, LiveTyping},
+};
+
+/// The room the URL names, shown (and joined if need be); or why the URL names no room.
+#[component]
+pub fn RoomPage(conn: Connection) -> impl IntoView {
+    let params = use_params_map();
+    let wanted = Memo::new(move |_| params.with(|p| p.get("room")));
+    Effect::new(move |_| conn.show_route(wanted.get().as_deref()));
+    let state = conn.state;
+    view! {
+        <Show
+            when=move || state.route_error.with(Option::is_none)
+            fallback=move || {
+                view! {
+                    <h2 id="room-title">"No such room"</h2>
+                    <p id="room-error" class="notice" role="alert">
+                        {move || state.route_error.get().unwrap_or_default()}
+                    </p>
+                    <p>
+                        <a href="/r/general">"Go to general"</a>
+                    </p>
+                }
+            }
+        >
+            <RoomView conn=conn />
+        </Show>
+    }
+}
+
+/// What the router shows for a path that is no page of Charla.
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <h2 id="room-title">"Nothing here"</h2>
+        <p>
+            <a href="/">"Go to general"</a>
+        </p>
+    }
+}
+
+/// The room in view: header, who is here, composer, who is typing, history.
+#[component]
+pub fn RoomView(conn: Connection) -> impl IntoView {
+    view! {
+        <RoomHeader conn=conn />
+        <Members state=conn.state conn=conn />
+        <Composer conn=conn />
+        <LiveTyping state=conn.state />
+        <History conn=conn />
+    }
+}
+
+/// The room's name (`#room-title`), how many are in it (`#online`: "2 online"), and the
+/// button to leave it (disabled when it is the only room).
+#[component]
+pub fn RoomHeader(conn: Connection) -> impl IntoView {
+    let state = conn.state;
+    let only_room = move || state.joined.with(|joined| joined.len() <= 1);
+    view! {
+        <div class="room-head">
+            <h2 id="room-title">{move || state.current.get().to_string()}</h2>
+            <span id="online" class="online">
+                {move || format!("{} online", state.in_view().online.get())}
+            </span>
+            <button
+                id="leave-room"
+                class="quiet"
+                type="button"
+                disabled=only_room
+                on:click=move |_| conn.leave_room(&state.current.get_untracked())
+            >
+                "Leave room"
+            </button>
+        </div>
+    }
+}
+
+/// Who is in the room in view, by name (their id on hover). The server lists members of
+/// rooms up to a hundred; for bigger ones the list is fetched on demand.
+#[component]
+pub fn Members(state: ChatState, conn: Connection) -> impl IntoView {
+    let members = move || state.in_view().members.get();
+    view! {
+        <section class="members" aria-labelledby="members-heading">
+            <h3 id="members-heading">"Who is here"</h3>
+            <ul id="members" class="members-list">
+                {move || {
+                    members()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|member| {
+                            let me = state.is_me(&member.id);
+                            view! {
+                                <li title=member.id.to_string() class:me=me>
+                                    {member.name.to_string()}
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+            <Show when=move || members().is_none()>
+                <p class="big-room">
+                    "Too many to list here. "
+                    <button
+                        id="list-members"
+                        class="quiet"
+                        type="button"
+                        on:click=move |_| conn.list_members()
+                    >
+                        "List everyone"
+                    </button>
+                </p>
+            </Show>
+        </section>
+    }
+}
