@@ -27,7 +27,7 @@ async fn main() -> std::io::Result<()> {
         format!("in {}", config.data_dir.join("charla.sqlite3").display())
     };
     tracing::info!(
-        "serving http://{} (history {store}, at most {} lines)",
+        "serving http://{} (history {store}, at most {} lines per room)",
         listener.local_addr()?,
         config.history_cap
     );
