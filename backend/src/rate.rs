@@ -74,9 +74,17 @@ impl TokenBucket {
 /// once full again and idle, so the map stays as small as the set of active senders.
 #[derive(Debug)]
 pub struct KeyedBuckets<K> {
-    buckets: Mutex<HashMap<K, TokenBucket>>,
+    buckets: Mutex<Buckets<K>>,
     rate: f64,
     burst: u32,
+}
+
+#[derive(Debug)]
+struct Buckets<K> {
+    by_key: HashMap<K, TokenBucket>,
+    /// The next insert at this many keys sweeps idle full buckets; it doubles past what a
+    /// sweep leaves, so many active senders cost a sweep now and then, not one per insert.
+    sweep_at: usize,
 }
 
 /// Past this many keys, idle full buckets are swept on the next insert.
@@ -86,7 +94,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     /// Buckets of `rate` per second, holding `burst`.
     pub fn new(rate: u32, burst: u32) -> Self {
         KeyedBuckets {
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::new()),
             rate: f64::from(rate),
             burst,
         }
@@ -95,7 +103,7 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     /// Buckets of `per_minute` a minute, holding as many.
     pub fn per_minute(per_minute: u32) -> Self {
         KeyedBuckets {
-            buckets: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(Buckets::new()),
             rate: f64::from(per_minute) / 60.0,
             burst: per_minute,
         }
@@ -105,15 +113,16 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
     pub fn try_take(&self, key: &K, now: Instant) -> bool {
         // Plain numbers: consistent after any panic, so survive a poisoned lock.
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(bucket) = buckets.get_mut(key) {
+        if let Some(bucket) = buckets.by_key.get_mut(key) {
             return bucket.try_take(now);
         }
-        if buckets.len() >= SWEEP_ABOVE {
-            buckets.retain(|_, b| !b.is_full(now));
+        if buckets.by_key.len() >= buckets.sweep_at {
+            buckets.by_key.retain(|_, b| !b.is_full(now));
+            buckets.sweep_at = SWEEP_ABOVE.max(2 * buckets.by_key.len());
         }
         let mut bucket = TokenBucket::with_rate(self.rate, self.burst, now);
         let taken = bucket.try_take(now);
-        buckets.insert(key.clone(), bucket);
+        buckets.by_key.insert(key.clone(), bucket);
         taken
     }
 
@@ -123,7 +132,17 @@ impl<K: Hash + Eq + Clone> KeyedBuckets<K> {
         self.buckets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .by_key
             .len()
+    }
+}
+
+impl<K> Buckets<K> {
+    fn new() -> Self {
+        Buckets {
+            by_key: HashMap::new(),
+            sweep_at: SWEEP_ABOVE,
+        }
     }
 }
 
@@ -214,7 +233,8 @@ mod tests {
         let b: AddressKey = IpAddr::from([10, 0, 0, 2]).into();
         assert_eq!((0..8).filter(|_| buckets.try_take(&a, t0)).count(), 5);
         assert_eq!((0..8).filter(|_| buckets.try_take(&b, t0)).count(), 5);
-        for n in 0..SWEEP_ABOVE as u32 {
+        // Up to the sweep point, all at t0 (every bucket just used, so none is full).
+        for n in 0..SWEEP_ABOVE as u32 - 2 {
             buckets.try_take(&AddressKey(u128::from(n) + 1_000), t0);
         }
         let later = t0 + Duration::from_secs(10);

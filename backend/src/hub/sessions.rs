@@ -103,8 +103,20 @@ impl Entry {
 #[derive(Default)]
 struct Table {
     by_token: HashMap<ResumeToken, Entry>,
+    /// Tokens per id (a rotated session has two for a while): an id whose count reaches
+    /// zero is gone, with its nonces. Counted, so forgetting a token is O(1).
+    tokens_per_id: HashMap<ConnId, usize>,
     /// Open connections per id: a session in use never expires.
     live: HashMap<ConnId, usize>,
+}
+
+impl Table {
+    fn insert(&mut self, token: ResumeToken, entry: Entry) {
+        let id = entry.id.clone();
+        if self.by_token.insert(token, entry).is_none() {
+            *self.tokens_per_id.entry(id).or_default() += 1;
+        }
+    }
 }
 
 /// The session table. See the module docs.
@@ -131,7 +143,7 @@ impl Sessions {
                 last_used: s.last_used,
                 replaced: s.replaced,
             };
-            table.by_token.insert(s.token, entry);
+            table.insert(s.token, entry);
         }
         let sessions = Sessions {
             table: Mutex::new(table),
@@ -170,7 +182,7 @@ impl Sessions {
                 replaced.replaced = true;
                 replaced.last_used = now_ms;
                 changes.store.push(replaced.stored(&old_token));
-                table.by_token.insert(old_token, replaced);
+                table.insert(old_token, replaced);
                 old.replaced = false;
                 old.last_used = now_ms;
                 if let Some(name) = name {
@@ -198,7 +210,7 @@ impl Sessions {
         }
         changes.store.push(entry.stored(&token));
         *table.live.entry(entry.id.clone()).or_default() += 1;
-        table.by_token.insert(token.clone(), entry.clone());
+        table.insert(token.clone(), entry.clone());
         Ok(Opened {
             token,
             session: Session {
@@ -242,7 +254,7 @@ impl Sessions {
     /// Forgets the sessions expired by `now_ms` (none of whose connections is open).
     pub(crate) fn sweep(&self, now_ms: u64) -> SessionChanges {
         let mut table = self.lock();
-        let Table { by_token, live } = &mut *table;
+        let Table { by_token, live, .. } = &mut *table;
         let expired: Vec<ResumeToken> = by_token
             .iter()
             .filter(|(_, e)| e.expired(now_ms, &self.rules) && !live.contains_key(&e.id))
@@ -282,7 +294,12 @@ fn evict_oldest(table: &mut Table, count: usize, changes: &mut SessionChanges) {
 
 fn remove(table: &mut Table, token: &ResumeToken, changes: &mut SessionChanges) {
     if let Some(entry) = table.by_token.remove(token) {
-        if !table.by_token.values().any(|e| e.id == entry.id) {
+        let left = table.tokens_per_id.get_mut(&entry.id).map(|n| {
+            *n -= 1;
+            *n
+        });
+        if left == Some(0) {
+            table.tokens_per_id.remove(&entry.id);
             changes.ids_gone.push(entry.id.clone());
         }
         changes.forget.push((token.clone(), entry.id));
