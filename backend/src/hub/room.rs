@@ -299,8 +299,13 @@ impl Room {
             });
             state.push_to(&repeat.from, &ack);
         }
-        let before = state.lines.len();
-        let mut dropped = 0;
+        // The gauge moves before the lines go out, so whoever has read a line also sees it
+        // counted (in /metrics).
+        let cap = self.config.history_cap.max(1);
+        let kept_after = (state.lines.len() + lines.len()).min(cap);
+        self.metrics
+            .history_lines
+            .inc_by(gauge(kept_after) - gauge(state.lines.len()));
         for line in lines {
             if let Some(nonce) = &line.nonce {
                 let ack = Frame::encode(&ServerMsg::Ack {
@@ -316,14 +321,10 @@ impl Room {
                 m.outbox.push(kept.message.clone());
             }
             state.lines.push_back(kept);
-            if state.lines.len() > self.config.history_cap.max(1) {
+            if state.lines.len() > cap {
                 state.lines.pop_front();
-                dropped += 1;
             }
         }
-        let added = state.lines.len() + dropped - before;
-        self.metrics.history_lines.inc_by(gauge(added));
-        self.metrics.history_lines.dec_by(gauge(dropped));
     }
 
     /// Tells the sender of a line that it was not stored.
