@@ -161,6 +161,25 @@ mod tests {
                 .prop_map(|(room, text, nonce)| ClientMsg::Send { room, text, nonce }),
             "[a-z0-9_-]{1,32}".prop_map(|room| ClientMsg::Join { room }),
             any::<String>().prop_map(|name| ClientMsg::SetName { name }),
+            any::<String>().prop_map(|text| ClientMsg::Echo { text }),
+            any::<u64>().prop_map(|n| ClientMsg::Tic { n }),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(ticker, every_ms)| ClientMsg::StartTicker { ticker, every_ms }),
+            (
+                any::<String>(),
+                any::<String>(),
+                -1e12..1e12f64,
+                any::<u32>()
+            )
+                .prop_map(|(title, code, price, stock)| ClientMsg::AddProduct {
+                    product: crate::NewProduct {
+                        title,
+                        description: "d".into(),
+                        code,
+                        price: crate::Price(price),
+                        stock,
+                    }
+                }),
         ]
     }
 
@@ -197,6 +216,7 @@ mod tests {
                     resumed: online % 3 == 0,
                     name: None,
                     limits: None,
+                    greeting: None,
                 }),
             ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing {
                 room: RoomName::general(),
@@ -211,6 +231,19 @@ mod tests {
                 members: None
             }),
             any::<String>().prop_map(|message| ServerMsg::error(ErrorCode::TooLarge, message)),
+            (any::<u32>(), 1..=1000u32).prop_map(|(ticker, n)| ServerMsg::Random { ticker, n }),
+            (any::<u64>(), any::<String>(), 0.0..1e9f64).prop_map(|(id, title, price)| {
+                ServerMsg::ProductAdded {
+                    product: crate::Product {
+                        id,
+                        title,
+                        description: String::new(),
+                        code: "c".into(),
+                        price: crate::Price(price),
+                        stock: 1,
+                    },
+                }
+            }),
         ]
     }
 

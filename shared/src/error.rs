@@ -36,6 +36,10 @@ pub enum ErrorCode {
     RoomsFull,
     /// A `hello` after the connection was already welcomed.
     AlreadyWelcomed,
+    /// The frame names something that does not exist (a product id, a ticker).
+    NotFound,
+    /// This connection already runs as many random tickers as it may (5).
+    TooManyTickers,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
@@ -58,6 +62,8 @@ impl ErrorCode {
         ErrorCode::TooManyRooms,
         ErrorCode::RoomsFull,
         ErrorCode::AlreadyWelcomed,
+        ErrorCode::NotFound,
+        ErrorCode::TooManyTickers,
     ];
 
     /// The code as it appears on the wire.
@@ -77,6 +83,8 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RoomsFull => "rooms_full",
             ErrorCode::AlreadyWelcomed => "already_welcomed",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::TooManyTickers => "too_many_tickers",
             ErrorCode::Other => "other",
         }
     }

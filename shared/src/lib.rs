@@ -16,6 +16,10 @@
 //! - [`limits`]: sizes both sides agree on (longest line, protocol version).
 //! - `oracle` (tests, and the `testing` feature): what a server must answer to any text,
 //!   worked out independently of the decoder, to test the decoder against.
+//! - [`exercises`]: what the exercises beside the chat agree on (the greeting, the random
+//!   ticker's bounds, the binary frames' pattern and checksum).
+//! - [`products`]: the live product list: [`Product`], [`NewProduct`] and its rules, and
+//!   the typed [`FieldError`]s a refused product gets.
 //! - [`session`]: [`ClientSession`], the client's side without I/O: the rooms it is in and the
 //!   last `seq` seen in each, pending sends by nonce, the `hello` that resumes, what to resend,
 //!   and the reconnect backoff.
@@ -26,7 +30,7 @@
 //!    existing variant must be optional, `#[serde(default)]`, to stay compatible). For a
 //!    `ClientMsg`, add its name to [`ClientMsg::type_name`] too (the compiler insists).
 //! 2. `cargo check --workspace`: the compiler now lists every place to touch, because the
-//!    backend has one exhaustive `match` on `ClientMsg` (`backend/src/ws.rs`) and the page one on
+//!    backend has one exhaustive `match` on `ClientMsg` (`backend/src/ws/dispatch.rs`) and the page one on
 //!    `ServerMsg` (`frontend/src/connection.rs`), neither with a `_ =>` arm.
 //! 3. Add its literal-JSON test in `src/msg.rs` (`tests` module): the exact JSON text, both
 //!    ways. That test is what freezes the wire.
@@ -35,15 +39,18 @@
 
 pub mod codec;
 pub mod error;
+pub mod exercises;
 pub mod limits;
 pub mod msg;
 pub mod names;
 #[cfg(any(test, feature = "testing"))]
 pub mod oracle;
+pub mod products;
 pub mod session;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use error::ErrorCode;
 pub use msg::{ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist};
 pub use names::{DEFAULT_ROOM, DisplayName, NameError, RoomName};
+pub use products::{FieldError, NewProduct, Price, Problem, Product, ProductField, ProductId};
 pub use session::{ClientSession, PendingLine, Refusal, Shown};

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DisplayName, ErrorCode, RoomName};
+use crate::{
+    DisplayName, ErrorCode, RoomName,
+    products::{FieldError, NewProduct, Product, ProductId},
+};
 
 /// A connection's public id, chosen by the server: URL-safe, at least 96 random bits.
 /// A client can never choose it, nor put another one in the `from` of a line.
@@ -177,6 +180,54 @@ pub enum ClientMsg {
         /// The room.
         room: String,
     },
+    /// The echo exercise: answered by an `echo` with the same text.
+    Echo {
+        /// Any text (as long as a line may be).
+        text: String,
+    },
+    /// A named event (the course's `tic`, once a second): the server logs it with the
+    /// sender's id and answers nothing.
+    Tic {
+        /// Which tic this is (the page shows `TIC-n`).
+        n: u64,
+    },
+    /// Asks for one binary frame of `size` bytes (1–65,536) with the known pattern
+    /// ([`crate::exercises::binary_pattern`]); answered by `binary`, then the frame.
+    Binary {
+        /// How many bytes.
+        size: u32,
+    },
+    /// Starts a random ticker (or changes its interval): a `random` every `every_ms`
+    /// milliseconds (at least 100) until `stop_ticker` or the end of the connection. At most
+    /// 5 per connection. Answered by `ticker`.
+    StartTicker {
+        /// The client's number for this ticker.
+        ticker: u32,
+        /// The interval, in milliseconds (100 to 3,600,000).
+        every_ms: u32,
+    },
+    /// Stops a random ticker; answered by `ticker_stopped`.
+    StopTicker {
+        /// The ticker.
+        ticker: u32,
+    },
+    /// Asks for the product list (`products`) and then every change to it
+    /// (`product_added`, `product_removed`), until `unwatch_products`.
+    WatchProducts,
+    /// Stops the product changes.
+    UnwatchProducts,
+    /// Creates a product: every watcher gets `product_added` (the sender too, watching or
+    /// not); a refusal comes back as `product_refused`.
+    AddProduct {
+        /// The product.
+        product: NewProduct,
+    },
+    /// Deletes a product: every watcher gets `product_removed`; an unknown id gets an
+    /// `error` with `not_found`.
+    DeleteProduct {
+        /// The product's id.
+        id: ProductId,
+    },
 }
 
 impl ClientMsg {
@@ -191,6 +242,15 @@ impl ClientMsg {
         "leave",
         "set_name",
         "members",
+        "echo",
+        "tic",
+        "binary",
+        "start_ticker",
+        "stop_ticker",
+        "watch_products",
+        "unwatch_products",
+        "add_product",
+        "delete_product",
     ];
 
     /// This message's `type` on the wire.
@@ -205,6 +265,15 @@ impl ClientMsg {
             ClientMsg::Leave { .. } => "leave",
             ClientMsg::SetName { .. } => "set_name",
             ClientMsg::Members { .. } => "members",
+            ClientMsg::Echo { .. } => "echo",
+            ClientMsg::Tic { .. } => "tic",
+            ClientMsg::Binary { .. } => "binary",
+            ClientMsg::StartTicker { .. } => "start_ticker",
+            ClientMsg::StopTicker { .. } => "stop_ticker",
+            ClientMsg::WatchProducts => "watch_products",
+            ClientMsg::UnwatchProducts => "unwatch_products",
+            ClientMsg::AddProduct { .. } => "add_product",
+            ClientMsg::DeleteProduct { .. } => "delete_product",
         }
     }
 }
@@ -241,6 +310,9 @@ pub enum ServerMsg {
         /// The limits this server enforces.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<ServerLimits>,
+        /// The server's greeting ([`crate::exercises::GREETING`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        greeting: Option<String>,
     },
     /// The reply to `join` (and to each room of a `hello`): the room as it is now.
     Joined {
@@ -343,13 +415,86 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
+    /// The reply to `echo`: the same text.
+    Echo {
+        /// The text as it came.
+        text: String,
+    },
+    /// The reply to `binary`: the next frame is binary, this long, with this checksum
+    /// ([`crate::exercises::checksum`]).
+    Binary {
+        /// How many bytes.
+        size: u32,
+        /// The FNV-1a hash of the bytes.
+        checksum: u32,
+    },
+    /// The reply to `start_ticker`: the ticker runs at this interval.
+    Ticker {
+        /// The ticker.
+        ticker: u32,
+        /// Its interval, in milliseconds.
+        every_ms: u32,
+    },
+    /// The reply to `stop_ticker`: the ticker sends nothing more.
+    TickerStopped {
+        /// The ticker.
+        ticker: u32,
+    },
+    /// A random number from a ticker.
+    Random {
+        /// The ticker.
+        ticker: u32,
+        /// A number from 1 to 1,000.
+        n: u32,
+    },
+    /// The reply to `watch_products`: every product, oldest first.
+    Products {
+        /// The products, by id.
+        products: Vec<Product>,
+    },
+    /// A product was created (over HTTP or the WebSocket).
+    ProductAdded {
+        /// The product.
+        product: Product,
+    },
+    /// A product was deleted.
+    ProductRemoved {
+        /// Its id.
+        id: ProductId,
+    },
+    /// The reply to an `add_product` that was refused: every field's problem.
+    ProductRefused {
+        /// The code the refused product had (to match it with the form that sent it).
+        code: String,
+        /// What is wrong.
+        errors: Vec<FieldError>,
+    },
 }
 
 impl ServerMsg {
     /// Every `type` a server may send, as on the wire.
     pub const TYPES: &'static [&'static str] = &[
-        "welcome", "joined", "left", "typing", "message", "ack", "older", "pong", "presence",
-        "members", "name_set", "error",
+        "welcome",
+        "joined",
+        "left",
+        "typing",
+        "message",
+        "ack",
+        "older",
+        "pong",
+        "presence",
+        "members",
+        "name_set",
+        "error",
+        "echo",
+        "binary",
+        "ticker",
+        "ticker_stopped",
+        "random",
+        "products",
+        "product_added",
+        "product_removed",
+        "product_refused",
     ];
 
     /// This message's `type` on the wire.
@@ -367,6 +512,15 @@ impl ServerMsg {
             ServerMsg::Members { .. } => "members",
             ServerMsg::NameSet { .. } => "name_set",
             ServerMsg::Error { .. } => "error",
+            ServerMsg::Echo { .. } => "echo",
+            ServerMsg::Binary { .. } => "binary",
+            ServerMsg::Ticker { .. } => "ticker",
+            ServerMsg::TickerStopped { .. } => "ticker_stopped",
+            ServerMsg::Random { .. } => "random",
+            ServerMsg::Products { .. } => "products",
+            ServerMsg::ProductAdded { .. } => "product_added",
+            ServerMsg::ProductRemoved { .. } => "product_removed",
+            ServerMsg::ProductRefused { .. } => "product_refused",
         }
     }
 
@@ -544,8 +698,9 @@ mod tests {
                     send_rate: 10,
                     send_burst: 20,
                 }),
+                greeting: Some("Hola cliente WS!".into()),
             },
-            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"guest-q8Zr","limits":{"max_text_chars":2000,"max_rooms_per_conn":20,"send_rate":10,"send_burst":20}}"#,
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"guest-q8Zr","limits":{"max_text_chars":2000,"max_rooms_per_conn":20,"send_rate":10,"send_burst":20},"greeting":"Hola cliente WS!"}"#,
         );
     }
 
@@ -727,6 +882,140 @@ mod tests {
             },
             r#"{"type":"error","code":"not_joined","message":"join the room first","room":"dev","nonce":"n-9"}"#,
         );
+    }
+
+    fn sample_product() -> Product {
+        Product {
+            id: 7,
+            title: "Mate".into(),
+            description: "Calabaza".into(),
+            code: "MATE-01".into(),
+            price: crate::Price(12.5),
+            stock: 3,
+        }
+    }
+
+    #[test]
+    fn client_exercise_messages_wire() {
+        client_wire(
+            ClientMsg::Echo {
+                text: "hola".into(),
+            },
+            r#"{"type":"echo","text":"hola"}"#,
+        );
+        client_wire(ClientMsg::Tic { n: 3 }, r#"{"type":"tic","n":3}"#);
+        client_wire(
+            ClientMsg::Binary { size: 65_536 },
+            r#"{"type":"binary","size":65536}"#,
+        );
+        client_wire(
+            ClientMsg::StartTicker {
+                ticker: 1,
+                every_ms: 500,
+            },
+            r#"{"type":"start_ticker","ticker":1,"every_ms":500}"#,
+        );
+        client_wire(
+            ClientMsg::StopTicker { ticker: 1 },
+            r#"{"type":"stop_ticker","ticker":1}"#,
+        );
+    }
+
+    #[test]
+    fn client_product_messages_wire() {
+        client_wire(ClientMsg::WatchProducts, r#"{"type":"watch_products"}"#);
+        client_wire(ClientMsg::UnwatchProducts, r#"{"type":"unwatch_products"}"#);
+        client_wire(
+            ClientMsg::AddProduct {
+                product: NewProduct {
+                    title: "Mate".into(),
+                    description: "Calabaza".into(),
+                    code: "MATE-01".into(),
+                    price: crate::Price(12.5),
+                    stock: 3,
+                },
+            },
+            r#"{"type":"add_product","product":{"title":"Mate","description":"Calabaza","code":"MATE-01","price":12.5,"stock":3}}"#,
+        );
+        client_wire(
+            ClientMsg::DeleteProduct { id: 7 },
+            r#"{"type":"delete_product","id":7}"#,
+        );
+    }
+
+    #[test]
+    fn server_exercise_messages_wire() {
+        server_wire(
+            ServerMsg::Echo {
+                text: "hola".into(),
+            },
+            r#"{"type":"echo","text":"hola"}"#,
+        );
+        server_wire(
+            ServerMsg::Binary {
+                size: 256,
+                checksum: 3_735_928_559,
+            },
+            r#"{"type":"binary","size":256,"checksum":3735928559}"#,
+        );
+        server_wire(
+            ServerMsg::Ticker {
+                ticker: 1,
+                every_ms: 500,
+            },
+            r#"{"type":"ticker","ticker":1,"every_ms":500}"#,
+        );
+        server_wire(
+            ServerMsg::TickerStopped { ticker: 1 },
+            r#"{"type":"ticker_stopped","ticker":1}"#,
+        );
+        server_wire(
+            ServerMsg::Random { ticker: 1, n: 42 },
+            r#"{"type":"random","ticker":1,"n":42}"#,
+        );
+    }
+
+    #[test]
+    fn server_product_messages_wire() {
+        let product = r#"{"id":7,"title":"Mate","description":"Calabaza","code":"MATE-01","price":12.5,"stock":3}"#;
+        server_wire(
+            ServerMsg::Products {
+                products: vec![sample_product()],
+            },
+            &format!(r#"{{"type":"products","products":[{product}]}}"#),
+        );
+        server_wire(
+            ServerMsg::ProductAdded {
+                product: sample_product(),
+            },
+            &format!(r#"{{"type":"product_added","product":{product}}}"#),
+        );
+        server_wire(
+            ServerMsg::ProductRemoved { id: 7 },
+            r#"{"type":"product_removed","id":7}"#,
+        );
+        server_wire(
+            ServerMsg::ProductRefused {
+                code: "MATE-01".into(),
+                errors: vec![crate::FieldError::new(
+                    crate::ProductField::Code,
+                    crate::Problem::Taken,
+                )],
+            },
+            r#"{"type":"product_refused","code":"MATE-01","errors":[{"field":"code","problem":"taken","message":"another product already has this code"}]}"#,
+        );
+    }
+
+    #[test]
+    fn the_welcome_carries_the_greeting() {
+        let msg = decode_server(
+            r#"{"type":"welcome","id":"abc","history":[],"online":1,"protocol":2,"greeting":"Hola cliente WS!"}"#,
+        )
+        .expect("decodes");
+        let ServerMsg::Welcome { greeting, .. } = msg else {
+            panic!("a welcome");
+        };
+        assert_eq!(greeting.as_deref(), Some(crate::exercises::GREETING));
     }
 
     #[test]

@@ -22,6 +22,9 @@ enum Field {
     Count32,
     /// An object of non-negative integers below 2^64, `null`, or absent.
     MaybeSeqs,
+    /// A product: an object with `title`, `description` and `code` strings, a `price`
+    /// number and a `stock` integer in 0..2^32, required.
+    Product,
 }
 
 /// The error code a server must answer `text` with, or `None` if `text` is a valid client
@@ -60,6 +63,14 @@ pub fn expected_refusal(text: &str) -> Option<Option<ErrorCode>> {
         "ping" => &[],
         "join" | "leave" | "members" => &[("room", Field::Text)],
         "set_name" => &[("name", Field::Text)],
+        "echo" => &[("text", Field::Text)],
+        "tic" => &[("n", Field::Count64)],
+        "binary" => &[("size", Field::Count32)],
+        "start_ticker" => &[("ticker", Field::Count32), ("every_ms", Field::Count32)],
+        "stop_ticker" => &[("ticker", Field::Count32)],
+        "watch_products" | "unwatch_products" => &[],
+        "add_product" => &[("product", Field::Product)],
+        "delete_product" => &[("id", Field::Count64)],
         _ => return Some(Some(ErrorCode::UnknownType)),
     };
     // A JSON object keeps the last of two equal keys; a strict reader refuses them. Leave
@@ -79,10 +90,37 @@ pub fn expected_refusal(text: &str) -> Option<Option<ErrorCode>> {
         (Field::MaybeSeqs, Some(Value::Object(seqs))) => {
             seqs.values().all(|s| s.as_u64().is_some())
         }
+        (Field::Product, Some(Value::Object(p))) => {
+            ["title", "description", "code"]
+                .iter()
+                .all(|f| p.get(*f).is_some_and(Value::is_string))
+                && p.get("price").is_some_and(Value::is_number)
+                && p.get("stock")
+                    .and_then(Value::as_u64)
+                    .is_some_and(|n| n <= u64::from(u32::MAX))
+        }
         _ => false,
     };
     let valid = fields
         .iter()
         .all(|(name, field)| fits(object.get(*name), *field));
     Some((!valid).then_some(ErrorCode::BadField))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ClientMsg;
+
+    #[test]
+    fn the_oracle_knows_every_client_type() {
+        for kind in ClientMsg::TYPES {
+            let verdict = expected_refusal(&format!(r#"{{"type":"{kind}"}}"#));
+            assert_ne!(
+                verdict,
+                Some(Some(ErrorCode::UnknownType)),
+                "the oracle has no entry for `{kind}`"
+            );
+        }
+    }
 }

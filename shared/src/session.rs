@@ -279,6 +279,18 @@ impl ClientSession {
         msg
     }
 
+    /// Enters `room` as a client that has already read its lines up to `after` (0: none):
+    /// the next `hello` asks for exactly the lines after it (`charla tail --after`).
+    pub fn join_after(&mut self, room: RoomName, after: Seq) {
+        self.rooms.insert(
+            room,
+            RoomCursor {
+                last: (after > Seq(0)).then_some(after),
+                oldest: None,
+            },
+        );
+    }
+
     /// Leaves `room`, forgetting its cursor and its unsent lines; returns the `leave` to send.
     pub fn leave(&mut self, room: &RoomName) -> ClientMsg {
         self.rooms.remove(room);
@@ -682,6 +694,7 @@ mod tests {
                 resumed,
                 name: None,
                 limits: Some(LIMITS),
+                greeting: None,
             };
             let joined = ServerMsg::Joined {
                 room: RoomName::general(),
