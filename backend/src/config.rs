@@ -175,6 +175,10 @@ pub struct Config {
     /// change; bigger rooms get the count, and the list on request (`members`).
     #[arg(long, env = "CHARLA_PRESENCE_LIST_MAX", default_value_t = 100)]
     pub presence_list_max: u32,
+
+    /// The most products the catalog holds (`POST /api/products` past it: 507).
+    #[arg(long, env = "CHARLA_MAX_PRODUCTS", default_value_t = 10_000)]
+    pub max_products: u32,
 }
 
 /// Parses `45s`, `30m`, `12h`, `7d`, or a plain number of seconds.
@@ -249,6 +253,7 @@ impl Default for Config {
             max_rooms_per_conn: 20,
             max_rooms: 10_000,
             presence_list_max: 100,
+            max_products: 10_000,
         }
     }
 }

@@ -30,12 +30,14 @@
 
 mod accept;
 mod admission;
+mod api;
 mod committer;
 pub mod config;
 mod http;
 mod hub;
 mod metrics;
 mod outbox;
+mod products;
 mod rate;
 mod state;
 pub mod store;
@@ -61,6 +63,14 @@ pub async fn serve(
     };
     let loaded = store.load().map_err(std::io::Error::other)?;
     let metrics = Arc::new(metrics::Metrics::new());
+    let catalog = Arc::new(
+        products::Catalog::open(
+            (!config.memory).then_some(config.data_dir.as_path()),
+            to_usize(config.max_products),
+            metrics.clone(),
+        )
+        .map_err(std::io::Error::other)?,
+    );
     let committed_lines = loaded.lines.clone();
     let rules = hub::SessionRules {
         ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
@@ -109,10 +119,13 @@ pub async fn serve(
         to_usize(config.max_connections),
         to_usize(config.max_connections_per_ip),
     );
+    let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
     let state = state::AppState {
+        shutdown: shutdown_seen,
         hub: hub.clone(),
         committer: committer.clone(),
         metrics: metrics.clone(),
+        catalog,
         admission: Arc::new(admission),
         limits: state::Limits {
             max_frame_bytes: to_usize(config.max_frame_bytes),
@@ -132,6 +145,7 @@ pub async fn serve(
                 config.max_lines_per_sec,
                 std::time::Instant::now(),
             )),
+            product_writes: rate::KeyedBuckets::new(config.ip_send_rate, config.ip_send_burst),
         }),
     };
     let router = http::app(state, &config.dist);
@@ -145,6 +159,7 @@ pub async fn serve(
     // can show it and come back later.
     accept::serve(listener, router, limits, metrics, shutdown, move || {
         hub_for_shutdown.close_all();
+        let _ = shutting_down.send(true);
     })
     .await;
     // Let the close frames go out, then make sure every accepted line is on disk.

@@ -58,6 +58,14 @@ pub struct Metrics {
     pub commits: Counter,
     /// Lines made durable.
     pub lines_committed: Counter,
+    /// Random tickers running (each ends with its connection).
+    pub tickers: Gauge,
+    /// Open `/echo` connections.
+    pub echo_connections: Gauge,
+    /// Products in the catalog.
+    pub products: Gauge,
+    /// Connections watching the product list.
+    pub product_watchers: Gauge,
 }
 
 impl Default for Metrics {
@@ -84,6 +92,10 @@ impl Metrics {
             presence_flushes: Counter::default(),
             commits: Counter::default(),
             lines_committed: Counter::default(),
+            tickers: Gauge::default(),
+            echo_connections: Gauge::default(),
+            products: Gauge::default(),
+            product_watchers: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +146,18 @@ impl Metrics {
             "lines_committed",
             "Lines made durable",
             m.lines_committed.clone(),
+        );
+        registry.register("tickers", "Random tickers running", m.tickers.clone());
+        registry.register(
+            "echo_connections",
+            "Open /echo connections",
+            m.echo_connections.clone(),
+        );
+        registry.register("products", "Products in the catalog", m.products.clone());
+        registry.register(
+            "product_watchers",
+            "Connections watching the product list",
+            m.product_watchers.clone(),
         );
         Metrics { registry, ..m }
     }

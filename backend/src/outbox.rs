@@ -63,6 +63,8 @@ enum Body {
     /// shared with the room's history; the one copy is made by the connection's own writer,
     /// under no lock anyone else waits on.
     Spliced(std::sync::Arc<Spliced>),
+    /// A binary frame (the binary exercise).
+    Binary(axum::body::Bytes),
 }
 
 #[derive(Debug)]
@@ -108,18 +110,38 @@ impl Frame {
         }
     }
 
+    /// A binary frame of these bytes.
+    pub fn binary(bytes: impl Into<axum::body::Bytes>) -> Frame {
+        Frame {
+            kind: "binary_frame",
+            body: Body::Binary(bytes.into()),
+        }
+    }
+
     /// The JSON text, if it is already in one piece.
     pub fn text(&self) -> Option<&Utf8Bytes> {
         match &self.body {
             Body::Text(bytes) => Some(bytes),
-            Body::Spliced(_) => None,
+            Body::Spliced(_) | Body::Binary(_) => None,
         }
     }
 
-    /// The JSON text, in one piece (assembled now if it was spliced).
+    /// The WebSocket message to write: the JSON text in one piece (assembled now if it was
+    /// spliced), or the binary frame.
+    pub fn into_message(self) -> axum::extract::ws::Message {
+        use axum::extract::ws::Message;
+        match self.body {
+            Body::Binary(bytes) => Message::Binary(bytes),
+            Body::Text(_) | Body::Spliced(_) => Message::Text(self.into_bytes()),
+        }
+    }
+
+    /// The JSON text, in one piece (assembled now if it was spliced; empty for a binary
+    /// frame, which has no text).
     pub fn into_bytes(self) -> Utf8Bytes {
         match self.body {
             Body::Text(bytes) => bytes,
+            Body::Binary(_) => Utf8Bytes::from_static(""),
             Body::Spliced(parts) => {
                 let mut out = String::with_capacity(parts.len);
                 out.push_str(&parts.head);
@@ -141,6 +163,7 @@ impl Frame {
         match &self.body {
             Body::Text(bytes) => bytes.len(),
             Body::Spliced(parts) => parts.len,
+            Body::Binary(bytes) => bytes.len(),
         }
     }
 }
@@ -294,14 +317,22 @@ impl Outbox {
     /// Queues a frame without waiting. Returns `false` if the outbox is closed, or closes it
     /// (slow consumer) because the frame would pass the byte limit.
     pub fn push(&self, frame: Frame) -> bool {
+        self.push_all([frame])
+    }
+
+    /// Queues frames back to back (nothing another task pushes lands between them), without
+    /// waiting. Returns `false` if the outbox is closed, or closes it (slow consumer) because
+    /// they would pass the byte limit; then none of them is queued.
+    pub fn push_all<const N: usize>(&self, frames: [Frame; N]) -> bool {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return false;
         }
-        let accepted = inner.queued_bytes + inner.in_flight_bytes + frame.len() <= self.limit_bytes;
+        let len: usize = frames.iter().map(Frame::len).sum();
+        let accepted = inner.queued_bytes + inner.in_flight_bytes + len <= self.limit_bytes;
         if accepted {
-            inner.queued_bytes += frame.len();
-            inner.queue.push_back(Pending::Frame(frame));
+            inner.queued_bytes += len;
+            inner.queue.extend(frames.into_iter().map(Pending::Frame));
         } else {
             inner.closed = Some(CloseReason::SlowConsumer);
         }

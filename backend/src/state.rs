@@ -14,6 +14,7 @@ use crate::{
     committer::Committer,
     hub::Hub,
     metrics::Metrics,
+    products::Catalog,
     rate::{AddressKey, KeyedBuckets, TokenBucket},
 };
 
@@ -26,12 +27,17 @@ pub(crate) struct AppState {
     pub committer: Arc<Committer>,
     /// What `/metrics` shows.
     pub metrics: Arc<Metrics>,
+    /// The product list and who watches it.
+    pub catalog: Arc<Catalog>,
     /// Who may connect.
     pub admission: Arc<Admission>,
     /// Per-connection limits.
     pub limits: Limits,
     /// Send limits shared across connections.
     pub sends: Arc<SharedSendLimits>,
+    /// Becomes `true` when the server shuts down: connections outside the hub (`/echo`)
+    /// close with 1001 then, as the chat's do.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Send limits that no number of sockets gets around: per address, per session, and for
@@ -43,6 +49,8 @@ pub(crate) struct SharedSendLimits {
     pub per_session: KeyedBuckets<ConnId>,
     /// Lines the server accepts per second, all clients together.
     pub server: Mutex<TokenBucket>,
+    /// Product creations and deletions per address (HTTP API and WebSocket together).
+    pub product_writes: KeyedBuckets<AddressKey>,
 }
 
 /// Which shared limit refused a `send`.

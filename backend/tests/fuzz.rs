@@ -230,6 +230,15 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         | ServerMsg::Left { .. }
                         | ServerMsg::Members { .. }
                         | ServerMsg::NameSet { .. }
+                        | ServerMsg::Echo { .. }
+                        | ServerMsg::Binary { .. }
+                        | ServerMsg::Ticker { .. }
+                        | ServerMsg::TickerStopped { .. }
+                        | ServerMsg::Random { .. }
+                        | ServerMsg::Products { .. }
+                        | ServerMsg::ProductAdded { .. }
+                        | ServerMsg::ProductRemoved { .. }
+                        | ServerMsg::ProductRefused { .. }
                         | ServerMsg::Pong) => {
                             panic!("junk must not be answered with {other:?}")
                         }

@@ -4,8 +4,9 @@
 //! The schema is versioned with `PRAGMA user_version`. Version 0 is the first release's (one
 //! room: `lines(seq, sender, text, at, nonce)`, `sessions(token, id)`); [`SqliteStore::open`]
 //! migrates it in one transaction: its lines go to `general`, their nonces to `nonces`, its
-//! sessions count as used at the upgrade. A file from a newer release is refused rather than
-//! misread.
+//! sessions count as used at the upgrade. Version 3 adds the `products` table (read and
+//! written by `crate::products`, over its own connection to the same file). A file from a
+//! newer release is refused rather than misread.
 
 use std::path::Path;
 
@@ -15,7 +16,18 @@ use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
 use super::{Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredNonce, StoredSession};
 
 /// The schema this release writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
+
+/// Version 3 adds the product list (the live products exercise; `crate::products`).
+const SCHEMA_V3: &str = "
+    CREATE TABLE products (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        title       TEXT NOT NULL,
+        description TEXT NOT NULL,
+        code        TEXT NOT NULL UNIQUE,
+        price       REAL NOT NULL,
+        stock       INTEGER NOT NULL
+    );";
 
 const SCHEMA_V2: &str = "
     CREATE TABLE lines (
@@ -89,7 +101,7 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
         .optional()
         .map_err(err)?
         .is_some();
-    if has_v1_lines {
+    if version < 2 && has_v1_lines {
         // Version 0 → 2: one room becomes `general`; sessions gain a name.
         tx.execute_batch(
             "ALTER TABLE lines RENAME TO lines_v1;
@@ -109,9 +121,11 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
              DROP TABLE sessions_v1;",
         )
         .map_err(err)?;
-    } else {
+    } else if version < 2 {
         tx.execute_batch(SCHEMA_V2).map_err(err)?;
     }
+    // Version 2 → 3: the product list.
+    tx.execute_batch(SCHEMA_V3).map_err(err)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(err)?;
     tx.commit().map_err(err)

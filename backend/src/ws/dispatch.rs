@@ -17,12 +17,15 @@ use shared::{
 
 use tokio::sync::oneshot;
 
+mod exercises;
+
 use super::write::LastHeard;
 use crate::{
     committer::{Committer, Job, LineJob, SessionJob, now_ms},
     hub::{After, Greeting, Hub, JoinRefused, OpenRefused, Room, RoomMember, SessionChanges},
     metrics::{Metrics, TypeLabel},
     outbox::{CloseReason, ConnKey, Frame, Outbox, RoomKey},
+    products::Catalog,
     rate::{AddressKey, Persistence, TokenBucket},
     state::{AppState, Limits, SendRefused, SharedSendLimits},
     store::ResumeToken,
@@ -104,10 +107,17 @@ pub(crate) struct Connection {
     /// frees up (latest value wins, per room).
     held_typing: HashMap<RoomKey, (Arc<Room>, String)>,
     last_heard: LastHeard,
+    /// The product list, which this connection may watch and change.
+    catalog: Arc<Catalog>,
+    /// The random tickers this connection runs, by the client's number for them.
+    tickers: HashMap<u32, exercises::Ticker>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        // Every timer and subscription ends with its connection.
+        self.tickers.clear();
+        self.catalog.unwatch(self.key);
         for room in self.rooms.values() {
             self.hub.leave(room, self.key);
         }
@@ -145,6 +155,8 @@ impl Connection {
             over_limit: Persistence::new(limits.close_after),
             held_typing: HashMap::new(),
             last_heard: LastHeard::new(),
+            catalog: app.catalog.clone(),
+            tickers: HashMap::new(),
         }
     }
 
@@ -205,6 +217,7 @@ impl Connection {
             resumed: opened.resumed,
             name: Some(opened.session.name.clone()),
             limits: Some(self.limits.for_clients()),
+            greeting: Some(shared::exercises::GREETING.to_owned()),
         };
         tracing::info!(
             conn = self.key.0,
@@ -437,6 +450,20 @@ impl Connection {
                 Ok(room) => self.answer(now, |_| room.members()),
                 Err(refused) => self.refuse(now, refused),
             },
+            // The exercises beside the chat (`exercises.rs`).
+            ClientMsg::Echo { text } => self.echo(text, now),
+            ClientMsg::Tic { n } => self.tic(n, now),
+            ClientMsg::Binary { size } => self.binary(size, now),
+            ClientMsg::StartTicker { ticker, every_ms } => self.start_ticker(ticker, every_ms, now),
+            ClientMsg::StopTicker { ticker } => self.stop_ticker(ticker, now),
+            ClientMsg::WatchProducts => self.answer_with(now, |conn| {
+                conn.catalog.watch(conn.key, &conn.outbox);
+            }),
+            ClientMsg::UnwatchProducts => self.answer_with(now, |conn| {
+                conn.catalog.unwatch(conn.key);
+            }),
+            ClientMsg::AddProduct { product } => self.add_product(product, now),
+            ClientMsg::DeleteProduct { id } => self.delete_product(id, now),
         }
     }
 
@@ -533,6 +560,15 @@ impl Connection {
             room.rename(self.key, &name);
         }
         Frame::encode(&ServerMsg::NameSet { name })
+    }
+
+    /// Carries out a request that answers by itself (or not at all), within the frame rate.
+    fn answer_with(&mut self, now: Instant, act: impl FnOnce(&mut Self)) -> Option<CloseReason> {
+        if !self.frames.try_take(now) {
+            return self.rate_limited(now, "frame");
+        }
+        act(self);
+        None
     }
 
     /// Answers a request with `reply()`, within the frame rate.

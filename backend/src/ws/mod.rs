@@ -8,6 +8,7 @@
 //! loop ends the other is stopped, the connection leaves its rooms, and its place is freed.
 
 mod dispatch;
+pub(crate) mod echo;
 mod read;
 mod write;
 
@@ -26,6 +27,9 @@ use futures_util::StreamExt;
 pub(crate) use dispatch::Connection;
 
 use crate::{admission::Permit, metrics::ReasonLabel, outbox::CloseReason, state::AppState};
+
+/// The read buffer each connection starts with (tungstenite allocates it up front).
+pub(crate) const READ_BUFFER_BYTES: usize = 1024;
 
 /// How long the write loop may take to deliver a close frame after the read side failed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -57,31 +61,47 @@ pub(crate) async fn upgrade(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let admitted = app
-        .admission
-        .check_origin(&headers)
-        .and_then(|()| app.admission.admit(peer.ip()));
-    let permit = match admitted {
+    let permit = match admit(&app, &headers, peer) {
         Ok(permit) => permit,
-        Err(refusal) => {
-            tracing::info!(%peer, reason = refusal.label(), "refused a WebSocket upgrade");
-            let reason = refusal.label();
-            app.metrics
-                .connections_refused
-                .get_or_create(&ReasonLabel { reason })
-                .inc();
-            return (refusal.status(), refusal.message()).into_response();
-        }
+        Err(refused) => return refused.into_response(),
     };
     let handshake = Handshake::from_query(query.as_deref());
     let limits = app.limits;
-    // Small buffers: frames are at most a few KiB, and per-connection memory is what a
-    // server with ten thousand clients runs out of first.
+    // Small buffers: per-connection memory is what a server with ten thousand clients runs
+    // out of first. The read buffer is allocated whole up front and grows only for a frame
+    // larger than it, so it starts at what most frames need (a typing update, a line).
     ws.max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        .read_buffer_size(limits.max_frame_bytes.min(16 * 1024))
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| run(socket, app, handshake, peer, permit))
+}
+
+/// Checks a WebSocket upgrade's host, origin and connection limits (`/ws` and `/echo`
+/// alike): a place for the connection, or the response that refuses it (403 / 503 / 429).
+fn admit(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<Permit, Refused> {
+    let admitted = app
+        .admission
+        .check_origin(headers)
+        .and_then(|()| app.admission.admit(peer.ip()));
+    admitted.map_err(|refusal| {
+        tracing::info!(%peer, reason = refusal.label(), "refused a WebSocket upgrade");
+        let reason = refusal.label();
+        app.metrics
+            .connections_refused
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+        Refused(refusal)
+    })
+}
+
+/// An upgrade refused before it happened; its response says why.
+pub(crate) struct Refused(crate::admission::Refusal);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (self.0.status(), self.0.message()).into_response()
+    }
 }
 
 /// Runs one connection until the client leaves, the socket fails, or the outbox closes.

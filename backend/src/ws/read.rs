@@ -95,7 +95,7 @@ async fn greet(
 }
 
 /// The close frame a read error deserves, if the client can still be told.
-fn close_reason(err: axum::Error) -> Option<CloseReason> {
+pub(super) fn close_reason(err: axum::Error) -> Option<CloseReason> {
     let err = err.into_inner();
     match err.downcast_ref::<tungstenite::Error>()? {
         tungstenite::Error::Capacity(_) => Some(CloseReason::TooBig),

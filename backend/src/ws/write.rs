@@ -144,7 +144,7 @@ async fn write_batch(
     let close = batch.close;
     let write = async {
         for frame in batch.frames {
-            sink.feed(Message::Text(frame.into_bytes())).await?;
+            sink.feed(frame.into_message()).await?;
         }
         match close {
             // The WebSocket layer queued the answer to the client's close when it read it:
