@@ -1,21 +1,59 @@
-//! The router: `/ws` (the chat), `/healthz`, `/metrics`, and the page from the dist directory.
+//! The router: `/ws` (the chat and the exercises' JSON messages), `/echo` (a plain echo
+//! server), `/api/products`, `/healthz`, `/metrics`, and the page from the dist directory.
 
-use std::path::Path;
+use std::{net::SocketAddr, path::Path};
 
-use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use axum::{
+    Router,
+    body::Body,
+    extract::{
+        ConnectInfo, Request, State,
+        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
+    },
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{state::AppState, ws};
+use crate::{api, state::AppState, ws};
 
-/// Builds the application: `/ws` upgrades to the chat; `/healthz` answers `ok`; `/metrics`
-/// is the Prometheus text exposition; every other path is a file from `dist`, or
-/// `dist/index.html` (the page routes on the client side).
+/// Builds the application: `/ws` upgrades to the chat; `/echo` upgrades to the echo server
+/// (and, asked for without an upgrade, is the echo page); `/api/products` is the product
+/// API; `/healthz` answers `ok`; `/metrics` is the Prometheus text exposition; every other
+/// path is a file from `dist`, or `dist/index.html` (the page routes on the client side).
 pub(crate) fn app(state: AppState, dist: &Path) -> Router {
+    // Brotli or gzip copies made at build time (scripts/precompress.sh), chosen by the
+    // browser's Accept-Encoding; the file itself otherwise.
+    let index = ServeFile::new(dist.join("index.html"))
+        .precompressed_br()
+        .precompressed_gzip();
     let page = ServeDir::new(dist)
+        .precompressed_br()
         .precompressed_gzip()
-        .fallback(ServeFile::new(dist.join("index.html")));
+        .fallback(index.clone());
+    let page = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(cache_control))
+        .map_response(
+            |r: Response<tower_http::services::fs::ServeFileSystemResponseBody>| r.map(Body::new),
+        )
+        .service(page);
+    let echo = move |upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+                     app: State<AppState>,
+                     peer: ConnectInfo<SocketAddr>,
+                     headers: HeaderMap,
+                     request: Request| async move {
+        match upgrade {
+            Ok(upgrade) => ws::echo::upgrade(upgrade, app, peer, headers).await,
+            // A browser opening the echo page.
+            Err(_) => serve(index, request).await,
+        }
+    };
     Router::new()
         .route("/ws", get(ws::upgrade))
+        .route("/echo", get(echo))
+        .merge(api::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback_service(page)
@@ -30,4 +68,69 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         )],
         app.metrics.render(),
     )
+}
+
+/// How long a browser may keep a file: trunk's hashed files (`name-<hex>.ext`) never change,
+/// so for a year without asking again; anything else (`index.html`, which names the current
+/// hashed files) is checked on every visit.
+async fn cache_control(request: Request, next: axum::middleware::Next) -> Response {
+    let value = if is_hashed(request.uri().path()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut response = next.run(request).await;
+    if response.status().is_success() {
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static(value),
+        );
+    }
+    response
+}
+
+/// Whether a path names one of trunk's hashed files: `…-<12 to 16 hex digits>` (then `_bg`
+/// or nothing) before the extension.
+fn is_hashed(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or_default();
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    name.contains('.')
+        && stem.rsplit_once('-').is_some_and(|(_, hash)| {
+            (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
+/// Serves a request with a static file service.
+async fn serve(file: ServeFile, request: Request) -> Response {
+    match file.oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed;
+
+    #[test]
+    fn trunks_hashed_names_are_told_apart() {
+        for hashed in [
+            "/frontend-70569a3a65da4c87_bg.wasm",
+            "/frontend-70569a3a65da4c87.js",
+            "/style-d45e03cdc214699.css",
+        ] {
+            assert!(is_hashed(hashed), "{hashed}");
+        }
+        for plain in [
+            "/",
+            "/index.html",
+            "/r/dev",
+            "/echo",
+            "/my-room",
+            "/a-b.css",
+        ] {
+            assert!(!is_hashed(plain), "{plain}");
+        }
+    }
 }
