@@ -24,7 +24,7 @@ mod socket;
 mod state;
 pub mod storage;
 
-pub use socket::PING_EVERY;
+pub use socket::{PING_EVERY, page_ws_url};
 pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, room_path};
 
 use std::collections::BTreeMap;
@@ -35,8 +35,16 @@ use shared::{
     Shown,
 };
 
+use crate::i18n::Texts;
 use socket::{Socket, Timers, now_ms};
 use storage::Store;
+
+/// A User Timing mark (`performance.mark`), for measuring the page in a real browser.
+fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
 
 /// How many older lines one "load older" asks for.
 pub const OLDER_PAGE: u32 = 100;
@@ -54,12 +62,85 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// What the composer tells the user.
-    pub fn message(self) -> String {
+    /// What the composer tells the user, in the language of `t`.
+    pub fn message(self, t: &Texts) -> String {
         match self {
-            SendError::Blank => "Type something first: blank lines are not sent.".into(),
-            SendError::TooLong { max } => format!("Too long: at most {max} characters."),
+            SendError::Blank => t.blank_line.to_owned(),
+            SendError::TooLong { max } => (t.too_long)(max),
         }
+    }
+}
+
+/// What the composer's notice says: the last refusal, from the composer or the server. Kept
+/// as what happened, not as words, so it is shown in whichever language the page is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// The composer did not take a line.
+    Send(SendError),
+    /// The server rate-limited a line; it goes out again by itself.
+    SlowDown,
+    /// The server could not store a line for now; it goes out again by itself.
+    ServerBusy,
+    /// The server refused a line for good.
+    LineRefused {
+        /// Why, as a code.
+        code: ErrorCode,
+        /// Why, in the server's words.
+        message: String,
+    },
+    /// The server did not let this page into a room (or keep it there).
+    JoinRefused {
+        /// The room.
+        room: RoomName,
+        /// Why, as a code.
+        code: ErrorCode,
+        /// Why, in the server's words.
+        message: String,
+    },
+    /// The server refused some other frame.
+    Refused {
+        /// Why, as a code.
+        code: ErrorCode,
+        /// Why, in the server's words.
+        message: String,
+    },
+}
+
+impl Notice {
+    /// The notice in the language of `t`.
+    pub fn text(&self, t: &Texts) -> String {
+        match self {
+            Notice::Send(err) => err.message(t),
+            Notice::SlowDown => t.slow_down.to_owned(),
+            Notice::ServerBusy => t.server_busy.to_owned(),
+            Notice::LineRefused { code, message } => {
+                (t.line_refused)(*code, &(t.server_reason)(*code, message))
+            }
+            Notice::JoinRefused {
+                room,
+                code,
+                message,
+            } => (t.join_refused)(room, *code, &(t.server_reason)(*code, message)),
+            Notice::Refused { code, message } => {
+                (t.refused)(*code, &(t.server_reason)(*code, message))
+            }
+        }
+    }
+}
+
+/// Why the URL names no room: the name in it, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    /// The name as the URL has it.
+    pub name: String,
+    /// Why it is not a room name.
+    pub error: NameError,
+}
+
+impl RouteError {
+    /// What the page says instead of the room, in the language of `t`.
+    pub fn text(&self, t: &Texts) -> String {
+        (t.not_a_room_name)(&self.name, &self.error)
     }
 }
 
@@ -68,6 +149,8 @@ impl SendError {
 pub struct Connection {
     /// What the page shows; updated by every message received.
     pub state: ChatState,
+    /// What the exercise pages show (echo, binary, random ticker, products).
+    pub exercises: crate::exercises::Exercises,
     // Browser objects are not `Send`: keep them in local (single-thread) storage.
     socket: StoredValue<Option<Socket>, LocalStorage>,
     session: StoredValue<ClientSession, LocalStorage>,
@@ -91,6 +174,7 @@ impl Connection {
         );
         Connection {
             state,
+            exercises: crate::exercises::Exercises::new(),
             socket: StoredValue::new_local(None),
             session: StoredValue::new_local(ClientSession::new(prefix)),
             timers: StoredValue::new_local(Timers::default()),
@@ -116,7 +200,10 @@ impl Connection {
                 resumed: _,
                 name,
                 limits,
+                greeting,
             } => {
+                mark("charla:welcome");
+                self.exercises.greeting.set(greeting);
                 let resend = self
                     .session
                     .try_update_value(|s| s.on_welcome_at(id.clone(), resume, limits, now_ms()))
@@ -140,6 +227,10 @@ impl Connection {
                 // as the server's limits allow; the server appends each nonce once, so a
                 // resend is never a duplicate.
                 for frame in resend {
+                    self.send_frame(&frame);
+                }
+                // A ticker that ran and the product list that was watched, asked for again.
+                for frame in self.exercises.resubscribe() {
                     self.send_frame(&frame);
                 }
                 self.schedule_due();
@@ -175,6 +266,9 @@ impl Connection {
                     }
                     Some(Shown::Append(_)) | None => {}
                 }
+                // Once the lines are on the page (the DOM is updated before the next frame):
+                // the benchmark measures welcome → this.
+                request_animation_frame(|| mark("charla:joined-shown"));
                 view.online.set(online);
                 view.members.set(members);
                 view.typists.set(
@@ -277,7 +371,27 @@ impl Connection {
                 room,
                 nonce,
             } => self.refused(code, message, room, nonce),
+            ServerMsg::Echo { text } => self.exercises.echoed(text),
+            ServerMsg::Binary { size, checksum } => {
+                self.exercises.binary_expected.set(Some((size, checksum)));
+            }
+            ServerMsg::Ticker {
+                ticker: _,
+                every_ms,
+            } => self.exercises.ticker_running.set(Some(every_ms)),
+            ServerMsg::TickerStopped { ticker: _ } => self.exercises.ticker_running.set(None),
+            ServerMsg::Random { ticker, n } => self.exercises.random(ticker, n),
+            ServerMsg::Products { products } => self.exercises.products.set(Some(products)),
+            ServerMsg::ProductAdded { product } => self.exercises.added(product),
+            ServerMsg::ProductRemoved { id } => self.exercises.removed(id),
+            ServerMsg::ProductRefused { code, errors } => self.exercises.refused(&code, errors),
         }
+    }
+
+    /// Sends an exercise's frame (echo, tic, binary, ticker, products) if connected;
+    /// returns whether it went out.
+    pub fn send_msg(&self, msg: &ClientMsg) -> bool {
+        self.send_frame(msg)
     }
 
     /// The server refused a frame: a line (by nonce), a room (a join), or something else.
@@ -299,13 +413,13 @@ impl Connection {
                     Some(Refusal::Retry) => {
                         self.schedule_due();
                         if code == ErrorCode::RateLimited {
-                            "Slow down: your line will be sent again shortly.".to_owned()
+                            Notice::SlowDown
                         } else {
-                            "The server is busy: your line will be sent again shortly.".to_owned()
+                            Notice::ServerBusy
                         }
                     }
                     Some(Refusal::Dropped(_) | Refusal::Unknown) | None => {
-                        format!("The server refused your line ({code}): {message}")
+                        Notice::LineRefused { code, message }
                     }
                 }
             }
@@ -322,7 +436,11 @@ impl Connection {
                     });
                     self.forget_room(&room);
                 }
-                format!("Could not join {room} ({code}): {message}")
+                Notice::JoinRefused {
+                    room,
+                    code,
+                    message,
+                }
             }
             (None, Some(room)) if code == ErrorCode::NotJoined => {
                 if state.is_joined(&room) {
@@ -334,7 +452,7 @@ impl Connection {
                 }
                 return;
             }
-            (None, _) => format!("The server refused that ({code}): {message}"),
+            (None, _) => Notice::Refused { code, message },
         };
         state.notice.set(Some(notice));
     }
@@ -383,9 +501,10 @@ impl Connection {
             None => self.show(RoomName::general()),
             Some((_, Ok(room))) => self.show(room),
             Some((name, Err(err))) => untrack(|| {
-                self.state
-                    .route_error
-                    .set(Some(format!("“{name}” is not a room name: {err}.")));
+                self.state.route_error.set(Some(RouteError {
+                    name: name.to_owned(),
+                    error: err,
+                }));
             }),
         }
     }

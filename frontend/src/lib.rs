@@ -16,12 +16,17 @@
 //! - [`App`]: puts them together under a `leptos_router` [`Router`]: `/` shows `general`,
 //!   `/r/<name>` that room (joined on arrival), so a link opens a room and back/forward move
 //!   between rooms. `main.rs` only mounts it.
+//! - [`i18n`]: every text the page shows, in Spanish and English ([`i18n::Texts`]), the
+//!   language in the context ([`i18n::I18n`]) and the switch in the header
+//!   ([`i18n::LangSwitch`]). Components read their words with `use_i18n().t()`.
 //!
 //! Every piece of user text (lines, names, typing) is rendered as text (`{text}`), never as
 //! HTML.
 
 pub mod components;
 pub mod connection;
+pub mod exercises;
+pub mod i18n;
 
 use leptos::prelude::*;
 use leptos_router::{
@@ -32,14 +37,22 @@ use leptos_router::{
 };
 
 pub use connection::{
-    ChatState, ConnState, Connection, GoTo, LiveText, RoomState, SendError, room_path,
+    ChatState, ConnState, Connection, GoTo, LiveText, Notice, RoomState, RouteError, SendError,
+    room_path,
 };
 
-use components::{NameForm, NotFound, RoomPage, RoomsPanel, StatusBar};
+use components::{
+    EchoPage, LiveProductsPage, NameForm, NavBar, NotFound, ProductsPage, RandomPage, RoomPage,
+    RoomsPanel, StatusBar,
+};
+use i18n::{provide_i18n, use_i18n};
+use leptos_router::hooks::use_location;
 
-/// The whole page: connects to `/ws?v=2` on the page's own host and shows the chat.
+/// The whole page: connects to `/ws?v=2` on the page's own host and shows the chat, in the
+/// language chosen (see [`i18n`]).
 #[component]
 pub fn App() -> impl IntoView {
+    provide_i18n();
     let state = ChatState::new();
     let conn = Connection::new(state);
     conn.connect();
@@ -59,10 +72,12 @@ fn total_unread(state: ChatState) -> u32 {
         .with(|joined| joined.iter().map(|r| state.room(r).unread.get()).sum())
 }
 
-/// The page's frame: header (name, status), the rooms panel, and the room the URL names.
+/// The page's frame: header (name, status, language), the rooms panel, and the room the URL
+/// names.
 #[component]
 fn Shell(conn: Connection) -> impl IntoView {
     let state = conn.state;
+    let i18n = use_i18n();
     // On a phone-sized screen the panel folds away behind a button; on a desktop the style
     // sheet always shows it.
     let panel_open = RwSignal::new(false);
@@ -85,19 +100,30 @@ fn Shell(conn: Connection) -> impl IntoView {
         state.current.track();
         panel_open.set(false);
     });
+    let location = use_location();
+    // The chat's pages show the rooms; the exercise pages do not.
+    let is_chat = Memo::new(move |_| location.pathname.with(|p| p == "/" || p.starts_with("/r/")));
     Effect::new(move |_| {
-        let room = state.current.get();
-        let unread = total_unread(state);
-        let title = match unread {
-            0 => format!("{room} · Charla"),
-            n => format!("({n}) {room} · Charla"),
+        let t = i18n.t();
+        let page = location.pathname.with(|p| match p.as_str() {
+            "/echo" => Some(t.echo_title),
+            "/random" => Some(t.random_title),
+            "/products" => Some(t.products_title),
+            "/realtimeproducts" => Some(t.live_products_title),
+            _ => None,
+        });
+        let title = match page {
+            Some(page) => format!("{page} · {}", t.app_name),
+            None => (t.title)(state.current.get().as_str(), total_unread(state)),
         };
         document().set_title(&title);
     });
     view! {
         <div class="app">
             <header class="top">
+                <NavBar />
                 <div class="brand">
+                    <Show when=move || is_chat.get()>
                     <button
                         id="rooms-toggle"
                         class="quiet toggle"
@@ -106,7 +132,7 @@ fn Shell(conn: Connection) -> impl IntoView {
                         aria-expanded=move || panel_open.get().to_string()
                         on:click=move |_| panel_open.update(|open| *open = !*open)
                     >
-                        "Rooms"
+                        {move || i18n.t().rooms}
                         // Folded away, the panel's badges are out of sight: their sum is not.
                         {move || {
                             let unread = total_unread(state);
@@ -115,24 +141,36 @@ fn Shell(conn: Connection) -> impl IntoView {
                                     view! {
                                         " "
                                         <span class="unread">{unread}</span>
-                                        <span class="visually-hidden">" unread"</span>
+                                        <span class="visually-hidden">
+                                            " "
+                                            {move || i18n.t().unread}
+                                        </span>
                                     }
                                 })
                         }}
                     </button>
-                    <h1>"Charla"</h1>
+                    </Show>
+                    <h1>{move || i18n.t().app_name}</h1>
                 </div>
                 <StatusBar conn=conn />
-                <NameForm conn=conn />
+                <Show when=move || is_chat.get()>
+                    <NameForm conn=conn />
+                </Show>
             </header>
-            <div class="layout">
-                <nav id="room-panel" class="panel" class:open=move || panel_open.get() aria-label="Rooms">
-                    <RoomsPanel conn=conn />
-                </nav>
-                <main class="chat">
+            <div class="layout" class:wide=move || !is_chat.get()>
+                <Show when=move || is_chat.get()>
+                    <nav id="room-panel" class="panel" class:open=move || panel_open.get() aria-label=move || i18n.t().rooms>
+                        <RoomsPanel conn=conn />
+                    </nav>
+                </Show>
+                <main class="chat" class:exercises=move || !is_chat.get()>
                     <Routes fallback=NotFound>
                         <Route path=path!("/") view=move || view! { <RoomPage conn=conn /> } />
                         <Route path=path!("/r/:room") view=move || view! { <RoomPage conn=conn /> } />
+                        <Route path=path!("/echo") view=move || view! { <EchoPage conn=conn /> } />
+                        <Route path=path!("/random") view=move || view! { <RandomPage conn=conn /> } />
+                        <Route path=path!("/products") view=ProductsPage />
+                        <Route path=path!("/realtimeproducts") view=move || view! { <LiveProductsPage conn=conn /> } />
                     </Routes>
                 </main>
             </div>

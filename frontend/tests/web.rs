@@ -7,7 +7,11 @@
 
 use frontend::{
     ChatState, ConnState, Connection, GoTo,
-    components::{Composer, History, LiveTyping, Members, RoomHeader, RoomsPanel, StatusBar},
+    components::{
+        BinaryFrames, Composer, EchoServer, History, LiveProductsPage, LiveTyping, Members,
+        NamedEvents, NavBar, ProductsPage, RandomPage, RoomHeader, RoomsPanel, StatusBar,
+    },
+    i18n::{EN, ES, I18n, Lang, LangSwitch, provide_i18n},
 };
 use leptos::{mount::mount_to, prelude::*, task::tick};
 use shared::{
@@ -70,6 +74,7 @@ fn welcome(id: &str, who: &str) -> ServerMsg {
             send_rate: 10,
             send_burst: 20,
         }),
+        greeting: None,
     }
 }
 
@@ -599,6 +604,7 @@ async fn the_composer_refuses_a_blank_line_visibly() {
             send_rate: 10,
             send_burst: 20,
         }),
+        greeting: None,
     });
     submit(&root, "too long");
     tick().await;
@@ -818,7 +824,7 @@ async fn a_url_that_names_no_room_says_why() {
         state
             .route_error
             .get_untracked()
-            .is_some_and(|e| e.contains("“Not A Room” is not a room name"))
+            .is_some_and(|e| e.text(&EN).contains("“Not A Room” is not a room name"))
     );
     assert_eq!(state.joined.get_untracked(), [room("general")]);
     conn.show_route(Some("dev"));
@@ -865,4 +871,503 @@ async fn a_late_left_does_not_undo_a_join_made_since() {
     ));
     assert_eq!(state.joined.get_untracked(), [room("general"), room("dev")]);
     assert_eq!(state.room(&room("dev")).history.get_untracked().len(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn switching_the_language_rewords_the_page_without_a_reload() {
+    let root = container();
+    let (_, conn) = in_general_and_dev();
+    let i18n = I18n::new(Lang::Es);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! {
+            <StatusBar conn=conn />
+            <RoomHeader conn=conn />
+            <Composer conn=conn />
+            <LiveTyping state=conn.state />
+        }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#conn-state"), "conectado");
+    assert_eq!(text_of(&root, "#online"), "2 en línea");
+    assert_eq!(text_of(&root, "#leave-room"), "Salir de la sala");
+    assert_eq!(text_of(&root, "#live"), "Nadie está escribiendo.");
+    assert_eq!(text_of(&root, "label[for=composer-input]"), "Tu mensaje");
+    // Data is never translated: the room's name and this page's stay as they are.
+    assert_eq!(text_of(&root, "#room-title"), "general");
+    assert_eq!(text_of(&root, "#my-name"), "Me");
+
+    // A notice is kept as what happened, so it follows the language too.
+    submit(&root, "   ");
+    tick().await;
+    assert_eq!(text_of(&root, "#notice"), ES.blank_line);
+    conn.apply(ServerMsg::Error {
+        code: ErrorCode::RateLimited,
+        message: "slow down".into(),
+        room: None,
+        nonce: None,
+    });
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#notice"),
+        "El servidor lo ha rechazado (rate_limited): demasiados mensajes seguidos"
+    );
+
+    i18n.lang.set(Lang::En);
+    tick().await;
+    assert_eq!(text_of(&root, "#conn-state"), "connected");
+    assert_eq!(text_of(&root, "#online"), "2 online");
+    assert_eq!(text_of(&root, "#leave-room"), "Leave room");
+    assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
+    assert_eq!(text_of(&root, "label[for=composer-input]"), "Your message");
+    assert_eq!(
+        text_of(&root, "#notice"),
+        "The server refused that (rate_limited): slow down"
+    );
+    assert_eq!(
+        attr(&root, "#composer-input", "placeholder").as_deref(),
+        Some("Message general; everyone there sees it as you type")
+    );
+
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(text_of(&root, "#conn-state"), "conectado");
+    assert!(
+        attr(&root, "#composer-input", "placeholder").is_some_and(|p| p.contains("general")),
+        "the placeholder still names the room"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_language_switch_marks_applies_and_remembers_the_choice() {
+    let storage = window()
+        .local_storage()
+        .expect("localStorage")
+        .expect("localStorage");
+    let html = document().document_element().expect("<html>");
+    let lang_before = html.get_attribute("lang");
+    storage.remove_item("charla.lang").expect("remove");
+
+    let root = container();
+    let (_, conn) = offline();
+    let mounted = mount_to(root.clone(), move || {
+        provide_i18n();
+        view! {
+            <LangSwitch />
+            <StatusBar conn=conn />
+        }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#lang-es"), "Español");
+    assert_eq!(text_of(&root, "#lang-en"), "English");
+    assert_eq!(attr(&root, "#lang-es", "lang").as_deref(), Some("es"));
+    assert_eq!(attr(&root, "#lang-en", "lang").as_deref(), Some("en"));
+    assert_eq!(
+        attr(&root, "#lang-switch", "role").as_deref(),
+        Some("group")
+    );
+    assert_eq!(
+        storage.get_item("charla.lang").expect("read"),
+        None,
+        "opening the page stores nothing"
+    );
+
+    element::<HtmlElement>(&root, "#lang-es").click();
+    tick().await;
+    assert_eq!(html.get_attribute("lang").as_deref(), Some("es"));
+    assert_eq!(
+        storage.get_item("charla.lang").expect("read").as_deref(),
+        Some("es")
+    );
+    assert_eq!(
+        attr(&root, "#lang-es", "aria-pressed").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        attr(&root, "#lang-en", "aria-pressed").as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        attr(&root, "#lang-switch", "aria-label").as_deref(),
+        Some("Idioma")
+    );
+    assert_eq!(text_of(&root, "#conn-state"), "conectando");
+    drop(mounted);
+
+    // The next visit starts in the language chosen.
+    let again = container();
+    let (_, conn) = offline();
+    let mounted = mount_to(again.clone(), move || {
+        provide_i18n();
+        view! {
+            <LangSwitch />
+            <StatusBar conn=conn />
+        }
+    });
+    tick().await;
+    assert_eq!(
+        attr(&again, "#lang-es", "aria-pressed").as_deref(),
+        Some("true")
+    );
+    assert_eq!(text_of(&again, "#conn-state"), "conectando");
+
+    element::<HtmlElement>(&again, "#lang-en").click();
+    tick().await;
+    assert_eq!(html.get_attribute("lang").as_deref(), Some("en"));
+    assert_eq!(
+        storage.get_item("charla.lang").expect("read").as_deref(),
+        Some("en")
+    );
+    assert_eq!(
+        attr(&again, "#lang-en", "aria-pressed").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        attr(&again, "#lang-es", "aria-pressed").as_deref(),
+        Some("false")
+    );
+    assert_eq!(text_of(&again, "#conn-state"), "connecting");
+    drop(mounted);
+
+    storage.remove_item("charla.lang").expect("remove");
+    match lang_before {
+        Some(lang) => html.set_attribute("lang", &lang).expect("set lang"),
+        None => html.remove_attribute("lang").expect("remove lang"),
+    }
+}
+
+/// Waits (on the browser's timers) until `ready()` holds; fails after 10 s.
+async fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    for _ in 0..200 {
+        if ready() {
+            return;
+        }
+        let pause = js_sys::Promise::new(&mut |resolve, _| {
+            let _ = web_sys::window()
+                .expect("window")
+                .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 50);
+        });
+        let _ = wasm_bindgen_futures::JsFuture::from(pause).await;
+    }
+    panic!("{what} never happened");
+}
+
+fn product(id: u64, title: &str, code: &str) -> shared::Product {
+    shared::Product {
+        id,
+        title: title.into(),
+        description: format!("{title}, described"),
+        code: code.into(),
+        price: shared::Price(12.5),
+        stock: 3,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn a_binary_frame_shows_its_size_and_a_checksum_checked_against_the_announcement() {
+    use shared::exercises::{binary_pattern, checksum};
+    let root = container();
+    let (_, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || view! { <BinaryFrames conn=conn /> });
+    tick().await;
+    assert_eq!(texts(&root, "button"), ["Ask for 256 B", "Ask for 64 KiB"]);
+    let bytes = binary_pattern(65_536);
+    let sum = checksum(&bytes);
+    conn.apply(ServerMsg::Binary {
+        size: 65_536,
+        checksum: sum,
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#binary-result"), "Waiting for the frame…");
+    conn.exercises.binary_frame(&bytes);
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#binary-result"),
+        format!("65536 bytes · checksum 0x{sum:08x} · verified ✓")
+    );
+    assert_eq!(
+        attr(&root, "#binary-result", "class").as_deref(),
+        Some("verified")
+    );
+
+    // One byte off: the size matches, the checksum does not.
+    let mut bad = binary_pattern(256);
+    bad[100] ^= 1;
+    conn.apply(ServerMsg::Binary {
+        size: 256,
+        checksum: checksum(&binary_pattern(256)),
+    });
+    conn.exercises.binary_frame(&bad);
+    tick().await;
+    assert!(
+        text_of(&root, "#binary-result").ends_with("does not match ✗"),
+        "{}",
+        text_of(&root, "#binary-result")
+    );
+    assert_eq!(
+        attr(&root, "#binary-result", "class").as_deref(),
+        Some("mismatch")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn json_echoes_list_in_order_and_tics_start_stopped() {
+    let root = container();
+    let (_, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || view! { <NamedEvents conn=conn /> });
+    tick().await;
+    assert_eq!(text_of(&root, "#tic-last"), "No tic sent yet.");
+    assert_eq!(
+        attr(&root, "#tic-toggle", "aria-pressed").as_deref(),
+        Some("false")
+    );
+    for text in ["uno", "<b>dos</b>"] {
+        conn.apply(ServerMsg::Echo { text: text.into() });
+    }
+    tick().await;
+    assert_eq!(texts(&root, "#json-echoes li"), ["uno", "<b>dos</b>"]);
+    // Offline, a message is kept in the box and the page says why.
+    type_in(&root, "#json-echo-input", "tres");
+    element::<HtmlElement>(&root, "#json-echo-send").click();
+    tick().await;
+    assert_eq!(
+        element::<HtmlInputElement>(&root, "#json-echo-input").value(),
+        "tres"
+    );
+    assert!(text_of(&root, "[role=alert]").starts_with("Not connected"));
+}
+
+#[wasm_bindgen_test]
+async fn the_echo_server_section_says_disconnected_in_either_language_when_it_cannot_connect() {
+    let root = container();
+    let i18n = I18n::new(Lang::Es);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <EchoServer /> }
+    });
+    // The test page's server has no echo server at /echo.
+    let state = root.clone();
+    wait_until("¡¡DESCONECTADO!!", move || {
+        text_of(&state, "#echo-state") == "¡¡DESCONECTADO!!"
+    })
+    .await;
+    assert_eq!(attr(&root, "#echo-send", "disabled").as_deref(), Some(""));
+    i18n.lang.set(Lang::En);
+    tick().await;
+    assert_eq!(text_of(&root, "#echo-state"), "DISCONNECTED");
+}
+
+#[wasm_bindgen_test]
+async fn the_random_page_shows_the_greeting_each_number_and_the_tickers_state() {
+    let root = container();
+    let (_, conn) = in_general_and_dev();
+    let exercises = conn.exercises;
+    let mut greeted = welcome("me", "Me");
+    if let ServerMsg::Welcome { greeting, .. } = &mut greeted {
+        *greeting = Some("Hola cliente WS!".into());
+    }
+    conn.apply(greeted);
+    let _mounted = mount_to(root.clone(), move || view! { <RandomPage conn=conn /> });
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#greeting"),
+        "The server says: “Hola cliente WS!”"
+    );
+    assert_eq!(text_of(&root, "#ticker-state"), "Stopped");
+    assert_eq!(text_of(&root, "#ticker-start"), "Start");
+
+    // Too fast: refused by the form, nothing asked.
+    type_in(&root, "#ticker-ms", "99");
+    element::<HtmlElement>(&root, "#ticker-start").click();
+    tick().await;
+    assert_eq!(
+        attr(&root, "#ticker-ms", "aria-invalid").as_deref(),
+        Some("true")
+    );
+    assert_eq!(exercises.ticker_wanted.get_untracked(), None);
+
+    type_in(&root, "#ticker-ms", "250");
+    element::<HtmlElement>(&root, "#ticker-start").click();
+    tick().await;
+    assert_eq!(exercises.ticker_wanted.get_untracked(), Some(250));
+    assert_eq!(text_of(&root, "#ticker-start"), "Change interval");
+    conn.apply(ServerMsg::Ticker {
+        ticker: 1,
+        every_ms: 250,
+    });
+    for n in [7, 1000, 1] {
+        conn.apply(ServerMsg::Random { ticker: 1, n });
+    }
+    tick().await;
+    assert_eq!(text_of(&root, "#ticker-state"), "A number every 250 ms");
+    assert_eq!(
+        texts(&root, "#randoms li"),
+        ["1", "1000", "7"],
+        "newest first"
+    );
+
+    element::<HtmlElement>(&root, "#ticker-stop").click();
+    conn.apply(ServerMsg::Random { ticker: 1, n: 5 });
+    tick().await;
+    assert_eq!(text_of(&root, "#ticker-state"), "Stopped");
+    assert_eq!(
+        texts(&root, "#randoms li").len(),
+        3,
+        "late numbers are not shown"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_live_product_list_follows_every_change_in_id_order_and_shows_field_errors() {
+    let root = container();
+    let (_, conn) = in_general_and_dev();
+    let i18n = I18n::new(Lang::En);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <LiveProductsPage conn=conn /> }
+    });
+    tick().await;
+    assert!(
+        conn.exercises.watching.get_untracked(),
+        "the page watches while open"
+    );
+    conn.apply(ServerMsg::Products {
+        products: vec![product(1, "Mate", "MATE"), product(3, "Termo", "TERMO")],
+    });
+    conn.apply(ServerMsg::ProductAdded {
+        product: product(2, "Yerba", "YERBA"),
+    });
+    tick().await;
+    assert_eq!(
+        texts(&root, "#live-products td.title"),
+        ["Mate", "Yerba", "Termo"]
+    );
+    assert_eq!(
+        attr(
+            &root,
+            "#live-products tr[data-id='2'] button.delete",
+            "aria-label"
+        )
+        .as_deref(),
+        Some("Delete Yerba")
+    );
+    conn.apply(ServerMsg::ProductRemoved { id: 1 });
+    tick().await;
+    assert_eq!(texts(&root, "#live-products td.title"), ["Yerba", "Termo"]);
+
+    // The form checks with the server's rules before sending anything.
+    type_in(&root, "#product-title", "Bombilla");
+    type_in(&root, "#product-price", "-2");
+    element::<HtmlElement>(&root, "#product-add").click();
+    tick().await;
+    assert_eq!(text_of(&root, "#product-price-error"), "Must be 0 or more.");
+    assert_eq!(text_of(&root, "#product-code-error"), "Must not be blank.");
+    assert_eq!(
+        attr(&root, "#product-price", "aria-invalid").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        attr(&root, "#product-price", "aria-describedby").as_deref(),
+        Some("product-price-error")
+    );
+    assert_eq!(
+        attr(&root, "#product-title", "aria-invalid").as_deref(),
+        Some("false")
+    );
+
+    // What the server refuses shows on its field, in the reader's language.
+    conn.exercises
+        .form
+        .set(frontend::exercises::ProductForm::Sending {
+            code: "YERBA".into(),
+        });
+    conn.apply(ServerMsg::ProductRefused {
+        code: "YERBA".into(),
+        errors: vec![shared::FieldError::new(
+            shared::ProductField::Code,
+            shared::Problem::Taken,
+        )],
+    });
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#product-code-error"),
+        "Otro producto ya tiene este código."
+    );
+    assert_eq!(
+        texts(&root, "#live-products th"),
+        [
+            "Título",
+            "Descripción",
+            "Código",
+            "Precio",
+            "Stock",
+            "Acciones"
+        ]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_navigation_bar_links_every_page_in_the_language_shown() {
+    use leptos_router::components::Router;
+    let root = container();
+    let i18n = I18n::new(Lang::En);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <Router><NavBar /></Router> }
+    });
+    tick().await;
+    let hrefs: Vec<String> = {
+        let links = root.query_selector_all("#site-nav a").expect("links");
+        (0..links.length())
+            .filter_map(|i| links.item(i))
+            .filter_map(|n| n.dyn_into::<Element>().ok())
+            .filter_map(|e| e.get_attribute("href"))
+            .collect()
+    };
+    assert_eq!(
+        hrefs,
+        ["/", "/echo", "/random", "/products", "/realtimeproducts"]
+    );
+    assert_eq!(
+        texts(&root, "#site-nav a"),
+        ["Chat", "Echo", "Random", "Products", "Live products"]
+    );
+    assert!(
+        root.query_selector_all("#site-nav a[aria-current=page]")
+            .expect("query")
+            .length()
+            <= 1
+    );
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(
+        texts(&root, "#site-nav a"),
+        ["Chat", "Eco", "Aleatorio", "Productos", "Productos en vivo"]
+    );
+    assert_eq!(text_of(&root, "#lang-es"), "Español");
+}
+
+#[wasm_bindgen_test]
+async fn the_product_list_says_so_when_the_api_cannot_be_reached() {
+    let root = container();
+    let i18n = I18n::new(Lang::Es);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <ProductsPage /> }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#products-title"), "Productos");
+    // The test page's server has no /api/products.
+    let shown = root.clone();
+    wait_until("the failure notice", move || {
+        shown
+            .query_selector("[role=alert]")
+            .ok()
+            .flatten()
+            .and_then(|e| e.text_content())
+            .is_some_and(|t| t == "No se pudieron cargar los productos.")
+    })
+    .await;
+    assert_eq!(text_of(&root, "#products-reload"), "Recargar");
 }

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::Connection;
+use crate::{Connection, Notice, i18n::use_i18n};
 
 /// The labelled input box and its Send button. Blank lines are refused with a visible message.
 #[component]
@@ -12,6 +12,7 @@ pub fn Composer(conn: Connection) -> impl IntoView {
     let state = conn.state;
     let draft = state.draft;
     let notice = state.notice;
+    let i18n = use_i18n();
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let text = draft.get_untracked();
@@ -21,18 +22,20 @@ pub fn Composer(conn: Connection) -> impl IntoView {
                 draft.set(String::new());
                 conn.typing("");
             }
-            Err(err) => notice.set(Some(err.message())),
+            Err(err) => notice.set(Some(Notice::Send(err))),
         }
     };
     view! {
         <form id="composer" class="composer" on:submit=submit>
-            <label for="composer-input">"Your message"</label>
+            <label for="composer-input">{move || i18n.t().your_message}</label>
             <div class="row">
                 <input
                     id="composer-input"
                     type="text"
                     autocomplete="off"
-                    placeholder=move || format!("Message {}; everyone there sees it as you type", state.current.get())
+                    placeholder=move || {
+                        (i18n.t().composer_placeholder)(state.current.get().as_str())
+                    }
                     prop:value=move || draft.get()
                     on:input=move |ev| {
                         let text = event_target_value(&ev);
@@ -40,10 +43,12 @@ pub fn Composer(conn: Connection) -> impl IntoView {
                         conn.typing(&text);
                     }
                 />
-                <button id="send" type="submit">"Send"</button>
+                <button id="send" type="submit">{move || i18n.t().send}</button>
             </div>
             <p id="notice" class="notice" role="alert">
-                {move || notice.get().unwrap_or_default()}
+                {move || {
+                    notice.with(|n| n.as_ref().map(|n| n.text(i18n.t())).unwrap_or_default())
+                }}
             </p>
         </form>
     }

@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 
-use crate::{ChatState, Connection};
+use crate::{ChatState, Connection, i18n::use_i18n};
 
 /// The room's history, with a "load older" button while older lines exist, and the pending
 /// lines below it. New lines are announced to screen readers (`aria-live`); the list is made
@@ -12,6 +12,7 @@ use crate::{ChatState, Connection};
 #[component]
 pub fn History(conn: Connection) -> impl IntoView {
     let state: ChatState = conn.state;
+    let i18n = use_i18n();
     let me = move || {
         let name = state.my_name.get();
         if !name.is_empty() {
@@ -20,7 +21,7 @@ pub fn History(conn: Connection) -> impl IntoView {
             state
                 .my_id
                 .get()
-                .map_or_else(|| "you".to_owned(), |id| id.to_string())
+                .map_or_else(|| i18n.t().you.to_owned(), |id| id.to_string())
         }
     };
     let pending_here = move || {
@@ -36,7 +37,7 @@ pub fn History(conn: Connection) -> impl IntoView {
         move || state.in_view().history.with(Vec::is_empty) && pending_here().is_empty();
     view! {
         <section class="history-box" aria-labelledby="history-heading">
-            <h3 id="history-heading">"History"</h3>
+            <h3 id="history-heading">{move || i18n.t().history}</h3>
             <Show when=move || state.in_view().has_more.get()>
                 <button
                     id="load-older"
@@ -44,11 +45,11 @@ pub fn History(conn: Connection) -> impl IntoView {
                     type="button"
                     on:click=move |_| conn.load_older()
                 >
-                    "Load older lines"
+                    {move || i18n.t().load_older}
                 </button>
             </Show>
             <Show when=nothing_yet>
-                <p class="empty">"No lines yet. Say something!"</p>
+                <p class="empty">{move || i18n.t().no_lines_yet}</p>
             </Show>
             {move || {
                 let room = state.in_view();
@@ -72,13 +73,13 @@ pub fn History(conn: Connection) -> impl IntoView {
                     </ol>
                 }
             }}
-            <ol id="pending" class="history pending" aria-label="Sending">
+            <ol id="pending" class="history pending" aria-label=move || i18n.t().sending_list>
                 <For each=pending_here key=|p| p.nonce.clone() let(p)>
-                    <li class="pending" title="Not yet acknowledged by the server">
+                    <li class="pending" title=move || i18n.t().not_acknowledged>
                         <span class="from">{me}</span>
                         " -> "
                         <span class="text">{p.text}</span>
-                        <span class="state">" sending…"</span>
+                        <span class="state">" " {move || i18n.t().sending}</span>
                     </li>
                 </For>
             </ol>

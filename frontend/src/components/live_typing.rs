@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::ChatState;
+use crate::{ChatState, i18n::use_i18n};
 
 /// `#live`: one `#typists li` per member typing in the room in view, `<name>: <text>` (this
 /// page's own as `<name> (you): <text>`), their id on hover, in the order they started. Each
@@ -12,15 +12,17 @@ use crate::ChatState;
 #[component]
 pub fn LiveTyping(state: ChatState) -> impl IntoView {
     let typists = move || state.in_view().typists.get();
+    let i18n = use_i18n();
     view! {
         <div id="live" class="live" aria-live="polite">
-            <ul id="typists" class="typists" aria-label="Typing now">
+            <ul id="typists" class="typists" aria-label=move || i18n.t().typing_now>
                 {move || {
+                    let t = i18n.t();
                     typists()
                         .into_iter()
                         .map(|live| {
                             let who = if state.is_me(&live.from) {
-                                format!("{} (you)", live.name)
+                                (t.typist_you)(&live.name)
                             } else {
                                 live.name
                             };
@@ -36,7 +38,7 @@ pub fn LiveTyping(state: ChatState) -> impl IntoView {
                 }}
             </ul>
             <Show when=move || typists().is_empty()>
-                <p class="idle">"Nobody is typing."</p>
+                <p class="idle">{move || i18n.t().nobody_typing}</p>
             </Show>
         </div>
     }

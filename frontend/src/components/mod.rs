@@ -7,19 +7,32 @@
 //! - `room`: the room in view as the URL names it (`RoomPage`), its header (title, how many
 //!   online, leave) and who is here.
 //! - `composer`, `live_typing`, `history`: the classic exercise, per room.
+//! - `nav`: the navigation bar (every page) and the language switch.
+//! - `echo`, `random`, `products`: the exercise pages beside the chat (echo server, named
+//!   events and binary frames; the random ticker; the product list and the live one). They
+//!   read [`Exercises`](crate::exercises::Exercises) signals and send through the
+//!   [`Connection`](crate::Connection).
 
 mod composer;
+mod echo;
 mod history;
 mod live_typing;
 mod name;
+mod nav;
+mod products;
+mod random;
 mod room;
 mod rooms;
 mod status;
 
 pub use composer::Composer;
+pub use echo::{BinaryFrames, EchoPage, EchoServer, EchoState, NamedEvents, size_label};
 pub use history::History;
 pub use live_typing::LiveTyping;
 pub use name::NameForm;
+pub use nav::NavBar;
+pub use products::{LiveProductsPage, ProductTable, ProductsPage};
+pub use random::RandomPage;
 pub use room::{Members, NotFound, RoomHeader, RoomPage, RoomView};
 pub use rooms::{JoinRoom, RoomsPanel};
 pub use status::StatusBar;

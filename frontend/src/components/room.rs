@@ -8,6 +8,7 @@ use leptos_router::hooks::use_params_map;
 use crate::{
     ChatState, Connection,
     components::{Composer, History, LiveTyping},
+    i18n::use_i18n,
 };
 
 /// The room the URL names, shown (and joined if need be); or why the URL names no room.
@@ -17,17 +18,22 @@ pub fn RoomPage(conn: Connection) -> impl IntoView {
     let wanted = Memo::new(move |_| params.with(|p| p.get("room")));
     Effect::new(move |_| conn.show_route(wanted.get().as_deref()));
     let state = conn.state;
+    let i18n = use_i18n();
     view! {
         <Show
             when=move || state.route_error.with(Option::is_none)
             fallback=move || {
                 view! {
-                    <h2 id="room-title">"No such room"</h2>
+                    <h2 id="room-title">{move || i18n.t().no_such_room}</h2>
                     <p id="room-error" class="notice" role="alert">
-                        {move || state.route_error.get().unwrap_or_default()}
+                        {move || {
+                            state
+                                .route_error
+                                .with(|e| e.as_ref().map(|e| e.text(i18n.t())).unwrap_or_default())
+                        }}
                     </p>
                     <p>
-                        <a href="/r/general">"Go to general"</a>
+                        <a href="/r/general">{move || i18n.t().go_to_general}</a>
                     </p>
                 }
             }
@@ -40,10 +46,11 @@ pub fn RoomPage(conn: Connection) -> impl IntoView {
 /// What the router shows for a path that is no page of Charla.
 #[component]
 pub fn NotFound() -> impl IntoView {
+    let i18n = use_i18n();
     view! {
-        <h2 id="room-title">"Nothing here"</h2>
+        <h2 id="room-title">{move || i18n.t().nothing_here}</h2>
         <p>
-            <a href="/">"Go to general"</a>
+            <a href="/">{move || i18n.t().go_to_general}</a>
         </p>
     }
 }
@@ -66,11 +73,12 @@ pub fn RoomView(conn: Connection) -> impl IntoView {
 pub fn RoomHeader(conn: Connection) -> impl IntoView {
     let state = conn.state;
     let only_room = move || state.joined.with(|joined| joined.len() <= 1);
+    let i18n = use_i18n();
     view! {
         <div class="room-head">
             <h2 id="room-title">{move || state.current.get().to_string()}</h2>
             <span id="online" class="online">
-                {move || format!("{} online", state.in_view().online.get())}
+                {move || (i18n.t().online)(state.in_view().online.get())}
             </span>
             <button
                 id="leave-room"
@@ -79,7 +87,7 @@ pub fn RoomHeader(conn: Connection) -> impl IntoView {
                 disabled=only_room
                 on:click=move |_| conn.leave_room(&state.current.get_untracked())
             >
-                "Leave room"
+                {move || i18n.t().leave_room}
             </button>
         </div>
     }
@@ -90,9 +98,10 @@ pub fn RoomHeader(conn: Connection) -> impl IntoView {
 #[component]
 pub fn Members(state: ChatState, conn: Connection) -> impl IntoView {
     let members = move || state.in_view().members.get();
+    let i18n = use_i18n();
     view! {
         <section class="members" aria-labelledby="members-heading">
-            <h3 id="members-heading">"Who is here"</h3>
+            <h3 id="members-heading">{move || i18n.t().who_is_here}</h3>
             <ul id="members" class="members-list">
                 {move || {
                     members()
@@ -111,14 +120,15 @@ pub fn Members(state: ChatState, conn: Connection) -> impl IntoView {
             </ul>
             <Show when=move || members().is_none()>
                 <p class="big-room">
-                    "Too many to list here. "
+                    {move || i18n.t().too_many_to_list}
+                    " "
                     <button
                         id="list-members"
                         class="quiet"
                         type="button"
                         on:click=move |_| conn.list_members()
                     >
-                        "List everyone"
+                        {move || i18n.t().list_everyone}
                     </button>
                 </p>
             </Show>

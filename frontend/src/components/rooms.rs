@@ -2,17 +2,18 @@
 //! and the form to join (or create) a room by name.
 
 use leptos::{html, prelude::*};
-use shared::RoomName;
+use shared::{NameError, RoomName};
 
-use crate::{ChatState, Connection, room_path};
+use crate::{ChatState, Connection, i18n::use_i18n, room_path};
 
 /// The list of rooms (`#rooms`) and the join form. The room in view is marked
 /// `aria-current="page"`; a room with lines not yet seen shows how many.
 #[component]
 pub fn RoomsPanel(conn: Connection) -> impl IntoView {
     let state = conn.state;
+    let i18n = use_i18n();
     view! {
-        <h2 id="rooms-heading">"Rooms"</h2>
+        <h2 id="rooms-heading">{move || i18n.t().rooms}</h2>
         <ul id="rooms" class="rooms" aria-labelledby="rooms-heading">
             <For each=move || state.joined.get() key=RoomName::clone let(room)>
                 <RoomLink state=state room=room />
@@ -26,6 +27,7 @@ pub fn RoomsPanel(conn: Connection) -> impl IntoView {
 #[component]
 fn RoomLink(state: ChatState, room: RoomName) -> impl IntoView {
     let view = state.room(&room);
+    let i18n = use_i18n();
     let here = {
         let room = room.clone();
         move || {
@@ -38,7 +40,7 @@ fn RoomLink(state: ChatState, room: RoomName) -> impl IntoView {
         (count > 0).then(|| {
             view! {
                 <span class="unread">{count}</span>
-                <span class="visually-hidden">" unread"</span>
+                <span class="visually-hidden">" " {move || i18n.t().unread}</span>
             }
         })
     };
@@ -57,8 +59,10 @@ fn RoomLink(state: ChatState, room: RoomName) -> impl IntoView {
 /// Names are lower-cased and trimmed; one that is still not a room name is refused here.
 #[component]
 pub fn JoinRoom(conn: Connection) -> impl IntoView {
+    let i18n = use_i18n();
     let input = NodeRef::<html::Input>::new();
-    let error = RwSignal::new(None::<String>);
+    // What was typed and why it is no room name: shown in the language in view.
+    let error = RwSignal::new(None::<(String, NameError)>);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let Some(field) = input.get_untracked() else {
@@ -72,15 +76,12 @@ pub fn JoinRoom(conn: Connection) -> impl IntoView {
                 conn.show(room.clone());
                 conn.go_to(room, false);
             }
-            Err(err) => error.set(Some(format!(
-                "“{}” is not a room name: {err}.",
-                typed.trim()
-            ))),
+            Err(err) => error.set(Some((typed.trim().to_owned(), err))),
         }
     };
     view! {
         <form id="join-room" class="join-room" on:submit=submit>
-            <label for="join-room-input">"Join or create a room"</label>
+            <label for="join-room-input">{move || i18n.t().join_label}</label>
             <div class="row">
                 <input
                     id="join-room-input"
@@ -88,13 +89,20 @@ pub fn JoinRoom(conn: Connection) -> impl IntoView {
                     autocomplete="off"
                     autocapitalize="none"
                     spellcheck="false"
-                    placeholder="e.g. dev"
+                    placeholder=move || i18n.t().join_placeholder
                     node_ref=input
                 />
-                <button type="submit">"Join"</button>
+                <button type="submit">{move || i18n.t().join}</button>
             </div>
             <p id="join-room-error" class="notice" role="alert">
-                {move || error.get().unwrap_or_default()}
+                {move || {
+                    error
+                        .with(|err| {
+                            err.as_ref()
+                                .map(|(typed, err)| (i18n.t().not_a_room_name)(typed, err))
+                                .unwrap_or_default()
+                        })
+                }}
             </p>
         </form>
     }

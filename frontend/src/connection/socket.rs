@@ -73,16 +73,22 @@ pub(super) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// The WebSocket URL of `path` (`/ws?v=2`, `/echo`) on the host that served the page (`wss:`
+/// when the page is `https:`).
+pub fn page_ws_url(path: &str) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
+    Some(format!("{scheme}://{}{path}", location.host().ok()?))
+}
+
 impl Connection {
     /// The `/ws?v=2` URL on the host that served the page (`wss:` when the page is `https:`).
     pub fn default_url() -> Option<String> {
-        let location = web_sys::window()?.location();
-        let scheme = if location.protocol().ok()? == "https:" {
-            "wss"
-        } else {
-            "ws"
-        };
-        Some(format!("{scheme}://{}/ws?v=2", location.host().ok()?))
+        page_ws_url("/ws?v=2")
     }
 
     /// Restores what the browser kept (name, rooms, resume token, pending lines), connects
@@ -172,8 +178,10 @@ impl Connection {
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Message::Text(text)) => self.receive(&text),
-                // The protocol has text frames only; an error is followed by the end.
-                Ok(Message::Bytes(_)) | Err(_) => {}
+                // The one binary frame is the one a `binary` message announced.
+                Ok(Message::Bytes(bytes)) => self.exercises.binary_frame(&bytes),
+                // An error is followed by the end.
+                Err(_) => {}
             }
         }
         self.closed();

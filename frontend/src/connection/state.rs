@@ -9,6 +9,9 @@ use shared::{
     ChatLine, ConnId, DisplayName, Member, PendingLine, RoomName, limits::MAX_TEXT_CHARS,
 };
 
+use super::{Notice, RouteError};
+use crate::i18n::Texts;
+
 /// Where the connection stands, as shown in the status bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
@@ -23,7 +26,8 @@ pub enum ConnState {
 }
 
 impl ConnState {
-    /// The word the page shows (a class name too).
+    /// The state's class name on the status pill (the same in every language; the words
+    /// shown are [`ChatState::status_text`]'s).
     pub fn label(self) -> &'static str {
         match self {
             ConnState::Connecting => "connecting",
@@ -155,7 +159,7 @@ pub struct ChatState {
     /// The room in view: the composer sends there, and its lines are not counted unread.
     pub current: RwSignal<RoomName>,
     /// Set while the URL names no valid room: why, shown instead of a room.
-    pub route_error: RwSignal<Option<String>>,
+    pub route_error: RwSignal<Option<RouteError>>,
     /// A navigation the page asks the router for (leaving the room in view, joining one).
     pub go_to: RwSignal<Option<GoTo>>,
     /// Lines sent and not yet acknowledged, in every room (shown as "sending…").
@@ -163,7 +167,7 @@ pub struct ChatState {
     /// The composer's text in the room in view; re-sent as live typing after a reconnect.
     pub draft: RwSignal<String>,
     /// The last refusal (from the server or the composer), shown until the next send.
-    pub notice: RwSignal<Option<String>>,
+    pub notice: RwSignal<Option<Notice>>,
     /// The longest line the server takes, in characters (from its `welcome`).
     pub max_text_chars: RwSignal<usize>,
     /// Every room this page has shown, by name. Room states are made on first use and
@@ -239,14 +243,15 @@ impl ChatState {
         self.my_id.with(|me| me.as_ref() == Some(id))
     }
 
-    /// The status bar's words: "disconnected · reconnecting in 3 s", "connected", …
-    pub fn status_text(&self) -> String {
+    /// The status bar's words in the language of `t` (tracked): "disconnected ·
+    /// reconnecting in 3 s", "connected", …
+    pub fn status_text(&self, t: &Texts) -> String {
         match (self.status.get(), self.retry_in.get()) {
-            (ConnState::Reconnecting, Some(secs)) if secs > 0 => {
-                format!("disconnected · reconnecting in {secs} s")
-            }
-            (ConnState::Reconnecting, _) => "disconnected · reconnecting…".to_owned(),
-            (state, _) => state.label().to_owned(),
+            (ConnState::Reconnecting, Some(secs)) if secs > 0 => (t.reconnecting_in)(secs),
+            (ConnState::Reconnecting, _) => t.reconnecting_soon.to_owned(),
+            (ConnState::Connecting, _) => t.connecting.to_owned(),
+            (ConnState::Connected, _) => t.connected.to_owned(),
+            (ConnState::Disconnected, _) => t.disconnected.to_owned(),
         }
     }
 }

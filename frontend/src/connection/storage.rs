@@ -2,7 +2,7 @@
 //!
 //! - `localStorage` (every tab of this browser, across restarts): the display name
 //!   ([`NAME`]) and the rooms joined ([`ROOMS`]), so a reload comes back as the same person
-//!   in the same rooms.
+//!   in the same rooms; and the language chosen with the switch ([`LANG`]), once chosen.
 //! - `sessionStorage` (this tab only, across reloads): the resume token ([`RESUME`]), so a
 //!   reload keeps the same id, and the lines not yet acknowledged ([`PENDING`]), so a reload
 //!   neither loses nor duplicates them (they go out again with the same nonces).
@@ -14,6 +14,9 @@ use shared::{ClientMsg, DisplayName, PendingLine, RoomName, decode_client, encod
 
 /// `localStorage` key of the display name.
 pub const NAME: &str = "charla.name";
+/// `localStorage` key of the page's language chosen with the switch (`es`, `en`); absent
+/// until the user chooses one (the browser's languages decide until then).
+pub const LANG: &str = "charla.lang";
 /// `localStorage` key of the rooms joined: their names, comma-separated, in joining order.
 pub const ROOMS: &str = "charla.rooms";
 /// `sessionStorage` key of the resume token.

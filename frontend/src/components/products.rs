@@ -1,0 +1,291 @@
+//! The product pages: `/products` (the list as `GET /api/products` returns it) and
+//! `/realtimeproducts` (the list kept live over the WebSocket: every change, from any page or
+//! from the HTTP API, shows within a frame; a form that adds over the WebSocket; a delete
+//! button per product). Both list products by id, so every list shows the same order.
+
+use leptos::{prelude::*, task::spawn_local};
+use shared::{ClientMsg, FieldError, NewProduct, Product, ProductField};
+
+use crate::{
+    Connection,
+    exercises::ProductForm,
+    i18n::{Texts, use_i18n},
+};
+
+/// The product table; with `conn`, a delete button per product.
+#[component]
+pub fn ProductTable(
+    /// The products, by id.
+    products: Signal<Vec<Product>>,
+    /// Where deletes go (none: a read-only table).
+    #[prop(optional)]
+    conn: Option<Connection>,
+    /// The table's id.
+    id: &'static str,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <Show
+            when=move || !products.get().is_empty()
+            fallback=move || view! { <p class="empty">{move || i18n.t().products_none}</p> }
+        >
+            <div class="table-scroll">
+                <table id=id class="products">
+                    <caption class="visually-hidden">{move || i18n.t().products_title}</caption>
+                    <thead>
+                        <tr>
+                            <th scope="col">{move || i18n.t().field_title}</th>
+                            <th scope="col">{move || i18n.t().field_description}</th>
+                            <th scope="col">{move || i18n.t().field_code}</th>
+                            <th scope="col" class="num">{move || i18n.t().field_price}</th>
+                            <th scope="col" class="num">{move || i18n.t().field_stock}</th>
+                            {conn.map(|_| view! { <th scope="col">{move || i18n.t().actions}</th> })}
+                        </tr>
+                    </thead>
+                    <tbody>
+                        <For
+                            each=move || products.get()
+                            key=|p| p.id
+                            children=move |p| {
+                                let (id, title) = (p.id, p.title.clone());
+                                view! {
+                                    <tr data-id=id.to_string()>
+                                        <td class="title">{p.title}</td>
+                                        <td>{p.description}</td>
+                                        <td><code>{p.code}</code></td>
+                                        <td class="num">{p.price.to_string()}</td>
+                                        <td class="num">{p.stock}</td>
+                                        {conn
+                                            .map(|conn| {
+                                                let title = title.clone();
+                                                view! {
+                                                    <td>
+                                                        <button
+                                                            class="delete quiet"
+                                                            type="button"
+                                                            aria-label=move || (i18n.t().delete_named)(&title)
+                                                            on:click=move |_| {
+                                                                conn.send_msg(&ClientMsg::DeleteProduct { id });
+                                                            }
+                                                        >
+                                                            {move || i18n.t().delete}
+                                                        </button>
+                                                    </td>
+                                                }
+                                            })}
+                                    </tr>
+                                }
+                            }
+                        />
+                    </tbody>
+                </table>
+            </div>
+        </Show>
+    }
+}
+
+/// What loading `/api/products` gave.
+#[derive(Debug, Clone, PartialEq)]
+enum Loaded {
+    Loading,
+    Done(Vec<Product>),
+    Failed,
+}
+
+async fn fetch_products() -> Loaded {
+    let response = match gloo_net::http::Request::get("/api/products").send().await {
+        Ok(response) if response.ok() => response,
+        _ => return Loaded::Failed,
+    };
+    match response.json::<Vec<Product>>().await {
+        Ok(products) => Loaded::Done(products),
+        Err(_) => Loaded::Failed,
+    }
+}
+
+/// `/products`: the list as the HTTP API returns it, with a reload button.
+#[component]
+pub fn ProductsPage() -> impl IntoView {
+    let i18n = use_i18n();
+    let loaded = RwSignal::new(Loaded::Loading);
+    let load = move || {
+        loaded.set(Loaded::Loading);
+        spawn_local(async move {
+            let got = fetch_products().await;
+            loaded.try_set(got);
+        });
+    };
+    load();
+    let products = Signal::derive(move || match loaded.get() {
+        Loaded::Done(products) => products,
+        Loaded::Loading | Loaded::Failed => Vec::new(),
+    });
+    view! {
+        <section class="exercise" aria-labelledby="products-title">
+            <h2 id="products-title">{move || i18n.t().products_title}</h2>
+            <p>{move || i18n.t().products_intro}</p>
+            <div class="buttons">
+                <button id="products-reload" type="button" on:click=move |_| load()>
+                    {move || i18n.t().reload}
+                </button>
+                <a href="/realtimeproducts">{move || i18n.t().see_live}</a>
+            </div>
+            {move || match loaded.get() {
+                Loaded::Loading => view! { <p role="status">{move || i18n.t().loading}</p> }.into_any(),
+                Loaded::Failed => {
+                    view! { <p class="notice" role="alert">{move || i18n.t().products_failed}</p> }
+                        .into_any()
+                }
+                Loaded::Done(_) => view! { <ProductTable products=products id="products-table" /> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// `/realtimeproducts`: the live list (watched while the page is open), the add form, and a
+/// delete button per product.
+#[component]
+pub fn LiveProductsPage(conn: Connection) -> impl IntoView {
+    let i18n = use_i18n();
+    let exercises = conn.exercises;
+    exercises.watching.set(true);
+    conn.send_msg(&ClientMsg::WatchProducts);
+    on_cleanup(move || {
+        exercises.watching.try_set(false);
+        exercises.products.try_set(None);
+        conn.send_msg(&ClientMsg::UnwatchProducts);
+    });
+    let products = Signal::derive(move || exercises.products.get().unwrap_or_default());
+    view! {
+        <section class="exercise" aria-labelledby="live-title">
+            <h2 id="live-title">{move || i18n.t().live_products_title}</h2>
+            <p>{move || i18n.t().live_intro}</p>
+            <ProductFormView conn=conn />
+            <section class="card" aria-labelledby="live-list-title">
+                <h3 id="live-list-title">{move || i18n.t().products_title}</h3>
+                <Show
+                    when=move || exercises.products.get().is_some()
+                    fallback=move || view! { <p role="status">{move || i18n.t().loading}</p> }
+                >
+                    <ProductTable products=products conn=conn id="live-products" />
+                </Show>
+            </section>
+        </section>
+    }
+}
+
+/// The problem a field has, in the reader's language.
+fn field_problem(t: &Texts, errors: &[FieldError], field: ProductField) -> Option<String> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| (t.problem)(e.problem))
+}
+
+/// The add form: checked here with the server's own rules first, then sent over the
+/// WebSocket; the server's refusal shows field by field.
+#[component]
+fn ProductFormView(conn: Connection) -> impl IntoView {
+    let i18n = use_i18n();
+    let exercises = conn.exercises;
+    let values: [RwSignal<String>; 5] = std::array::from_fn(|_| RwSignal::new(String::new()));
+    let local_errors = RwSignal::new(Vec::<FieldError>::new());
+    let offline = RwSignal::new(false);
+    // Once the server saved the product, the form empties.
+    Effect::new(move |_| {
+        if let ProductForm::Saved { .. } = exercises.form.get() {
+            for value in values {
+                value.set(String::new());
+            }
+        }
+    });
+    let errors = move || match exercises.form.get() {
+        ProductForm::Refused(errors) => errors,
+        _ => local_errors.get(),
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let [title, description, code, price, stock] = values.map(|v| v.get_untracked());
+        match NewProduct::from_form(&title, &description, &code, &price, &stock) {
+            Err(errors) => {
+                exercises.form.set(ProductForm::Idle);
+                local_errors.set(errors);
+            }
+            Ok(product) => {
+                local_errors.set(Vec::new());
+                let code = product.code.clone();
+                if conn.send_msg(&ClientMsg::AddProduct { product }) {
+                    offline.set(false);
+                    exercises.form.set(ProductForm::Sending { code });
+                } else {
+                    offline.set(true);
+                }
+            }
+        }
+    };
+    let field = move |field: ProductField, index: usize| {
+        let id = format!("product-{}", field.as_str());
+        let error_id = format!("{id}-error");
+        let (kind, mode) = match field {
+            ProductField::Price => ("text", "decimal"),
+            ProductField::Stock => ("text", "numeric"),
+            _ => ("text", "text"),
+        };
+        let label = move || {
+            let t = i18n.t();
+            match field {
+                ProductField::Title => t.field_title,
+                ProductField::Description => t.field_description,
+                ProductField::Code => t.field_code,
+                ProductField::Price => t.field_price,
+                ProductField::Stock => t.field_stock,
+            }
+        };
+        let problem = move || field_problem(i18n.t(), &errors(), field);
+        let value = values[index];
+        let described = error_id.clone();
+        view! {
+            <div class="field">
+                <label for=id.clone()>{label}</label>
+                <input
+                    id=id
+                    type=kind
+                    inputmode=mode
+                    autocomplete="off"
+                    aria-invalid=move || problem().is_some().to_string()
+                    aria-describedby=move || problem().map(|_| described.clone())
+                    prop:value=move || value.get()
+                    on:input=move |ev| {
+                        value.set(event_target_value(&ev));
+                        if !matches!(exercises.form.get_untracked(), ProductForm::Idle) {
+                            exercises.form.set(ProductForm::Idle);
+                        }
+                    }
+                />
+                <span id=error_id class="field-error">{problem}</span>
+            </div>
+        }
+    };
+    view! {
+        <section class="card" aria-labelledby="add-product-title">
+            <h3 id="add-product-title">{move || i18n.t().add_product_title}</h3>
+            <form id="product-form" class="product-form" on:submit=submit novalidate>
+                {ProductField::ALL
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, f)| field(f, i))
+                    .collect_view()}
+                <button id="product-add" type="submit">{move || i18n.t().add_product}</button>
+            </form>
+            <p id="product-form-state" role="status">
+                {move || match exercises.form.get() {
+                    ProductForm::Sending { .. } => i18n.t().sending.to_owned(),
+                    ProductForm::Saved { id } => (i18n.t().product_added)(id),
+                    ProductForm::Refused(_) => i18n.t().product_refused.to_owned(),
+                    ProductForm::Idle if offline.get() => i18n.t().offline.to_owned(),
+                    ProductForm::Idle => String::new(),
+                }}
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,137 @@
+//! The random ticker page (`/random`): the server's greeting, and random numbers (1–1000)
+//! every N ms (N ≥ 100) until stopped; N can be changed while it runs. The ticker stops when
+//! the page is left.
+
+use leptos::prelude::*;
+use shared::{
+    ClientMsg,
+    exercises::{MAX_TICKER_MS, MIN_TICKER_MS},
+};
+
+use crate::{Connection, exercises::PAGE_TICKER, i18n::use_i18n};
+
+/// The interval the form starts with, in ms.
+const DEFAULT_EVERY_MS: u32 = 1_000;
+
+/// The whole random ticker page.
+#[component]
+pub fn RandomPage(conn: Connection) -> impl IntoView {
+    let i18n = use_i18n();
+    let exercises = conn.exercises;
+    let every = RwSignal::new(DEFAULT_EVERY_MS.to_string());
+    let invalid = RwSignal::new(false);
+    let offline = RwSignal::new(false);
+    // Leaving the page stops its ticker.
+    on_cleanup(move || {
+        if exercises
+            .ticker_wanted
+            .try_get_untracked()
+            .flatten()
+            .is_some()
+        {
+            exercises.ticker_wanted.try_set(None);
+            conn.send_msg(&ClientMsg::StopTicker {
+                ticker: PAGE_TICKER,
+            });
+        }
+    });
+    let start = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let every_ms = every
+            .get_untracked()
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|ms| (MIN_TICKER_MS..=MAX_TICKER_MS).contains(ms));
+        invalid.set(every_ms.is_none());
+        let Some(every_ms) = every_ms else {
+            return;
+        };
+        if exercises.ticker_wanted.get_untracked().is_none() {
+            exercises.randoms.set(Vec::new());
+        }
+        exercises.ticker_wanted.set(Some(every_ms));
+        let sent = conn.send_msg(&ClientMsg::StartTicker {
+            ticker: PAGE_TICKER,
+            every_ms,
+        });
+        // Not connected: the connection asks for it once it is (`Exercises::resubscribe`).
+        offline.set(!sent);
+    };
+    let stop = move |_| {
+        exercises.ticker_wanted.set(None);
+        exercises.ticker_running.set(None);
+        offline.set(false);
+        conn.send_msg(&ClientMsg::StopTicker {
+            ticker: PAGE_TICKER,
+        });
+    };
+    let running = move || exercises.ticker_wanted.get().is_some();
+    view! {
+        <section class="exercise" aria-labelledby="random-title">
+            <h2 id="random-title">{move || i18n.t().random_title}</h2>
+            <p id="greeting">
+                {move || {
+                    exercises
+                        .greeting
+                        .get()
+                        .map(|g| (i18n.t().greeting)(&g))
+                        .unwrap_or_default()
+                }}
+            </p>
+            <section class="card" aria-labelledby="ticker-title">
+                <h3 id="ticker-title">{move || i18n.t().ticker_title}</h3>
+                <form id="ticker-form" class="inline-form" on:submit=start novalidate>
+                    <label for="ticker-ms">{move || i18n.t().ticker_every}</label>
+                    <input
+                        id="ticker-ms"
+                        type="number"
+                        inputmode="numeric"
+                        min=MIN_TICKER_MS
+                        max=MAX_TICKER_MS
+                        step="100"
+                        aria-invalid=move || invalid.get().to_string()
+                        aria-describedby="ticker-help"
+                        prop:value=move || every.get()
+                        on:input=move |ev| every.set(event_target_value(&ev))
+                    />
+                    <button id="ticker-start" type="submit">
+                        {move || if running() { i18n.t().ticker_change } else { i18n.t().ticker_start }}
+                    </button>
+                    <button id="ticker-stop" type="button" on:click=stop disabled=move || !running()>
+                        {move || i18n.t().ticker_stop}
+                    </button>
+                </form>
+                <p id="ticker-help" class=move || if invalid.get() { "field-error" } else { "hint" }>
+                    {move || (i18n.t().ticker_bounds)(MIN_TICKER_MS)}
+                </p>
+                <p id="ticker-state" role="status">
+                    {move || match (exercises.ticker_wanted.get(), exercises.ticker_running.get()) {
+                        (None, _) => i18n.t().ticker_stopped.to_owned(),
+                        (Some(_), Some(ms)) => (i18n.t().ticker_running)(ms),
+                        (Some(_), None) if offline.get() => i18n.t().offline.to_owned(),
+                        (Some(_), None) => i18n.t().ticker_starting.to_owned(),
+                    }}
+                </p>
+            </section>
+            <section class="card" aria-labelledby="randoms-title">
+                <h3 id="randoms-title">{move || i18n.t().randoms_title}</h3>
+                <Show
+                    when=move || !exercises.randoms.get().is_empty()
+                    fallback=move || view! { <p class="empty">{move || i18n.t().randoms_none}</p> }
+                >
+                    <ol id="randoms" class="randoms">
+                        {move || {
+                            exercises
+                                .randoms
+                                .get()
+                                .into_iter()
+                                .map(|n| view! { <li>{n}</li> })
+                                .collect_view()
+                        }}
+                    </ol>
+                </Show>
+            </section>
+        </section>
+    }
+}
