@@ -1,0 +1,427 @@
+//! `charla`: the command line on [`client`]. `charla chat URL` (a line-based chat),
+//! `charla send URL TEXT` (exits 0 once stored), `charla tail URL` (lines as text or JSON
+//! lines, for scripts). `charla <command> --help` says more.
+
+use std::{process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use client::{Client, Event, Options, line_text};
+use shared::{RoomName, Seq};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Charla from a terminal.
+#[derive(Parser)]
+#[command(name = "charla", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Chat from a terminal: prints the room's history as `<name or id> -> <text>`, then
+    /// live lines as they come and who is typing (`… is typing: text`) on lines of their
+    /// own; every line typed on stdin is sent. Reconnects and resumes by itself. Ends at
+    /// the end of stdin (Ctrl-D).
+    Chat {
+        /// The server: ws://host:port or http://host:port.
+        url: String,
+        /// The room.
+        #[arg(long, default_value = "general")]
+        room: String,
+        /// The display name to use.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Sends one line; exits 0 once the server has stored it (printing its seq), non-zero
+    /// with the error code otherwise (2: refused, 1: could not connect or timed out).
+    Send {
+        /// The server: ws://host:port or http://host:port.
+        url: String,
+        /// The line.
+        text: String,
+        /// The room.
+        #[arg(long, default_value = "general")]
+        room: String,
+        /// The display name to send it under.
+        #[arg(long)]
+        name: Option<String>,
+        /// How long to wait for the server's acknowledgement, in seconds.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Prints a room's lines, then follows it: one line each, as `<name or id> -> <text>`
+    /// or (with --json) as the line's JSON object.
+    Tail {
+        /// The server: ws://host:port or http://host:port.
+        url: String,
+        /// The room.
+        #[arg(long, default_value = "general")]
+        room: String,
+        /// Only lines after this seq (0: the latest page).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// One JSON object per line (seq, from, name, text, at, room).
+        #[arg(long)]
+        json: bool,
+        /// Print what is there and exit, instead of following.
+        #[arg(long)]
+        no_follow: bool,
+    },
+    /// The load generator: drives a server with many real clients and prints a table
+    /// (scripts/bench.sh runs every scenario; docs/BENCHMARKS.md explains the numbers).
+    Bench {
+        /// The server's address (host:port).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: std::net::SocketAddr,
+        /// Source addresses to spread the clients over (each is its own client address for
+        /// the server's limits; together they fit 20,000 sockets in the port range).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
+        )]
+        sources: Vec<std::net::IpAddr>,
+        /// Handshakes in flight at once.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// The server's process id: its CPU and memory are read from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<std::path::PathBuf>,
+        #[command(subcommand)]
+        scenario: Scenario,
+    },
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N clients in general, S senders with W lines in flight each: deliveries/s and the
+    /// server's CPU per delivery.
+    Fanout {
+        /// Clients.
+        #[arg(long, default_value_t = 1_000)]
+        clients: usize,
+        /// Senders (among the clients).
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// Lines in flight per sender.
+        #[arg(long, default_value_t = 1)]
+        window: usize,
+        /// Line size, in bytes.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// How long to send, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// N clients, a fixed total rate of lines: send → delivery latency percentiles.
+    Latency {
+        /// Clients.
+        #[arg(long, default_value_t = 1_000)]
+        clients: usize,
+        /// Lines per second, in all.
+        #[arg(long, default_value_t = 20)]
+        rate: u32,
+        /// How long to send, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// N clients; the tool kills the server (SIGKILL) and starts it again: time until every
+    /// client resumed with its id, and proof that no line was lost or shown twice.
+    Storm {
+        /// Clients (10 of them send a line every 100 ms).
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// How to start the server (run with `sh -c`; it must listen on --addr and keep its
+        /// sessions, i.e. not --memory).
+        #[arg(long)]
+        server_cmd: String,
+        /// How long the clients chat before the kill, in seconds.
+        #[arg(long, default_value_t = 3)]
+        before: u64,
+    },
+    /// N idle connections: connects/s, handshake latency, server RSS per connection.
+    Idle {
+        /// Connections.
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        /// How long to hold them before measuring, in seconds.
+        #[arg(long, default_value_t = 3)]
+        hold: u64,
+    },
+}
+
+fn room(name: &str) -> Result<RoomName, ExitCode> {
+    RoomName::parse(name).map_err(|why| {
+        eprintln!("error: bad_room: {why}");
+        ExitCode::from(2)
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Chat { url, room: r, name } => match room(&r) {
+            Ok(r) => chat(&url, r, name).await,
+            Err(code) => Err(code),
+        },
+        Command::Send {
+            url,
+            text,
+            room: r,
+            name,
+            timeout,
+        } => match room(&r) {
+            Ok(r) => send(&url, r, text, name, Duration::from_secs(timeout)).await,
+            Err(code) => Err(code),
+        },
+        Command::Tail {
+            url,
+            room: r,
+            after,
+            json,
+            no_follow,
+        } => match room(&r) {
+            Ok(r) => tail(&url, r, Seq(after), json, !no_follow).await,
+            Err(code) => Err(code),
+        },
+        Command::Bench {
+            addr,
+            sources,
+            in_flight,
+            server_pid,
+            json,
+            scenario,
+        } => {
+            let target = client::bench::Target {
+                addr,
+                sources,
+                in_flight,
+            };
+            bench(&target, server_pid, json, scenario).await
+        }
+    };
+    result.err().unwrap_or(ExitCode::SUCCESS)
+}
+
+async fn connect(url: &str, options: Options) -> Result<(Client, client::Events), ExitCode> {
+    Client::connect(url, options).await.map_err(|err| {
+        eprintln!("error: {err}");
+        ExitCode::from(1)
+    })
+}
+
+async fn send(
+    url: &str,
+    room: RoomName,
+    text: String,
+    name: Option<String>,
+    timeout: Duration,
+) -> Result<(), ExitCode> {
+    let options = Options {
+        rooms: vec![(room.clone(), Seq(0))],
+        name,
+        resume: None,
+    };
+    let (chat, _events) = connect(url, options).await?;
+    let sent = tokio::time::timeout(timeout, chat.send(&room, text)).await;
+    let result = match sent {
+        Ok(Ok(seq)) => {
+            println!("{seq}");
+            Ok(())
+        }
+        Ok(Err(err)) => {
+            let code = err.code().map_or("closed", |c| c.as_str());
+            eprintln!("error: {code}: {err}");
+            Err(ExitCode::from(2))
+        }
+        Err(_) => {
+            eprintln!("error: timeout: no acknowledgement within {timeout:?}");
+            Err(ExitCode::from(1))
+        }
+    };
+    chat.close().await;
+    result
+}
+
+async fn tail(
+    url: &str,
+    room: RoomName,
+    after: Seq,
+    json: bool,
+    follow: bool,
+) -> Result<(), ExitCode> {
+    let options = Options {
+        rooms: vec![(room.clone(), after)],
+        ..Options::default()
+    };
+    let (chat, mut events) = connect(url, options).await?;
+    let mut out = tokio::io::stdout();
+    let print = |line: &shared::ChatLine| {
+        if json {
+            serde_json::to_string(line).unwrap_or_default()
+        } else {
+            line_text(line)
+        }
+    };
+    while let Some(event) = events.next().await {
+        let lines = match event {
+            Event::Joined { room: r, lines, .. } if r == room => {
+                let done = !follow;
+                let text: String = lines.iter().map(|l| print(l) + "\n").collect();
+                if out.write_all(text.as_bytes()).await.is_err() || done {
+                    break;
+                }
+                let _ = out.flush().await;
+                continue;
+            }
+            Event::Line(line) if line.room == room => print(&line) + "\n",
+            _ => continue,
+        };
+        if out.write_all(lines.as_bytes()).await.is_err() {
+            break;
+        }
+        let _ = out.flush().await;
+    }
+    let _ = out.flush().await;
+    chat.close().await;
+    Ok(())
+}
+
+async fn chat(url: &str, room: RoomName, name: Option<String>) -> Result<(), ExitCode> {
+    let options = Options {
+        rooms: vec![(room.clone(), Seq(0))],
+        name,
+        resume: None,
+    };
+    let (chat, mut events) = connect(url, options).await?;
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut out = tokio::io::stdout();
+    let mut me = None;
+    let mut sending = tokio::task::JoinSet::new();
+    loop {
+        let text = tokio::select! {
+            line = stdin.next_line() => match line {
+                Ok(Some(line)) => {
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let chat = chat.clone();
+                    let room = room.clone();
+                    // Acks come back as the line itself; a refusal is said on stderr.
+                    sending.spawn(async move {
+                        if let Err(err) = chat.send(&room, line).await {
+                            eprintln!("error: {err}");
+                        }
+                    });
+                    continue;
+                }
+                _ => break,
+            },
+            event = events.next() => match event {
+                None => break,
+                Some(Event::Welcome { id, resumed, .. }) => {
+                    me = Some(id);
+                    if resumed {
+                        eprintln!("(reconnected)");
+                    }
+                    continue;
+                }
+                Some(Event::Joined { room: r, lines, .. }) if r == room => {
+                    lines.iter().map(|l| line_text(l) + "\n").collect::<String>()
+                }
+                Some(Event::Line(line)) if line.room == room => line_text(&line) + "\n",
+                Some(Event::Typing { room: r, from, name, text }) if r == room && Some(&from) != me.as_ref() => {
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let who = name.map_or_else(|| from.to_string(), |n| n.to_string());
+                    format!("{who} is typing: {text}\n")
+                }
+                Some(Event::Disconnected { retry_in_ms }) => {
+                    eprintln!("(disconnected; reconnecting in {retry_in_ms} ms)");
+                    continue;
+                }
+                Some(Event::Error { code, message }) => {
+                    eprintln!("error: {code}: {message}");
+                    continue;
+                }
+                Some(_) => continue,
+            },
+        };
+        if out.write_all(text.as_bytes()).await.is_err() {
+            break;
+        }
+        let _ = out.flush().await;
+    }
+    // Lines typed just before the end of input are stored before leaving (or given up on
+    // after a while, if the server stays away).
+    let stored = async { while sending.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(10), stored)
+        .await
+        .is_err()
+    {
+        eprintln!("error: timeout: some lines were not acknowledged");
+    }
+    chat.close().await;
+    Ok(())
+}
+
+async fn bench(
+    target: &client::bench::Target,
+    server_pid: Option<u32>,
+    json: Option<std::path::PathBuf>,
+    scenario: Scenario,
+) -> Result<(), ExitCode> {
+    use client::bench;
+    let report = match scenario {
+        Scenario::Fanout {
+            clients,
+            senders,
+            window,
+            size,
+            seconds,
+        } => {
+            bench::fanout(
+                target,
+                clients,
+                senders,
+                window,
+                size,
+                Duration::from_secs(seconds),
+                server_pid,
+            )
+            .await
+        }
+        Scenario::Latency {
+            clients,
+            rate,
+            seconds,
+        } => bench::latency(target, clients, rate, Duration::from_secs(seconds)).await,
+        Scenario::Storm {
+            clients,
+            server_cmd,
+            before,
+        } => bench::storm(target, clients, &server_cmd, Duration::from_secs(before)).await,
+        Scenario::Idle { clients, hold } => {
+            bench::idle(target, clients, Duration::from_secs(hold), server_pid).await
+        }
+    };
+    let report = report.map_err(|err| {
+        eprintln!("error: {err}");
+        ExitCode::from(1)
+    })?;
+    print!("{}", report.table());
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
+        if let Err(err) = std::fs::write(&path, text + "\n") {
+            eprintln!("error: {}: {err}", path.display());
+            return Err(ExitCode::from(1));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every `charla bench` scenario against a release server on one core, the load generator
+# on the other (taskset), with the server's limits raised by flags so they measure the server,
+# not its rate limits. Prints each table and writes target/bench/<scenario>.json.
+# docs/BENCHMARKS.md explains how to read them and keeps the latest table.
+#
+#   scripts/bench.sh            # every scenario (about 4 minutes)
+#   scripts/bench.sh idle       # one of: idle, fanout, latency, storm
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+cd "$CHARLA_ROOT"
+only="${1:-all}"
+PORT=3901
+OUT=target/bench
+mkdir -p "$OUT"
+cargo build --release --locked -p backend -p client --bin backend --bin charla
+ulimit -n "$(ulimit -Hn)"
+cores=$(nproc)
+server_core=0
+bench_core=$(( cores > 1 ? 1 : 0 ))
+LIMITS=(--send-rate 1000000 --send-burst 1000000 --ip-send-rate 1000000 --ip-send-burst 1000000
+  --max-lines-per-sec 10000000 --frame-rate 1000000 --new-sessions-per-min 10000000
+  --max-connections 100000 --max-connections-per-ip 100000 --max-tcp-per-ip 100000)
+pid=""
+start_server() { # $@: extra flags
+  stop_server
+  taskset -c "$server_core" target/release/backend --addr "127.0.0.1:$PORT" "${LIMITS[@]}" "$@" \
+    >"$OUT/server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "the server did not start; see $OUT/server.log" >&2
+  exit 1
+}
+stop_server() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi
+}
+trap stop_server EXIT
+bench() { # $1: name of the JSON file; then the scenario and its flags
+  local name=$1; shift
+  taskset -c "$bench_core" target/release/charla bench --addr "127.0.0.1:$PORT" \
+    --server-pid "$pid" --json "$OUT/$name.json" "$@"
+}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), Linux $(uname -r)"
+echo "server on core $server_core (memory store unless said), load generator on core $bench_core"
+echo
+if [ "$only" = all ] || [ "$only" = idle ]; then
+  for n in 10000 19900; do
+    start_server --memory
+    bench "idle-$n" idle --clients "$n"
+  done
+fi
+if [ "$only" = all ] || [ "$only" = fanout ]; then
+  for window in 1 8; do
+    start_server --memory
+    bench "fanout-memory-w$window" fanout --clients 1000 --senders 10 --window "$window"
+  done
+  data=$(mktemp -d)
+  start_server --data-dir "$data"
+  bench "fanout-sqlite-w1" fanout --clients 1000 --senders 10 --window 1
+  stop_server
+  rm -rf "$data"
+fi
+if [ "$only" = all ] || [ "$only" = latency ]; then
+  start_server --memory
+  bench latency latency --clients 1000 --rate 20
+fi
+if [ "$only" = all ] || [ "$only" = storm ]; then
+  # The tool runs the server itself (it kills it with SIGKILL and starts it again), on SQLite:
+  # sessions and lines must survive the kill.
+  stop_server
+  data=$(mktemp -d)
+  taskset -c "$bench_core" target/release/charla bench --addr "127.0.0.1:$PORT" \
+    --json "$OUT/storm.json" storm --clients 10000 \
+    --server-cmd "taskset -c $server_core target/release/backend --addr 127.0.0.1:$PORT --data-dir $data ${LIMITS[*]} >$OUT/storm-server.log 2>&1"
+  rm -rf "$data"
+fi
