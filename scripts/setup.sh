@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing Charla needs, skipping whatever is already there:
 #   the wasm32 target, trunk 0.21.14, wasm-bindgen-cli at Cargo.lock's wasm-bindgen version,
-#   wasm-opt (npm binaryen@132.0.0, in the git-ignored .tools/), and with --browser Chromium
+#   wasm-opt (npm binaryen@132.0.0, in the git-ignored .tools/), brotli (Debian's, to
+#   precompress the page), redis-server (Debian's; the multi-node tests start their own on a
+#   free port), and with --browser Chromium
 #   and chromedriver (Debian packages) and axe-core (npm, in .tools/axe) for the e2e tests. Safe to run again: a second run installs nothing.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -44,6 +46,16 @@ if ! wasm-opt --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}";
   say "installing wasm-opt (npm binaryen@$BINARYEN_VERSION) into .tools/binaryen"
   mkdir -p .tools/binaryen
   npm install --prefix .tools/binaryen --no-audit --no-fund --silent "binaryen@$BINARYEN_VERSION"
+fi
+
+# The page's files are precompressed after each build (scripts/precompress.sh).
+if ! command -v brotli >/dev/null; then
+  apt_install brotli
+fi
+
+# Several nodes as one run on Redis (backend --redis); the tests start their own redis-server.
+if ! command -v redis-server >/dev/null; then
+  apt_install redis-server
 fi
 
 if [ "${1:-}" = "--browser" ]; then

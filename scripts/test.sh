@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "protocol and server tests (shared, backend)"
 cargo test --locked
 
+step "page unit tests (native: translations complete, language tags)"
+cargo test --locked -p frontend --lib
+
 step "page component tests (wasm-bindgen-test, headless Chromium)"
 cargo test --locked -p frontend --target wasm32-unknown-unknown
 

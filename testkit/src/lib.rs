@@ -205,25 +205,98 @@ pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream
 
 /// A plain HTTP/1.1 GET to `addr` from the local address `from`.
 pub async fn get_from(addr: SocketAddr, from: std::net::IpAddr, path: &str) -> (u16, String) {
+    let response = request_from(addr, from, "GET", path, &[], b"").await;
+    (response.status, response.body)
+}
+
+/// What an HTTP request got back.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// The header lines, as sent (`Name: value`), without the status line.
+    pub headers: Vec<String>,
+    /// The body.
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (case-insensitive), if sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("a JSON body, got {:?}: {e}", self.body))
+    }
+}
+
+/// An HTTP/1.1 request to `addr` (from 127.0.0.1) with `headers` and `body`.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    request_from(
+        addr,
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        method,
+        path,
+        headers,
+        body,
+    )
+    .await
+}
+
+/// An HTTP/1.1 request to `addr` from the local address `from`.
+pub async fn request_from(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = connect_from(addr, from).await;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    tokio::time::timeout(TIMEOUT, tcp.read_to_string(&mut response))
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method != "GET" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    tcp.write_all(head.as_bytes()).await.expect("write");
+    tcp.write_all(body).await.expect("write body");
+    let mut response = Vec::new();
+    tokio::time::timeout(TIMEOUT, tcp.read_to_end(&mut response))
         .await
         .expect("response in time")
         .expect("read");
-    let status = response
-        .split(' ')
-        .nth(1)
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .map(|(h, b)| (h.to_owned(), b.to_owned()))
+        .unwrap_or((response.clone(), String::new()));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
         .expect("status code");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    HttpResponse {
+        status,
+        headers: lines.map(str::to_owned).collect(),
+        body,
+    }
 }
 
 /// The value of the metric `name` (with its labels, as in the exposition: `name{a="b"}`) in
@@ -366,6 +439,8 @@ pub struct Client {
     pub name: Option<DisplayName>,
     /// The server's limits.
     pub limits: Option<shared::ServerLimits>,
+    /// The server's greeting.
+    pub greeting: Option<String>,
 }
 
 impl Client {
@@ -458,6 +533,7 @@ impl Client {
             resumed: false,
             name: None,
             limits: None,
+            greeting: None,
         };
         match decode_server(welcome).expect("server frames decode") {
             ServerMsg::Welcome {
@@ -470,7 +546,9 @@ impl Client {
                 resumed,
                 name,
                 limits,
+                greeting,
             } => {
+                client.greeting = greeting;
                 client.id = id;
                 client.history = history;
                 client.online = online;
@@ -922,6 +1000,15 @@ impl SessionClient {
             }
             ServerMsg::Typing { .. }
             | ServerMsg::Presence { .. }
+            | ServerMsg::Echo { .. }
+            | ServerMsg::Binary { .. }
+            | ServerMsg::Ticker { .. }
+            | ServerMsg::TickerStopped { .. }
+            | ServerMsg::Random { .. }
+            | ServerMsg::Products { .. }
+            | ServerMsg::ProductAdded { .. }
+            | ServerMsg::ProductRemoved { .. }
+            | ServerMsg::ProductRefused { .. }
             | ServerMsg::Older { .. }
             | ServerMsg::Left { .. }
             | ServerMsg::Members { .. }
