@@ -5,7 +5,6 @@
 use std::{
     net::SocketAddr,
     path::Path,
-    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -13,107 +12,36 @@ use std::{
     time::{Duration, Instant},
 };
 
-use testkit::{Client, SessionClient, TIMEOUT, TestServer, assert_gapless_once, fresh_data_dir};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-    sync::{Notify, mpsc, watch},
+use testkit::{
+    Client, ServerProcess, SessionClient, TIMEOUT, TestServer, assert_gapless_once, fresh_data_dir,
 };
+use tokio::sync::{Notify, mpsc, watch};
 
-/// The real `backend` binary on a free port over `data_dir`.
-struct ServerProcess {
-    child: Child,
-    addr: SocketAddr,
-}
+/// The real `backend` binary over `data_dir`.
+struct Backend;
 
-impl ServerProcess {
-    /// The binary with rate limits out of the way and queues big enough that every client
-    /// gets its whole history in one greeting (these tests are about durability).
-    async fn start(data_dir: &Path) -> Self {
-        Self::start_with(
-            data_dir,
-            Path::new("no-page-needed"),
-            &["--outbox-bytes", "67108864"],
-        )
-        .await
+impl Backend {
+    /// Rate limits out of the way and queues big enough that every client gets its whole
+    /// history in one greeting (these tests are about durability).
+    async fn start(data_dir: &Path) -> ServerProcess {
+        let dir = data_dir.to_str().expect("a UTF-8 path");
+        let args = [
+            "--data-dir",
+            dir,
+            "--dist",
+            "no-page-needed",
+            "--outbox-bytes",
+            "67108864",
+        ];
+        ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_backend")), &args).await
     }
 
-    /// The binary serving the files in `dist`, with the default queue sizes.
-    async fn start_serving(data_dir: &Path, dist: &Path) -> Self {
-        Self::start_with(data_dir, dist, &[]).await
-    }
-
-    async fn start_with(data_dir: &Path, dist: &Path, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_backend"))
-            .args(["--addr", "127.0.0.1:0", "--dist"])
-            .arg(dist)
-            .args(extra)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--send-rate",
-                "100000",
-                "--send-burst",
-                "100000",
-                "--frame-rate",
-                "100000",
-                "--ip-send-rate",
-                "100000",
-                "--ip-send-burst",
-                "100000",
-                "--max-lines-per-sec",
-                "100000",
-                "--new-sessions-per-min",
-                "100000",
-                "--max-connections-per-ip",
-                "1000",
-            ])
-            .args(["--welcome-lines", "10000"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the backend binary");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let addr = tokio::time::timeout(TIMEOUT, async {
-            loop {
-                let line = lines
-                    .next_line()
-                    .await
-                    .expect("read")
-                    .expect("the server said where it listens");
-                if let Some(rest) = line.split("serving http://").nth(1) {
-                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
-                    return addr.parse::<SocketAddr>().expect("an address");
-                }
-            }
-        })
-        .await
-        .expect("the server started in time");
-        // Keep reading its log so it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess { child, addr }
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-
-    fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-s", name, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-
-    async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
-        tokio::time::timeout(within, self.child.wait())
-            .await
-            .expect("the server exited in time")
-            .expect("wait")
+    /// Serving the files in `dist`, with the default queue sizes.
+    async fn start_serving(data_dir: &Path, dist: &Path) -> ServerProcess {
+        let dir = data_dir.to_str().expect("a UTF-8 path");
+        let dist = dist.to_str().expect("a UTF-8 path");
+        let args = ["--data-dir", dir, "--dist", dist];
+        ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_backend")), &args).await
     }
 }
 
@@ -127,7 +55,7 @@ async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
     const CLIENTS: usize = 5;
     const LINES: usize = 200;
     let dir = fresh_data_dir();
-    let mut server = ServerProcess::start(&dir).await;
+    let mut server = Backend::start(&dir).await;
     let (url_tx, url_rx) = watch::channel(server.ws_url());
     let (target_tx, target_rx) = watch::channel(0usize);
     let (done_tx, mut done_rx) = mpsc::channel(CLIENTS);
@@ -197,7 +125,7 @@ async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
     server.wait_exit(TIMEOUT).await;
     let acked_at_kill = acked_total.load(Ordering::Relaxed);
     assert!(acked_at_kill < CLIENTS * LINES, "the kill came mid-stream");
-    let server = ServerProcess::start(&dir).await;
+    let server = Backend::start(&dir).await;
     url_tx.send(server.ws_url()).expect("tell the clients");
 
     for _ in 0..CLIENTS {
@@ -232,7 +160,7 @@ async fn kill_9_mid_stream_loses_no_acked_line_and_repeats_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_closes_clients_with_1001_and_keeps_every_acked_line() {
     let dir = fresh_data_dir();
-    let mut server = ServerProcess::start(&dir).await;
+    let mut server = Backend::start(&dir).await;
     let mut watcher = Client::connect(&server.ws_url()).await;
     let mut sender = SessionClient::new("s");
     assert!(sender.connect(&server.ws_url()).await);
@@ -252,7 +180,7 @@ async fn sigterm_closes_clients_with_1001_and_keeps_every_acked_line() {
     let status = server.wait_exit(Duration::from_secs(5)).await;
     assert!(status.success(), "a clean exit within 5 s: {status}");
 
-    let server = ServerProcess::start(&dir).await;
+    let server = Backend::start(&dir).await;
     let kept = history(&server.ws_url()).await;
     assert_gapless_once(&kept);
     assert!(sender.acked.len() >= 10);
@@ -274,7 +202,7 @@ async fn sigterm_exits_within_5_s_even_while_a_client_reads_a_file_one_byte_at_a
     std::fs::create_dir_all(&dist).expect("mkdir");
     std::fs::write(dist.join("index.html"), "<!doctype html><title>t</title>").expect("write");
     std::fs::write(dist.join("big.bin"), vec![7u8; 64 << 20]).expect("write a 64 MiB file");
-    let mut server = ServerProcess::start_serving(&dir, &dist).await;
+    let mut server = Backend::start_serving(&dir, &dist).await;
     let mut slow = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");
@@ -325,7 +253,7 @@ async fn a_hundred_resumers_that_never_read_keep_the_servers_memory_bounded() {
     // in its queue; the lines themselves are shared.
     const BOUND_KIB: u64 = 40 * 1024;
     let dir = fresh_data_dir();
-    let server = ServerProcess::start_serving(&dir, Path::new("no-page-needed")).await;
+    let server = Backend::start_serving(&dir, Path::new("no-page-needed")).await;
     let pid = server.child.id().expect("pid");
     // A 1.9 MB history: 1,000 lines of 1,900 characters.
     let mut filler = Client::connect(&server.ws_url()).await;
@@ -430,9 +358,14 @@ async fn a_cut_connection_resumes_with_every_line_exactly_once() {
             tokio::spawn(async move {
                 let mut c = Client::connect(&url).await;
                 for i in 0..100 {
-                    c.send_line(&format!("o{n}-{i}")).await;
+                    let line = format!("o{n}-{i}");
+                    c.send_with_nonce(&line, &line).await;
                     tokio::time::sleep(Duration::from_millis(2)).await;
                 }
+                // Acks come in order: this one means all 100 lines are stored. Dropping a
+                // socket with unread data resets it, and the kernel then throws away lines
+                // still in its send queue: a sender is done when its last line is acked.
+                c.recv_ack_of(&format!("o{n}-99")).await;
             })
         })
         .collect();

@@ -16,9 +16,27 @@ use shared::{
 };
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
+    MaybeTlsStream, WebSocketStream,
     tungstenite::{Message, protocol::CloseFrame},
 };
+
+mod process;
+
+pub use process::{RedisServer, ServerProcess, UNLIMITED_FLAGS};
+
+/// Opens a WebSocket with Nagle off, as a browser does: a test's last small frames leave at
+/// once instead of waiting in the kernel for an ACK.
+async fn connect(
+    url: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> Result<
+    (
+        Socket,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    tokio_tungstenite::connect_async_with_config(url, None, true).await
+}
 
 /// How long any single receive may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -446,7 +464,7 @@ pub struct Client {
 impl Client {
     /// Connects (v1) and reads the first frame, which must be the `welcome`.
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio::time::timeout(TIMEOUT, connect_async(url))
+        let (ws, _) = tokio::time::timeout(TIMEOUT, connect(url))
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
@@ -456,7 +474,7 @@ impl Client {
     /// Connects to `<url>?v=2`, sends `hello`, and reads the `welcome` (not the `joined`s
     /// that follow: read them with [`Client::recv_joined`]).
     pub async fn hello(url: &str, hello: &ClientMsg) -> Self {
-        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect_async(format!("{url}?v=2")))
+        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect(format!("{url}?v=2")))
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
@@ -469,7 +487,7 @@ impl Client {
     /// Like [`Client::hello`], but the server may close instead of welcoming: returns the
     /// close code then.
     pub async fn try_hello(url: &str, hello: &ClientMsg) -> Result<Self, Option<u16>> {
-        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect_async(format!("{url}?v=2")))
+        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect(format!("{url}?v=2")))
             .await
             .expect("connect in time")
             .expect("WebSocket handshake");
@@ -869,6 +887,8 @@ pub struct SessionClient {
     pub shown: BTreeMap<RoomName, Vec<ChatLine>>,
     /// Acks received: nonce → seq.
     pub acked: std::collections::HashMap<String, u64>,
+    /// Refusals received (each retried by the session): code and nonce.
+    pub refused: Vec<(ErrorCode, String)>,
     ws: Option<Socket>,
 }
 
@@ -879,6 +899,7 @@ impl SessionClient {
             session: shared::ClientSession::new(nonce_prefix),
             shown: BTreeMap::new(),
             acked: std::collections::HashMap::new(),
+            refused: Vec::new(),
             ws: None,
         }
     }
@@ -899,7 +920,7 @@ impl SessionClient {
     /// welcome and resends what is pending. Returns false if the server could not be reached.
     pub async fn connect(&mut self, ws_url: &str) -> bool {
         let url = format!("{ws_url}?v=2");
-        let Ok(Ok((ws, _))) = tokio::time::timeout(TIMEOUT, connect_async(url)).await else {
+        let Ok(Ok((ws, _))) = tokio::time::timeout(TIMEOUT, connect(url)).await else {
             return false;
         };
         self.ws = Some(ws);
@@ -994,7 +1015,10 @@ impl SessionClient {
                 // Lines the server will take later are retried by the session; anything
                 // else is a test failure.
                 let retried = nonce.is_some_and(|n| {
-                    self.session.on_refused(&n, code, now_ms()) == shared::Refusal::Retry
+                    let retry =
+                        self.session.on_refused(&n, code, now_ms()) == shared::Refusal::Retry;
+                    self.refused.push((code, n));
+                    retry
                 });
                 assert!(retried, "refused: {code}: {message}");
             }
