@@ -24,7 +24,7 @@ use crate::{
     hub::{RepeatedAck, Room, SessionChanges},
     metrics::Metrics,
     outbox::RoomKey,
-    store::{Batch, HistoryStore, StoredNonce},
+    store::{Appended, Batch, HistoryStore, StoredNonce},
 };
 
 /// Nonces remembered per sender (its newest): a client resends only lines it has no ack
@@ -266,8 +266,11 @@ fn run(
         let mut waiting = Vec::new();
         let mut stop = None;
         let at = now_ms();
+        let shared = store.numbers_lines();
+        let mut unnumbered = Vec::new();
         for job in queued.drain(..) {
             match job {
+                Job::Line(line) if shared => unnumbered.push(line),
                 Job::Line(line) => seq.number(line, at, &mut rooms, &mut batch.forget_nonces),
                 Job::Sessions(job) => {
                     batch.sessions.extend(job.changes.store);
@@ -290,6 +293,31 @@ fn run(
         }
         if let Some(stall) = stall {
             std::thread::sleep(stall);
+        }
+        if shared {
+            let done = commit_shared(store.as_mut(), &batch, unnumbered, at, metrics);
+            for waiter in waiting {
+                let _ = waiter.send(done.is_ok());
+            }
+            match done {
+                Ok(()) => {
+                    for id in &ids_gone {
+                        seq.accepted.by_sender.remove(id);
+                    }
+                }
+                Err(()) => {
+                    carried = SessionChanges {
+                        store: batch.sessions,
+                        forget: batch.forget_sessions,
+                        ids_gone,
+                    };
+                }
+            }
+            if let Some(done) = stop {
+                let _ = done.send(());
+                return;
+            }
+            continue;
         }
         match store.commit(&batch) {
             Ok(()) => {
@@ -340,6 +368,88 @@ fn run(
             let _ = done.send(());
             return;
         }
+    }
+}
+
+/// One group commit on a store that numbers lines itself (several servers share it):
+/// sessions first, then the lines, each numbered by the store. Lines go to their rooms once
+/// the store answered (a room fills any gap another server's lines left, see `Room::publish`);
+/// on failure every line is refused with `unavailable` and its sender resends it later (the
+/// store recognises the nonce if the line did make it).
+fn commit_shared(
+    store: &mut dyn HistoryStore,
+    batch: &Batch,
+    jobs: Vec<LineJob>,
+    at: u64,
+    metrics: &Metrics,
+) -> Result<(), ()> {
+    let lines: Vec<ChatLine> = jobs
+        .iter()
+        .map(|job| ChatLine {
+            room: job.room.name.clone(),
+            seq: Seq(0),
+            from: job.from.clone(),
+            name: Some(job.name.clone()),
+            text: job.text.clone(),
+            at,
+            nonce: job.nonce.clone(),
+        })
+        .collect();
+    let appended = store.commit(batch).and_then(|()| store.append(&lines));
+    let outcomes = match appended {
+        Ok(outcomes) if outcomes.len() == lines.len() => outcomes,
+        Ok(_) => {
+            tracing::error!("the store answered for a different number of lines");
+            refuse_all(jobs);
+            return Err(());
+        }
+        Err(err) => {
+            tracing::error!(%err, lines = lines.len(), "commit failed; the lines were refused");
+            refuse_all(jobs);
+            return Err(());
+        }
+    };
+    metrics.commits.inc();
+    let mut rooms = RoomBatches::default();
+    for ((job, mut line), outcome) in jobs.into_iter().zip(lines).zip(outcomes) {
+        let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
+            rooms.shares.push(RoomBatch {
+                room: job.room.clone(),
+                before: Seq(0),
+                lines: Vec::new(),
+                repeats: Vec::new(),
+            });
+            rooms.shares.len() - 1
+        });
+        let share = &mut rooms.shares[index];
+        match outcome {
+            Appended::New(seq) => {
+                metrics.lines_committed.inc();
+                line.seq = seq;
+                share.lines.push(line);
+            }
+            Appended::Repeat(seq) => share.repeats.push(RepeatedAck {
+                from: job.from,
+                nonce: job.nonce.unwrap_or_default(),
+                seq,
+            }),
+        }
+    }
+    for share in rooms.shares {
+        share.room.publish(share.lines, share.repeats);
+    }
+    Ok(())
+}
+
+/// Tells the sender of every line that it was not stored.
+fn refuse_all(jobs: Vec<LineJob>) {
+    for job in jobs {
+        job.room.refuse(
+            &job.from,
+            job.nonce,
+            ErrorCode::Unavailable,
+            "the line could not be stored; send it again later",
+        );
     }
 }
 

@@ -25,6 +25,12 @@ pub struct Config {
     #[arg(long, env = "CHARLA_MEMORY")]
     pub memory: bool,
 
+    /// Share rooms, history, sessions and presence with every other server given the same
+    /// Redis (redis://HOST:PORT[/DB]): several servers act as one chat. Without it the
+    /// server keeps everything itself (SQLite, or memory with `--memory`).
+    #[arg(long, env = "CHARLA_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+
     /// Where the SQLite history lives (created if missing).
     #[arg(long, env = "CHARLA_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
@@ -225,6 +231,7 @@ impl Default for Config {
             dist: PathBuf::from("dist"),
             history_cap: Config::DEFAULT_HISTORY_CAP,
             memory: false,
+            redis: None,
             data_dir: PathBuf::from("data"),
             welcome_lines: 500,
             heartbeat_ms: 15_000,

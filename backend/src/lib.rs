@@ -16,7 +16,11 @@
 //!   loop), `ws::dispatch` (the one `match` on `ClientMsg`), `ws::write` (batched writes,
 //!   heartbeat).
 //! - [`store`]: [`HistoryStore`], where lines and sessions are kept: [`SqliteStore`] (the
-//!   default; schema versioned and migrated) or [`MemoryStore`] (`--memory`).
+//!   default; schema versioned and migrated), [`MemoryStore`] (`--memory`) or
+//!   [`RedisStore`] (`--redis`: shared by several servers, which number lines in Redis).
+//! - `cluster`: with `--redis`, the hub's link to the other servers: rooms followed over
+//!   pub/sub, gaps filled from the room's stream, presence and typing across servers,
+//!   sessions looked up.
 //! - `accept`: the accept loop: per-address TCP cap, header read timeout, graceful shutdown
 //!   with a hard deadline.
 //! - `admission`: who may open a socket: origin check, global and per-IP connection limits.
@@ -31,6 +35,7 @@
 mod accept;
 mod admission;
 mod api;
+mod cluster;
 mod committer;
 pub mod config;
 mod http;
@@ -46,7 +51,7 @@ mod ws;
 use std::{future::Future, sync::Arc, time::Duration};
 
 pub use config::Config;
-pub use store::{HistoryStore, MemoryStore, SqliteStore};
+pub use store::{HistoryStore, MemoryStore, RedisStore, SqliteStore};
 use tokio::net::TcpListener;
 
 /// Serves the page and `/ws` on `listener` until `shutdown` completes; then closes every
@@ -56,7 +61,16 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut store: Box<dyn HistoryStore> = if config.memory {
+    let cluster = match &config.redis {
+        Some(url) => Some(cluster::Cluster::new(url).map_err(std::io::Error::other)?),
+        None => None,
+    };
+    let mut store: Box<dyn HistoryStore> = if let Some(url) = &config.redis {
+        Box::new(
+            RedisStore::open(url, config.history_cap, config.session_ttl)
+                .map_err(std::io::Error::other)?,
+        )
+    } else if config.memory {
         Box::new(MemoryStore::new())
     } else {
         Box::new(SqliteStore::open(&config.data_dir).map_err(std::io::Error::other)?)
@@ -65,7 +79,8 @@ pub async fn serve(
     let metrics = Arc::new(metrics::Metrics::new());
     let catalog = Arc::new(
         products::Catalog::open(
-            (!config.memory).then_some(config.data_dir.as_path()),
+            // With --redis the product exercise stays per server, in memory (see DEPLOY.md).
+            (!config.memory && config.redis.is_none()).then_some(config.data_dir.as_path()),
             to_usize(config.max_products),
             metrics.clone(),
         )
@@ -92,7 +107,9 @@ pub async fn serve(
             max_rooms: to_usize(config.max_rooms),
         },
         metrics.clone(),
+        cluster.as_ref().map(|c| c.link()),
     ));
+    let cluster_task = cluster.as_ref().map(|c| c.start(hub.clone()));
     let committer = Arc::new(committer::Committer::start(
         store,
         &committed_lines,
@@ -126,6 +143,7 @@ pub async fn serve(
         committer: committer.clone(),
         metrics: metrics.clone(),
         catalog,
+        cluster,
         admission: Arc::new(admission),
         limits: state::Limits {
             max_frame_bytes: to_usize(config.max_frame_bytes),
@@ -168,6 +186,9 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     sweeper.abort();
+    if let Some(task) = cluster_task {
+        task.abort();
+    }
     committer.stop(Duration::from_millis(1_500)).await;
     Ok(())
 }

@@ -21,7 +21,12 @@ async fn main() -> std::io::Result<()> {
         );
     }
     let listener = TcpListener::bind(config.addr).await?;
-    let store = if config.memory {
+    let store = if let Some(url) = &config.redis {
+        format!(
+            "in Redis at {}, shared with every server on it",
+            redact(url)
+        )
+    } else if config.memory {
         "in memory".to_owned()
     } else {
         format!("in {}", config.data_dir.join("charla.sqlite3").display())
@@ -63,4 +68,12 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// A Redis URL without its password, for the log.
+fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rsplit_once('@')) {
+        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
+        _ => url.to_owned(),
+    }
 }

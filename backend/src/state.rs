@@ -11,6 +11,7 @@ use shared::{ConnId, ServerLimits};
 
 use crate::{
     admission::Admission,
+    cluster::Cluster,
     committer::Committer,
     hub::Hub,
     metrics::Metrics,
@@ -38,6 +39,8 @@ pub(crate) struct AppState {
     /// Becomes `true` when the server shuts down: connections outside the hub (`/echo`)
     /// close with 1001 then, as the chat's do.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// The other servers sharing the chat (`--redis`), if any.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Send limits that no number of sockets gets around: per address, per session, and for

@@ -20,8 +20,8 @@ use std::{
 use base64::Engine as _;
 use shared::{ChatLine, ConnId, DisplayName, RoomName};
 
-pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomMember};
-pub(crate) use sessions::{OpenRefused, SessionChanges, SessionRules, Sessions};
+pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember};
+pub(crate) use sessions::{OpenRefused, ROTATION_GRACE_MS, SessionChanges, SessionRules, Sessions};
 
 use crate::{
     metrics::Metrics,
@@ -53,6 +53,8 @@ pub(crate) struct Hub {
     config: HubConfig,
     /// Gauges are kept where the numbers change.
     metrics: Arc<Metrics>,
+    /// The other servers, if this one is part of a cluster.
+    link: Option<Arc<dyn RoomLink>>,
 }
 
 /// Who a session is.
@@ -78,6 +80,7 @@ impl Hub {
         sessions: Sessions,
         config: HubConfig,
         metrics: Arc<Metrics>,
+        link: Option<Arc<dyn RoomLink>>,
     ) -> Self {
         // `general` always exists (v1 clients are put there) and is never forgotten.
         let mut by_room: HashMap<RoomName, Vec<ChatLine>> =
@@ -90,7 +93,14 @@ impl Hub {
             .into_iter()
             .map(|(name, lines)| {
                 let key = RoomKey(next_room.fetch_add(1, Ordering::Relaxed));
-                let room = Room::new(name.clone(), key, lines, config.room, metrics.clone());
+                let room = Room::new(
+                    name.clone(),
+                    key,
+                    lines,
+                    config.room,
+                    metrics.clone(),
+                    link.clone(),
+                );
                 (name, Arc::new(room))
             })
             .collect::<HashMap<_, _>>();
@@ -106,6 +116,7 @@ impl Hub {
             next_conn: AtomicU64::new(0),
             config,
             metrics,
+            link,
         }
     }
 
@@ -161,6 +172,7 @@ impl Hub {
                     Vec::new(),
                     self.config.room,
                     self.metrics.clone(),
+                    self.link.clone(),
                 ));
                 rooms.insert(name.clone(), room.clone());
                 self.metrics.rooms.set(gauge(rooms.len()));
@@ -190,6 +202,12 @@ impl Hub {
     pub(crate) fn room(&self, name: &RoomName) -> Option<Arc<Room>> {
         let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
         rooms.get(name).cloned()
+    }
+
+    /// Every room held now (to follow them again after the link reconnected).
+    pub(crate) fn rooms(&self) -> Vec<Arc<Room>> {
+        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+        rooms.values().cloned().collect()
     }
 
     /// How many connections are open.

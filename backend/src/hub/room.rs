@@ -12,7 +12,7 @@
 //! flush, a few flushes a second, never O(N²).
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -31,6 +31,24 @@ use crate::{
 
 /// The shortest time between two `presence` frames of one room.
 pub(crate) const PRESENCE_EVERY: Duration = Duration::from_millis(250);
+
+/// What ties a room to the other servers of a cluster (`--redis`); absent on a server that
+/// is alone. The room calls it and never waits on it: the other side does the I/O and calls
+/// back ([`Room::synced`], [`Room::publish`], [`Room::set_remote`], [`Room::remote_typing`]).
+/// The room does not know what is on the other side.
+pub(crate) trait RoomLink: Send + Sync {
+    /// The room has a joiner but may be behind: catch up, then call [`Room::synced`].
+    fn sync(&self, room: &Arc<Room>);
+    /// The room's last member left: stop following it.
+    fn release(&self, room: &Arc<Room>);
+    /// Lines after `after` are missing (a later one arrived first): fetch them and
+    /// [`Room::publish`] them.
+    fn fill(&self, room: &Arc<Room>, after: Seq);
+    /// This server's members of the room changed (coalesced, like presence).
+    fn presence(&self, room: &Arc<Room>, online: u32, members: Option<Vec<Member>>);
+    /// A member of this server typed.
+    fn typing(&self, room: &Arc<Room>, typist: &Typist);
+}
 
 /// How rooms are sized (from the configuration).
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +103,37 @@ pub(crate) struct Room {
     has_lines: AtomicBool,
     config: RoomConfig,
     metrics: Arc<Metrics>,
+    link: Option<Arc<dyn RoomLink>>,
+}
+
+/// Whether a room's kept lines are known to be current (always, without a link).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncState {
+    /// Current: joiners are greeted at once.
+    Synced,
+    /// Catching up: joiners wait in `waiting`.
+    Requested,
+    /// Not followed (no member here): the next joiner asks to catch up.
+    Idle,
+}
+
+/// Another server's members of a room, as it last said.
+#[derive(Debug, Clone)]
+struct Remote {
+    online: u32,
+    members: Option<Vec<Member>>,
+    typing: HashMap<ConnId, Typist>,
+    expires: Instant,
+}
+
+/// A joiner waiting for its room to catch up.
+struct Waiting {
+    key: ConnKey,
+    member: RoomMember,
+    after: After,
+    greeting: Greeting,
+    /// Acks and refusals for it meanwhile, sent after its greeting.
+    then: Vec<Frame>,
 }
 
 struct RoomState {
@@ -96,6 +145,17 @@ struct RoomState {
     /// The last `seq` published (lines below the cap are gone, their count is not).
     last_seq: Seq,
     presence: PresenceClock,
+    sync: SyncState,
+    waiting: Vec<Waiting>,
+    /// Lines that arrived before the ones just before them (another server's lines are on
+    /// their way): delivered, in order, once the gap is filled.
+    early: BTreeMap<Seq, ChatLine>,
+    /// Whether a fill was asked for and has not come yet.
+    filling: bool,
+    /// The other servers' members, by server.
+    remote: HashMap<String, Remote>,
+    /// This server's members changed since the link was last told.
+    local_changed: bool,
 }
 
 /// When the room last sent presence, and whether a change waits for the next turn.
@@ -118,6 +178,7 @@ impl Room {
         lines: Vec<ChatLine>,
         config: RoomConfig,
         metrics: Arc<Metrics>,
+        link: Option<Arc<dyn RoomLink>>,
     ) -> Self {
         let last_seq = lines.last().map_or(Seq(0), |l| l.seq);
         let skip = lines.len().saturating_sub(config.history_cap.max(1));
@@ -133,10 +194,21 @@ impl Room {
                 lines: kept,
                 last_seq,
                 presence: PresenceClock::default(),
+                sync: if link.is_some() {
+                    SyncState::Idle
+                } else {
+                    SyncState::Synced
+                },
+                waiting: Vec::new(),
+                early: BTreeMap::new(),
+                filling: false,
+                remote: HashMap::new(),
+                local_changed: false,
             }),
             has_lines: AtomicBool::new(has_lines),
             config,
             metrics,
+            link,
         }
     }
 
@@ -153,12 +225,21 @@ impl Room {
 
     /// Whether the registry may forget this room: nobody in it and nothing ever said.
     pub(crate) fn is_disposable(&self) -> bool {
-        !self.has_lines.load(Ordering::Relaxed) && self.lock().members.is_empty()
+        if self.has_lines.load(Ordering::Relaxed) {
+            return false;
+        }
+        let state = self.lock();
+        state.members.is_empty() && state.waiting.is_empty() && state.sync != SyncState::Requested
     }
 
-    /// How many connections are in the room.
+    /// How many connections are in the room, on every server.
     pub(crate) fn online(&self) -> usize {
-        self.lock().members.len()
+        self.lock().online()
+    }
+
+    /// The last `seq` this server has delivered.
+    pub(crate) fn last_seq(&self) -> Seq {
+        self.lock().last_seq
     }
 
     /// Adds a member and queues its greeting: a resume (`after` > 0, every later line still
@@ -174,8 +255,58 @@ impl Room {
         greeting: Greeting,
     ) {
         let mut state = self.lock();
+        if state.sync != SyncState::Synced {
+            state.waiting.push(Waiting {
+                key,
+                member,
+                after,
+                greeting,
+                then: Vec::new(),
+            });
+            if state.sync == SyncState::Idle {
+                state.sync = SyncState::Requested;
+                if let Some(link) = &self.link {
+                    link.sync(self);
+                }
+            }
+            return;
+        }
+        self.greet(&mut state, key, member, after, greeting);
+        // The greeting told the joiner who is here; only the others need telling.
+        self.presence_changed(&mut state, Some(key));
+    }
+
+    /// The link caught the room up: greets whoever waited. Returns false if nobody is left
+    /// to greet (the room stays unfollowed: release it).
+    pub(crate) fn synced(self: &Arc<Self>) -> bool {
+        let mut state = self.lock();
+        if state.waiting.is_empty() && state.members.is_empty() {
+            state.sync = SyncState::Idle;
+            return false;
+        }
+        state.sync = SyncState::Synced;
+        for w in std::mem::take(&mut state.waiting) {
+            let outbox = w.member.outbox.clone();
+            self.greet(&mut state, w.key, w.member, w.after, w.greeting);
+            for frame in w.then {
+                outbox.push(frame);
+            }
+        }
+        self.presence_changed(&mut state, None);
+        true
+    }
+
+    fn greet(
+        self: &Arc<Self>,
+        state: &mut RoomState,
+        key: ConnKey,
+        member: RoomMember,
+        after: After,
+        greeting: Greeting,
+    ) {
         let outbox = member.outbox.clone();
         state.members.insert(key, member);
+        state.local_changed = true;
         // Several greetings may queue at once (a hello rejoining many rooms): each takes at
         // most half of what may still wait.
         let budget = self.config.greeting_bytes.min(outbox.free_bytes() / 2);
@@ -183,19 +314,8 @@ impl Room {
         let lines: Vec<&KeptLine> = state.lines.range(range).collect();
         let frame = match greeting {
             Greeting::Joined => {
-                let online = count(state.members.len());
+                let online = count(state.online());
                 let members = state.member_list(self.config.presence_list_max);
-                let typing = state
-                    .typing
-                    .iter()
-                    .filter_map(|(k, text)| {
-                        state.members.get(k).map(|m| Typist {
-                            from: m.id.clone(),
-                            name: m.name.clone(),
-                            text: text.clone(),
-                        })
-                    })
-                    .collect();
                 let shell = ServerMsg::Joined {
                     room: self.name.clone(),
                     lines: Vec::new(),
@@ -203,7 +323,7 @@ impl Room {
                     resumed,
                     online,
                     members,
-                    typing,
+                    typing: state.typists(),
                 };
                 splice_lines(&shell, "lines", &lines)
             }
@@ -215,22 +335,23 @@ impl Room {
                 } = welcome.as_mut()
                 {
                     *more = has_more;
-                    *online = count(state.members.len());
+                    *online = count(state.online());
                 }
                 splice_lines(&welcome, "history", &lines)
             }
         };
         outbox.push(frame);
-        // The greeting told the joiner who is here; only the others need telling.
-        self.presence_changed(&mut state, Some(key));
     }
 
     /// Removes a member; clears its live text for the others. Returns whether it was in.
     pub(crate) fn leave(self: &Arc<Self>, key: ConnKey) -> bool {
         let mut state = self.lock();
         let Some(member) = state.members.remove(&key) else {
-            return false;
+            let before = state.waiting.len();
+            state.waiting.retain(|w| w.key != key);
+            return state.waiting.len() != before;
         };
+        state.local_changed = true;
         if state.typing.remove(&key).is_some() {
             let cleared = Frame::encode(&ServerMsg::Typing {
                 room: self.name.clone(),
@@ -245,6 +366,27 @@ impl Room {
             for m in state.members.values() {
                 m.outbox.push_latest(slot, cleared.clone());
             }
+            if let Some(link) = &self.link {
+                link.typing(
+                    self,
+                    &Typist {
+                        from: member.id.clone(),
+                        name: member.name.clone(),
+                        text: String::new(),
+                    },
+                );
+            }
+        }
+        if state.members.is_empty()
+            && state.waiting.is_empty()
+            && state.sync == SyncState::Synced
+            && let Some(link) = &self.link
+        {
+            // Nobody here: stop following the room (the next joiner catches it up).
+            state.sync = SyncState::Idle;
+            link.presence(self, 0, Some(Vec::new()));
+            link.release(self);
+            return true;
         }
         self.presence_changed(&mut state, None);
         true
@@ -255,17 +397,28 @@ impl Room {
         let mut state = self.lock();
         if let Some(member) = state.members.get_mut(&key) {
             member.name = name.clone();
+            state.local_changed = true;
             self.presence_changed(&mut state, None);
         }
     }
 
     /// Relays a member's live text to every member, typist included. Latest value wins per
     /// (typist, room) in every outbox.
-    pub(crate) fn typing(&self, key: ConnKey, text: String) {
+    pub(crate) fn typing(self: &Arc<Self>, key: ConnKey, text: String) {
         let mut state = self.lock();
         let Some(member) = state.members.get(&key) else {
             return;
         };
+        if let Some(link) = &self.link {
+            link.typing(
+                self,
+                &Typist {
+                    from: member.id.clone(),
+                    name: member.name.clone(),
+                    text: text.clone(),
+                },
+            );
+        }
         let update = Frame::encode(&ServerMsg::Typing {
             room: self.name.clone(),
             from: member.id.clone(),
@@ -289,7 +442,12 @@ impl Room {
     /// Fans out durable lines of this room, in `seq` order: each sender gets the `ack` for
     /// its line (if it had a nonce) just before the line; every member gets the line.
     /// `repeats` are acks for resent nonces that were already accepted.
-    pub(crate) fn publish(&self, lines: Vec<ChatLine>, repeats: Vec<RepeatedAck>) {
+    ///
+    /// Lines may come from several places when servers share a room (this server's
+    /// committer, the others' through the link): a line already delivered is skipped, and a
+    /// line that comes before the ones just before it waits until the link filled the gap.
+    /// Alone, a server's lines always come in order and none of that happens.
+    pub(crate) fn publish(self: &Arc<Self>, lines: Vec<ChatLine>, repeats: Vec<RepeatedAck>) {
         let mut state = self.lock();
         for repeat in repeats {
             let ack = Frame::encode(&ServerMsg::Ack {
@@ -299,14 +457,35 @@ impl Room {
             });
             state.push_to(&repeat.from, &ack);
         }
+        for line in lines {
+            if line.seq > state.last_seq {
+                state.early.insert(line.seq, line);
+            }
+        }
+        let mut ready = Vec::new();
+        let mut next = Seq(state.last_seq.0 + 1);
+        while let Some(line) = state.early.remove(&next) {
+            ready.push(line);
+            next = Seq(next.0 + 1);
+        }
+        if !ready.is_empty() {
+            state.filling = false;
+        }
+        if !state.early.is_empty()
+            && !state.filling
+            && let Some(link) = &self.link
+        {
+            state.filling = true;
+            link.fill(self, Seq(next.0 - 1));
+        }
         // The gauge moves before the lines go out, so whoever has read a line also sees it
         // counted (in /metrics).
         let cap = self.config.history_cap.max(1);
-        let kept_after = (state.lines.len() + lines.len()).min(cap);
+        let kept_after = (state.lines.len() + ready.len()).min(cap);
         self.metrics
             .history_lines
             .inc_by(gauge(kept_after) - gauge(state.lines.len()));
-        for line in lines {
+        for line in ready {
             if let Some(nonce) = &line.nonce {
                 let ack = Frame::encode(&ServerMsg::Ack {
                     room: self.name.clone(),
@@ -325,6 +504,133 @@ impl Room {
                 state.lines.pop_front();
             }
         }
+    }
+
+    /// The link could not fill from `last_seq` (the shared history no longer holds those
+    /// lines): the kept lines start over at `lines` (oldest first, contiguous). Only for a
+    /// room nobody here follows, or one that missed more than the history cap.
+    pub(crate) fn restart_at(self: &Arc<Self>, lines: Vec<ChatLine>) {
+        let mut state = self.lock();
+        let Some(first) = lines.first() else { return };
+        self.metrics.history_lines.dec_by(gauge(state.lines.len()));
+        state.lines.clear();
+        state.early.retain(|seq, _| *seq >= first.seq);
+        state.last_seq = Seq(first.seq.0 - 1);
+        drop(state);
+        self.publish(lines, Vec::new());
+    }
+
+    /// A fill came back without the missing lines: ask again on the next line.
+    pub(crate) fn fill_failed(&self) {
+        self.lock().filling = false;
+    }
+
+    /// What another server says of its members of this room (until `expires`).
+    pub(crate) fn set_remote(
+        self: &Arc<Self>,
+        server: &str,
+        online: u32,
+        members: Option<Vec<Member>>,
+        expires: Instant,
+    ) {
+        let mut state = self.lock();
+        let typing = if online == 0 {
+            state
+                .remote
+                .remove(server)
+                .map(|r| r.typing)
+                .unwrap_or_default()
+        } else {
+            let remote = state.remote.entry(server.to_owned()).or_insert(Remote {
+                online: 0,
+                members: None,
+                typing: HashMap::new(),
+                expires,
+            });
+            let same = remote.online == online && remote.members == members;
+            remote.online = online;
+            remote.members = members;
+            remote.expires = expires;
+            if same {
+                return; // A heartbeat: nothing changed.
+            }
+            HashMap::new()
+        };
+        self.clear_typists(&state, typing.into_values());
+        self.presence_changed(&mut state, None);
+    }
+
+    /// Forgets the servers that stopped saying who is here (gone without a word).
+    pub(crate) fn expire_remote(self: &Arc<Self>, now: Instant) {
+        let mut state = self.lock();
+        let gone: Vec<String> = state
+            .remote
+            .iter()
+            .filter(|(_, r)| r.expires <= now)
+            .map(|(server, _)| server.clone())
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        for server in gone {
+            if let Some(remote) = state.remote.remove(&server) {
+                self.clear_typists(&state, remote.typing.into_values());
+            }
+        }
+        self.presence_changed(&mut state, None);
+    }
+
+    /// A member of another server typed: relayed like a local typist's text.
+    pub(crate) fn remote_typing(&self, server: &str, typist: Typist) {
+        let mut state = self.lock();
+        let Some(remote) = state.remote.get_mut(server) else {
+            return; // Its presence comes first; typing from a server not seen is dropped.
+        };
+        if typist.text.is_empty() {
+            remote.typing.remove(&typist.from);
+        } else {
+            remote.typing.insert(typist.from.clone(), typist.clone());
+        }
+        let frame = Frame::encode(&ServerMsg::Typing {
+            room: self.name.clone(),
+            from: typist.from.clone(),
+            name: Some(typist.name.clone()),
+            text: typist.text,
+        });
+        let slot = Slot::Typing {
+            room: self.key,
+            typist: remote_key(&typist.from),
+        };
+        for m in state.members.values() {
+            m.outbox.push_latest(slot, frame.clone());
+        }
+    }
+
+    fn clear_typists(&self, state: &RoomState, typists: impl Iterator<Item = Typist>) {
+        for t in typists {
+            let frame = Frame::encode(&ServerMsg::Typing {
+                room: self.name.clone(),
+                from: t.from.clone(),
+                name: Some(t.name),
+                text: String::new(),
+            });
+            let slot = Slot::Typing {
+                room: self.key,
+                typist: remote_key(&t.from),
+            };
+            for m in state.members.values() {
+                m.outbox.push_latest(slot, frame.clone());
+            }
+        }
+    }
+
+    /// This server's members of the room, for the link's heartbeat: (online, members).
+    pub(crate) fn local_presence(&self) -> (u32, Option<Vec<Member>>) {
+        let state = self.lock();
+        (
+            count(state.members.len()),
+            state.local_member_list(self.config.presence_list_max),
+        )
     }
 
     /// Tells the sender of a line that it was not stored.
@@ -384,11 +690,23 @@ impl Room {
         }
     }
 
-    fn flush_presence(&self, state: &mut RoomState, now: Instant, except: Option<ConnKey>) {
+    fn flush_presence(
+        self: &Arc<Self>,
+        state: &mut RoomState,
+        now: Instant,
+        except: Option<ConnKey>,
+    ) {
         state.presence.last_sent = Some(now);
+        if state.local_changed {
+            state.local_changed = false;
+            if let Some(link) = &self.link {
+                let members = state.local_member_list(self.config.presence_list_max);
+                link.presence(self, count(state.members.len()), members);
+            }
+        }
         let frame = Frame::encode(&ServerMsg::Presence {
             room: self.name.clone(),
-            online: count(state.members.len()),
+            online: count(state.online()),
             members: state.member_list(self.config.presence_list_max),
         });
         let slot = Slot::Presence { room: self.key };
@@ -446,13 +764,39 @@ impl RoomState {
         (start..end, start > 0, false)
     }
 
-    /// Who is in the room (each id once), if the room is at most `max` ids big.
-    fn member_list(&self, max: usize) -> Option<Vec<Member>> {
+    /// Connections in the room: here and on the other servers.
+    fn online(&self) -> usize {
+        self.members.len()
+            + self
+                .remote
+                .values()
+                .map(|r| usize::try_from(r.online).unwrap_or(usize::MAX))
+                .sum::<usize>()
+    }
+
+    /// Everyone typing, here and on the other servers.
+    fn typists(&self) -> Vec<Typist> {
+        let local = self.typing.iter().filter_map(|(k, text)| {
+            self.members.get(k).map(|m| Typist {
+                from: m.id.clone(),
+                name: m.name.clone(),
+                text: text.clone(),
+            })
+        });
+        let remote = self
+            .remote
+            .values()
+            .flat_map(|r| r.typing.values().cloned());
+        local.chain(remote).collect()
+    }
+
+    /// Who is in the room on this server (each id once), if at most `max` ids.
+    fn local_member_list(&self, max: usize) -> Option<Vec<Member>> {
         if self.members.len() > max.saturating_mul(2) {
             return None; // Clearly too big: don't even count distinct ids.
         }
         let mut seen = HashSet::new();
-        let mut list: Vec<Member> = self
+        let list: Vec<Member> = self
             .members
             .values()
             .filter(|m| seen.insert(&m.id))
@@ -461,17 +805,33 @@ impl RoomState {
                 name: m.name.clone(),
             })
             .collect();
+        (list.len() <= max).then_some(list)
+    }
+
+    /// Who is in the room on every server (each id once), if the room is at most `max` ids
+    /// big (and every server could say).
+    fn member_list(&self, max: usize) -> Option<Vec<Member>> {
+        let mut list = self.local_member_list(max)?;
+        for remote in self.remote.values() {
+            list.extend(remote.members.as_ref()?.iter().cloned());
+        }
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list.dedup_by(|a, b| a.id == b.id);
+        list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         if list.len() > max {
             return None;
         }
-        list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         Some(list)
     }
 
-    /// Pushes a frame to every connection of `id` in the room.
-    fn push_to(&self, id: &ConnId, frame: &Frame) {
+    /// Pushes a frame (an ack, a refusal) to every connection of `id` in the room; one still
+    /// waiting for its greeting gets it right after the greeting.
+    fn push_to(&mut self, id: &ConnId, frame: &Frame) {
         for m in self.members.values().filter(|m| &m.id == id) {
             m.outbox.push(frame.clone());
+        }
+        for w in self.waiting.iter_mut().filter(|w| &w.member.id == id) {
+            w.then.push(frame.clone());
         }
     }
 }
@@ -512,6 +872,15 @@ fn splice_lines(shell: &ServerMsg, field: &str, lines: &[&KeptLine]) -> Frame {
         MESSAGE_PREFIX.len(),
         json[split..].to_owned(),
     )
+}
+
+/// The outbox slot key of a typist on another server (local connections count up from 0, so
+/// the top bit keeps the two apart).
+fn remote_key(id: &ConnId) -> ConnKey {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    ConnKey(h.finish() | (1 << 63))
 }
 
 fn gauge(n: usize) -> i64 {

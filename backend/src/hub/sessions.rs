@@ -222,6 +222,30 @@ impl Sessions {
         })
     }
 
+    /// Whether `token` names a session this server holds.
+    pub(crate) fn knows(&self, token: &str) -> bool {
+        self.lock()
+            .by_token
+            .contains_key(&ResumeToken(token.to_owned()))
+    }
+
+    /// Takes in a session another server made (read from the shared store), unless this
+    /// server already holds that token.
+    pub(crate) fn adopt(&self, stored: StoredSession) {
+        let mut table = self.lock();
+        if table.by_token.contains_key(&stored.token) {
+            return;
+        }
+        let name = stored.name.unwrap_or_else(|| guest_name(&stored.id));
+        let entry = Entry {
+            id: stored.id,
+            name,
+            last_used: stored.last_used,
+            replaced: stored.replaced,
+        };
+        table.insert(stored.token, entry);
+    }
+
     /// A connection of the session `token` closed: it was used until now.
     pub(crate) fn closed(&self, token: &ResumeToken, now_ms: u64) -> Option<StoredSession> {
         let mut table = self.lock();

@@ -1,13 +1,16 @@
-//! Where history lines and sessions are kept: [`SqliteStore`] (durable, the default) or
-//! [`MemoryStore`] (`--memory`, lost on restart).
+//! Where history lines and sessions are kept: [`SqliteStore`] (durable, the default),
+//! [`MemoryStore`] (`--memory`, lost on restart) or [`RedisStore`] (`--redis`, shared by
+//! several servers, which then number lines in Redis).
 //!
 //! Only the [`Committer`](crate::committer::Committer) calls a store, from its own thread, so
 //! a store may block on the disk: nothing else waits for it.
 
 mod memory;
+pub(crate) mod redis;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
@@ -78,10 +81,34 @@ pub struct Batch {
     pub forget_sessions: Vec<(ResumeToken, ConnId)>,
 }
 
+/// What became of a line given to [`HistoryStore::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Appended at this `seq`.
+    New(Seq),
+    /// Its sender's nonce was already accepted in that room, at this `seq`: not appended.
+    Repeat(Seq),
+}
+
 /// Keeps history lines and sessions.
 pub trait HistoryStore: Send {
     /// Everything kept, for start-up.
     fn load(&mut self) -> Result<Loaded, StoreError>;
     /// Makes a batch durable in one transaction; returns only once it is.
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError>;
+    /// Whether the store numbers lines itself (several servers share it, so no one server
+    /// may): then the committer gives it lines through [`append`](Self::append) instead of
+    /// numbering them and passing them to `commit`.
+    fn numbers_lines(&self) -> bool {
+        false
+    }
+    /// For a store that [`numbers_lines`](Self::numbers_lines): appends `lines` (their
+    /// `seq` is ignored) in order, each at its room's next `seq` unless its sender's nonce
+    /// was already accepted in that room; durable when it returns.
+    fn append(&mut self, lines: &[ChatLine]) -> Result<Vec<Appended>, StoreError> {
+        let _ = lines;
+        Err(StoreError(
+            "this store leaves numbering to the committer".into(),
+        ))
+    }
 }

@@ -21,6 +21,7 @@ mod exercises;
 
 use super::write::LastHeard;
 use crate::{
+    cluster::Cluster,
     committer::{Committer, Job, LineJob, SessionJob, now_ms},
     hub::{After, Greeting, Hub, JoinRefused, OpenRefused, Room, RoomMember, SessionChanges},
     metrics::{Metrics, TypeLabel},
@@ -89,6 +90,7 @@ fn bad_room(sent: &str, why: &shared::NameError) -> Refused {
 pub(crate) struct Connection {
     hub: Arc<Hub>,
     committer: Arc<Committer>,
+    cluster: Option<Arc<Cluster>>,
     pub(super) metrics: Arc<Metrics>,
     limits: Limits,
     key: ConnKey,
@@ -142,6 +144,7 @@ impl Connection {
         Connection {
             hub: app.hub.clone(),
             committer: app.committer.clone(),
+            cluster: app.cluster.clone(),
             metrics: app.metrics.clone(),
             limits,
             key,
@@ -193,6 +196,18 @@ impl Connection {
             None => (None, None),
         };
         let resume = resume.filter(|t| !t.is_empty() && t.len() <= 64);
+        if let (Some(cluster), Some(token)) = (&self.cluster, &resume)
+            && !self.hub.sessions.knows(token)
+        {
+            // Made on another server, perhaps: ask the shared store. Without an answer the
+            // client must come back later, not get a new id (its resent lines would then
+            // count as someone else's).
+            match cluster.find_session(token).await {
+                Ok(Some(stored)) => self.hub.sessions.adopt(stored),
+                Ok(None) => {}
+                Err(()) => return Err(CloseReason::Busy),
+            }
+        }
         let opened = self
             .hub
             .sessions

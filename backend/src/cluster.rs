@@ -1,0 +1,498 @@
+//! Several servers as one, on Redis (`--redis`): this server's side of the cluster.
+//!
+//! Redis numbers every room's lines (see [`store::redis`](crate::store::redis)); this module
+//! carries everything else between servers, as the hub's [`RoomLink`]:
+//!
+//! - **Following a room.** A server follows (subscribes to) only the rooms it has members in.
+//!   The first joiner waits while the server subscribes, reads the other servers' presence,
+//!   and reads the room's stream from its last known `seq`; then the room greets it
+//!   ([`Room::synced`]). The last member leaving unsubscribes.
+//! - **Lines.** The append script publishes each line on its room's channel. Every server
+//!   hands what arrives to [`Room::publish`], which skips lines already delivered (this
+//!   server's own, which its committer delivered) and holds back a line whose predecessors
+//!   have not arrived, asking for a fill ([`RoomLink::fill`]): the missing lines are read
+//!   from the stream. No client ever sees a gap. After a lost Redis connection every
+//!   followed room is filled the same way.
+//! - **Typing and presence.** Each server publishes its own members of a room (coalesced:
+//!   at most what the room's presence clock lets out, plus a heartbeat every
+//!   [`HEARTBEAT`]) and keeps the latest per room in a hash for servers that start
+//!   following later. Every room adds up its own members and the others'; a server that
+//!   stops saying anything is dropped after [`FORGET_AFTER`].
+//! - **Sessions.** A client resuming on a server that has not seen its session gets it
+//!   looked up ([`Cluster::find_session`]).
+//!
+//! One task does all of this, in order, on one pub/sub connection and one command
+//! connection; the rooms never wait on it. Redis traffic per line is one publish, received
+//! once by each server following the room: O(servers), not O(clients).
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt as _;
+use redis::aio::{MultiplexedConnection, PubSubSink};
+use serde::{Deserialize, Serialize};
+use shared::{ChatLine, Member, RoomName, Seq, Typist};
+use tokio::sync::mpsc;
+
+use crate::{
+    committer::now_ms,
+    hub::{Hub, Room, RoomLink},
+    store::{
+        StoredSession,
+        redis::{SessionJson, channel, line_of_entry, lines_key, presence_key, session_key},
+    },
+};
+
+/// How often a server repeats who it has in each room it follows.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A server silent this long has left every room (it died).
+pub(crate) const FORGET_AFTER: Duration = Duration::from_secs(3);
+/// Lines read from a stream at once.
+const FILL_PAGE: usize = 500;
+/// How long one Redis call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// The prefix of every room channel.
+const CHANNEL_PREFIX: &str = "charla:room:";
+
+/// What travels on a room's channel between servers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Bus {
+    /// A line just appended (published by the append script).
+    Line {
+        /// Its `seq` (the line's own field is 0).
+        seq: u64,
+        /// The line.
+        line: ChatLine,
+    },
+    /// A member of `node` typed.
+    Typing { node: String, typist: Typist },
+    /// `node`'s members of the room now.
+    Presence {
+        node: String,
+        online: u32,
+        members: Option<Vec<Member>>,
+    },
+}
+
+/// A server's members of a room, as kept in the room's presence hash.
+#[derive(Debug, Serialize, Deserialize)]
+struct PresenceEntry {
+    online: u32,
+    members: Option<Vec<Member>>,
+    /// When it was said, in ms since the Unix epoch.
+    at: u64,
+}
+
+/// What the rooms ask of the cluster task.
+enum Command {
+    Sync(Arc<Room>),
+    Release(Arc<Room>),
+    Fill(Arc<Room>),
+    Presence(Arc<Room>, u32, Option<Vec<Member>>),
+    Typing(Arc<Room>, Typist),
+}
+
+/// This server's handle on the cluster.
+pub(crate) struct Cluster {
+    /// This server's name among the others (random per start).
+    node: String,
+    client: redis::Client,
+    commands: mpsc::UnboundedSender<Command>,
+    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+    lookups: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Cluster {
+    /// A handle on the cluster that `url` names; [`start`](Self::start) runs it.
+    pub(crate) fn new(url: &str) -> Result<Arc<Self>, redis::RedisError> {
+        let (commands, receiver) = mpsc::unbounded_channel();
+        Ok(Arc::new(Cluster {
+            node: crate::hub::random_token(9),
+            client: redis::Client::open(url)?,
+            commands,
+            receiver: std::sync::Mutex::new(Some(receiver)),
+            lookups: tokio::sync::Mutex::new(None),
+        }))
+    }
+
+    /// What the rooms hold to reach the cluster.
+    pub(crate) fn link(&self) -> Arc<dyn RoomLink> {
+        Arc::new(Link {
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Starts the cluster task for `hub`'s rooms (once).
+    pub(crate) fn start(self: &Arc<Self>, hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
+        let receiver = self
+            .receiver
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Some(receiver) = receiver {
+                this.run(hub, receiver).await;
+            }
+        })
+    }
+
+    /// The session `token` names, as another server stored it. `Err` if Redis did not
+    /// answer (the caller must not open a new session in its place: resent lines would
+    /// then count as another sender's).
+    pub(crate) async fn find_session(&self, token: &str) -> Result<Option<StoredSession>, ()> {
+        let mut lookups = self.lookups.lock().await;
+        if lookups.is_none() {
+            let conn =
+                tokio::time::timeout(CALL_TIMEOUT, self.client.get_multiplexed_async_connection())
+                    .await;
+            match conn {
+                Ok(Ok(conn)) => *lookups = Some(conn),
+                _ => return Err(()),
+            }
+        }
+        let Some(conn) = lookups.as_mut() else {
+            return Err(());
+        };
+        let mut get = redis::cmd("GET");
+        get.arg(session_key(token));
+        match tokio::time::timeout(CALL_TIMEOUT, get.query_async::<Option<String>>(conn)).await {
+            Ok(Ok(json)) => Ok(json
+                .and_then(|j| serde_json::from_str::<SessionJson>(&j).ok())
+                .map(|s| s.into_stored(token))),
+            _ => {
+                *lookups = None;
+                Err(())
+            }
+        }
+    }
+
+    async fn run(&self, hub: Arc<Hub>, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut followed: HashMap<RoomName, Arc<Room>> = HashMap::new();
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.session(&hub, &mut followed, &mut commands).await {
+                Ok(Stop) => return,
+                Err(err) => {
+                    tracing::warn!(%err, "lost Redis; following the rooms again once it is back");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// One Redis connection's life: follows every followed room again (filling what was
+    /// missed), then serves the rooms and the channels until Redis goes away.
+    async fn session(
+        &self,
+        hub: &Hub,
+        followed: &mut HashMap<RoomName, Arc<Room>>,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Result<Stop, redis::RedisError> {
+        let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
+        let mut conn = timed(self.client.get_multiplexed_async_connection()).await?;
+        for (name, room) in followed.iter() {
+            timed(sink.subscribe(channel(name))).await?;
+            fill(&mut conn, room).await?;
+        }
+        tracing::info!(node = %self.node, rooms = followed.len(), "following the cluster");
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "the subscription ended",
+                        )));
+                    };
+                    self.on_bus(followed, msg.get_channel_name(), msg.get_payload_bytes());
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { return Ok(Stop) };
+                    self.on_command(command, followed, &mut sink, &mut conn).await?;
+                }
+                _ = heartbeat.tick() => {
+                    self.beat(followed, &mut conn, hub).await?;
+                }
+            }
+        }
+    }
+
+    fn on_bus(&self, followed: &HashMap<RoomName, Arc<Room>>, channel: &str, payload: &[u8]) {
+        let Some(room) = channel
+            .strip_prefix(CHANNEL_PREFIX)
+            .and_then(|name| RoomName::parse(name).ok())
+            .and_then(|name| followed.get(&name))
+        else {
+            return; // A room no longer followed.
+        };
+        match serde_json::from_slice::<Bus>(payload) {
+            Ok(Bus::Line { seq, mut line }) => {
+                line.seq = Seq(seq);
+                room.publish(vec![line], Vec::new());
+            }
+            Ok(Bus::Typing { node, typist }) if node != self.node => {
+                room.remote_typing(&node, typist);
+            }
+            Ok(Bus::Presence {
+                node,
+                online,
+                members,
+            }) if node != self.node => {
+                room.set_remote(&node, online, members, Instant::now() + FORGET_AFTER);
+            }
+            Ok(_) => {} // This server's own typing and presence.
+            Err(err) => tracing::warn!(%err, channel, "unreadable cluster message"),
+        }
+    }
+
+    async fn on_command(
+        &self,
+        command: Command,
+        followed: &mut HashMap<RoomName, Arc<Room>>,
+        sink: &mut PubSubSink,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), redis::RedisError> {
+        match command {
+            Command::Sync(room) => {
+                if !followed.contains_key(&room.name) {
+                    timed(sink.subscribe(channel(&room.name))).await?;
+                    followed.insert(room.name.clone(), room.clone());
+                }
+                self.read_presence(&room, conn).await?;
+                fill(conn, &room).await?;
+                if room.synced() {
+                    let (online, members) = room.local_presence();
+                    self.say_presence(&room, online, members, conn).await?;
+                } else {
+                    followed.remove(&room.name);
+                    timed(sink.unsubscribe(channel(&room.name))).await?;
+                }
+            }
+            Command::Release(room) => {
+                if followed.remove(&room.name).is_some() {
+                    timed(sink.unsubscribe(channel(&room.name))).await?;
+                }
+            }
+            Command::Fill(room) => fill(conn, &room).await?,
+            Command::Presence(room, online, members) => {
+                self.say_presence(&room, online, members, conn).await?;
+            }
+            Command::Typing(room, typist) => {
+                let bus = Bus::Typing {
+                    node: self.node.clone(),
+                    typist,
+                };
+                publish(conn, &room.name, &bus).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Tells the others (and the presence hash) who this server has in `room`.
+    async fn say_presence(
+        &self,
+        room: &Room,
+        online: u32,
+        members: Option<Vec<Member>>,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), redis::RedisError> {
+        let key = presence_key(&room.name);
+        if online == 0 {
+            timed(
+                redis::cmd("HDEL")
+                    .arg(&key)
+                    .arg(&self.node)
+                    .query_async::<()>(conn),
+            )
+            .await?;
+        } else {
+            let entry = PresenceEntry {
+                online,
+                members: members.clone(),
+                at: now_ms(),
+            };
+            let json = serde_json::to_string(&entry).unwrap_or_default();
+            timed(
+                redis::cmd("HSET")
+                    .arg(&key)
+                    .arg(&self.node)
+                    .arg(json)
+                    .query_async::<()>(conn),
+            )
+            .await?;
+        }
+        let bus = Bus::Presence {
+            node: self.node.clone(),
+            online,
+            members,
+        };
+        publish(conn, &room.name, &bus).await
+    }
+
+    /// Reads what the other servers last said of `room` (before greeting its first joiner
+    /// here), forgetting servers that went silent.
+    async fn read_presence(
+        &self,
+        room: &Arc<Room>,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), redis::RedisError> {
+        let key = presence_key(&room.name);
+        let all: HashMap<String, String> =
+            timed(redis::cmd("HGETALL").arg(&key).query_async(conn)).await?;
+        let now = now_ms();
+        let forget_ms = u64::try_from(FORGET_AFTER.as_millis()).unwrap_or(u64::MAX);
+        for (node, json) in all {
+            if node == self.node {
+                continue;
+            }
+            let entry = serde_json::from_str::<PresenceEntry>(&json).ok();
+            match entry {
+                Some(e) if now.saturating_sub(e.at) < forget_ms => {
+                    let left = Duration::from_millis(forget_ms - now.saturating_sub(e.at));
+                    room.set_remote(&node, e.online, e.members, Instant::now() + left);
+                }
+                _ => {
+                    // A dead server's last word: nobody will take it back.
+                    timed(
+                        redis::cmd("HDEL")
+                            .arg(&key)
+                            .arg(&node)
+                            .query_async::<()>(conn),
+                    )
+                    .await?;
+                }
+            }
+        }
+        room.expire_remote(Instant::now());
+        Ok(())
+    }
+
+    /// The heartbeat: says again who this server has in every followed room, and forgets
+    /// servers that stopped saying.
+    async fn beat(
+        &self,
+        followed: &HashMap<RoomName, Arc<Room>>,
+        conn: &mut MultiplexedConnection,
+        hub: &Hub,
+    ) -> Result<(), redis::RedisError> {
+        let now = Instant::now();
+        for room in followed.values() {
+            let (online, members) = room.local_presence();
+            if online > 0 {
+                self.say_presence(room, online, members, conn).await?;
+            }
+            room.expire_remote(now);
+        }
+        // Rooms not followed keep no stale counts either.
+        for room in hub.rooms() {
+            if !followed.contains_key(&room.name) {
+                room.expire_remote(now);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cluster task ended because the server is stopping.
+struct Stop;
+
+/// Publishes on a room's channel.
+async fn publish(
+    conn: &mut MultiplexedConnection,
+    room: &RoomName,
+    bus: &Bus,
+) -> Result<(), redis::RedisError> {
+    let json = serde_json::to_string(bus).unwrap_or_default();
+    timed(
+        redis::cmd("PUBLISH")
+            .arg(channel(room))
+            .arg(json)
+            .query_async::<()>(conn),
+    )
+    .await
+}
+
+/// Reads the lines `room` has not delivered from its stream, and publishes them to it.
+async fn fill(conn: &mut MultiplexedConnection, room: &Arc<Room>) -> Result<(), redis::RedisError> {
+    loop {
+        let after = room.last_seq();
+        let entries: Vec<(String, Vec<Vec<u8>>)> = timed(
+            redis::cmd("XRANGE")
+                .arg(lines_key(&room.name))
+                .arg(format!("{}-0", after.0 + 1))
+                .arg("+")
+                .arg("COUNT")
+                .arg(FILL_PAGE)
+                .query_async(conn),
+        )
+        .await?;
+        let count = entries.len();
+        let lines: Vec<ChatLine> = entries
+            .into_iter()
+            .filter_map(|(id, fields)| line_of_entry(&id, fields.get(1)?))
+            .collect();
+        match lines.first() {
+            None => {
+                room.fill_failed();
+                return Ok(());
+            }
+            // The stream was trimmed past what this server holds: start over from it.
+            Some(first) if first.seq.0 > after.0 + 1 => room.restart_at(lines),
+            Some(_) => room.publish(lines, Vec::new()),
+        }
+        if count < FILL_PAGE {
+            return Ok(());
+        }
+    }
+}
+
+/// A Redis call that gives up after [`CALL_TIMEOUT`].
+async fn timed<T>(
+    call: impl std::future::Future<Output = Result<T, redis::RedisError>>,
+) -> Result<T, redis::RedisError> {
+    match tokio::time::timeout(CALL_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "Redis did not answer in time",
+        ))),
+    }
+}
+
+/// The rooms' end of the cluster: every call only queues a command for the task.
+struct Link {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl RoomLink for Link {
+    fn sync(&self, room: &Arc<Room>) {
+        let _ = self.commands.send(Command::Sync(room.clone()));
+    }
+
+    fn release(&self, room: &Arc<Room>) {
+        let _ = self.commands.send(Command::Release(room.clone()));
+    }
+
+    fn fill(&self, room: &Arc<Room>, _after: Seq) {
+        let _ = self.commands.send(Command::Fill(room.clone()));
+    }
+
+    fn presence(&self, room: &Arc<Room>, online: u32, members: Option<Vec<Member>>) {
+        let _ = self
+            .commands
+            .send(Command::Presence(room.clone(), online, members));
+    }
+
+    fn typing(&self, room: &Arc<Room>, typist: &Typist) {
+        let _ = self
+            .commands
+            .send(Command::Typing(room.clone(), typist.clone()));
+    }
+}

@@ -1,0 +1,256 @@
+//! History, sessions and accepted nonces in Redis (`--redis`), shared by every server given
+//! the same Redis: several servers act as one chat.
+//!
+//! Redis decides each room's order. One Lua script ([`APPEND`]) checks the sender's
+//! (room, nonce) dedupe record, takes the room's next `seq`, appends the line to the room's
+//! stream (trimmed to the history cap), remembers the nonce and publishes the line on the
+//! room's channel, atomically. The committer acks a line only after that script answered, so
+//! an ack means the line is in Redis (and on Redis's disk as its `appendfsync` says: see
+//! docs/DEPLOY.md).
+//!
+//! Keys (all under `charla:`):
+//!
+//! | key | type | what |
+//! |---|---|---|
+//! | `seq:{room}` | string | the room's last `seq` |
+//! | `lines:{room}` | stream | the kept lines, entry id `<seq>-0`, field `l` = the line's JSON |
+//! | `nonces:{id}` / `nonce-order:{id}` | hash / list | a sender's accepted nonces (newest 1,024), expiring with the session TTL |
+//! | `session:{token}` | string | a session's JSON, expiring like the single-node sessions |
+//! | `presence:{room}` | hash | each node's members of the room (see `cluster`) |
+//! | channel `room:{room}` | pub/sub | lines, typing and presence between nodes |
+//!
+//! Sessions and nonces are never deleted by a node: Redis expires them (a node's view of a
+//! session may be stale while another node uses it).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
+
+use super::{Appended, Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredSession};
+
+/// Nonces remembered per sender (its newest), as the single-node committer keeps.
+const NONCES_PER_SENDER: u32 = 1_024;
+
+/// How long one Redis call may take before the batch is refused (`unavailable`).
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// KEYS: seq, stream, nonces, nonce order. ARGV: nonce field ("" for none), the line's JSON
+/// (with `seq` 0), history cap, nonce TTL in ms, channel, nonces kept per sender.
+/// Returns {1, seq} for a new line, {0, seq} for a nonce already accepted.
+const APPEND: &str = r#"
+if ARGV[1] ~= '' then
+  local done = redis.call('HGET', KEYS[3], ARGV[1])
+  if done then return {0, tonumber(done)} end
+end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'l', ARGV[2])
+if ARGV[1] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[1], seq)
+  redis.call('RPUSH', KEYS[4], ARGV[1])
+  if redis.call('LLEN', KEYS[4]) > tonumber(ARGV[6]) then
+    redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
+  end
+  redis.call('PEXPIRE', KEYS[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+end
+redis.call('PUBLISH', ARGV[5], '{"line":{"seq":' .. seq .. ',"line":' .. ARGV[2] .. '}}')
+return {1, seq}
+"#;
+
+/// The key of a room's `seq` counter.
+pub(crate) fn seq_key(room: &RoomName) -> String {
+    format!("charla:seq:{room}")
+}
+
+/// The key of a room's stream of kept lines.
+pub(crate) fn lines_key(room: &RoomName) -> String {
+    format!("charla:lines:{room}")
+}
+
+/// The pub/sub channel of a room.
+pub(crate) fn channel(room: &RoomName) -> String {
+    format!("charla:room:{room}")
+}
+
+/// The key of a room's per-node presence.
+pub(crate) fn presence_key(room: &RoomName) -> String {
+    format!("charla:presence:{room}")
+}
+
+/// The key of a session.
+pub(crate) fn session_key(token: &str) -> String {
+    format!("charla:session:{token}")
+}
+
+/// A session as Redis keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SessionJson {
+    id: ConnId,
+    #[serde(default)]
+    name: Option<DisplayName>,
+    last_used: u64,
+    replaced: bool,
+}
+
+impl SessionJson {
+    /// The stored session this JSON is, under `token`.
+    pub(crate) fn into_stored(self, token: &str) -> StoredSession {
+        StoredSession {
+            token: ResumeToken(token.to_owned()),
+            id: self.id,
+            name: self.name,
+            last_used: self.last_used,
+            replaced: self.replaced,
+        }
+    }
+}
+
+/// Reads a stream entry (id `<seq>-0`, field `l`) back into its line.
+pub(crate) fn line_of_entry(id: &str, json: &[u8]) -> Option<ChatLine> {
+    let seq = id.split('-').next()?.parse::<u64>().ok()?;
+    let mut line: ChatLine = serde_json::from_slice(json).ok()?;
+    line.seq = Seq(seq);
+    Some(line)
+}
+
+/// The shared store: see the module docs. Used by the committer's thread only (it blocks).
+pub struct RedisStore {
+    client: redis::Client,
+    conn: Option<redis::Connection>,
+    append: redis::Script,
+    history_cap: u32,
+    session_ttl_ms: u64,
+}
+
+impl RedisStore {
+    /// Opens `url` (redis://HOST:PORT[/DB]) and checks that Redis answers.
+    pub fn open(url: &str, history_cap: u32, session_ttl: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError(format!("bad Redis URL {url:?}: {e}")))?;
+        let mut store = RedisStore {
+            client,
+            conn: None,
+            append: redis::Script::new(APPEND),
+            history_cap,
+            session_ttl_ms: u64::try_from(session_ttl.as_millis()).unwrap_or(u64::MAX),
+        };
+        let _: String = redis::cmd("PING")
+            .query(store.conn()?)
+            .map_err(|e| store.failed(&e))?;
+        Ok(store)
+    }
+
+    /// The connection, opened again if the last one failed.
+    fn conn(&mut self) -> Result<&mut redis::Connection, StoreError> {
+        if self.conn.is_none() {
+            let conn = self
+                .client
+                .get_connection_with_timeout(CALL_TIMEOUT)
+                .map_err(|e| StoreError(format!("Redis unreachable: {e}")))?;
+            conn.set_read_timeout(Some(CALL_TIMEOUT))
+                .and_then(|()| conn.set_write_timeout(Some(CALL_TIMEOUT)))
+                .map_err(|e| StoreError(format!("Redis: {e}")))?;
+            // Loaded once per connection (a restarted Redis forgets it); EVALSHA after that.
+            let mut conn = conn;
+            self.append
+                .load(&mut conn)
+                .map_err(|e| StoreError(format!("Redis: {e}")))?;
+            self.conn = Some(conn);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError("Redis unreachable".into()))
+    }
+
+    /// Drops the connection after an error (the next call reconnects) and describes it.
+    fn failed(&mut self, err: &redis::RedisError) -> StoreError {
+        self.conn = None;
+        StoreError(format!("Redis: {err}"))
+    }
+
+    fn ttl_of(&self, session: &StoredSession) -> u64 {
+        let ttl = if session.replaced {
+            self.session_ttl_ms.min(crate::hub::ROTATION_GRACE_MS)
+        } else {
+            self.session_ttl_ms
+        };
+        ttl.max(1)
+    }
+}
+
+impl HistoryStore for RedisStore {
+    /// Nothing: rooms read their lines from Redis when a member first joins them on this
+    /// node, and sessions are looked up when a client resumes.
+    fn load(&mut self) -> Result<Loaded, StoreError> {
+        Ok(Loaded::default())
+    }
+
+    /// Writes sessions (they expire by themselves: forgetting is Redis's job).
+    fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.sessions.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for s in &batch.sessions {
+            let json = serde_json::to_string(&SessionJson {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                last_used: s.last_used,
+                replaced: s.replaced,
+            })
+            .map_err(|e| StoreError(e.to_string()))?;
+            pipe.cmd("SET")
+                .arg(session_key(&s.token.0))
+                .arg(json)
+                .arg("PX")
+                .arg(self.ttl_of(s))
+                .ignore();
+        }
+        let result: redis::RedisResult<()> = pipe.query(self.conn()?);
+        result.map_err(|e| self.failed(&e))
+    }
+
+    fn numbers_lines(&self) -> bool {
+        true
+    }
+
+    fn append(&mut self, lines: &[ChatLine]) -> Result<Vec<Appended>, StoreError> {
+        if lines.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for line in lines {
+            let field = line
+                .nonce
+                .as_ref()
+                .map_or_else(String::new, |n| format!("{}\n{n}", line.room));
+            let json = serde_json::to_string(line).map_err(|e| StoreError(e.to_string()))?;
+            pipe.cmd("EVALSHA")
+                .arg(self.append.get_hash())
+                .arg(4)
+                .arg(seq_key(&line.room))
+                .arg(lines_key(&line.room))
+                .arg(format!("charla:nonces:{}", line.from))
+                .arg(format!("charla:nonce-order:{}", line.from))
+                .arg(field)
+                .arg(json)
+                .arg(self.history_cap.max(1))
+                .arg(self.session_ttl_ms.max(1))
+                .arg(channel(&line.room))
+                .arg(NONCES_PER_SENDER);
+        }
+        let replies: redis::RedisResult<Vec<(u8, u64)>> = pipe.query(self.conn()?);
+        let replies = replies.map_err(|e| self.failed(&e))?;
+        Ok(replies
+            .into_iter()
+            .map(|(new, seq)| {
+                if new == 1 {
+                    Appended::New(Seq(seq))
+                } else {
+                    Appended::Repeat(Seq(seq))
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,358 @@
+//! Several servers as one, on Redis (`--redis`): one order per room across nodes, typing and
+//! presence across nodes, sessions and nonces shared, and no acked line lost or repeated
+//! when a node dies or Redis restarts. Every test starts its own `redis-server` on a free
+//! port with a temp directory (`appendfsync always`), and real servers on real ports.
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use backend::Config;
+use shared::{ChatLine, ClientMsg, ErrorCode, RoomName, Seq};
+use testkit::{
+    Client, RedisServer, ServerProcess, SessionClient, TIMEOUT, TestServer, assert_gapless_once,
+    fresh_data_dir, room,
+};
+
+/// A node of the cluster on `redis`, in this process.
+async fn node(redis: &RedisServer) -> TestServer {
+    TestServer::start_with(Config {
+        redis: Some(redis.url()),
+        ..testkit::unlimited()
+    })
+    .await
+}
+
+/// A node of the cluster on `redis`, as its own process (to be killed).
+async fn node_process(redis: &RedisServer) -> ServerProcess {
+    let dir = fresh_data_dir();
+    let dir = dir.to_str().expect("a UTF-8 path");
+    let url = redis.url();
+    let args = [
+        "--redis",
+        &url,
+        "--data-dir",
+        dir,
+        "--dist",
+        "no-page-needed",
+    ];
+    ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_backend")), &args).await
+}
+
+/// Reads until every client shows `lines` lines in each of `rooms` and has nothing
+/// pending, reconnecting client `i` to `urls[i]` whenever its socket drops. All are pumped in
+/// turn: one client's resends must not wait on another's reading.
+async fn catch_up(
+    clients: &mut [SessionClient],
+    urls: &[String],
+    rooms: &[RoomName],
+    lines: usize,
+) {
+    let deadline = tokio::time::Instant::now() + TIMEOUT * 3;
+    loop {
+        let done = |c: &SessionClient| {
+            c.session.pending().is_empty()
+                && rooms
+                    .iter()
+                    .all(|r| c.shown.get(r).map_or(0, Vec::len) >= lines)
+        };
+        if clients.iter().all(done) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "caught up in time: {:?} shown, {:?} pending",
+            clients
+                .iter()
+                .map(|c| rooms
+                    .iter()
+                    .map(|r| c.shown.get(r).map_or(0, Vec::len))
+                    .collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            clients
+                .iter()
+                .map(|c| c.session.pending().len())
+                .collect::<Vec<_>>()
+        );
+        for (c, url) in clients.iter_mut().zip(urls) {
+            if !c.is_connected() {
+                c.connect(url).await;
+            }
+            c.pump(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// A room's whole history, as a newcomer to `url` is greeted with it.
+async fn history(url: &str, name: &str) -> Vec<ChatLine> {
+    let hello = ClientMsg::Hello {
+        resume: None,
+        rooms: Some(BTreeMap::from([(name.to_owned(), Seq(0))])),
+        name: None,
+    };
+    let mut client = Client::hello(url, &hello).await;
+    client.recv_joined().await.lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_give_every_client_the_same_gapless_order_in_every_room() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let rooms = [room("uno"), room("dos")];
+    let mut tasks = Vec::new();
+    for i in 0..6 {
+        let url = if i < 3 { a.ws_url() } else { b.ws_url() };
+        let rooms = rooms.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = SessionClient::new(&format!("c{i}"));
+            for r in &rooms {
+                c.join(r.clone()).await;
+            }
+            assert!(c.connect(&url).await, "client {i} connects");
+            for n in 0..50 {
+                c.send_in(rooms[n % 2].clone(), &format!("c{i}-{n}")).await;
+                c.pump(Duration::from_millis(1)).await;
+            }
+            catch_up(std::slice::from_mut(&mut c), &[url], &rooms, 150).await;
+            c
+        }));
+    }
+    let mut clients = Vec::new();
+    for task in tasks {
+        clients.push(task.await.expect("client task"));
+    }
+    for r in &rooms {
+        let first = clients[0].shown[r].clone();
+        assert_eq!(first.len(), 150, "6 clients × 25 lines in {r}");
+        assert_gapless_once(&first);
+        for (i, c) in clients.iter().enumerate() {
+            assert_eq!(c.shown[r], first, "client {i} sees {r} in the same order");
+        }
+        // A newcomer on either node is greeted with the same history.
+        assert_eq!(history(&a.ws_url(), r.as_str()).await, first);
+        assert_eq!(history(&b.ws_url(), r.as_str()).await, first);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_and_presence_cross_nodes() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut ana = a.client_in(&["sala"]).await;
+    let mut bea = b.client_in(&["sala"]).await;
+    let both = ana.await_presence("sala", 2).await;
+    let ids: Vec<_> = both
+        .members
+        .expect("a small room lists its members")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert!(ids.contains(&ana.id) && ids.contains(&bea.id), "{ids:?}");
+    bea.await_presence("sala", 2).await;
+
+    bea.typing_in("sala", "hola desde B").await;
+    let seen = ana.recv_typing().await;
+    assert_eq!(
+        (seen.from, seen.text.as_str()),
+        (bea.id.clone(), "hola desde B")
+    );
+
+    // A third member, on A, is greeted with the count of both nodes and B's typist.
+    let mut cai = a.client_in(&["sala"]).await;
+    cai.await_presence("sala", 3).await;
+    bea.close().await;
+    ana.await_presence("sala", 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_made_on_one_node_resumes_on_another_and_a_resent_nonce_is_not_appended() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let mut on_a = a.client_in(&["general"]).await;
+    on_a.send_with_nonce("una vez", "n-1").await;
+    let seq = on_a.recv_ack_of("n-1").await;
+    let (id, token) = (on_a.id.clone(), on_a.resume.clone());
+    on_a.close().await;
+
+    let (mut on_b, joined) = Client::resume(&b.ws_url(), &token, &[("general", seq)]).await;
+    assert!(on_b.resumed, "the token made on A resumes on B");
+    assert_eq!(on_b.id, id, "same id on B");
+    assert!(joined[0].resumed && joined[0].lines.is_empty());
+    on_b.send_with_nonce("una vez", "n-1").await;
+    assert_eq!(on_b.recv_ack_of("n-1").await, seq, "acked again, same seq");
+
+    let lines = history(&b.ws_url(), "general").await;
+    assert_eq!(lines.len(), 1, "appended once: {lines:?}");
+    assert_eq!(lines[0].text, "una vez");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_node_mid_stream_loses_no_acked_line_and_repeats_none() {
+    let redis = RedisServer::start().await;
+    let mut a = node_process(&redis).await;
+    let b = node_process(&redis).await;
+    let general = [RoomName::general()];
+
+    // A watcher on B, and a member on A, in a room of their own: A's member must leave B's
+    // count when A dies.
+    let hello = |room: &str| ClientMsg::Hello {
+        resume: None,
+        rooms: Some(BTreeMap::from([(room.to_owned(), Seq(0))])),
+        name: None,
+    };
+    let mut watcher = Client::hello(&b.ws_url(), &hello("vigia")).await;
+    watcher.recv_joined().await;
+    let mut on_a = Client::hello(&a.ws_url(), &hello("vigia")).await;
+    on_a.recv_joined().await;
+    watcher.await_presence("vigia", 2).await;
+
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let mut c = SessionClient::new(&format!("k{i}"));
+        let url = if i < 2 { a.ws_url() } else { b.ws_url() };
+        assert!(c.connect(&url).await);
+        clients.push(c);
+    }
+    let ids: Vec<_> = clients.iter().map(|c| c.session.id().cloned()).collect();
+    let mut acked_before = Vec::new();
+    for n in 0..40 {
+        if n == 20 {
+            acked_before = clients
+                .iter()
+                .flat_map(|c| c.acked.keys().cloned())
+                .collect();
+            a.signal("KILL");
+            a.wait_exit(TIMEOUT).await;
+        }
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.send(&format!("k{i}-{n}")).await;
+            c.pump(Duration::from_millis(2)).await;
+        }
+    }
+    assert!(!acked_before.is_empty(), "lines were acked before the kill");
+    // A's clients reconnect through "the load balancer" to B.
+    let to_b = vec![b.ws_url(); clients.len()];
+    catch_up(&mut clients, &to_b, &general, 160).await;
+    for (c, id) in clients.iter().zip(&ids) {
+        assert_eq!(c.session.id(), id.as_ref(), "every client kept its id");
+    }
+    let lines = history(&b.ws_url(), "general").await;
+    assert_eq!(lines.len(), 160, "4 clients × 40 lines, each once");
+    assert_gapless_once(&lines);
+    for c in &clients {
+        assert_eq!(c.general(), lines, "every client shows the history, once");
+    }
+    let nonces: Vec<&str> = lines.iter().filter_map(|l| l.nonce.as_deref()).collect();
+    for n in &acked_before {
+        assert!(nonces.contains(&n.as_str()), "acked line {n} survived");
+    }
+    // A's member left B's count within a few heartbeats.
+    watcher.await_presence("vigia", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_mid_stream_loses_no_acked_line_and_refused_sends_go_out_once() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    let general = [RoomName::general()];
+    let urls = [a.ws_url(), b.ws_url()];
+    let mut clients = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let mut c = SessionClient::new(&format!("r{i}"));
+        assert!(c.connect(url).await);
+        clients.push(c);
+    }
+    let mut acked_before = Vec::new();
+    for n in 0..60 {
+        if n == 20 {
+            // Wait for the first 20 of each to be acked, then crash Redis.
+            // (A line sent before its room greeted the sender comes back in the greeting,
+            // which the session takes as its ack: count what is shown, not the acks.)
+            catch_up(&mut clients, &urls, &general, 40).await;
+            acked_before.extend(clients[0].general().iter().filter_map(|l| l.nonce.clone()));
+            assert_eq!(acked_before.len(), 40, "all 40 acked before the crash");
+            redis.kill().await;
+        }
+        if n == 35 {
+            redis.restart().await;
+        }
+        for c in &mut clients {
+            c.send(&format!("line-{n}")).await;
+            c.pump(Duration::from_millis(5)).await;
+        }
+    }
+    catch_up(&mut clients, &urls, &general, 120).await;
+    for c in &clients {
+        assert!(c.is_connected(), "pages stayed connected");
+    }
+    let unavailable: Vec<_> = clients
+        .iter()
+        .flat_map(|c| c.refused.iter())
+        .filter(|(code, _)| *code == ErrorCode::Unavailable)
+        .collect();
+    assert!(
+        !unavailable.is_empty(),
+        "sends during the outage were refused with unavailable"
+    );
+    let lines = history(&a.ws_url(), "general").await;
+    assert_eq!(lines.len(), 120, "2 clients × 60 lines, each once");
+    assert_gapless_once(&lines);
+    let nonces: Vec<&str> = lines.iter().filter_map(|l| l.nonce.as_deref()).collect();
+    for n in &acked_before {
+        assert!(nonces.contains(&n.as_str()), "acked line {n} survived");
+    }
+    for (_, nonce) in unavailable {
+        assert_eq!(
+            nonces.iter().filter(|n| *n == nonce).count(),
+            1,
+            "refused {nonce} went out once"
+        );
+    }
+    for c in &clients {
+        assert_eq!(c.general(), lines);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_sent_before_its_room_caught_up_is_acked_after_the_greeting() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    // Lines in rooms B has never seen: a first joiner there waits while B catches up.
+    let mut on_a = a.client_in(&["fresca", "fria"]).await;
+    for n in 0..20 {
+        on_a.send_to("fresca", &format!("antes-{n}"), &format!("a-{n}"))
+            .await;
+        on_a.send_to("fria", &format!("antes-{n}"), &format!("b-{n}"))
+            .await;
+    }
+    on_a.recv_ack_of("b-19").await;
+
+    // The `charla send` way: connect and send at once, without waiting for anything.
+    let options = client::Options {
+        rooms: vec![(room("fresca"), Seq(0))],
+        ..client::Options::default()
+    };
+    let (cli, _events) = client::Client::connect(&b.url(), options)
+        .await
+        .expect("connects");
+    let seq = tokio::time::timeout(TIMEOUT, cli.send(&room("fresca"), "desde charla"))
+        .await
+        .expect("acked in time")
+        .expect("acked");
+    assert_eq!(seq, Seq(21));
+
+    // A raw client sends before any `joined`: its ack comes after its greeting.
+    let hello = ClientMsg::Hello {
+        resume: None,
+        rooms: Some(BTreeMap::from([("fria".to_owned(), Seq(0))])),
+        name: None,
+    };
+    let mut raw = Client::hello(&b.ws_url(), &hello).await;
+    raw.send_to("fria", "enseguida", "n-1").await;
+    let joined = raw.recv_joined().await;
+    assert!(joined.lines.len() >= 20, "greeted with the room's history");
+    assert_eq!(raw.recv_ack_of("n-1").await, 21);
+    for name in ["fresca", "fria"] {
+        let lines = history(&a.ws_url(), name).await;
+        assert_eq!(lines.len(), 21);
+        assert_gapless_once(&lines);
+    }
+}
