@@ -386,7 +386,7 @@ pub static ES: Texts = Texts {
     blank_line: "Escribe algo primero: los mensajes vacíos no se envían.",
     too_long: |max| format!("Demasiado largo: como máximo {max} caracteres."),
     slow_down: "Más despacio: tu mensaje se volverá a enviar en breve.",
-    server_busy: "El servidor está ocupado: tu mensaje se volverá a enviar en breve.",
+    server_busy: "Envío en pausa: el servidor no puede guardar mensajes ahora. Los tuyos esperan aquí y saldrán solos, una vez, en cuanto pueda.",
     server_reason: |code, message| {
         let reason = match code {
             ErrorCode::BadJson => "el mensaje no era JSON válido",
@@ -564,7 +564,7 @@ pub static EN: Texts = Texts {
     blank_line: "Type something first: blank lines are not sent.",
     too_long: |max| format!("Too long: at most {max} characters."),
     slow_down: "Slow down: your line will be sent again shortly.",
-    server_busy: "The server is busy: your line will be sent again shortly.",
+    server_busy: "Sending is paused: the server cannot store lines right now. Yours wait here and go out by themselves, once, as soon as it can.",
     // The server writes its reasons in English.
     server_reason: |_, message| message.to_owned(),
     line_refused: |code, reason| format!("The server refused your line ({code}): {reason}"),
