@@ -5,7 +5,11 @@
 # docs/BENCHMARKS.md explains how to read them and keeps the latest table.
 #
 #   scripts/bench.sh            # every scenario (about 4 minutes)
-#   scripts/bench.sh idle       # one of: idle, fanout, latency, storm
+#   scripts/bench.sh idle       # one of: idle, fanout, latency, storm, cluster
+#
+# `cluster` runs fanout on Redis (backend --redis): one node, then two nodes with the clients
+# spread over both; the nodes and redis-server share the server's core, and the CPU figures
+# add up all of them.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$CHARLA_ROOT"
@@ -62,6 +66,36 @@ if [ "$only" = all ] || [ "$only" = fanout ]; then
   bench "fanout-sqlite-w1" fanout --clients 1000 --senders 10 --window 1
   stop_server
   rm -rf "$data"
+fi
+if [ "$only" = all ] || [ "$only" = cluster ]; then
+  stop_server
+  redis_dir=$(mktemp -d)
+  REDIS_PORT=3950
+  taskset -c "$server_core" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$redis_dir" \
+    --appendonly yes --appendfsync always --save "" --loglevel warning >"$OUT/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+  node() { # $1: port
+    taskset -c "$server_core" target/release/backend --addr "127.0.0.1:$1" "${LIMITS[@]}" \
+      --redis "redis://127.0.0.1:$REDIS_PORT" --data-dir "$redis_dir/node-$1" >"$OUT/node-$1.log" 2>&1 &
+    echo $!
+  }
+  wait_up() { for _ in $(seq 100); do curl -sf "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
+  for nodes in 1 2; do
+    redis-cli -p "$REDIS_PORT" flushall >/dev/null
+    a=$(node 3902); wait_up 3902
+    also=(); pids=(--server-pid "$a" --server-pid "$redis_pid")
+    if [ "$nodes" = 2 ]; then
+      b=$(node 3903); wait_up 3903
+      also=(--also-addr 127.0.0.1:3903); pids+=(--server-pid "$b")
+    fi
+    taskset -c "$bench_core" target/release/charla bench --addr 127.0.0.1:3902 "${also[@]}" \
+      "${pids[@]}" --json "$OUT/fanout-redis-$nodes-node.json" \
+      fanout --clients 1000 --senders 10 --window 1
+    kill "$a" ${b:-} 2>/dev/null || true; wait "$a" ${b:-} 2>/dev/null || true; b=""
+  done
+  kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
+  rm -rf "$redis_dir"
 fi
 if [ "$only" = all ] || [ "$only" = latency ]; then
   start_server --memory

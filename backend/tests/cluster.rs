@@ -356,3 +356,43 @@ async fn a_line_sent_before_its_room_caught_up_is_acked_after_the_greeting() {
         assert_gapless_once(&lines);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_load_generator_spreads_fanout_over_two_nodes_and_every_line_reaches_every_client() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (
+        TestServer::start_with(Config {
+            redis: Some(redis.url()),
+            ..testkit::for_load()
+        })
+        .await,
+        TestServer::start_with(Config {
+            redis: Some(redis.url()),
+            ..testkit::for_load()
+        })
+        .await,
+    );
+    let target = client::bench::Target {
+        addr: a.addr,
+        also: vec![b.addr],
+        sources: vec!["127.0.0.1".parse().expect("ip")],
+        in_flight: 16,
+    };
+    let report = client::bench::fanout(
+        &target,
+        40,
+        4,
+        4,
+        64,
+        Duration::from_millis(500),
+        &[std::process::id()],
+    )
+    .await
+    .expect("fanout runs");
+    assert_eq!(report.get("servers"), Some(2.0));
+    assert!(report.get("lines acked").is_some_and(|n| n >= 4.0));
+    // Senders and readers sit on both nodes: every line reaches all 40 clients.
+    let deliveries = report.get("deliveries/s").expect("deliveries/s");
+    let lines = report.get("lines/s").expect("lines/s");
+    assert!(deliveries >= lines * 30.0, "{}", report.table());
+}

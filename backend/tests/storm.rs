@@ -24,6 +24,7 @@ async fn a_killed_server_comes_back_and_every_client_resumes_with_nothing_lost_o
     );
     let target = Target {
         addr,
+        also: Vec::new(),
         sources: vec![
             "127.0.0.1".parse().expect("ip"),
             "127.0.0.2".parse().expect("ip"),

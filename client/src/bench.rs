@@ -36,6 +36,9 @@ pub type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 pub struct Target {
     /// The server's address.
     pub addr: SocketAddr,
+    /// More servers of the same cluster (`--redis`): connections are spread over `addr`
+    /// and these, in turn.
+    pub also: Vec<SocketAddr>,
     /// Source addresses to spread connections over (127.0.0.1–127.0.0.4 by default).
     pub sources: Vec<IpAddr>,
     /// How many handshakes may be in flight at once.
@@ -119,6 +122,15 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
+/// The CPU seconds used so far by every process in `pids` together (`None` if any is
+/// unreadable, or if there are none).
+pub fn cpu_of(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_seconds(Some(*p))).sum()
+}
+
 /// A process's resident memory in bytes, from `/proc/<pid>/status`.
 pub fn rss_bytes(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -127,17 +139,27 @@ pub fn rss_bytes(pid: u32) -> Option<f64> {
     Some(kb * 1024.0)
 }
 
-/// Connects one client from `source` and waits for its welcome and its `joined`.
-async fn connect(target: &Target, source: IpAddr) -> Result<Socket, String> {
+impl Target {
+    /// The server the `i`th connection goes to.
+    pub fn addr_for(&self, i: usize) -> SocketAddr {
+        match i % (self.also.len() + 1) {
+            0 => self.addr,
+            n => self.also[n - 1],
+        }
+    }
+}
+
+/// Connects one client from `source` to `addr` and waits for its welcome and its `joined`.
+async fn connect(addr: SocketAddr, source: IpAddr) -> Result<Socket, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::new(source, 0))
         .map_err(|e| format!("bind {source}: {e}"))?;
     let tcp = socket
-        .connect(target.addr)
+        .connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let url = format!("ws://{}/ws?v=2", target.addr);
+    let url = format!("ws://{addr}/ws?v=2");
     let (mut ws, _) = client_async(url, MaybeTlsStream::Plain(tcp))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
@@ -170,7 +192,7 @@ async fn connect_all(
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
             let t = Instant::now();
-            let ws = connect(&target, source).await?;
+            let ws = connect(target.addr_for(i), source).await?;
             Ok::<_, String>((ws, t.elapsed()))
         });
     }
@@ -247,7 +269,7 @@ pub async fn fanout(
     window: usize,
     size: usize,
     duration: Duration,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
 ) -> Result<Report, String> {
     let mut report = Report::new("fanout");
     let (mut sockets, _, _) = connect_all(target, clients).await?;
@@ -261,7 +283,7 @@ pub async fn fanout(
     let text = "x".repeat(size.max(1));
     let stop_at = Instant::now() + duration;
     let cpu_before = cpu_seconds(None);
-    let server_before = cpu_seconds(server_pid);
+    let server_before = cpu_of(server_pids);
     let delivered_before = delivered.load(Ordering::Relaxed);
     let started = Instant::now();
     for (s, ws) in sender_sockets.into_iter().enumerate() {
@@ -314,18 +336,19 @@ pub async fn fanout(
     let deliveries = delivered.load(Ordering::Relaxed) - delivered_before;
     let lines = sent.load(Ordering::Relaxed);
     report.row("clients", clients as f64, "");
+    report.row("servers", (target.also.len() + 1) as f64, "");
     report.row("senders", senders as f64, "");
     report.row("window", window as f64, "lines in flight per sender");
     report.row("line size", size as f64, "bytes");
     report.row("lines acked", lines as f64, "");
     report.row("lines/s", lines as f64 / wall.as_secs_f64(), "");
     report.row("deliveries/s", deliveries as f64 / wall.as_secs_f64(), "");
-    if let (Some(before), Some(after)) = (server_before, cpu_seconds(server_pid)) {
+    if let (Some(before), Some(after)) = (server_before, cpu_of(server_pids)) {
         let cpu = after - before;
         report.row(
             "server busy",
             100.0 * cpu / wall.as_secs_f64(),
-            "% of a core",
+            "% of a core (all servers)",
         );
         if deliveries > 0 {
             report.row(

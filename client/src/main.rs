@@ -74,6 +74,10 @@ enum Command {
         /// The server's address (host:port).
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: std::net::SocketAddr,
+        /// More servers of the same cluster (`backend --redis`): the clients are spread over
+        /// --addr and these in turn (fanout, idle, latency). Repeat, or separate with commas.
+        #[arg(long, value_delimiter = ',')]
+        also_addr: Vec<std::net::SocketAddr>,
         /// Source addresses to spread the clients over (each is its own client address for
         /// the server's limits; together they fit 20,000 sockets in the port range).
         #[arg(
@@ -85,9 +89,10 @@ enum Command {
         /// Handshakes in flight at once.
         #[arg(long, default_value_t = 64)]
         in_flight: usize,
-        /// The server's process id: its CPU and memory are read from /proc.
+        /// The server's process id: its CPU and memory are read from /proc. With several
+        /// servers, repeat it: CPU is added up over all of them (memory is the first's).
         #[arg(long)]
-        server_pid: Option<u32>,
+        server_pid: Vec<u32>,
         /// Also write the results as JSON to this file.
         #[arg(long)]
         json: Option<std::path::PathBuf>,
@@ -191,6 +196,7 @@ async fn main() -> ExitCode {
         },
         Command::Bench {
             addr,
+            also_addr,
             sources,
             in_flight,
             server_pid,
@@ -199,6 +205,7 @@ async fn main() -> ExitCode {
         } => {
             let target = client::bench::Target {
                 addr,
+                also: also_addr,
                 sources,
                 in_flight,
             };
@@ -373,7 +380,7 @@ async fn chat(url: &str, room: RoomName, name: Option<String>) -> Result<(), Exi
 
 async fn bench(
     target: &client::bench::Target,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
     json: Option<std::path::PathBuf>,
     scenario: Scenario,
 ) -> Result<(), ExitCode> {
@@ -393,7 +400,7 @@ async fn bench(
                 window,
                 size,
                 Duration::from_secs(seconds),
-                server_pid,
+                &server_pids,
             )
             .await
         }
@@ -408,6 +415,7 @@ async fn bench(
             before,
         } => bench::storm(target, clients, &server_cmd, Duration::from_secs(before)).await,
         Scenario::Idle { clients, hold } => {
+            let server_pid = server_pids.first().copied();
             bench::idle(target, clients, Duration::from_secs(hold), server_pid).await
         }
     };

@@ -12,6 +12,7 @@ use testkit::{TestServer, for_load};
 fn target(server: &TestServer) -> Target {
     Target {
         addr: server.addr,
+        also: Vec::new(),
         sources: vec![
             "127.0.0.1".parse().expect("ip"),
             "127.0.0.2".parse().expect("ip"),
@@ -45,7 +46,7 @@ async fn fanout_delivers_every_acked_line_to_every_client() {
         4,
         64,
         Duration::from_millis(500),
-        Some(std::process::id()),
+        &[std::process::id()],
     )
     .await
     .expect("fanout runs");

@@ -126,8 +126,11 @@ pub struct RedisStore {
 impl RedisStore {
     /// Opens `url` (redis://HOST:PORT[/DB]) and checks that Redis answers.
     pub fn open(url: &str, history_cap: u32, session_ttl: Duration) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)
-            .map_err(|e| StoreError(format!("bad Redis URL {url:?}: {e}")))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            StoreError(format!(
+                "bad Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]): {e}"
+            ))
+        })?;
         let mut store = RedisStore {
             client,
             conn: None,
