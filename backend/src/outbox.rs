@@ -414,7 +414,8 @@ impl Outbox {
         }
     }
 
-    fn take(&self) -> Option<Batch> {
+    /// Takes everything queued now, if anything (the write loop waits with `next_batch`).
+    pub(crate) fn take(&self) -> Option<Batch> {
         let mut inner = self.lock();
         if inner.close_taken {
             return Some(Batch::default());

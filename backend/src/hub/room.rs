@@ -929,4 +929,104 @@ mod tests {
         let empty = splice_lines(&shell, "lines", &[]).into_bytes();
         assert_eq!(empty.as_str(), encode(&shell));
     }
+
+    /// A link that only records what the room asked of it.
+    #[derive(Default)]
+    struct Recorder {
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl RoomLink for Recorder {
+        fn sync(&self, _: &Arc<Room>) {
+            self.asked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push("sync".into());
+        }
+        fn release(&self, _: &Arc<Room>) {
+            self.asked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push("release".into());
+        }
+        fn fill(&self, _: &Arc<Room>, after: Seq) {
+            let asked = format!("fill after {}", after.0);
+            self.asked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(asked);
+        }
+        fn presence(&self, _: &Arc<Room>, _: u32, _: Option<Vec<Member>>) {}
+        fn typing(&self, _: &Arc<Room>, _: &Typist) {}
+    }
+
+    fn linked_room(link: &Arc<Recorder>) -> Arc<Room> {
+        let config = RoomConfig {
+            history_cap: 100,
+            welcome_lines: 100,
+            presence_list_max: 10,
+            greeting_bytes: 1 << 20,
+        };
+        let link: Arc<dyn RoomLink> = link.clone();
+        Arc::new(Room::new(
+            RoomName::general(),
+            RoomKey(0),
+            Vec::new(),
+            config,
+            Arc::new(Metrics::new()),
+            Some(link),
+        ))
+    }
+
+    fn seqs_written(outbox: &Outbox) -> Vec<u64> {
+        let batch = outbox.take().expect("frames");
+        batch
+            .frames
+            .into_iter()
+            .filter_map(|f| match decode_server(f.into_bytes().as_str()) {
+                Ok(ServerMsg::Message(line)) => Some(line.seq.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_linked_room_greets_after_sync_holds_back_overtaking_lines_and_skips_repeats() {
+        let link = Arc::new(Recorder::default());
+        let room = linked_room(&link);
+        let outbox = Arc::new(Outbox::new(1 << 20));
+        let member = RoomMember {
+            id: ConnId::new("BBBBBBBBBBBBBBBB"),
+            name: DisplayName::parse("Bea").expect("name"),
+            outbox: outbox.clone(),
+        };
+        room.join(ConnKey(1), member, After::default(), Greeting::Joined);
+        assert!(
+            outbox.take().is_none(),
+            "no greeting before the room caught up"
+        );
+        room.publish(vec![line(1, "uno")], Vec::new());
+        assert!(room.synced(), "someone waited");
+        let greeting = outbox.take().expect("greeted").frames;
+        match decode_server(greeting[0].clone().into_bytes().as_str()) {
+            Ok(ServerMsg::Joined { lines, .. }) => assert_eq!(lines.len(), 1),
+            other => panic!("expected joined, got {other:?}"),
+        }
+        // Line 3 overtakes line 2: it waits, and the link is asked to fill after 1.
+        room.publish(vec![line(3, "tres")], Vec::new());
+        assert!(outbox.take().is_none(), "nothing delivered past a gap");
+        // Line 2 arrives (the fill): 2 and 3 go out in order; 3 again is skipped.
+        room.publish(vec![line(2, "dos"), line(3, "tres")], Vec::new());
+        assert_eq!(seqs_written(&outbox), vec![2, 3]);
+        room.publish(vec![line(1, "uno"), line(3, "tres")], Vec::new());
+        assert!(outbox.take().is_none(), "repeats are skipped");
+        assert_eq!(room.last_seq(), Seq(3));
+        assert!(room.leave(ConnKey(1)));
+        let asked = link
+            .asked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert_eq!(asked, ["sync", "fill after 1", "release"]);
+    }
 }
