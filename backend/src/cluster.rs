@@ -173,13 +173,23 @@ impl Cluster {
 
     async fn run(&self, hub: Arc<Hub>, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut followed: HashMap<RoomName, Arc<Room>> = HashMap::new();
+        // Rooms whose catching up Redis interrupted: their joiners still wait.
+        let mut unsynced: Vec<Arc<Room>> = Vec::new();
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.session(&hub, &mut followed, &mut commands).await {
+            let started = Instant::now();
+            let mut links = Links {
+                followed: &mut followed,
+                unsynced: &mut unsynced,
+            };
+            match self.session(&hub, &mut links, &mut commands).await {
                 Ok(Stop) => return,
                 Err(err) => {
                     tracing::warn!(%err, "lost Redis; following the rooms again once it is back");
                 }
+            }
+            if started.elapsed() > Duration::from_secs(5) {
+                backoff = Duration::from_millis(100); // It was up: try again soon.
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -191,15 +201,26 @@ impl Cluster {
     async fn session(
         &self,
         hub: &Hub,
-        followed: &mut HashMap<RoomName, Arc<Room>>,
+        links: &mut Links<'_>,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Result<Stop, redis::RedisError> {
         let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
         let mut conn = timed(self.client.get_multiplexed_async_connection()).await?;
-        for (name, room) in followed.iter() {
+        for (name, room) in links.followed.iter() {
             timed(sink.subscribe(channel(name))).await?;
             fill(&mut conn, room).await?;
         }
+        while let Some(room) = links.unsynced.pop() {
+            let sync = Command::Sync(room.clone());
+            if let Err(err) = self
+                .on_command(sync, links.followed, &mut sink, &mut conn)
+                .await
+            {
+                links.unsynced.push(room);
+                return Err(err);
+            }
+        }
+        let followed = &mut *links.followed;
         tracing::info!(node = %self.node, rooms = followed.len(), "following the cluster");
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
@@ -215,7 +236,14 @@ impl Cluster {
                 }
                 command = commands.recv() => {
                     let Some(command) = command else { return Ok(Stop) };
-                    self.on_command(command, followed, &mut sink, &mut conn).await?;
+                    let syncing = match &command {
+                        Command::Sync(room) => Some(room.clone()),
+                        _ => None,
+                    };
+                    if let Err(err) = self.on_command(command, followed, &mut sink, &mut conn).await {
+                        links.unsynced.extend(syncing);
+                        return Err(err);
+                    }
                 }
                 _ = heartbeat.tick() => {
                     self.beat(followed, &mut conn, hub).await?;
@@ -402,6 +430,14 @@ impl Cluster {
 
 /// The cluster task ended because the server is stopping.
 struct Stop;
+
+/// What the cluster task keeps across Redis connections.
+struct Links<'a> {
+    /// The rooms this server follows.
+    followed: &'a mut HashMap<RoomName, Arc<Room>>,
+    /// Rooms whose catching up a lost connection interrupted: done again first thing.
+    unsynced: &'a mut Vec<Arc<Room>>,
+}
 
 /// Publishes on a room's channel.
 async fn publish(

@@ -271,6 +271,10 @@ async fn a_redis_restart_mid_stream_loses_no_acked_line_and_refused_sends_go_out
             assert_eq!(acked_before.len(), 40, "all 40 acked before the crash");
             redis.kill().await;
         }
+        if n == 30 {
+            // A room nobody follows yet, joined during the outage: greeted once Redis is back.
+            clients[1].join(room("durante")).await;
+        }
         if n == 35 {
             redis.restart().await;
         }
@@ -280,6 +284,14 @@ async fn a_redis_restart_mid_stream_loses_no_acked_line_and_refused_sends_go_out
         }
     }
     catch_up(&mut clients, &urls, &general, 120).await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !clients[1].shown.contains_key(&room("durante")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the room joined during the outage was joined once Redis came back"
+        );
+        clients[1].pump(Duration::from_millis(50)).await;
+    }
     for c in &clients {
         assert!(c.is_connected(), "pages stayed connected");
     }
