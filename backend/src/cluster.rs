@@ -145,27 +145,32 @@ impl Cluster {
     /// answer (the caller must not open a new session in its place: resent lines would
     /// then count as another sender's).
     pub(crate) async fn find_session(&self, token: &str) -> Result<Option<StoredSession>, ()> {
-        let mut lookups = self.lookups.lock().await;
-        if lookups.is_none() {
-            let conn =
-                tokio::time::timeout(CALL_TIMEOUT, self.client.get_multiplexed_async_connection())
-                    .await;
-            match conn {
-                Ok(Ok(conn)) => *lookups = Some(conn),
-                _ => return Err(()),
+        // The connection is multiplexed: clone it out of the lock, so lookups (a storm of
+        // clients resuming here after their node died) run side by side.
+        let mut conn = {
+            let mut lookups = self.lookups.lock().await;
+            if lookups.is_none() {
+                let conn = tokio::time::timeout(
+                    CALL_TIMEOUT,
+                    self.client.get_multiplexed_async_connection(),
+                )
+                .await;
+                match conn {
+                    Ok(Ok(conn)) => *lookups = Some(conn),
+                    _ => return Err(()),
+                }
             }
-        }
-        let Some(conn) = lookups.as_mut() else {
-            return Err(());
+            lookups.clone().ok_or(())?
         };
         let mut get = redis::cmd("GET");
         get.arg(session_key(token));
-        match tokio::time::timeout(CALL_TIMEOUT, get.query_async::<Option<String>>(conn)).await {
+        match tokio::time::timeout(CALL_TIMEOUT, get.query_async::<Option<String>>(&mut conn)).await
+        {
             Ok(Ok(json)) => Ok(json
                 .and_then(|j| serde_json::from_str::<SessionJson>(&j).ok())
                 .map(|s| s.into_stored(token))),
             _ => {
-                *lookups = None;
+                *self.lookups.lock().await = None;
                 Err(())
             }
         }
