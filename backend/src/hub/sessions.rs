@@ -84,6 +84,18 @@ struct Entry {
 }
 
 impl Entry {
+    /// A stored session as a table entry (named `guest-xxxx` if it predates names).
+    fn from_stored(s: StoredSession) -> (ResumeToken, Entry) {
+        let name = s.name.unwrap_or_else(|| guest_name(&s.id));
+        let entry = Entry {
+            id: s.id,
+            name,
+            last_used: s.last_used,
+            replaced: s.replaced,
+        };
+        (s.token, entry)
+    }
+
     fn stored(&self, token: &ResumeToken) -> StoredSession {
         StoredSession {
             token: token.clone(),
@@ -136,14 +148,8 @@ impl Sessions {
     ) -> (Self, SessionChanges) {
         let mut table = Table::default();
         for s in stored {
-            let name = s.name.unwrap_or_else(|| guest_name(&s.id));
-            let entry = Entry {
-                id: s.id,
-                name,
-                last_used: s.last_used,
-                replaced: s.replaced,
-            };
-            table.insert(s.token, entry);
+            let (token, entry) = Entry::from_stored(s);
+            table.insert(token, entry);
         }
         let sessions = Sessions {
             table: Mutex::new(table),
@@ -236,14 +242,8 @@ impl Sessions {
         if table.by_token.contains_key(&stored.token) {
             return;
         }
-        let name = stored.name.unwrap_or_else(|| guest_name(&stored.id));
-        let entry = Entry {
-            id: stored.id,
-            name,
-            last_used: stored.last_used,
-            replaced: stored.replaced,
-        };
-        table.insert(stored.token, entry);
+        let (token, entry) = Entry::from_stored(stored);
+        table.insert(token, entry);
     }
 
     /// A connection of the session `token` closed: it was used until now.
