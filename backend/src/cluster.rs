@@ -39,7 +39,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     committer::now_ms,
-    hub::{Hub, Room, RoomLink},
+    hub::{Room, RoomLink},
     store::{
         StoredSession,
         redis::{SessionJson, channel, line_of_entry, lines_key, presence_key, session_key},
@@ -126,8 +126,8 @@ impl Cluster {
         })
     }
 
-    /// Starts the cluster task for `hub`'s rooms (once).
-    pub(crate) fn start(self: &Arc<Self>, hub: Arc<Hub>) -> tokio::task::JoinHandle<()> {
+    /// Starts the cluster task (once).
+    pub(crate) fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let receiver = self
             .receiver
             .lock()
@@ -136,7 +136,7 @@ impl Cluster {
         let this = self.clone();
         tokio::spawn(async move {
             if let Some(receiver) = receiver {
-                this.run(hub, receiver).await;
+                this.run(receiver).await;
             }
         })
     }
@@ -176,7 +176,7 @@ impl Cluster {
         }
     }
 
-    async fn run(&self, hub: Arc<Hub>, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(&self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut followed: HashMap<RoomName, Arc<Room>> = HashMap::new();
         // Rooms whose catching up Redis interrupted: their joiners still wait.
         let mut unsynced: Vec<Arc<Room>> = Vec::new();
@@ -187,7 +187,7 @@ impl Cluster {
                 followed: &mut followed,
                 unsynced: &mut unsynced,
             };
-            match self.session(&hub, &mut links, &mut commands).await {
+            match self.session(&mut links, &mut commands).await {
                 Ok(Stop) => return,
                 Err(err) => {
                     tracing::warn!(%err, "lost Redis; following the rooms again once it is back");
@@ -205,7 +205,6 @@ impl Cluster {
     /// missed), then serves the rooms and the channels until Redis goes away.
     async fn session(
         &self,
-        hub: &Hub,
         links: &mut Links<'_>,
         commands: &mut mpsc::UnboundedReceiver<Command>,
     ) -> Result<Stop, redis::RedisError> {
@@ -251,7 +250,7 @@ impl Cluster {
                     }
                 }
                 _ = heartbeat.tick() => {
-                    self.beat(followed, &mut conn, hub).await?;
+                    self.beat(followed, &mut conn).await?;
                 }
             }
         }
@@ -408,12 +407,12 @@ impl Cluster {
     }
 
     /// The heartbeat: says again who this server has in every followed room, and forgets
-    /// servers that stopped saying.
+    /// servers that stopped saying. (A room not followed holds no one else's members: it
+    /// forgets them when released and reads them again when followed.)
     async fn beat(
         &self,
         followed: &HashMap<RoomName, Arc<Room>>,
         conn: &mut MultiplexedConnection,
-        hub: &Hub,
     ) -> Result<(), redis::RedisError> {
         let now = Instant::now();
         for room in followed.values() {
@@ -422,12 +421,6 @@ impl Cluster {
                 self.say_presence(room, online, members, conn).await?;
             }
             room.expire_remote(now);
-        }
-        // Rooms not followed keep no stale counts either.
-        for room in hub.rooms() {
-            if !followed.contains_key(&room.name) {
-                room.expire_remote(now);
-            }
         }
         Ok(())
     }

@@ -109,7 +109,7 @@ pub async fn serve(
         metrics.clone(),
         cluster.as_ref().map(|c| c.link()),
     ));
-    let cluster_task = cluster.as_ref().map(|c| c.start(hub.clone()));
+    let cluster_task = cluster.as_ref().map(cluster::Cluster::start);
     let committer = Arc::new(committer::Committer::start(
         store,
         &committed_lines,

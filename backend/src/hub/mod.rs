@@ -204,12 +204,6 @@ impl Hub {
         rooms.get(name).cloned()
     }
 
-    /// Every room held now (to follow them again after the link reconnected).
-    pub(crate) fn rooms(&self) -> Vec<Arc<Room>> {
-        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
-        rooms.values().cloned().collect()
-    }
-
     /// How many connections are open.
     pub(crate) fn online(&self) -> usize {
         self.conns().len()

@@ -75,6 +75,17 @@ pub(crate) struct RoomMember {
     pub outbox: Arc<Outbox>,
 }
 
+impl RoomMember {
+    /// This member as a typist of `text`.
+    fn typist(&self, text: String) -> Typist {
+        Typist {
+            from: self.id.clone(),
+            name: self.name.clone(),
+            text,
+        }
+    }
+}
+
 /// A line kept in memory, as its encoded `message` frame.
 #[derive(Debug, Clone)]
 struct KeptLine {
@@ -353,37 +364,21 @@ impl Room {
         };
         state.local_changed = true;
         if state.typing.remove(&key).is_some() {
-            let cleared = Frame::encode(&ServerMsg::Typing {
-                room: self.name.clone(),
-                from: member.id.clone(),
-                name: Some(member.name.clone()),
-                text: String::new(),
-            });
-            let slot = Slot::Typing {
-                room: self.key,
-                typist: key,
-            };
-            for m in state.members.values() {
-                m.outbox.push_latest(slot, cleared.clone());
-            }
+            let cleared = member.typist(String::new());
             if let Some(link) = &self.link {
-                link.typing(
-                    self,
-                    &Typist {
-                        from: member.id.clone(),
-                        name: member.name.clone(),
-                        text: String::new(),
-                    },
-                );
+                link.typing(self, &cleared);
             }
+            self.relay_typing(&state, key, cleared);
         }
         if state.members.is_empty()
             && state.waiting.is_empty()
             && state.sync == SyncState::Synced
             && let Some(link) = &self.link
         {
-            // Nobody here: stop following the room (the next joiner catches it up).
+            // Nobody here: stop following the room (the next joiner catches it up, the
+            // other servers' members included).
             state.sync = SyncState::Idle;
+            state.remote.clear();
             link.presence(self, 0, Some(Vec::new()));
             link.release(self);
             return true;
@@ -409,33 +404,33 @@ impl Room {
         let Some(member) = state.members.get(&key) else {
             return;
         };
+        let typist = member.typist(text.clone());
         if let Some(link) = &self.link {
-            link.typing(
-                self,
-                &Typist {
-                    from: member.id.clone(),
-                    name: member.name.clone(),
-                    text: text.clone(),
-                },
-            );
+            link.typing(self, &typist);
         }
-        let update = Frame::encode(&ServerMsg::Typing {
-            room: self.name.clone(),
-            from: member.id.clone(),
-            name: Some(member.name.clone()),
-            text: text.clone(),
-        });
         if text.is_empty() {
             state.typing.remove(&key);
         } else {
             state.typing.insert(key, text);
         }
+        self.relay_typing(&state, key, typist);
+    }
+
+    /// Pushes `typist`'s text ("" clears it) to every member, into the typist's slot in
+    /// this room (latest value wins).
+    fn relay_typing(&self, state: &RoomState, slot_key: ConnKey, typist: Typist) {
+        let frame = Frame::encode(&ServerMsg::Typing {
+            room: self.name.clone(),
+            from: typist.from,
+            name: Some(typist.name),
+            text: typist.text,
+        });
         let slot = Slot::Typing {
             room: self.key,
-            typist: key,
+            typist: slot_key,
         };
         for m in state.members.values() {
-            m.outbox.push_latest(slot, update.clone());
+            m.outbox.push_latest(slot, frame.clone());
         }
     }
 
@@ -457,13 +452,17 @@ impl Room {
             });
             state.push_to(&repeat.from, &ack);
         }
+        // In order (always, alone): straight out. Ahead of a gap: held in `early`.
+        let mut ready = Vec::new();
+        let mut next = Seq(state.last_seq.0 + 1);
         for line in lines {
-            if line.seq > state.last_seq {
+            if line.seq == next && state.early.is_empty() {
+                next = Seq(next.0 + 1);
+                ready.push(line);
+            } else if line.seq >= next {
                 state.early.insert(line.seq, line);
             }
         }
-        let mut ready = Vec::new();
-        let mut next = Seq(state.last_seq.0 + 1);
         while let Some(line) = state.early.remove(&next) {
             ready.push(line);
             next = Seq(next.0 + 1);
@@ -591,36 +590,17 @@ impl Room {
         } else {
             remote.typing.insert(typist.from.clone(), typist.clone());
         }
-        let frame = Frame::encode(&ServerMsg::Typing {
-            room: self.name.clone(),
-            from: typist.from.clone(),
-            name: Some(typist.name.clone()),
-            text: typist.text,
-        });
-        let slot = Slot::Typing {
-            room: self.key,
-            typist: remote_key(&typist.from),
-        };
-        for m in state.members.values() {
-            m.outbox.push_latest(slot, frame.clone());
-        }
+        self.relay_typing(&state, remote_key(&typist.from), typist);
     }
 
+    /// Clears the live text of other servers' typists (their server left the room).
     fn clear_typists(&self, state: &RoomState, typists: impl Iterator<Item = Typist>) {
         for t in typists {
-            let frame = Frame::encode(&ServerMsg::Typing {
-                room: self.name.clone(),
-                from: t.from.clone(),
-                name: Some(t.name),
+            let cleared = Typist {
                 text: String::new(),
-            });
-            let slot = Slot::Typing {
-                room: self.key,
-                typist: remote_key(&t.from),
+                ..t
             };
-            for m in state.members.values() {
-                m.outbox.push_latest(slot, frame.clone());
-            }
+            self.relay_typing(state, remote_key(&cleared.from), cleared);
         }
     }
 
@@ -776,13 +756,10 @@ impl RoomState {
 
     /// Everyone typing, here and on the other servers.
     fn typists(&self) -> Vec<Typist> {
-        let local = self.typing.iter().filter_map(|(k, text)| {
-            self.members.get(k).map(|m| Typist {
-                from: m.id.clone(),
-                name: m.name.clone(),
-                text: text.clone(),
-            })
-        });
+        let local = self
+            .typing
+            .iter()
+            .filter_map(|(k, text)| self.members.get(k).map(|m| m.typist(text.clone())));
         let remote = self
             .remote
             .values()
