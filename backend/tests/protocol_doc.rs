@@ -3,10 +3,10 @@
 //! tokens, times and random numbers differ per run; codes, texts, rooms, seqs and the
 //! exercises' numbers must match). The echo server's session must come back exactly.
 
-use futures_util::{SinkExt as _, StreamExt as _};
+use futures_util::SinkExt as _;
 use serde_json::Value;
 use shared::exercises::{RANDOM_RANGE, binary_pattern, checksum};
-use testkit::{Socket, TIMEOUT, TestServer};
+use testkit::{Socket, TIMEOUT, TestServer, next_data_frame};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 /// The `> ` (client) and `< ` (server) lines of the first code block after `heading`.
@@ -94,20 +94,6 @@ fn same_value_shape(want: &Value, got: &Value) {
     }
 }
 
-/// The next data frame (pings and pongs skipped), within the timeout.
-async fn next_frame(ws: &mut Socket) -> Message {
-    loop {
-        let next = tokio::time::timeout(TIMEOUT, ws.next())
-            .await
-            .expect("a frame within the timeout")
-            .expect("stream still open")
-            .expect("a valid frame");
-        if !matches!(next, Message::Ping(_) | Message::Pong(_)) {
-            return next;
-        }
-    }
-}
-
 /// Replays the JSON socket's `lines` on `ws`: the server's frames must follow as documented.
 /// Presence frames (which depend on who else is connected) are left out on both sides. The
 /// binary frame a `binary` announces is not in the doc (a terminal cannot show it): it is
@@ -121,7 +107,7 @@ async fn replay(ws: &mut Socket, lines: &[(char, String)]) {
         match dir {
             '>' => ws.send(Message::text(frame.clone())).await.expect("send"),
             _ => loop {
-                let got = match next_frame(ws).await {
+                let got = match next_data_frame(ws).await {
                     Message::Text(t) => t.as_str().to_owned(),
                     Message::Binary(bytes) if announced.is_some() => {
                         let Some((size, sum)) = announced.take() else {
@@ -220,7 +206,7 @@ async fn the_exercises_wscat_session_works_as_written() {
     ws.send(Message::text(r#"{"type":"ping"}"#))
         .await
         .expect("send");
-    match next_frame(&mut ws).await {
+    match next_data_frame(&mut ws).await {
         Message::Text(t) => same_shape(r#"{"type":"pong"}"#, t.as_str()),
         other => panic!("expected a pong, got {other:?}"),
     }
@@ -237,7 +223,7 @@ async fn the_echo_wscat_session_works_as_written() {
         match dir {
             '>' => ws.send(Message::text(frame.clone())).await.expect("send"),
             _ => assert_eq!(
-                next_frame(&mut ws).await,
+                next_data_frame(&mut ws).await,
                 Message::text(frame.clone()),
                 "the echo, exactly"
             ),

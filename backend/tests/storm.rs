@@ -10,10 +10,7 @@ use client::bench::{Target, storm};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_comes_back_and_every_client_resumes_with_nothing_lost_or_repeated() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    let port = testkit::free_port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let data = testkit::fresh_data_dir();
     let command = format!(

@@ -73,10 +73,7 @@ pub struct Driver {
 impl Driver {
     /// Starts chromedriver and waits until it listens.
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = testkit::free_port();
         let child = Command::new(std::env::var("CHROMEDRIVER").unwrap_or("chromedriver".into()))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

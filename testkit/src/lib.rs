@@ -38,6 +38,28 @@ async fn connect(
     tokio_tungstenite::connect_async_with_config(url, None, true).await
 }
 
+/// A free TCP port on 127.0.0.1 (for a process the test starts: chromedriver, redis-server).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The next data frame on a raw socket (pings and pongs skipped), within [`TIMEOUT`].
+pub async fn next_data_frame(ws: &mut Socket) -> Message {
+    loop {
+        let next = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("a frame within the timeout")
+            .expect("stream still open")
+            .expect("a valid frame");
+        if !matches!(next, Message::Ping(_) | Message::Pong(_)) {
+            return next;
+        }
+    }
+}
+
 /// How long any single receive may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -653,16 +675,7 @@ impl Client {
 
     /// The next raw WebSocket message (pings and pongs skipped), within [`TIMEOUT`].
     pub async fn recv_raw(&mut self) -> Message {
-        loop {
-            let next = tokio::time::timeout(TIMEOUT, self.ws.next())
-                .await
-                .expect("a frame within the timeout")
-                .expect("stream still open")
-                .expect("a valid frame");
-            if !matches!(next, Message::Ping(_) | Message::Pong(_)) {
-                return next;
-            }
-        }
+        next_data_frame(&mut self.ws).await
     }
 
     /// The next protocol message, within [`TIMEOUT`].

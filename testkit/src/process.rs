@@ -120,10 +120,7 @@ impl RedisServer {
     /// Starts one and waits until it answers `PING`. Fails the test, saying how to install
     /// it, if `redis-server` is missing (`scripts/setup.sh` installs it).
     pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = crate::free_port();
         let dir = crate::fresh_data_dir();
         std::fs::create_dir_all(&dir).expect("redis dir");
         let mut redis = RedisServer {
