@@ -7,9 +7,9 @@
 //! kept bytes into one frame instead of encoding every line again.
 //!
 //! Presence is latest-value-wins and coalesced: a change marks the room dirty, and at most
-//! one `presence` frame per [`PRESENCE_EVERY`] goes out (into each member's outbox slot for
+//! one `presence` frame per [`presence_gap`] goes out (into each member's outbox slot for
 //! this room, replacing one not yet written). A join storm of N members costs O(N) frames per
-//! flush, a few flushes a second, never O(N²).
+//! flush, a few flushes a second (fewer in a big room), never O(N²).
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
@@ -31,6 +31,19 @@ use crate::{
 
 /// The shortest time between two `presence` frames of one room.
 pub(crate) const PRESENCE_EVERY: Duration = Duration::from_millis(250);
+
+/// How many `presence` frames one room may hand out per second, all members together. A
+/// room bigger than this sends presence less often than every [`PRESENCE_EVERY`]: a count
+/// that changes while thousands join is told to each member every second or two, not four
+/// times a second, which would cost more writes than the joins themselves.
+pub(crate) const PRESENCE_DELIVERIES_PER_SEC: u32 = 5_000;
+
+/// The time between two `presence` frames of a room of `members` local members.
+pub(crate) fn presence_gap(members: usize) -> Duration {
+    let spread = Duration::from_secs(1) * u32::try_from(members).unwrap_or(u32::MAX)
+        / PRESENCE_DELIVERIES_PER_SEC;
+    spread.max(PRESENCE_EVERY)
+}
 
 /// What ties a room to the other servers of a cluster (`--redis`); absent on a server that
 /// is alone. The room calls it and never waits on it: the other side does the I/O and calls
@@ -654,11 +667,12 @@ impl Room {
             return; // The scheduled flush will carry this change too.
         }
         let now = Instant::now();
+        let gap = presence_gap(state.members.len());
         match state.presence.last_sent {
-            Some(last) if now.duration_since(last) < PRESENCE_EVERY => {
+            Some(last) if now.duration_since(last) < gap => {
                 state.presence.scheduled = true;
                 let room = Arc::clone(self);
-                let at = last + PRESENCE_EVERY;
+                let at = last + gap;
                 tokio::spawn(async move {
                     tokio::time::sleep_until(at.into()).await;
                     let mut state = room.lock();
@@ -872,6 +886,22 @@ fn count(n: usize) -> u32 {
 mod tests {
     use super::*;
     use shared::decode_server;
+
+    #[test]
+    fn big_rooms_get_presence_less_often() {
+        assert_eq!(presence_gap(0), PRESENCE_EVERY);
+        assert_eq!(presence_gap(1_000), PRESENCE_EVERY);
+        assert_eq!(presence_gap(5_000), Duration::from_secs(1));
+        assert_eq!(presence_gap(10_000), Duration::from_secs(2));
+        // However big the room, presence frames per second stay within the budget.
+        for members in [1_250, 7_000, 19_900, 100_000] {
+            let per_sec = members as f64 / presence_gap(members).as_secs_f64();
+            assert!(
+                per_sec <= f64::from(PRESENCE_DELIVERIES_PER_SEC) + 1e-6,
+                "{members}: {per_sec}"
+            );
+        }
+    }
 
     fn line(seq: u64, text: &str) -> ChatLine {
         ChatLine {
