@@ -1,6 +1,6 @@
 //! One connection's outbound queue: the only thing the hub touches to reach a client.
 //!
-//! The hub pushes already-encoded frames and never waits; the connection's write loop takes
+//! The hub pushes already-encoded frames and never waits; the connection's task takes
 //! everything that is ready in one batch, writes it, and flushes once. Two rules keep the
 //! queue bounded whatever the client does:
 //!
@@ -253,7 +253,7 @@ impl CloseReason {
     }
 }
 
-/// What the write loop gets from [`Outbox::next_batch`].
+/// What the connection's task gets from [`Outbox::next_batch`].
 #[derive(Debug, Default)]
 pub struct Batch {
     /// Frames to write, in order.
@@ -262,11 +262,11 @@ pub struct Batch {
     pub close: Option<CloseReason>,
 }
 
-/// A connection's bounded outbound queue. Shared by the hub (pushes) and the write loop (takes).
+/// A connection's bounded outbound queue. Shared by the hub (pushes) and the connection's task (takes).
 #[derive(Debug)]
 pub struct Outbox {
     inner: Mutex<Inner>,
-    /// Wakes the write loop. `notify_one` keeps a permit when nobody waits, so a push that
+    /// Wakes the connection's task. `notify_one` keeps a permit when nobody waits, so a push that
     /// lands between a drain and the next wait is never missed.
     ready: Notify,
     /// Wakes whoever waits in [`Outbox::closed`] (a writer stuck on a client that stopped
@@ -286,7 +286,7 @@ struct Inner {
     /// Bytes of the batch the writer took and has not finished writing: they wait too.
     in_flight_bytes: usize,
     closed: Option<CloseReason>,
-    /// The close was handed to the write loop; nothing more will be taken.
+    /// The close was handed to the connection's task; nothing more will be taken.
     close_taken: bool,
 }
 
@@ -372,7 +372,7 @@ impl Outbox {
         self.ready.notify_one();
     }
 
-    /// Stops taking frames; the write loop sends what is queued, then the close.
+    /// Stops taking frames; the connection's task sends what is queued, then the close.
     pub fn close(&self, reason: CloseReason) {
         let mut inner = self.lock();
         if inner.closed.is_none() {
@@ -414,7 +414,7 @@ impl Outbox {
         }
     }
 
-    /// Takes everything queued now, if anything (the write loop waits with `next_batch`).
+    /// Takes everything queued now, if anything (the connection's task waits with `next_batch`).
     pub(crate) fn take(&self) -> Option<Batch> {
         let mut inner = self.lock();
         if inner.close_taken {

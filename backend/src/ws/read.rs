@@ -1,80 +1,196 @@
-//! A connection's read loop: first the welcome (at once for v1; after the `hello`, the first
-//! frame, for v2), then every frame goes to [`Connection`]'s dispatch; a read error that the
-//! client can still be told about becomes a close frame.
+//! A connection's one task: first the welcome (at once for v1; after the `hello`, the first
+//! frame, for v2), then a loop that writes what the outbox holds, reads and dispatches the
+//! client's frames, pings on the heartbeat and releases held typing, one thing at a time.
+//!
+//! One task instead of a reader and a writer: an idle connection is one small future
+//! waiting on its socket, its outbox and its timers, with no lock between two halves of the
+//! socket. What only a busy connection needs lives on the heap only while it is busy: the
+//! welcome (a session lookup and its commit) and the write of a batch are boxed, so their
+//! state is freed as soon as they are done. While a batch is written, the client's frames
+//! wait in the socket; a write that makes no progress ends the connection
+//! ([`write_batch`](super::write)).
 
 use std::time::Instant;
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::{StreamExt, stream::SplitStream};
+use futures_util::FutureExt;
 
 use shared::{ClientMsg, decode_client};
 
-use super::{Connection, Handshake};
+use super::{
+    CLOSE_GRACE, Connection, Handshake,
+    write::{Heartbeat, Written, count_frames, write_batch},
+};
 use crate::outbox::CloseReason;
 
-/// Reads until the client leaves (`None`) or must be closed (the close to send).
-pub(crate) async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
-    mut conn: Connection,
+/// At most this many frames already in the socket are handled in a row before the
+/// connection writes what they queued (and looks at its timers).
+const READ_BURST: u32 = 64;
+
+/// Runs the connection until the client leaves, the socket fails, or a close was written.
+pub(crate) async fn serve(
+    mut live: Box<(WebSocket, Connection)>,
     handshake: Handshake,
-) -> Option<CloseReason> {
-    let mut first = match greet(&mut stream, &mut conn, handshake).await {
-        Ok(first) => first,
-        Err(ended) => return ended,
+    heartbeat: Heartbeat,
+) {
+    // Boxed by the caller: an `async fn` keeps its arguments apart from its locals, so
+    // unboxed they would take their room twice in every idle connection's future.
+    let (socket, conn) = &mut *live;
+    let outbox = conn.outbox().clone();
+    let metrics = conn.metrics.clone();
+    // Once set, the connection is closing: nothing more is read, and what is queued (then
+    // the close) must be written by then.
+    let mut closing: Option<tokio::time::Instant> = None;
+    let welcomed = {
+        let (socket, conn, heartbeat) = (&mut *socket, &mut *conn, &heartbeat);
+        // Built inside the closure, so only the box is kept here.
+        boxed_with(move || greet(socket, conn, handshake, heartbeat))
     };
+    // A frame read but not handled yet: the one that came before the welcome, then each
+    // frame already in the socket while a burst lasts.
+    let mut ready = match welcomed.await {
+        Ok(first) => first.map(|message| Some(Ok(message))),
+        Err(Some(reason)) => {
+            outbox.close(reason);
+            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            None
+        }
+        Err(None) => return,
+    };
+    let mut burst = 0;
+    let every = heartbeat.every();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         // A typing update held back by the rate limit goes out as soon as it is allowed.
         let held_until = conn.held_typing_at(Instant::now());
-        let next = if first.is_some() {
-            None // the frame that came before the welcome goes first
+        let message = if let Some(message) = ready.take() {
+            message
         } else {
+            burst = 0;
             tokio::select! {
-            next = stream.next() => next,
-            () = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()),
-                if held_until.is_some() => {
-                conn.release_typing(Instant::now());
-                continue;
-            }
+                batch = outbox.next_batch() => {
+                    let close = batch.close;
+                    if let Some(reason) = close {
+                        metrics.close(reason.label());
+                    }
+                    count_frames(&metrics, &batch.frames);
+                    let written = {
+                        let (sink, queue, beat, pings) =
+                            (&mut *socket, &outbox, &heartbeat, &mut ping);
+                        boxed_with(move || write_batch(sink, queue, beat, pings, batch))
+                    };
+                    match written.await {
+                        Written::Done(true) if close.is_none() => outbox.written(),
+                        Written::Done(_) => return,
+                        Written::Closed(reason) => {
+                            metrics.close(reason.label());
+                            let close = Message::Close(Some(reason.frame()));
+                            let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+                            return;
+                        }
+                        Written::Silent => return metrics.close("heartbeat"),
+                        // It reads nothing: a close frame would not get through either.
+                        Written::Stalled => return metrics.close("stalled"),
+                    }
+                    continue;
+                }
+                () = sleep_until_or_never(closing) => return,
+                message = socket.recv(), if closing.is_none() => message,
+                _ = ping.tick(), if closing.is_none() => {
+                    if heartbeat.silent() {
+                        return metrics.close("heartbeat");
+                    }
+                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                () = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()),
+                    if held_until.is_some() && closing.is_none() => {
+                    conn.release_typing(Instant::now());
+                    continue;
+                }
             }
         };
-        let message = match first.take().map(Ok).or(next) {
-            None => return None,
-            Some(Ok(message)) => message,
-            Some(Err(err)) => return close_reason(err),
-        };
-        conn.heard();
         let verdict = match message {
-            Message::Text(text) => conn.on_text(text.as_str(), Instant::now()),
-            Message::Binary(_) => conn.on_binary(Instant::now()),
-            // Pings are answered by the WebSocket layer itself, but a flood of them counts
-            // against the frame rate like any other frame.
-            Message::Ping(_) => conn.on_ws_ping(Instant::now()),
-            Message::Pong(_) => None,
-            // Answer the client's close, as the protocol asks (not a bare TCP close: the
-            // client would see 1006, "abnormal").
-            Message::Close(_) => return Some(CloseReason::ClientClosed),
+            None => return, // the client is gone
+            Some(Err(err)) => match close_reason(err) {
+                Some(reason) => Some(reason),
+                None => return, // reset or closed: nobody to tell
+            },
+            Some(Ok(message)) => {
+                conn.heard();
+                match message {
+                    Message::Text(text) => conn.on_text(text.as_str(), Instant::now()),
+                    Message::Binary(_) => conn.on_binary(Instant::now()),
+                    // Pings are answered by the WebSocket layer itself, but a flood of them
+                    // counts against the frame rate like any other frame.
+                    Message::Ping(_) => conn.on_ws_ping(Instant::now()),
+                    Message::Pong(_) => None,
+                    // Answer the client's close, as the protocol asks (not a bare TCP close:
+                    // the client would see 1006, "abnormal").
+                    Message::Close(_) => Some(CloseReason::ClientClosed),
+                }
+            }
         };
-        if verdict.is_some() {
-            return verdict;
+        if let Some(reason) = verdict {
+            if reason != CloseReason::ClientClosed {
+                tracing::info!(
+                    conn = conn.key().0,
+                    reason = reason.label(),
+                    "closing a client that broke the rules"
+                );
+            }
+            // What is queued goes first, then the close (the outbox's next batch carries it).
+            conn.outbox().close(reason);
+            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+        } else if burst < READ_BURST {
+            // Frames the client sent together are handled together, so their answers go
+            // out in one write rather than one small write each.
+            burst += 1;
+            ready = socket.recv().now_or_never();
         }
+    }
+}
+
+/// The future on the heap, for as long as it runs. A plain function, not an `async` one:
+/// the future is built in its frame and moved into the box, so the connection's own future
+/// never holds a copy of it (an `async fn` would keep room for it in its state).
+fn boxed_with<'a, T, F: Future<Output = T> + Send + 'a>(
+    make: impl FnOnce() -> F,
+) -> std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+    Box::pin(make())
+}
+
+/// Completes at `deadline`, or never without one.
+async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
 /// Welcomes the connection: a v1 one at once; a v2 one after its first frame, which should
 /// be its `hello` (anything else is welcomed as a new session in `general`, then handled:
-/// it is returned). `Err` carries how the connection ends if it ends first.
+/// it is returned). `Err` carries how the connection ends if it ends first. A client that
+/// says nothing for two heartbeats is let go.
 async fn greet(
-    stream: &mut SplitStream<WebSocket>,
+    socket: &mut WebSocket,
     conn: &mut Connection,
     handshake: Handshake,
+    heartbeat: &Heartbeat,
 ) -> Result<Option<Message>, Option<CloseReason>> {
     if handshake == Handshake::V1 {
         return conn.welcome(None).await.map(|()| None).map_err(Some);
     }
-    let first = match stream.next().await {
-        None => return Err(None),
-        Some(Err(err)) => return Err(close_reason(err)),
-        Some(Ok(message)) => message,
+    let first = match tokio::time::timeout(2 * heartbeat.every(), socket.recv()).await {
+        Err(_) => {
+            conn.metrics.close("heartbeat");
+            return Err(None);
+        }
+        Ok(None) => return Err(None),
+        Ok(Some(Err(err))) => return Err(close_reason(err)),
+        Ok(Some(Ok(message))) => message,
     };
     conn.heard();
     if let Message::Text(text) = &first

@@ -1,6 +1,6 @@
-//! A connection's write loop: drains its [`Outbox`] in batches (feed every ready frame,
-//! flush once), pings on the heartbeat, and hangs up on a client that stopped reading or
-//! went silent.
+//! A connection's writes: each batch of its [`Outbox`] is fed frame by frame and flushed
+//! once; the heartbeat says when to ping and when a client went silent; a write that makes
+//! no progress hangs up on a client that stopped reading.
 
 use std::{
     sync::{
@@ -11,7 +11,7 @@ use std::{
 };
 
 use axum::extract::ws::{Message, WebSocket};
-use futures_util::{SinkExt, stream::SplitSink};
+use futures_util::SinkExt;
 
 use super::CLOSE_GRACE;
 use crate::{
@@ -19,7 +19,7 @@ use crate::{
     outbox::{CloseReason, Frame, Outbox},
 };
 
-/// When the client last said anything (any frame counts), shared by the read loop (which
+/// When the client last said anything (any frame counts), shared by the connection (which
 /// notes it) and the heartbeat (which reads it).
 #[derive(Debug, Clone)]
 pub(crate) struct LastHeard {
@@ -57,63 +57,9 @@ pub(crate) struct Heartbeat {
     last_heard: LastHeard,
 }
 
-/// Writes the outbox's batches until the connection ends: a close was written, the client
-/// went silent or stopped reading (its write made no progress for two heartbeats), or the
-/// socket failed.
-pub(crate) async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    outbox: Arc<Outbox>,
-    metrics: Arc<Metrics>,
-    heartbeat: Heartbeat,
-) {
-    let mut ping = tokio::time::interval_at(
-        tokio::time::Instant::now() + heartbeat.every,
-        heartbeat.every,
-    );
-    loop {
-        let batch = tokio::select! {
-            batch = outbox.next_batch() => batch,
-            _ = ping.tick() => {
-                if heartbeat.silent() {
-                    metrics.close("heartbeat");
-                    return;
-                }
-                if sink.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
-        let close = batch.close;
-        if let Some(reason) = close {
-            metrics.close(reason.label());
-        }
-        count_frames(&metrics, &batch.frames);
-        match write_batch(&mut sink, &outbox, &heartbeat, &mut ping, batch).await {
-            Written::Done(true) if close.is_none() => outbox.written(),
-            Written::Done(_) => return,
-            Written::Closed(reason) => {
-                metrics.close(reason.label());
-                let close = Message::Close(Some(reason.frame()));
-                let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(close)).await;
-                return;
-            }
-            Written::Silent => {
-                metrics.close("heartbeat");
-                return;
-            }
-            Written::Stalled => {
-                // It reads nothing: a close frame would not get through either.
-                metrics.close("stalled");
-                return;
-            }
-        }
-    }
-}
-
 /// Counts frames out per message type once per batch, not once per frame: this is the
 /// fan-out's hottest loop, and a label lookup takes a lock.
-fn count_frames(metrics: &Metrics, frames: &[Frame]) {
+pub(super) fn count_frames(metrics: &Metrics, frames: &[Frame]) {
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
     for frame in frames {
         match counts.iter_mut().find(|(kind, _)| *kind == frame.kind) {
@@ -134,8 +80,8 @@ fn count_frames(metrics: &Metrics, frames: &[Frame]) {
 /// past its limit, and then the write gets a last grace period), the heartbeat still
 /// watches for silence, and a write that makes no progress for two heartbeats ends it even
 /// if the client keeps sending.
-async fn write_batch(
-    sink: &mut SplitSink<WebSocket, Message>,
+pub(super) async fn write_batch(
+    sink: &mut WebSocket,
     outbox: &Outbox,
     heartbeat: &Heartbeat,
     ping: &mut tokio::time::Interval,
@@ -182,7 +128,7 @@ async fn write_batch(
 }
 
 /// How a batch's write ended.
-enum Written {
+pub(super) enum Written {
     /// Written (or failed: `false`).
     Done(bool),
     /// The outbox closed while the write was stuck.
@@ -199,8 +145,13 @@ impl Heartbeat {
         Heartbeat { every, last_heard }
     }
 
+    /// How often the server pings.
+    pub(super) fn every(&self) -> Duration {
+        self.every
+    }
+
     /// Whether the client has said nothing for two intervals.
-    fn silent(&self) -> bool {
+    pub(super) fn silent(&self) -> bool {
         self.last_heard.silent_for() > 2 * self.every
     }
 }
