@@ -216,7 +216,47 @@ pub(super) fn close_reason(err: axum::Error) -> Option<CloseReason> {
     match err.downcast_ref::<tungstenite::Error>()? {
         tungstenite::Error::Capacity(_) => Some(CloseReason::TooBig),
         tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
+        // A client that hung up without a close frame broke no rule a close could tell it.
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => None,
         tungstenite::Error::Protocol(_) => Some(CloseReason::ProtocolError),
         _ => None, // The connection is gone (reset, closed): nobody to tell.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tungstenite::error::{CapacityError, ProtocolError};
+
+    fn reason(err: tungstenite::Error) -> Option<CloseReason> {
+        close_reason(axum::Error::new(err))
+    }
+
+    #[test]
+    fn read_errors_become_the_close_they_deserve() {
+        let too_long = CapacityError::MessageTooLong {
+            size: 20_000,
+            max_size: 16_384,
+        };
+        assert_eq!(
+            reason(tungstenite::Error::Capacity(too_long)),
+            Some(CloseReason::TooBig)
+        );
+        assert_eq!(
+            reason(tungstenite::Error::Protocol(
+                ProtocolError::UnmaskedFrameFromClient
+            )),
+            Some(CloseReason::ProtocolError)
+        );
+        // Hanging up without a close frame is leaving, not breaking a rule.
+        assert_eq!(
+            reason(tungstenite::Error::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+            )),
+            None
+        );
+        assert_eq!(reason(tungstenite::Error::ConnectionClosed), None);
     }
 }
