@@ -28,9 +28,15 @@ async fn a_killed_server_comes_back_and_every_client_resumes_with_nothing_lost_o
         ],
         in_flight: 32,
     };
-    let report = storm(&target, 100, &command, Duration::from_secs(1))
-        .await
-        .expect("the storm runs");
+    let report = storm(
+        &target,
+        100,
+        &command,
+        Duration::from_secs(1),
+        Duration::from_millis(100),
+    )
+    .await
+    .expect("the storm runs");
     println!("{}", report.table());
     assert_eq!(
         report.get("resumed with the same id"),

@@ -665,7 +665,7 @@ struct StormState {
 }
 
 /// `storm`: `clients` connected to a server the tool runs itself (`server_cmd`, through
-/// `sh -c`, so it can kill it); 10 of them send a line every 100 ms each. After `before`, the
+/// `sh -c`, so it can kill it); 10 of them send a line every `send_every` each. After `before`, the
 /// server is killed with SIGKILL and started again; every client reconnects (backoff with
 /// full jitter, as the page) and resumes, and senders resend what was not acked. Measures
 /// the time from the restart until every client resumed with its id, and checks that no
@@ -675,6 +675,7 @@ pub async fn storm(
     clients: usize,
     server_cmd: &str,
     before: Duration,
+    send_every: Duration,
 ) -> Result<Report, String> {
     let mut report = Report::new("storm");
     let spawn = || {
@@ -754,7 +755,7 @@ pub async fn storm(
                     let frame = format!(r#"{{"type":"send","text":"{nonce}","nonce":"{nonce}"}}"#);
                     let _ = sink.send(Message::text(frame)).await;
                 }
-                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let mut tick = tokio::time::interval(send_every);
                 loop {
                     tokio::select! {
                         frame = stream.next() => match frame {
@@ -860,6 +861,11 @@ pub async fn storm(
         .count();
     let twice = observed.values().filter(|&&n| n > 1).count();
     report.row("clients", clients as f64, "");
+    report.row(
+        "lines sent per second, all senders",
+        senders as f64 / send_every.as_secs_f64(),
+        "",
+    );
     report.row("resumed with the same id", resumed as f64, "");
     report.row(
         "every client resumed within",

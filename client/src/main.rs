@@ -137,9 +137,13 @@ enum Scenario {
     /// N clients; the tool kills the server (SIGKILL) and starts it again: time until every
     /// client resumed with its id, and proof that no line was lost or shown twice.
     Storm {
-        /// Clients (10 of them send a line every 100 ms).
+        /// Clients (10 of them send lines, each one every --send-every-ms).
         #[arg(long, default_value_t = 10_000)]
         clients: usize,
+        /// How often each of the 10 senders sends a line, in milliseconds (100: the room
+        /// gets 100 lines a second, 1,000,000 deliveries a second with 10,000 clients).
+        #[arg(long, default_value_t = 100)]
+        send_every_ms: u64,
         /// How to start the server (run with `sh -c`; it must listen on --addr and keep its
         /// sessions, i.e. not --memory).
         #[arg(long)]
@@ -413,7 +417,18 @@ async fn bench(
             clients,
             server_cmd,
             before,
-        } => bench::storm(target, clients, &server_cmd, Duration::from_secs(before)).await,
+            send_every_ms,
+        } => {
+            let every = Duration::from_millis(send_every_ms.max(1));
+            bench::storm(
+                target,
+                clients,
+                &server_cmd,
+                Duration::from_secs(before),
+                every,
+            )
+            .await
+        }
         Scenario::Idle { clients, hold } => {
             let server_pid = server_pids.first().copied();
             bench::idle(target, clients, Duration::from_secs(hold), server_pid).await
