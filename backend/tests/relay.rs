@@ -70,29 +70,50 @@ async fn next_typing(client: &mut Client) -> (ConnId, String) {
     }
 }
 
+/// Well-behaved clients, so they are the project's own client (`client` crate): each sends
+/// its lines (each `send` returns once acked) while reading everyone's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_see_every_line_in_one_seq_order_without_gaps() {
     const CLIENTS: usize = 6;
     const LINES: usize = 50;
     let server = TestServer::start_with(testkit::unlimited()).await;
+    let general = shared::RoomName::general();
+    let url = server.url();
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
-        clients.push(server.client().await);
+        let connected = client::Client::connect(&url, client::Options::default());
+        let (cli, mut events) = tokio::time::timeout(testkit::TIMEOUT, connected)
+            .await
+            .expect("connected in time")
+            .expect("connected");
+        let id = loop {
+            match next_event(&mut events).await {
+                client::Event::Welcome { id, .. } => break id,
+                _ => continue,
+            }
+        };
+        clients.push((cli, events, id));
     }
     // Everyone sends at once while reading; each collects every line it sees.
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
-        .map(|(n, mut client)| {
+        .map(|(n, (cli, mut events, id))| {
+            let room = general.clone();
             tokio::spawn(async move {
                 for i in 0..LINES {
-                    client.send_line(&format!("c{n} l{i}")).await;
+                    cli.send(&room, format!("c{n} l{i}")).await.expect("acked");
                 }
                 let mut seen = Vec::new();
                 while seen.len() < CLIENTS * LINES {
-                    seen.push(client.recv_line().await);
+                    match next_event(&mut events).await {
+                        client::Event::Line(line) => seen.push(line),
+                        client::Event::Joined { lines, .. } => seen.extend(lines),
+                        _ => {}
+                    }
                 }
-                (client.id.clone(), seen)
+                cli.close().await;
+                (id, seen)
             })
         })
         .collect();
@@ -129,6 +150,14 @@ async fn concurrent_senders_see_every_line_in_one_seq_order_without_gaps() {
         &newcomer.history, first,
         "a newcomer gets the whole history"
     );
+}
+
+/// The next event of a `client` crate client, within the tests' timeout.
+async fn next_event(events: &mut client::Events) -> client::Event {
+    tokio::time::timeout(testkit::TIMEOUT, events.next())
+        .await
+        .expect("an event in time")
+        .expect("the client is running")
 }
 
 #[tokio::test]
