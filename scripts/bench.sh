@@ -4,7 +4,7 @@
 # not its rate limits. Prints each table and writes target/bench/<scenario>.json.
 # docs/BENCHMARKS.md explains how to read them and keeps the latest table.
 #
-#   scripts/bench.sh            # every scenario (about 4 minutes)
+#   scripts/bench.sh            # every scenario (about 5 minutes)
 #   scripts/bench.sh idle       # one of: idle, fanout, latency, storm, cluster
 #
 # `cluster` runs fanout on Redis (backend --redis): one node, then two nodes with the clients
