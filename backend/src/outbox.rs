@@ -60,8 +60,8 @@ enum Body {
     Text(Utf8Bytes),
     /// A frame carrying a page of lines, still in pieces: `head`, then each line's kept
     /// bytes (from `skip` on, after a `{`), comma-separated, then `tail`. The lines are
-    /// shared with the room's history; the one copy is made by the connection's own writer,
-    /// under no lock anyone else waits on.
+    /// shared with the room's history and written as they are, with no copy
+    /// ([`Frame::for_each_piece`]).
     Spliced(std::sync::Arc<Spliced>),
     /// A binary frame (the binary exercise).
     Binary(axum::body::Bytes),
@@ -126,18 +126,10 @@ impl Frame {
         }
     }
 
-    /// The WebSocket message to write: the JSON text in one piece (assembled now if it was
-    /// spliced), or the binary frame.
-    pub fn into_message(self) -> axum::extract::ws::Message {
-        use axum::extract::ws::Message;
-        match self.body {
-            Body::Binary(bytes) => Message::Binary(bytes),
-            Body::Text(_) | Body::Spliced(_) => Message::Text(self.into_bytes()),
-        }
-    }
-
     /// The JSON text, in one piece (assembled now if it was spliced; empty for a binary
-    /// frame, which has no text).
+    /// frame, which has no text). The tests read frames with it; the server writes the
+    /// pieces as they are ([`Frame::for_each_piece`]).
+    #[cfg(test)]
     pub fn into_bytes(self) -> Utf8Bytes {
         match self.body {
             Body::Text(bytes) => bytes,
@@ -154,6 +146,28 @@ impl Frame {
                 }
                 out.push_str(&parts.tail);
                 Utf8Bytes::from(out)
+            }
+        }
+    }
+
+    /// Whether it is a binary frame (otherwise, text).
+    pub fn is_binary(&self) -> bool {
+        matches!(self.body, Body::Binary(_))
+    }
+
+    /// Hands over the payload's bytes in order, without assembling them: a spliced frame's
+    /// pieces (head, each line after its `{` or `,{`, tail) are written as they are shared.
+    pub fn for_each_piece<'a>(&'a self, mut piece: impl FnMut(&'a [u8])) {
+        match &self.body {
+            Body::Text(bytes) => piece(bytes.as_str().as_bytes()),
+            Body::Binary(bytes) => piece(bytes),
+            Body::Spliced(parts) => {
+                piece(parts.head.as_bytes());
+                for (i, line) in parts.lines.iter().enumerate() {
+                    piece(if i == 0 { b"{" } else { b",{" });
+                    piece(&line.as_str().as_bytes()[parts.skip..]);
+                }
+                piece(parts.tail.as_bytes());
             }
         }
     }
@@ -193,6 +207,15 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// The close frame sent to the client, as tungstenite writes it.
+    pub fn ws_frame(self) -> tungstenite::protocol::CloseFrame {
+        let frame = self.frame();
+        tungstenite::protocol::CloseFrame {
+            code: frame.code.into(),
+            reason: frame.reason.as_str().into(),
+        }
+    }
+
     /// The close frame sent to the client.
     pub fn frame(self) -> CloseFrame {
         match self {
@@ -487,9 +510,14 @@ mod tests {
             Utf8Bytes::from_static(r#"{"t":"m","a":2}"#),
         ];
         let frame = Frame::spliced("older", r#"{"x":["#.into(), lines, 9, "]}".into());
+        // What the writer sends, piece by piece, is the same text, and as long as said.
+        let mut written = Vec::new();
+        frame.for_each_piece(|piece| written.extend_from_slice(piece));
         let bytes = frame.clone().into_bytes();
         assert_eq!(bytes.as_str(), r#"{"x":[{"a":1},{"a":2}]}"#);
+        assert_eq!(written, bytes.as_str().as_bytes());
         assert_eq!(frame.len(), bytes.len());
+        assert!(!frame.is_binary());
     }
 
     fn typing(room: u32, typist: u64) -> Slot {

@@ -18,7 +18,7 @@ use axum::{
 use futures_util::SinkExt;
 use shared::exercises::MAX_BINARY_BYTES;
 
-use super::{CLOSE_GRACE, admit, read::close_reason};
+use super::{CLOSE_GRACE, admit, read::close_reason_axum};
 use crate::{
     admission::Permit,
     metrics::TypeLabel,
@@ -103,7 +103,7 @@ async fn run(mut socket: WebSocket, app: AppState, permit: Permit) {
             None => return,
             Some(Ok(message)) => message,
             Some(Err(err)) => {
-                if let Some(reason) = close_reason(err) {
+                if let Some(reason) = close_reason_axum(err) {
                     let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close(reason))).await;
                 }
                 return;

@@ -10,20 +10,20 @@
 mod dispatch;
 pub(crate) mod echo;
 mod read;
+mod upgrade;
 mod write;
 
 use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    extract::{
-        ConnectInfo, RawQuery, State,
-        ws::{WebSocket, WebSocketUpgrade},
-    },
+    extract::{ConnectInfo, RawQuery, State},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub(crate) use dispatch::Connection;
+use upgrade::{Socket, Upgrade};
 
 use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
 
@@ -56,7 +56,7 @@ impl Handshake {
 /// upgrade), then upgrades and runs the connection. Frames over the size limit are refused by
 /// the WebSocket layer before their payload is read.
 pub(crate) async fn upgrade(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
@@ -71,11 +71,16 @@ pub(crate) async fn upgrade(
     // Small buffers: per-connection memory is what a server with ten thousand clients runs
     // out of first. The read buffer is allocated whole up front and grows only for a frame
     // larger than it, so it starts at what most frames need (a hello, a typing update).
-    ws.max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
+    // tungstenite's write buffer carries only pings, pongs and the close: data frames are
+    // written by `write` from the shared bytes.
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limits.max_frame_bytes))
+        .max_frame_size(Some(limits.max_frame_bytes))
         .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| run(socket, app, handshake, peer, permit))
+        .write_buffer_size(0);
+    ws.on_upgrade(config, move |socket| {
+        run(socket, app, handshake, peer, permit)
+    })
 }
 
 /// Checks a WebSocket upgrade's host, origin and connection limits (`/ws` and `/echo`
@@ -109,7 +114,7 @@ impl IntoResponse for Refused {
 /// Not an `async fn`: the setup runs here, and the future returned keeps only what the
 /// connection needs while it lives (every byte of it is held by every idle connection).
 fn run(
-    socket: WebSocket,
+    socket: Socket,
     app: AppState,
     handshake: Handshake,
     peer: SocketAddr,

@@ -12,13 +12,13 @@
 
 use std::time::Instant;
 
-use axum::extract::ws::{Message, WebSocket};
-use futures_util::FutureExt;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tungstenite::Message;
 
 use shared::{ClientMsg, decode_client};
 
 use super::{
-    CLOSE_GRACE, Connection, Handshake,
+    CLOSE_GRACE, Connection, Handshake, Socket,
     write::{Heartbeat, Written, count_frames, write_batch},
 };
 use crate::outbox::CloseReason;
@@ -29,7 +29,7 @@ const READ_BURST: u32 = 64;
 
 /// Runs the connection until the client leaves, the socket fails, or a close was written.
 pub(crate) async fn serve(
-    mut live: Box<(WebSocket, Connection)>,
+    mut live: Box<(Socket, Connection)>,
     handshake: Handshake,
     heartbeat: Heartbeat,
 ) {
@@ -75,17 +75,18 @@ pub(crate) async fn serve(
                     }
                     count_frames(&metrics, &batch.frames);
                     let written = {
-                        let (sink, queue, beat, pings) =
-                            (&mut *socket, &outbox, &heartbeat, &mut ping);
-                        boxed_with(move || write_batch(sink, queue, beat, pings, batch))
+                        let (sink, queue, counts, beat, pings) =
+                            (&mut *socket, &outbox, &metrics, &heartbeat, &mut ping);
+                        boxed_with(move || write_batch(sink, queue, counts, beat, pings, batch))
                     };
                     match written.await {
                         Written::Done(true) if close.is_none() => outbox.written(),
                         Written::Done(_) => return,
-                        Written::Closed(reason) => {
-                            metrics.close(reason.label());
-                            let close = Message::Close(Some(reason.frame()));
-                            let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+                        Written::Closed(reason, whole) => {
+                            if whole {
+                                let close = Message::Close(Some(reason.ws_frame()));
+                                let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+                            }
                             return;
                         }
                         Written::Silent => return metrics.close("heartbeat"),
@@ -95,7 +96,7 @@ pub(crate) async fn serve(
                     continue;
                 }
                 () = sleep_until_or_never(closing) => return,
-                message = socket.recv(), if closing.is_none() => message,
+                message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
                     if heartbeat.silent() {
                         return metrics.close("heartbeat");
@@ -114,7 +115,7 @@ pub(crate) async fn serve(
         };
         let verdict = match message {
             None => return, // the client is gone
-            Some(Err(err)) => match close_reason(err) {
+            Some(Err(err)) => match close_reason(&err) {
                 Some(reason) => Some(reason),
                 None => return, // reset or closed: nobody to tell
             },
@@ -126,7 +127,7 @@ pub(crate) async fn serve(
                     // Pings are answered by the WebSocket layer itself, but a flood of them
                     // counts against the frame rate like any other frame.
                     Message::Ping(_) => conn.on_ws_ping(Instant::now()),
-                    Message::Pong(_) => None,
+                    Message::Pong(_) | Message::Frame(_) => None,
                     // Answer the client's close, as the protocol asks (not a bare TCP close:
                     // the client would see 1006, "abnormal").
                     Message::Close(_) => Some(CloseReason::ClientClosed),
@@ -148,7 +149,7 @@ pub(crate) async fn serve(
             // Frames the client sent together are handled together, so their answers go
             // out in one write rather than one small write each.
             burst += 1;
-            ready = socket.recv().now_or_never();
+            ready = socket.next().now_or_never();
         }
     }
 }
@@ -175,7 +176,7 @@ async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
 /// it is returned). `Err` carries how the connection ends if it ends first. A client that
 /// says nothing for two heartbeats is let go.
 async fn greet(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     conn: &mut Connection,
     handshake: Handshake,
     heartbeat: &Heartbeat,
@@ -183,13 +184,13 @@ async fn greet(
     if handshake == Handshake::V1 {
         return conn.welcome(None).await.map(|()| None).map_err(Some);
     }
-    let first = match tokio::time::timeout(2 * heartbeat.every(), socket.recv()).await {
+    let first = match tokio::time::timeout(2 * heartbeat.every(), socket.next()).await {
         Err(_) => {
             conn.metrics.close("heartbeat");
             return Err(None);
         }
         Ok(None) => return Err(None),
-        Ok(Some(Err(err))) => return Err(close_reason(err)),
+        Ok(Some(Err(err))) => return Err(close_reason(&err)),
         Ok(Some(Ok(message))) => message,
     };
     conn.heard();
@@ -210,10 +211,14 @@ async fn greet(
     Ok(Some(first))
 }
 
+/// The close frame a read error of axum's WebSocket (the echo's) deserves, if any.
+pub(super) fn close_reason_axum(err: axum::Error) -> Option<CloseReason> {
+    close_reason(err.into_inner().downcast_ref::<tungstenite::Error>()?)
+}
+
 /// The close frame a read error deserves, if the client can still be told.
-pub(super) fn close_reason(err: axum::Error) -> Option<CloseReason> {
-    let err = err.into_inner();
-    match err.downcast_ref::<tungstenite::Error>()? {
+pub(super) fn close_reason(err: &tungstenite::Error) -> Option<CloseReason> {
+    match err {
         tungstenite::Error::Capacity(_) => Some(CloseReason::TooBig),
         tungstenite::Error::Utf8(_) => Some(CloseReason::InvalidUtf8),
         // A client that hung up without a close frame broke no rule a close could tell it.
@@ -231,7 +236,18 @@ mod tests {
     use tungstenite::error::{CapacityError, ProtocolError};
 
     fn reason(err: tungstenite::Error) -> Option<CloseReason> {
-        close_reason(axum::Error::new(err))
+        // Through axum's error too, as the echo gets it.
+        let through_axum = close_reason_axum(axum::Error::new(clone(&err)));
+        assert_eq!(through_axum, close_reason(&err));
+        close_reason(&err)
+    }
+
+    fn clone(err: &tungstenite::Error) -> tungstenite::Error {
+        match err {
+            tungstenite::Error::Capacity(e) => tungstenite::Error::Capacity(*e),
+            tungstenite::Error::Protocol(e) => tungstenite::Error::Protocol(e.clone()),
+            _ => tungstenite::Error::ConnectionClosed,
+        }
     }
 
     #[test]

@@ -1,8 +1,19 @@
-//! A connection's writes: each batch of its [`Outbox`] is fed frame by frame and flushed
-//! once; the heartbeat says when to ping and when a client went silent; a write that makes
-//! no progress hangs up on a client that stopped reading.
+//! A connection's writes: each batch of its [`Outbox`] goes out in as few `writev` calls as
+//! the kernel allows, every data frame's header beside its payload taken from the shared
+//! bytes (no copy, and no write buffer kept once written); the heartbeat says when to ping
+//! and when a client went silent; a write that makes no progress hangs up on a client that
+//! stopped reading.
+//!
+//! Data frames bypass tungstenite, which would copy each one into a buffer of its own and
+//! keep that buffer's capacity (the largest batch ever written) for the connection's life:
+//! 110 KB per idle connection once it had been sent a 500-line history. tungstenite still
+//! writes pings, pongs and close frames; its own buffer is flushed before data frames are
+//! written, and a data frame is always written whole before anything else, so frames never
+//! interleave. A server's frames are not masked (RFC 6455, section 5.1), so a frame is its
+//! header and its payload as they are.
 
 use std::{
+    io::IoSlice,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -10,10 +21,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::extract::ws::{Message, WebSocket};
 use futures_util::SinkExt;
+use tokio::io::AsyncWriteExt;
+use tungstenite::Message;
 
-use super::CLOSE_GRACE;
+use super::{CLOSE_GRACE, Socket};
 use crate::{
     metrics::{Metrics, TypeLabel},
     outbox::{CloseReason, Frame, Outbox},
@@ -75,28 +87,29 @@ pub(super) fn count_frames(metrics: &Metrics, frames: &[Frame]) {
     }
 }
 
-/// Feeds every frame of the batch, then flushes once (or sends its close). A client that
-/// stops reading blocks this write; meanwhile the outbox stays bounded (it closes itself
-/// past its limit, and then the write gets a last grace period), the heartbeat still
-/// watches for silence, and a write that makes no progress for two heartbeats ends it even
-/// if the client keeps sending.
+/// Writes every frame of the batch, then its close if it has one. A client that stops
+/// reading blocks this write; meanwhile the outbox stays bounded (it closes itself past its
+/// limit, and then the write gets a last grace period), the heartbeat still watches for
+/// silence, and a write that makes no progress for two heartbeats ends it even if the
+/// client keeps sending.
 pub(super) async fn write_batch(
-    sink: &mut WebSocket,
+    socket: &mut Socket,
     outbox: &Outbox,
+    metrics: &Metrics,
     heartbeat: &Heartbeat,
     ping: &mut tokio::time::Interval,
     batch: crate::outbox::Batch,
 ) -> Written {
     let close = batch.close;
     let write = async {
-        for frame in batch.frames {
-            sink.feed(frame.into_message()).await?;
-        }
+        // A pong or close tungstenite owes goes first, whole.
+        socket.flush().await?;
+        write_frames(socket.get_mut(), &batch.frames).await?;
         match close {
-            // The WebSocket layer queued the answer to the client's close when it read it:
-            // flushing sends it (a second close would be refused).
-            Some(CloseReason::ClientClosed) | None => sink.flush().await,
-            Some(reason) => sink.send(Message::Close(Some(reason.frame()))).await,
+            // tungstenite queued the answer to the client's close when it read it: flushing
+            // sends it (a second close would be refused).
+            Some(CloseReason::ClientClosed) | None => socket.flush().await,
+            Some(reason) => socket.send(Message::Close(Some(reason.ws_frame()))).await,
         }
     };
     tokio::pin!(write);
@@ -112,8 +125,12 @@ pub(super) async fn write_batch(
                     watch_closing = false;
                     continue;
                 }
-                let _ = tokio::time::timeout(CLOSE_GRACE, &mut write).await;
-                return Written::Closed(reason);
+                // Counted now, when it is decided. A close frame can follow only whole
+                // frames: if the batch is still stuck after the grace period, the
+                // connection just ends.
+                metrics.close(reason.label());
+                let whole = tokio::time::timeout(CLOSE_GRACE, &mut write).await.is_ok();
+                return Written::Closed(reason, whole);
             }
             _ = ping.tick() => {
                 if heartbeat.silent() {
@@ -127,12 +144,67 @@ pub(super) async fn write_batch(
     }
 }
 
+/// Writes whole data frames to the socket: for each frame its header, then its payload's
+/// pieces, gathered into `writev` calls until every byte is written.
+async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+    io: &mut W,
+    frames: &[Frame],
+) -> std::io::Result<()> {
+    if frames.is_empty() {
+        return Ok(());
+    }
+    let mut headers = Vec::with_capacity(frames.len() * 4);
+    let mut header_ends = Vec::with_capacity(frames.len());
+    for frame in frames {
+        push_header(&mut headers, frame.is_binary(), frame.len());
+        header_ends.push(headers.len());
+    }
+    let mut slices = Vec::with_capacity(frames.len() * 2);
+    let mut start = 0;
+    for (frame, &end) in frames.iter().zip(&header_ends) {
+        slices.push(IoSlice::new(&headers[start..end]));
+        start = end;
+        frame.for_each_piece(|piece| {
+            if !piece.is_empty() {
+                slices.push(IoSlice::new(piece));
+            }
+        });
+    }
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let written = io.write_vectored(rest).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, written);
+    }
+    io.flush().await
+}
+
+/// A final, unmasked frame's header (RFC 6455, section 5.2): text or binary, and the
+/// payload's length in 7, 16 or 64 bits.
+fn push_header(out: &mut Vec<u8>, binary: bool, len: usize) {
+    out.push(if binary { 0x82 } else { 0x81 });
+    if let Ok(short) = u8::try_from(len)
+        && short < 126
+    {
+        out.push(short);
+    } else if let Ok(medium) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&medium.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
 /// How a batch's write ended.
 pub(super) enum Written {
     /// Written (or failed: `false`).
     Done(bool),
-    /// The outbox closed while the write was stuck.
-    Closed(CloseReason),
+    /// The outbox closed while the write was stuck (counted); whether the batch was then
+    /// written whole (so a close frame may follow).
+    Closed(CloseReason, bool),
     /// The client went silent while the write was stuck.
     Silent,
     /// The write made no progress for two heartbeats.
@@ -153,5 +225,74 @@ impl Heartbeat {
     /// Whether the client has said nothing for two intervals.
     pub(super) fn silent(&self) -> bool {
         self.last_heard.silent_for() > 2 * self.every
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What tungstenite reads from the bytes `write_frames` wrote, as a client would.
+    async fn read_back(frames: &[Frame]) -> Vec<Message> {
+        let (mut server, client) = tokio::io::duplex(1 << 20);
+        write_frames(&mut server, frames).await.expect("written");
+        drop(server);
+        let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            client,
+            tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await;
+        let mut read = Vec::new();
+        while let Some(Ok(message)) = futures_util::StreamExt::next(&mut ws).await {
+            read.push(message);
+        }
+        read
+    }
+
+    #[tokio::test]
+    async fn frames_of_every_length_class_read_back_whole_and_in_order() {
+        let short = "a".repeat(125);
+        let medium = "b".repeat(126);
+        let long = "c".repeat(65_536);
+        let mut frames: Vec<Frame> = [&short, &medium, &long, &String::new()]
+            .into_iter()
+            .map(|text| Frame::encode(&shared::ServerMsg::Echo { text: text.clone() }))
+            .collect();
+        frames.push(Frame::binary(vec![7u8; 70_000]));
+        frames.push(Frame::spliced(
+            "older",
+            r#"{"x":["#.into(),
+            vec![axum::extract::ws::Utf8Bytes::from_static(
+                r#"{"t":"m","a":1}"#,
+            )],
+            9,
+            "]}".into(),
+        ));
+        let read = read_back(&frames).await;
+        assert_eq!(read.len(), frames.len());
+        for (message, frame) in read.iter().zip(frames) {
+            match message {
+                Message::Text(text) => {
+                    assert_eq!(text.as_str(), frame.into_bytes().as_str());
+                }
+                Message::Binary(bytes) => assert_eq!(bytes.as_ref(), &[7u8; 70_000][..]),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn headers_use_the_shortest_length_encoding() {
+        let header = |binary, len| {
+            let mut out = Vec::new();
+            push_header(&mut out, binary, len);
+            out
+        };
+        assert_eq!(header(false, 0), [0x81, 0]);
+        assert_eq!(header(false, 125), [0x81, 125]);
+        assert_eq!(header(true, 126), [0x82, 126, 0, 126]);
+        assert_eq!(header(false, 65_535), [0x81, 126, 0xff, 0xff]);
+        assert_eq!(header(false, 65_536), [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
     }
 }
