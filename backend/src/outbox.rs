@@ -313,6 +313,9 @@ struct Inner {
     close_taken: bool,
 }
 
+/// The capacity a drained queue may keep (in frames).
+const KEPT_QUEUE: usize = 32;
+
 #[derive(Debug)]
 enum Pending {
     Frame(Frame),
@@ -461,6 +464,14 @@ impl Outbox {
                 Pending::Latest(slot) => frames.extend(inner.latest.remove(&slot)),
             }
         }
+        // A queue that grew for a burst (a backlog of thousands of frames) gives that room
+        // back once drained; a small one is kept, to be reused without allocating.
+        if inner.queue.capacity() > KEPT_QUEUE {
+            inner.queue = VecDeque::new();
+        }
+        if inner.latest.capacity() > KEPT_QUEUE {
+            inner.latest = HashMap::new();
+        }
         inner.in_flight_bytes += inner.queued_bytes;
         inner.queued_bytes = 0;
         inner.close_taken = close.is_some();
@@ -541,6 +552,21 @@ mod tests {
         let batch = outbox.next_batch().await;
         assert_eq!(texts(&batch), ["a3", "line", "b1", "a-in-room-2", "p2"]);
         assert!(batch.close.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_drained_burst_gives_its_room_back() {
+        let outbox = Outbox::new(1 << 20);
+        for _ in 0..1_000 {
+            outbox.push(f("m"));
+        }
+        assert!(outbox.lock().queue.capacity() >= 1_000);
+        assert_eq!(outbox.next_batch().await.frames.len(), 1_000);
+        assert!(outbox.lock().queue.capacity() <= KEPT_QUEUE);
+        // A small queue is kept for the next frames.
+        outbox.push(f("again"));
+        assert_eq!(texts(&outbox.next_batch().await), ["again"]);
+        assert!(outbox.lock().queue.capacity() > 0);
     }
 
     #[tokio::test]

@@ -39,8 +39,9 @@ pub(crate) async fn serve(
     let outbox = conn.outbox().clone();
     let metrics = conn.metrics.clone();
     // Once set, the connection is closing: nothing more is read, and what is queued (then
-    // the close) must be written by then.
-    let mut closing: Option<tokio::time::Instant> = None;
+    // the close) must be written before it fires. (Timers are boxed, and only while they
+    // run: an idle connection keeps no room for them.)
+    let mut closing: Option<Timer> = None;
     let welcomed = {
         let (socket, conn, heartbeat) = (&mut *socket, &mut *conn, &heartbeat);
         // Built inside the closure, so only the box is kept here.
@@ -52,7 +53,7 @@ pub(crate) async fn serve(
         Ok(first) => first.map(|message| Some(Ok(message))),
         Err(Some(reason)) => {
             outbox.close(reason);
-            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
             None
         }
         Err(None) => return,
@@ -85,7 +86,11 @@ pub(crate) async fn serve(
                         Written::Closed(reason, whole) => {
                             if whole {
                                 let close = Message::Close(Some(reason.ws_frame()));
-                                let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+                                let sink = &mut *socket;
+                                let send = boxed_with(move || {
+                                    tokio::time::timeout(CLOSE_GRACE, sink.send(close))
+                                });
+                                let _ = send.await;
                             }
                             return;
                         }
@@ -95,18 +100,25 @@ pub(crate) async fn serve(
                     }
                     continue;
                 }
-                () = sleep_until_or_never(closing) => return,
+                () = async {
+                    match closing.as_mut() {
+                        Some(timer) => timer.await,
+                        None => std::future::pending().await,
+                    }
+                } => return,
                 message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
                     if heartbeat.silent() {
                         return metrics.close("heartbeat");
                     }
-                    if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    let sink = &mut *socket;
+                    let send = boxed_with(move || sink.send(Message::Ping(Default::default())));
+                    if send.await.is_err() {
                         return;
                     }
                     continue;
                 }
-                () = tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into()),
+                () = Box::pin(tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into())),
                     if held_until.is_some() && closing.is_none() => {
                     conn.release_typing(Instant::now());
                     continue;
@@ -144,7 +156,7 @@ pub(crate) async fn serve(
             }
             // What is queued goes first, then the close (the outbox's next batch carries it).
             conn.outbox().close(reason);
-            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+            closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
         } else if burst < READ_BURST {
             // Frames the client sent together are handled together, so their answers go
             // out in one write rather than one small write each.
@@ -163,13 +175,8 @@ fn boxed_with<'a, T, F: Future<Output = T> + Send + 'a>(
     Box::pin(make())
 }
 
-/// Completes at `deadline`, or never without one.
-async fn sleep_until_or_never(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
+/// A timer on the heap.
+type Timer = std::pin::Pin<Box<tokio::time::Sleep>>;
 
 /// Welcomes the connection: a v1 one at once; a v2 one after its first frame, which should
 /// be its `hello` (anything else is welcomed as a new session in `general`, then handled:

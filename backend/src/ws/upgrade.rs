@@ -131,14 +131,23 @@ impl Upgrade {
         F: Future<Output = ()> + Send + 'static,
     {
         let Upgrade { accept, on_upgrade } = self;
+        // What the hand-over needs stays in one box until it is used. A value that a task
+        // holds across two of its awaits gets room of its own for the task's whole life;
+        // boxed, `then` costs the connection's task a pointer, not its captures.
+        let mut handover = Box::new((Some(on_upgrade), config, Some(then)));
         tokio::spawn(async move {
-            let socket = {
-                let Ok(upgraded) = on_upgrade.await else {
-                    return;
-                };
-                WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                    .await
+            let Some(on_upgrade) = handover.0.take() else {
+                return;
             };
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let io = TokioIo::new(upgraded);
+            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(handover.1)).await;
+            let Some(then) = handover.2.take() else {
+                return;
+            };
+            drop(handover);
             then(socket).await;
         });
         let mut response = Response::new(Body::empty());
