@@ -41,7 +41,10 @@ use shared::{
     ServerMsg, Shown, decode_server, encode,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::{connect_async, tungstenite::Message};
+use tokio_tungstenite::{
+    connect_async_with_config,
+    tungstenite::{Message, protocol::WebSocketConfig},
+};
 
 /// How often the client pings (an application `ping`); two pings without a `pong` mean the
 /// connection is dead and it reconnects.
@@ -354,7 +357,10 @@ enum Ended {
 impl Runner {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         loop {
-            let ended = match connect_async(&self.url).await {
+            // A chat client reads small frames: tungstenite's default 128 KiB read buffer
+            // would be zeroed before every read (a history page grows it when needed).
+            let config = WebSocketConfig::default().read_buffer_size(4096);
+            let ended = match connect_async_with_config(&self.url, Some(config), true).await {
                 Ok((ws, _)) => self.connected(ws, &mut commands).await,
                 Err(err) => {
                     if let Some(first) = self.welcomed.take() {
