@@ -107,12 +107,14 @@ pub(crate) struct Connection {
     over_limit: Persistence,
     /// Per room, the newest typing text that arrived over the frame rate; sent when a token
     /// frees up (latest value wins, per room).
-    held_typing: HashMap<RoomKey, (Arc<Room>, String)>,
+    /// (B-tree maps here and below: half a hash map's size when empty, which they nearly
+    /// always are, in every connection.)
+    held_typing: BTreeMap<RoomKey, (Arc<Room>, String)>,
     last_heard: LastHeard,
     /// The product list, which this connection may watch and change.
     catalog: Arc<Catalog>,
     /// The random tickers this connection runs, by the client's number for them.
-    tickers: HashMap<u32, exercises::Ticker>,
+    tickers: BTreeMap<u32, exercises::Ticker>,
 }
 
 impl Drop for Connection {
@@ -156,10 +158,10 @@ impl Connection {
             address: AddressKey::from(peer),
             frames: TokenBucket::new(limits.frame_rate, limits.frame_rate, now),
             over_limit: Persistence::new(limits.close_after),
-            held_typing: HashMap::new(),
+            held_typing: BTreeMap::new(),
             last_heard: LastHeard::new(),
             catalog: app.catalog.clone(),
-            tickers: HashMap::new(),
+            tickers: BTreeMap::new(),
         }
     }
 

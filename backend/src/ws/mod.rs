@@ -32,6 +32,11 @@ use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
 /// it. Measured: 1 KiB → 256 B took 0.76 KB off every idle connection (docs/BENCHMARKS.md).
 pub(crate) const READ_BUFFER_BYTES: usize = 256;
 
+/// `/ws`'s read buffer: smaller still, since a chat connection mostly waits. tungstenite
+/// reads a frame's header, then makes room for exactly its payload, so a bigger frame costs
+/// one more read, not a failure; what stays allocated afterwards is about the last frame.
+pub(crate) const WS_READ_BUFFER_BYTES: usize = 64;
+
 /// How long a connection may take to deliver its close frame once it decided to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -76,7 +81,7 @@ pub(crate) async fn upgrade(
     let config = WebSocketConfig::default()
         .max_message_size(Some(limits.max_frame_bytes))
         .max_frame_size(Some(limits.max_frame_bytes))
-        .read_buffer_size(READ_BUFFER_BYTES)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(0);
     ws.on_upgrade(config, move |socket| {
         run(socket, app, handshake, peer, permit)
