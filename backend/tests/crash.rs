@@ -408,3 +408,71 @@ async fn a_cut_connection_resumes_with_every_line_exactly_once() {
     assert_eq!(alice.general(), expected, "every line once, in order");
     assert_gapless_once(&expected);
 }
+
+/// The same cut, met by the project's own client (`client` crate), which needs no help: it
+/// notices the dead path, reconnects with backoff, resumes its session and resends what was
+/// not acked. Every `send` returns its line's `seq` once, and the events show each line once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_crate_rides_out_a_cut_connection_by_itself() {
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_addr = proxy_listener.local_addr().expect("addr");
+    let server = TestServer::start_with(backend::Config {
+        allow_hosts: vec![proxy_addr.to_string()],
+        ..testkit::unlimited()
+    })
+    .await;
+    let (proxy, cut) = cutting_proxy(proxy_listener, server.addr).await;
+    let via_proxy = format!("ws://{proxy}");
+    let connected = client::Client::connect(&via_proxy, client::Options::default());
+    let (cli, mut events) = tokio::time::timeout(TIMEOUT, connected)
+        .await
+        .expect("connected in time")
+        .expect("connected");
+    let general = shared::RoomName::general();
+    let mut seqs = Vec::new();
+    for i in 0..30 {
+        if i == 10 {
+            cut.notify_waiters(); // the line below goes out on a dead path, or waits for a new one
+        }
+        let sent = tokio::time::timeout(TIMEOUT, cli.send(&general, format!("c-{i}")));
+        seqs.push(sent.await.expect("acked in time").expect("acked").0);
+    }
+    let sorted = seqs.windows(2).all(|pair| pair[0] < pair[1]);
+    assert!(sorted, "one seq per line, in the order sent: {seqs:?}");
+
+    // What the client was shown: each line once, in order, across the two connections.
+    let (mut ids, mut shown) = (Vec::new(), Vec::new());
+    while shown.len() < 30 {
+        let event = tokio::time::timeout(TIMEOUT, events.next())
+            .await
+            .expect("an event in time")
+            .expect("the client runs");
+        match event {
+            client::Event::Welcome { id, resumed, .. } => ids.push((id, resumed)),
+            client::Event::Line(line) => shown.push(line.text),
+            client::Event::Joined { lines, replace, .. } => {
+                if replace {
+                    shown.clear();
+                }
+                shown.extend(lines.into_iter().map(|line| line.text));
+            }
+            _ => {}
+        }
+    }
+    let sent: Vec<String> = (0..30).map(|i| format!("c-{i}")).collect();
+    assert_eq!(shown, sent, "every line shown once, in order");
+    assert!(ids.len() >= 2, "it reconnected: {ids:?}");
+    assert!(
+        ids.iter().all(|(id, _)| *id == ids[0].0) && ids[1..].iter().all(|(_, resumed)| *resumed),
+        "every reconnection resumed the same session: {ids:?}"
+    );
+    let stored: Vec<String> = history(&server.ws_url())
+        .await
+        .into_iter()
+        .map(|line| line.text)
+        .collect();
+    assert_eq!(stored, sent, "the server holds every line once");
+    cli.close().await;
+}
