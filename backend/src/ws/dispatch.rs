@@ -602,12 +602,13 @@ impl Connection {
         None
     }
 
-    /// When the next held-back typing update may go out, if there is one.
-    pub(crate) fn held_typing_at(&mut self, now: Instant) -> Option<Instant> {
+    /// When the next held-back typing update may go out, if there is one (the clock is
+    /// read only then: this runs each time the connection wakes).
+    pub(crate) fn held_typing_at(&mut self) -> Option<Instant> {
         if self.held_typing.is_empty() {
             return None;
         }
-        Some(self.frames.next_token_at(now))
+        Some(self.frames.next_token_at(Instant::now()))
     }
 
     /// Sends held-back typing updates while the rate allows.

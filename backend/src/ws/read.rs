@@ -42,6 +42,8 @@ pub(crate) async fn serve(
     // the close) must be written before it fires. (Timers are boxed, and only while they
     // run: an idle connection keeps no room for them.)
     let mut closing: Option<Timer> = None;
+    // When a typing update held back by the rate limit may go out, if one is.
+    let mut held: Option<Timer> = None;
     let welcomed = {
         let (socket, conn, heartbeat) = (&mut *socket, &mut *conn, &heartbeat);
         // Built inside the closure, so only the box is kept here.
@@ -63,7 +65,15 @@ pub(crate) async fn serve(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         // A typing update held back by the rate limit goes out as soon as it is allowed.
-        let held_until = conn.held_typing_at(Instant::now());
+        match conn.held_typing_at() {
+            None => held = None,
+            Some(at) => {
+                let at = tokio::time::Instant::from(at);
+                if held.as_ref().is_none_or(|timer| timer.deadline() != at) {
+                    held = Some(Box::pin(tokio::time::sleep_until(at)));
+                }
+            }
+        }
         let message = if let Some(message) = ready.take() {
             message
         } else {
@@ -100,12 +110,7 @@ pub(crate) async fn serve(
                     }
                     continue;
                 }
-                () = async {
-                    match closing.as_mut() {
-                        Some(timer) => timer.await,
-                        None => std::future::pending().await,
-                    }
-                } => return,
+                () = fire(&mut closing) => return,
                 message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
                     if heartbeat.silent() {
@@ -118,8 +123,8 @@ pub(crate) async fn serve(
                     }
                     continue;
                 }
-                () = Box::pin(tokio::time::sleep_until(held_until.unwrap_or_else(Instant::now).into())),
-                    if held_until.is_some() && closing.is_none() => {
+                () = fire(&mut held), if closing.is_none() => {
+                    held = None;
                     conn.release_typing(Instant::now());
                     continue;
                 }
@@ -177,6 +182,14 @@ fn boxed_with<'a, T, F: Future<Output = T> + Send + 'a>(
 
 /// A timer on the heap.
 type Timer = std::pin::Pin<Box<tokio::time::Sleep>>;
+
+/// Completes when the timer fires; never without one.
+async fn fire(timer: &mut Option<Timer>) {
+    match timer {
+        Some(timer) => timer.await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Welcomes the connection: a v1 one at once; a v2 one after its first frame, which should
 /// be its `hello` (anything else is welcomed as a new session in `general`, then handled:
