@@ -17,6 +17,7 @@ use std::{
 
 use axum::extract::ws::{CloseFrame, Utf8Bytes, close_code};
 use shared::{ServerMsg, encode};
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 /// A connection, as the server numbers them (one public id may have two connections for a
@@ -289,9 +290,10 @@ pub struct Batch {
 #[derive(Debug)]
 pub struct Outbox {
     inner: Mutex<Inner>,
-    /// Wakes the connection's task. `notify_one` keeps a permit when nobody waits, so a push that
-    /// lands between a drain and the next wait is never missed.
-    ready: Notify,
+    /// Wakes the connection's task. Waking takes the waker out, so the pushes after the first
+    /// one cost nothing until the task looks again; the task registers before its second
+    /// look, so a push between a look and the wait is never missed (`next_batch`).
+    ready: AtomicWaker,
     /// Wakes whoever waits in [`Outbox::closed`] (a writer stuck on a client that stopped
     /// reading must not stay stuck).
     closing: Notify,
@@ -328,7 +330,7 @@ impl Outbox {
     pub fn new(limit_bytes: usize) -> Self {
         Outbox {
             inner: Mutex::new(Inner::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             closing: Notify::new(),
             limit_bytes,
         }
@@ -363,7 +365,7 @@ impl Outbox {
             inner.closed = Some(CloseReason::SlowConsumer);
         }
         drop(inner);
-        self.ready.notify_one();
+        self.ready.wake();
         if !accepted {
             self.closing.notify_waiters();
         }
@@ -395,7 +397,7 @@ impl Outbox {
         inner.latest.insert(slot, frame);
         inner.queue.push_back(Pending::Latest(slot));
         drop(inner);
-        self.ready.notify_one();
+        self.ready.wake();
     }
 
     /// Stops taking frames; the connection's task sends what is queued, then the close.
@@ -405,7 +407,7 @@ impl Outbox {
             inner.closed = Some(reason);
         }
         drop(inner);
-        self.ready.notify_one();
+        self.ready.wake();
         self.closing.notify_waiters();
     }
 
@@ -432,12 +434,17 @@ impl Outbox {
     /// Waits until there is something to write, then takes all of it. After a batch that
     /// carries a close, every later call returns an empty batch with no close.
     pub async fn next_batch(&self) -> Batch {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(batch) = self.take() {
-                return batch;
+                return std::task::Poll::Ready(batch);
             }
-            self.ready.notified().await;
-        }
+            self.ready.register(cx.waker());
+            match self.take() {
+                Some(batch) => std::task::Poll::Ready(batch),
+                None => std::task::Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// Takes everything queued now, if anything (the connection's task waits with `next_batch`).
