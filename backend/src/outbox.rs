@@ -16,8 +16,8 @@ use std::{
 };
 
 use axum::extract::ws::{CloseFrame, Utf8Bytes, close_code};
-use shared::{ServerMsg, encode};
 use futures_util::task::AtomicWaker;
+use shared::{ServerMsg, encode};
 use tokio::sync::Notify;
 
 /// A connection, as the server numbers them (one public id may have two connections for a
