@@ -217,10 +217,12 @@ pub async fn connected_id(client: &Client) -> String {
     id
 }
 
-/// Types `keys` into the element `css`.
+/// Types `keys` into the element `css`, once the page has rendered it (up to [`TIMEOUT`]).
 pub async fn type_in(client: &Client, css: &str, keys: &str) {
     client
-        .find(Locator::Css(css))
+        .wait()
+        .at_most(TIMEOUT)
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .send_keys(keys)
@@ -233,10 +235,13 @@ pub async fn type_into(client: &Client, keys: &str) {
     type_in(client, "#composer-input", keys).await;
 }
 
-/// Clicks the element `css`.
+/// Clicks the element `css`, once the page has rendered it (up to [`TIMEOUT`]: a page just
+/// opened may still be loading its wasm).
 pub async fn click(client: &Client, css: &str) {
     client
-        .find(Locator::Css(css))
+        .wait()
+        .at_most(TIMEOUT)
+        .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{css}: {e}"))
         .click()
