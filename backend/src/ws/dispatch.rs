@@ -19,7 +19,6 @@ use tokio::sync::oneshot;
 
 mod exercises;
 
-use super::write::LastHeard;
 use crate::{
     cluster::Cluster,
     committer::{Committer, Job, LineJob, SessionJob, now_ms},
@@ -110,7 +109,8 @@ pub(crate) struct Connection {
     /// (B-tree maps here and below: half a hash map's size when empty, which they nearly
     /// always are, in every connection.)
     held_typing: BTreeMap<RoomKey, (Arc<Room>, String)>,
-    last_heard: LastHeard,
+    /// When the client last said anything (any frame counts, for the heartbeat).
+    last_heard: Instant,
     /// The product list, which this connection may watch and change.
     catalog: Arc<Catalog>,
     /// The random tickers this connection runs, by the client's number for them.
@@ -159,7 +159,7 @@ impl Connection {
             frames: TokenBucket::new(limits.frame_rate, limits.frame_rate, now),
             over_limit: Persistence::new(limits.close_after),
             held_typing: BTreeMap::new(),
-            last_heard: LastHeard::new(),
+            last_heard: now,
             catalog: app.catalog.clone(),
             tickers: BTreeMap::new(),
         }
@@ -176,13 +176,13 @@ impl Connection {
     }
 
     /// When the client last said anything (for the heartbeat).
-    pub(crate) fn last_heard(&self) -> LastHeard {
-        self.last_heard.clone()
+    pub(crate) fn last_heard(&self) -> Instant {
+        self.last_heard
     }
 
     /// Notes that the client said something (any frame counts for the heartbeat).
-    pub(crate) fn heard(&self) {
-        self.last_heard.heard();
+    pub(crate) fn heard(&mut self) {
+        self.last_heard = Instant::now();
     }
 
     /// Welcomes the connection once its session is durable: a v1 one (`hello` is `None`)

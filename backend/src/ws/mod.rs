@@ -129,7 +129,7 @@ fn run(
     app.metrics.connections_accepted.inc();
     let key = conn.key();
     tracing::debug!(conn = key.0, ?handshake, "client connected");
-    let heartbeat = write::Heartbeat::new(app.limits.heartbeat, conn.last_heard());
+    let heartbeat = write::Heartbeat::new(app.limits.heartbeat);
     let live = Box::new((socket, conn));
     let hub = app.hub.clone();
     async move {

@@ -88,7 +88,10 @@ pub(crate) async fn serve(
                     let written = {
                         let (sink, queue, counts, beat, pings) =
                             (&mut *socket, &outbox, &metrics, &heartbeat, &mut ping);
-                        boxed_with(move || write_batch(sink, queue, counts, beat, pings, batch))
+                        let heard = conn.last_heard();
+                        boxed_with(move || {
+                            write_batch(sink, queue, counts, beat, heard, pings, batch)
+                        })
                     };
                     match written.await {
                         Written::Done(true) if close.is_none() => outbox.written(),
@@ -113,7 +116,7 @@ pub(crate) async fn serve(
                 () = fire(&mut closing) => return,
                 message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
-                    if heartbeat.silent() {
+                    if heartbeat.silent(conn.last_heard()) {
                         return metrics.close("heartbeat");
                     }
                     let sink = &mut *socket;

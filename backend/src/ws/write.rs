@@ -15,10 +15,6 @@
 
 use std::{
     io::IoSlice,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
@@ -32,42 +28,10 @@ use crate::{
     outbox::{CloseReason, Frame, Outbox},
 };
 
-/// When the client last said anything (any frame counts), shared by the connection (which
-/// notes it) and the heartbeat (which reads it).
-#[derive(Debug, Clone)]
-pub(crate) struct LastHeard {
-    /// Milliseconds after `started` of the last frame read.
-    ms: Arc<AtomicU64>,
-    started: Instant,
-}
-
-impl LastHeard {
-    /// Starts the clock now, as if the client had just spoken.
-    pub(crate) fn new() -> Self {
-        LastHeard {
-            ms: Arc::new(AtomicU64::new(0)),
-            started: Instant::now(),
-        }
-    }
-
-    /// Notes that the client said something.
-    pub(crate) fn heard(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// How long the client has been silent.
-    fn silent_for(&self) -> Duration {
-        let heard = Duration::from_millis(self.ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(heard)
-    }
-}
-
-/// The server's side of the heartbeat: when to ping, and when the client last said anything.
+/// The server's side of the heartbeat: how often to ping, and how long a client may stay
+/// silent (two intervals).
 pub(crate) struct Heartbeat {
     every: Duration,
-    /// When the client last said anything.
-    last_heard: LastHeard,
 }
 
 /// Counts frames out per message type once per batch, not once per frame: this is the
@@ -98,6 +62,7 @@ pub(super) async fn write_batch(
     outbox: &Outbox,
     metrics: &Metrics,
     heartbeat: &Heartbeat,
+    last_heard: Instant,
     ping: &mut tokio::time::Interval,
     batch: crate::outbox::Batch,
 ) -> Written {
@@ -134,7 +99,8 @@ pub(super) async fn write_batch(
                 return Written::Closed(reason, whole);
             }
             _ = ping.tick() => {
-                if heartbeat.silent() {
+                // (Nothing is read while a batch is written: `last_heard` stays put.)
+                if heartbeat.silent(last_heard) {
                     return Written::Silent;
                 }
                 if started.elapsed() > 2 * heartbeat.every {
@@ -165,8 +131,8 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
             push_header(&mut buf, frame.is_binary(), frame.len());
             frame.for_each_piece(|piece| buf.extend_from_slice(piece));
         }
-        io.write_all(&buf).await?;
-        return io.flush().await;
+        // (No flush here: the caller's flush of the socket follows every batch.)
+        return io.write_all(&buf).await;
     }
     let mut headers = Vec::with_capacity(frames.len() * 4);
     let mut header_ends = Vec::with_capacity(frames.len());
@@ -193,7 +159,7 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
         }
         IoSlice::advance_slices(&mut rest, written);
     }
-    io.flush().await
+    Ok(())
 }
 
 /// The longest frame header: 2 bytes and a 64-bit length.
@@ -234,9 +200,9 @@ pub(super) enum Written {
 }
 
 impl Heartbeat {
-    /// The heartbeat of a connection started at `last_heard.started`.
-    pub(crate) fn new(every: Duration, last_heard: LastHeard) -> Self {
-        Heartbeat { every, last_heard }
+    /// A heartbeat that pings every `every`.
+    pub(crate) fn new(every: Duration) -> Self {
+        Heartbeat { every }
     }
 
     /// How often the server pings.
@@ -244,9 +210,9 @@ impl Heartbeat {
         self.every
     }
 
-    /// Whether the client has said nothing for two intervals.
-    pub(super) fn silent(&self) -> bool {
-        self.last_heard.silent_for() > 2 * self.every
+    /// Whether a client last heard at `last_heard` has said nothing for two intervals.
+    pub(super) fn silent(&self, last_heard: Instant) -> bool {
+        last_heard.elapsed() > 2 * self.every
     }
 }
 
