@@ -27,8 +27,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Value, json};
 use tokio::{net::TcpSocket, sync::Semaphore, task::JoinSet};
 use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, client_async_with_config,
-    tungstenite::{Message, protocol::WebSocketConfig},
+    MaybeTlsStream, WebSocketStream, client_async_with_config, tungstenite::Message,
 };
 
 /// One load-generator connection.
@@ -153,14 +152,6 @@ impl Target {
 }
 
 /// Connects one client from `source` to `addr` and waits for its welcome and its `joined`.
-/// The generator's WebSocket buffers. tungstenite's default read buffer (128 KiB) is
-/// zeroed before every read: profiled, that was half the generator's CPU in `latency`, and
-/// it delayed the deliveries it measured. 4 KiB holds any frame these scenarios read whole
-/// but the greeting, which grows it.
-fn small_buffers() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4096)
-}
-
 async fn connect(addr: SocketAddr, source: IpAddr) -> Result<Socket, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
@@ -172,7 +163,7 @@ async fn connect(addr: SocketAddr, source: IpAddr) -> Result<Socket, String> {
         .map_err(|e| format!("connect: {e}"))?;
     let url = format!("ws://{addr}/ws?v=2");
     let (mut ws, _) =
-        client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(small_buffers()))
+        client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(crate::ws_config()))
             .await
             .map_err(|e| format!("handshake: {e}"))?;
     ws.send(Message::text(r#"{"type":"hello"}"#))
@@ -547,7 +538,7 @@ impl StormClient {
             .map_err(|e| e.to_string())?;
         let url = format!("ws://{}/ws?v=2", target.addr);
         let (mut ws, _) =
-            client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(small_buffers()))
+            client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(crate::ws_config()))
                 .await
                 .map_err(|e| e.to_string())?;
         let hello = if self.token.is_empty() {
