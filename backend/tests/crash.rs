@@ -309,6 +309,22 @@ async fn a_hundred_resumers_that_never_read_keep_the_servers_memory_bounded() {
     drop(stuck);
 }
 
+/// A server reached through [`cutting_proxy`] (it answers to the proxy's address), the
+/// proxy's address, and the switch that cuts every connection through it.
+async fn server_behind_a_cutting_proxy() -> (TestServer, SocketAddr, Arc<Notify>) {
+    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_addr = proxy_listener.local_addr().expect("addr");
+    let server = TestServer::start_with(backend::Config {
+        allow_hosts: vec![proxy_addr.to_string()],
+        ..testkit::unlimited()
+    })
+    .await;
+    let (proxy, cut) = cutting_proxy(proxy_listener, server.addr).await;
+    (server, proxy, cut)
+}
+
 /// A TCP proxy on `listener` that can cut every connection through it at once. (It passes
 /// `Host` through untouched: the server must be told it answers to the proxy's address.)
 async fn cutting_proxy(
@@ -337,16 +353,7 @@ async fn cutting_proxy(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_connection_resumes_with_every_line_exactly_once() {
-    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let proxy_addr = proxy_listener.local_addr().expect("addr");
-    let server = TestServer::start_with(backend::Config {
-        allow_hosts: vec![proxy_addr.to_string()],
-        ..testkit::unlimited()
-    })
-    .await;
-    let (proxy, cut) = cutting_proxy(proxy_listener, server.addr).await;
+    let (server, proxy, cut) = server_behind_a_cutting_proxy().await;
     let via_proxy = format!("ws://{proxy}/ws");
     let mut alice = SessionClient::new("alice");
     assert!(alice.connect(&via_proxy).await);
@@ -414,16 +421,7 @@ async fn a_cut_connection_resumes_with_every_line_exactly_once() {
 /// not acked. Every `send` returns its line's `seq` once, and the events show each line once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_crate_rides_out_a_cut_connection_by_itself() {
-    let proxy_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let proxy_addr = proxy_listener.local_addr().expect("addr");
-    let server = TestServer::start_with(backend::Config {
-        allow_hosts: vec![proxy_addr.to_string()],
-        ..testkit::unlimited()
-    })
-    .await;
-    let (proxy, cut) = cutting_proxy(proxy_listener, server.addr).await;
+    let (server, proxy, cut) = server_behind_a_cutting_proxy().await;
     let via_proxy = format!("ws://{proxy}");
     let connected = client::Client::connect(&via_proxy, client::Options::default());
     let (cli, mut events) = tokio::time::timeout(TIMEOUT, connected)
