@@ -247,6 +247,7 @@ async fn catch_up() {
         resume: Some(token),
         rooms: Some([("general".to_owned(), shared::Seq(last_seq))].into()),
         name: None,
+        token: None,
     };
     ws.send(Message::text(encode(&hello))).await.expect("hello");
     let mut got = 0;

@@ -42,6 +42,7 @@ async fn main() {
                 resume: None,
                 rooms: Some([("storm".to_owned(), shared::Seq(0))].into()),
                 name: None,
+                token: None,
             };
             ws.send(Message::text(encode(&hello))).await.expect("hello");
             let mut frames = 0usize;

@@ -34,12 +34,13 @@ use std::{
 use futures_util::StreamExt as _;
 use redis::aio::{MultiplexedConnection, PubSubSink};
 use serde::{Deserialize, Serialize};
-use shared::{ChatLine, Member, RoomName, Seq, Typist};
+use shared::{ChatLine, Member, RoomName, Seq, Typist, UserId};
 use tokio::sync::mpsc;
 
 use crate::{
+    auth::Auth,
     committer::now_ms,
-    hub::{Room, RoomLink},
+    hub::{Hub, Room, RoomLink},
     store::{
         StoredSession,
         redis::{SessionJson, channel, line_of_entry, lines_key, presence_key, session_key},
@@ -87,6 +88,26 @@ struct PresenceEntry {
     at: u64,
 }
 
+/// The channel on which servers tell each other to close a user's connections.
+const USERS_CHANNEL: &str = "charla:users";
+
+/// A request, on [`USERS_CHANNEL`], to close a user's connections (and to refuse their
+/// tokens issued before `revoked_before`); each server answers with how many it closed,
+/// pushed on `reply`.
+#[derive(Debug, Serialize, Deserialize)]
+struct CloseUser {
+    user: UserId,
+    #[serde(default)]
+    revoked_before: Option<u64>,
+    reply: String,
+}
+
+/// What a server needs to carry out a [`CloseUser`].
+struct Users {
+    hub: Arc<Hub>,
+    auth: Arc<Auth>,
+}
+
 /// What the rooms ask of the cluster task.
 enum Command {
     Sync(Arc<Room>),
@@ -104,6 +125,8 @@ pub(crate) struct Cluster {
     commands: mpsc::UnboundedSender<Command>,
     receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
     lookups: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// The hub and the auth of this server, once made (after the cluster).
+    users: std::sync::OnceLock<Users>,
 }
 
 impl Cluster {
@@ -116,6 +139,7 @@ impl Cluster {
             commands,
             receiver: std::sync::Mutex::new(Some(receiver)),
             lookups: tokio::sync::Mutex::new(None),
+            users: std::sync::OnceLock::new(),
         }))
     }
 
@@ -139,6 +163,99 @@ impl Cluster {
                 this.run(receiver).await;
             }
         })
+    }
+
+    /// Lets the cluster close this server's connections of a user when any server asks.
+    pub(crate) fn serve_users(&self, hub: Arc<Hub>, auth: Arc<Auth>) {
+        let _ = self.users.set(Users { hub, auth });
+    }
+
+    /// Closes every connection of `user` on every server (telling each of a revocation);
+    /// returns how many were closed in all. `Err` if Redis did not answer.
+    pub(crate) async fn close_user(
+        &self,
+        user: &UserId,
+        revoked_before: Option<u64>,
+    ) -> Result<usize, ()> {
+        // Its own connection: the replies are waited for with a blocking pop.
+        let mut conn = timed(self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| ())?;
+        let reply = format!("charla:reply:{}", crate::hub::random_token(12));
+        let request = CloseUser {
+            user: user.clone(),
+            revoked_before,
+            reply: reply.clone(),
+        };
+        let json = serde_json::to_string(&request).map_err(|_| ())?;
+        let servers: usize = timed(
+            redis::cmd("PUBLISH")
+                .arg(USERS_CHANNEL)
+                .arg(json)
+                .query_async(&mut conn),
+        )
+        .await
+        .map_err(|_| ())?;
+        let mut closed = 0;
+        let deadline = Instant::now() + CALL_TIMEOUT;
+        for _ in 0..servers {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64();
+            if left <= 0.0 {
+                break; // A server that did not answer in time closed nothing we can count.
+            }
+            let popped: Option<(String, usize)> = tokio::time::timeout(
+                CALL_TIMEOUT + Duration::from_millis(500),
+                redis::cmd("BLPOP")
+                    .arg(&reply)
+                    .arg(left)
+                    .query_async(&mut conn),
+            )
+            .await
+            .map_err(|_| ())?
+            .map_err(|_| ())?;
+            match popped {
+                Some((_, n)) => closed += n,
+                None => break,
+            }
+        }
+        let _: Result<(), _> = redis::cmd("DEL").arg(&reply).query_async(&mut conn).await;
+        Ok(closed)
+    }
+
+    /// Carries out another server's (or this one's) [`CloseUser`], and answers it.
+    fn on_close_user(&self, payload: &[u8]) {
+        let Some(users) = self.users.get() else {
+            return;
+        };
+        let Ok(request) = serde_json::from_slice::<CloseUser>(payload) else {
+            tracing::warn!("unreadable close-user message");
+            return;
+        };
+        if let Some(before) = request.revoked_before {
+            users.auth.revoke(&request.user, before);
+        }
+        let closed = users.hub.disconnect_user(&request.user);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let Ok(mut conn) = timed(client.get_multiplexed_async_connection()).await else {
+                return;
+            };
+            let _: Result<(), _> = timed(
+                redis::pipe()
+                    .cmd("RPUSH")
+                    .arg(&request.reply)
+                    .arg(closed)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(&request.reply)
+                    .arg(10)
+                    .ignore()
+                    .query_async(&mut conn),
+            )
+            .await;
+        });
     }
 
     /// The session `token` names, as another server stored it. `Err` if Redis did not
@@ -210,6 +327,7 @@ impl Cluster {
     ) -> Result<Stop, redis::RedisError> {
         let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
         let mut conn = timed(self.client.get_multiplexed_async_connection()).await?;
+        timed(sink.subscribe(USERS_CHANNEL)).await?;
         for (name, room) in links.followed.iter() {
             timed(sink.subscribe(channel(name))).await?;
             fill(&mut conn, room).await?;
@@ -257,6 +375,9 @@ impl Cluster {
     }
 
     fn on_bus(&self, followed: &HashMap<RoomName, Arc<Room>>, channel: &str, payload: &[u8]) {
+        if channel == USERS_CHANNEL {
+            return self.on_close_user(payload);
+        }
         let Some(room) = channel
             .strip_prefix(CHANNEL_PREFIX)
             .and_then(|name| RoomName::parse(name).ok())

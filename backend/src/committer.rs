@@ -17,14 +17,14 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use shared::{ChatLine, ConnId, DisplayName, ErrorCode, RoomName, Seq};
+use shared::{ChatLine, ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     hub::{RepeatedAck, Room, SessionChanges},
     metrics::Metrics,
     outbox::RoomKey,
-    store::{Appended, Batch, HistoryStore, StoredNonce},
+    store::{Appended, Batch, HistoryStore, Revocation, StoredNonce},
 };
 
 /// Nonces remembered per sender (its newest): a client resends only lines it has no ack
@@ -56,6 +56,33 @@ pub(crate) struct LineJob {
     pub text: String,
     /// The sender's nonce, if any.
     pub nonce: Option<String>,
+    /// The signed-in user who sent it, if any.
+    pub user: Option<UserId>,
+    /// Told where the line went once it is durable (the server API waits for this; a
+    /// WebSocket sender is acked through its room instead).
+    pub reply: Option<oneshot::Sender<Result<Published, Unstored>>>,
+}
+
+/// Where a line went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// Its `seq` in its room.
+    pub seq: Seq,
+    /// Whether it was appended now (`false`: its nonce had been accepted before, at `seq`).
+    pub new: bool,
+}
+
+/// The line could not be stored (the store failed); it was not appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unstored;
+
+/// Users whose tokens issued before a time are refused from now on, and whom to tell once
+/// that is durable.
+pub(crate) struct RevokeJob {
+    /// The revocation.
+    pub revocation: Revocation,
+    /// Told `true` once on disk.
+    pub durable: oneshot::Sender<bool>,
 }
 
 /// Session changes to make durable, and whom to tell once they are.
@@ -73,6 +100,8 @@ pub(crate) enum Job {
     Line(LineJob),
     /// Store or forget sessions.
     Sessions(SessionJob),
+    /// Revoke a user's older tokens.
+    Revoke(RevokeJob),
     /// Commit what came before, then stop.
     Stop(oneshot::Sender<()>),
 }
@@ -264,6 +293,7 @@ fn run(
         };
         let mut ids_gone = std::mem::take(&mut carried.ids_gone);
         let mut waiting = Vec::new();
+        let mut answers: Vec<Answer> = Vec::new();
         let mut stop = None;
         let at = now_ms();
         let shared = store.numbers_lines();
@@ -271,7 +301,13 @@ fn run(
         for job in queued.drain(..) {
             match job {
                 Job::Line(line) if shared => unnumbered.push(line),
-                Job::Line(line) => seq.number(line, at, &mut rooms, &mut batch.forget_nonces),
+                Job::Line(line) => {
+                    seq.number(line, at, &mut rooms, &mut batch.forget_nonces, &mut answers)
+                }
+                Job::Revoke(job) => {
+                    batch.revocations.push(job.revocation);
+                    waiting.push(job.durable);
+                }
                 Job::Sessions(job) => {
                     batch.sessions.extend(job.changes.store);
                     batch.forget_sessions.extend(job.changes.forget);
@@ -332,6 +368,9 @@ fn run(
                 for share in rooms.shares {
                     share.room.publish(share.lines, share.repeats);
                 }
+                for (reply, published) in answers {
+                    let _ = reply.send(Ok(published));
+                }
             }
             Err(err) => {
                 tracing::error!(%err, lines = batch.lines.len(), "commit failed; the lines were refused");
@@ -342,6 +381,9 @@ fn run(
                 };
                 for done in waiting {
                     let _ = done.send(false);
+                }
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(Unstored));
                 }
                 for mut share in rooms.shares {
                     if let Some(numbering) = seq.rooms.get_mut(&share.room.name) {
@@ -390,6 +432,7 @@ fn commit_shared(
             seq: Seq(0),
             from: job.from.clone(),
             name: Some(job.name.clone()),
+            user: job.user.clone(),
             text: job.text.clone(),
             at,
             nonce: job.nonce.clone(),
@@ -411,7 +454,14 @@ fn commit_shared(
     };
     metrics.commits.inc();
     let mut rooms = RoomBatches::default();
-    for ((job, mut line), outcome) in jobs.into_iter().zip(lines).zip(outcomes) {
+    for ((mut job, mut line), outcome) in jobs.into_iter().zip(lines).zip(outcomes) {
+        if let Some(reply) = job.reply.take() {
+            let published = match outcome {
+                Appended::New(seq) => Published { seq, new: true },
+                Appended::Repeat(seq) => Published { seq, new: false },
+            };
+            let _ = reply.send(Ok(published));
+        }
         let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
             rooms.shares.push(RoomBatch {
                 room: job.room.clone(),
@@ -443,7 +493,10 @@ fn commit_shared(
 
 /// Tells the sender of every line that it was not stored.
 fn refuse_all(jobs: Vec<LineJob>) {
-    for job in jobs {
+    for mut job in jobs {
+        if let Some(reply) = job.reply.take() {
+            let _ = reply.send(Err(Unstored));
+        }
         job.room.refuse(
             &job.from,
             job.nonce,
@@ -457,10 +510,11 @@ impl Sequencer {
     /// Gives a line the next `seq` of its room, or turns a resent nonce into a repeated ack.
     fn number(
         &mut self,
-        job: LineJob,
+        mut job: LineJob,
         at: u64,
         rooms: &mut RoomBatches,
         forgotten: &mut Vec<StoredNonce>,
+        answers: &mut Vec<Answer>,
     ) {
         let numbering = self.rooms.entry(job.room.name.clone()).or_default();
         let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
@@ -476,6 +530,15 @@ impl Sequencer {
         if let Some(nonce) = &job.nonce
             && let Some(done) = self.accepted.get(&job.from, &job.room.name, nonce)
         {
+            if let Some(reply) = job.reply.take() {
+                answers.push((
+                    reply,
+                    Published {
+                        seq: done,
+                        new: false,
+                    },
+                ));
+            }
             share.repeats.push(RepeatedAck {
                 from: job.from,
                 nonce: nonce.clone(),
@@ -484,6 +547,15 @@ impl Sequencer {
             return;
         }
         numbering.last_seq = Seq(numbering.last_seq.0 + 1);
+        if let Some(reply) = job.reply.take() {
+            answers.push((
+                reply,
+                Published {
+                    seq: numbering.last_seq,
+                    new: true,
+                },
+            ));
+        }
         if let Some(nonce) = &job.nonce {
             let key = (job.room.name.clone(), nonce.clone());
             forgotten.extend(self.accepted.remember(&job.from, key, numbering.last_seq));
@@ -493,12 +565,16 @@ impl Sequencer {
             seq: numbering.last_seq,
             from: job.from,
             name: Some(job.name),
+            user: job.user,
             text: job.text,
             at,
             nonce: job.nonce,
         });
     }
 }
+
+/// Whom to tell where a line went once its commit is done.
+type Answer = (oneshot::Sender<Result<Published, Unstored>>, Published);
 
 /// Now, in ms since the Unix epoch.
 pub(crate) fn now_ms() -> u64 {

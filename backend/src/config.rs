@@ -185,6 +185,78 @@ pub struct Config {
     /// The most products the catalog holds (`POST /api/products` past it: 507).
     #[arg(long, env = "CHARLA_MAX_PRODUCTS", default_value_t = 10_000)]
     pub max_products: u32,
+
+    /// Sign-in: the HS256 secret the app signs its tokens with.
+    #[arg(
+        long,
+        env = "CHARLA_JWT_SECRET",
+        hide_env_values = true,
+        conflicts_with = "jwt_public_key"
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// Sign-in: a PEM public key the app's tokens are checked with (RSA: RS256, EC P-256:
+    /// ES256, Ed25519: EdDSA).
+    #[arg(long, env = "CHARLA_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// Sign-in: the `iss` every token must carry, if set.
+    #[arg(long, env = "CHARLA_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Sign-in: the `aud` every token must carry, if set.
+    #[arg(long, env = "CHARLA_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock skew allowed on a token's `exp` (0s to turn it off).
+    #[arg(long, env = "CHARLA_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration_or_zero)]
+    pub jwt_leeway: std::time::Duration,
+
+    /// Whether clients sign in: off (guests only), optional (users and guests) or required.
+    /// Default: off without a key, optional with one.
+    #[arg(long, env = "CHARLA_AUTH", value_enum)]
+    pub auth: Option<crate::auth::AuthMode>,
+
+    /// A room name, or a prefix pattern ending in `*` (`team-*`), that only users whose
+    /// token grants it (`rooms` claim) may join. Repeat, or separate with commas.
+    #[arg(
+        long = "private-rooms",
+        env = "CHARLA_PRIVATE_ROOMS",
+        value_delimiter = ','
+    )]
+    pub private_rooms: Vec<String>,
+
+    /// How long before a token's `exp` the server asks the client for a new one
+    /// (`token_expiring`): 60s, 5m.
+    #[arg(long, env = "CHARLA_REFRESH_BEFORE", default_value = "60s", value_parser = parse_duration)]
+    pub refresh_before: std::time::Duration,
+
+    /// Where the page gets its token: a URL of the app, fetched with the browser's cookies,
+    /// answering `{"token": ...}`.
+    #[arg(long, env = "CHARLA_TOKEN_URL")]
+    pub token_url: Option<String>,
+
+    /// Adds a "sign in as…" form whose tokens the server mints itself (with --jwt-secret, or
+    /// a random secret). For trying sign-in out: NEVER in production.
+    #[arg(long, env = "CHARLA_DEV_LOGIN")]
+    pub dev_login: bool,
+
+    /// The life of a dev-login token.
+    #[arg(long, env = "CHARLA_DEV_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
+    pub dev_token_ttl: std::time::Duration,
+
+    /// The key of the server API (`Authorization: Bearer KEY`) for the app's backend;
+    /// without one the API answers 404.
+    #[arg(long, env = "CHARLA_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+/// Like [`parse_duration`], and zero is allowed.
+fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 /// Parses `45s`, `30m`, `12h`, `7d`, or a plain number of seconds.
@@ -261,6 +333,37 @@ impl Default for Config {
             max_rooms: 10_000,
             presence_list_max: 100,
             max_products: 10_000,
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_issuer: None,
+            jwt_audience: None,
+            jwt_leeway: std::time::Duration::from_secs(30),
+            auth: None,
+            private_rooms: Vec::new(),
+            refresh_before: std::time::Duration::from_secs(60),
+            token_url: None,
+            dev_login: false,
+            dev_token_ttl: std::time::Duration::from_secs(3_600),
+            api_key: None,
+        }
+    }
+}
+
+impl Config {
+    /// The sign-in settings.
+    pub(crate) fn auth_settings(&self) -> crate::auth::AuthSettings {
+        crate::auth::AuthSettings {
+            mode: self.auth,
+            secret: self.jwt_secret.clone(),
+            public_key: self.jwt_public_key.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            private_rooms: self.private_rooms.clone(),
+            refresh_before: self.refresh_before,
+            leeway: self.jwt_leeway,
+            token_url: self.token_url.clone(),
+            dev_login: self.dev_login,
+            dev_token_ttl: self.dev_token_ttl,
         }
     }
 }

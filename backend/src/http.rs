@@ -17,7 +17,7 @@ use axum::{
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
-use crate::{api, state::AppState, ws};
+use crate::{api, server_api, signin, state::AppState, ws};
 
 /// Builds the application: `/ws` upgrades to the chat; `/echo` upgrades to the echo server
 /// (and, asked for without an upgrade, is the echo page); `/api/products` is the product
@@ -54,6 +54,8 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/echo", get(echo))
         .merge(api::routes())
+        .merge(server_api::routes())
+        .merge(signin::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .fallback_service(page)

@@ -35,6 +35,7 @@
 mod accept;
 mod admission;
 mod api;
+pub mod auth;
 mod cluster;
 mod committer;
 pub mod config;
@@ -44,6 +45,8 @@ mod metrics;
 mod outbox;
 mod products;
 mod rate;
+mod server_api;
+mod signin;
 mod state;
 pub mod store;
 mod ws;
@@ -76,6 +79,10 @@ pub async fn serve(
         Box::new(SqliteStore::open(&config.data_dir).map_err(std::io::Error::other)?)
     };
     let loaded = store.load().map_err(std::io::Error::other)?;
+    let auth = Arc::new(auth::Auth::new(config.auth_settings()).map_err(std::io::Error::other)?);
+    for revoked in &loaded.revocations {
+        auth.revoke(&revoked.user, revoked.before);
+    }
     let metrics = Arc::new(metrics::Metrics::new());
     let catalog = Arc::new(
         products::Catalog::open(
@@ -109,6 +116,9 @@ pub async fn serve(
         metrics.clone(),
         cluster.as_ref().map(|c| c.link()),
     ));
+    if let Some(cluster) = &cluster {
+        cluster.serve_users(hub.clone(), auth.clone());
+    }
     let cluster_task = cluster.as_ref().map(cluster::Cluster::start);
     let committer = Arc::new(committer::Committer::start(
         store,
@@ -144,6 +154,8 @@ pub async fn serve(
         metrics: metrics.clone(),
         catalog,
         cluster,
+        auth,
+        api_key: config.api_key.as_deref().map(Arc::from),
         admission: Arc::new(admission),
         limits: state::Limits {
             max_frame_bytes: to_usize(config.max_frame_bytes),

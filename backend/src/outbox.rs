@@ -205,7 +205,20 @@ pub enum CloseReason {
     TooManySessions,
     /// The client closed the connection: the server answers its close frame (1000).
     ClientClosed,
+    /// Sign-in is required and the `hello` had no token (4001).
+    AuthRequired,
+    /// The token was refused (4001).
+    BadToken,
+    /// The token expired with no valid refresh (4001).
+    TokenExpired,
+    /// The app's backend disconnected this user through the server API (4003).
+    Disconnected,
 }
+
+/// The close code of a refused or expired sign-in.
+pub const CLOSE_AUTH: u16 = 4001;
+/// The close code of a user disconnected through the server API.
+pub const CLOSE_DISCONNECTED: u16 = 4003;
 
 impl CloseReason {
     /// The close frame sent to the client, as tungstenite writes it.
@@ -258,6 +271,22 @@ impl CloseReason {
                     "too many new sessions from your address: resume one, or wait a minute",
                 ),
             },
+            CloseReason::AuthRequired => CloseFrame {
+                code: CLOSE_AUTH,
+                reason: Utf8Bytes::from_static("sign-in required"),
+            },
+            CloseReason::BadToken => CloseFrame {
+                code: CLOSE_AUTH,
+                reason: Utf8Bytes::from_static("sign-in refused"),
+            },
+            CloseReason::TokenExpired => CloseFrame {
+                code: CLOSE_AUTH,
+                reason: Utf8Bytes::from_static("sign-in expired"),
+            },
+            CloseReason::Disconnected => CloseFrame {
+                code: CLOSE_DISCONNECTED,
+                reason: Utf8Bytes::from_static("disconnected by the server"),
+            },
         }
     }
 
@@ -273,6 +302,10 @@ impl CloseReason {
             CloseReason::Busy => "busy",
             CloseReason::TooManySessions => "too_many_sessions",
             CloseReason::ClientClosed => "client_closed",
+            CloseReason::AuthRequired => "auth_required",
+            CloseReason::BadToken => "bad_token",
+            CloseReason::TokenExpired => "token_expired",
+            CloseReason::Disconnected => "disconnected",
         }
     }
 }

@@ -11,6 +11,7 @@ use shared::{ConnId, ServerLimits};
 
 use crate::{
     admission::Admission,
+    auth::Auth,
     cluster::Cluster,
     committer::Committer,
     hub::Hub,
@@ -41,6 +42,10 @@ pub(crate) struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The other servers sharing the chat (`--redis`), if any.
     pub cluster: Option<Arc<Cluster>>,
+    /// Sign-in: token checks and the policy.
+    pub auth: Arc<Auth>,
+    /// The server API's key (`--api-key`); without one the API answers 404.
+    pub api_key: Option<Arc<str>>,
 }
 
 /// Send limits that no number of sockets gets around: per address, per session, and for

@@ -87,6 +87,7 @@ async fn history(url: &str, name: &str) -> Vec<ChatLine> {
         resume: None,
         rooms: Some(BTreeMap::from([(name.to_owned(), Seq(0))])),
         name: None,
+        token: None,
     };
     let mut client = Client::hello(url, &hello).await;
     client.recv_joined().await.lines
@@ -197,6 +198,7 @@ async fn kill_9_of_a_node_mid_stream_loses_no_acked_line_and_repeats_none() {
         resume: None,
         rooms: Some(BTreeMap::from([(room.to_owned(), Seq(0))])),
         name: None,
+        token: None,
     };
     let mut watcher = Client::hello(&b.ws_url(), &hello("vigia")).await;
     watcher.recv_joined().await;
@@ -356,6 +358,7 @@ async fn a_line_sent_before_its_room_caught_up_is_acked_after_the_greeting() {
         resume: None,
         rooms: Some(BTreeMap::from([("fria".to_owned(), Seq(0))])),
         name: None,
+        token: None,
     };
     let mut raw = Client::hello(&b.ws_url(), &hello).await;
     raw.send_to("fria", "enseguida", "n-1").await;

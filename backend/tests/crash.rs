@@ -281,6 +281,7 @@ async fn a_hundred_resumers_that_never_read_keep_the_servers_memory_bounded() {
             resume: None,
             rooms: Some([("general".to_owned(), shared::Seq(1))].into()),
             name: None,
+            token: None,
         };
         ws.send(tokio_tungstenite::tungstenite::Message::text(
             shared::encode(&hello),

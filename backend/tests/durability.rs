@@ -307,6 +307,7 @@ async fn sessions_welcomed_under_a_full_commit_queue_survive_a_restart_and_a_res
         resume: None,
         rooms: None,
         name: None,
+        token: None,
     };
     // Thirty pages open at once against a disk that keeps two commits waiting at most.
     let attempts: Vec<_> = (0..30)

@@ -457,6 +457,7 @@ async fn a_tic_is_logged_with_the_senders_id_and_never_echoed() {
             resume: None,
             rooms: None,
             name: None,
+            token: None,
         },
     )
     .await;

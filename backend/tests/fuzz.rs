@@ -239,6 +239,8 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         | ServerMsg::ProductAdded { .. }
                         | ServerMsg::ProductRemoved { .. }
                         | ServerMsg::ProductRefused { .. }
+                        | ServerMsg::TokenExpiring { .. }
+                        | ServerMsg::TokenRefreshed { .. }
                         | ServerMsg::Pong) => {
                             panic!("junk must not be answered with {other:?}")
                         }

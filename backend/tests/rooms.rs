@@ -237,6 +237,7 @@ async fn every_room_limit_has_its_typed_error() {
         resume: None,
         rooms: None,
         name: None,
+        token: None,
     })
     .await;
     ben.expect_error(ErrorCode::AlreadyWelcomed).await;
@@ -344,6 +345,7 @@ async fn a_hello_resumes_two_rooms_with_exactly_the_missed_lines_after_a_restart
             ("beta".into(), Seq(0)),
         ])),
         name: Some("Ana".into()),
+        token: None,
     };
     let mut ana = Client::hello(&server.ws_url(), &hello).await;
     ana.recv_joined().await;

@@ -590,6 +590,7 @@ impl Runner {
                 from,
                 name,
                 text,
+                ..
             } => Event::Typing {
                 room,
                 from,

@@ -196,6 +196,7 @@ mod tests {
                 seq: Seq(seq),
                 from: ConnId::new(from),
                 name: None,
+                user: None,
                 text,
                 at,
                 nonce,
@@ -217,11 +218,13 @@ mod tests {
                     name: None,
                     limits: None,
                     greeting: None,
+                    user: None,
                 }),
             ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing {
                 room: RoomName::general(),
                 from: ConnId::new(from),
                 name: None,
+                user: None,
                 text
             }),
             line.prop_map(ServerMsg::Message),

@@ -40,6 +40,15 @@ pub enum ErrorCode {
     NotFound,
     /// This connection already runs as many random tickers as it may (5).
     TooManyTickers,
+    /// Under `--auth required`, a `hello` without a token (a close with 4001 follows).
+    AuthRequired,
+    /// A token that is malformed, badly signed, of another algorithm, issuer or audience,
+    /// revoked, or (in a `refresh`) for another user (a close with 4001 follows).
+    BadToken,
+    /// The token's `exp` has passed (a close with 4001 follows).
+    TokenExpired,
+    /// This user may not do that (e.g. join a private room not granted); the connection stays.
+    Forbidden,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
@@ -64,6 +73,10 @@ impl ErrorCode {
         ErrorCode::AlreadyWelcomed,
         ErrorCode::NotFound,
         ErrorCode::TooManyTickers,
+        ErrorCode::AuthRequired,
+        ErrorCode::BadToken,
+        ErrorCode::TokenExpired,
+        ErrorCode::Forbidden,
     ];
 
     /// The code as it appears on the wire.
@@ -85,6 +98,10 @@ impl ErrorCode {
             ErrorCode::AlreadyWelcomed => "already_welcomed",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooManyTickers => "too_many_tickers",
+            ErrorCode::AuthRequired => "auth_required",
+            ErrorCode::BadToken => "bad_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Other => "other",
         }
     }

@@ -50,7 +50,9 @@ pub mod session;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode};
 pub use error::ErrorCode;
-pub use msg::{ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist};
+pub use msg::{
+    ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist, UserId, UserInfo,
+};
 pub use names::{DEFAULT_ROOM, DisplayName, NameError, RoomName};
 pub use products::{FieldError, NewProduct, Price, Problem, Product, ProductField, ProductId};
 pub use session::{ClientSession, PendingLine, Refusal, Shown};

@@ -38,6 +38,40 @@ impl std::fmt::Display for ConnId {
     }
 }
 
+/// A signed-in user's id: the `sub` of their token, 1–64 characters. A user may hold many
+/// sessions (tabs, devices); presence, typing and permissions are per user.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// Wraps an id (the server checks the token's `sub` before it makes one).
+    pub fn new(id: impl Into<String>) -> Self {
+        UserId(id.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a signed-in connection is, as its `welcome` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// The token's `sub`.
+    pub id: UserId,
+    /// The token's `name`, if it had one (it is also the session's display name).
+    #[serde(default)]
+    pub name: Option<DisplayName>,
+}
+
 /// A line's position in its room's history: starts at 1, rises by one per line, no gaps.
 /// Every member of the room sees the room's lines in this order.
 #[derive(
@@ -65,6 +99,9 @@ pub struct ChatLine {
     /// The sender's display name when it was sent (none for lines from before names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<DisplayName>,
+    /// The signed-in user who sent it (their token's `sub`); none for a guest's line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
     /// What was sent, as typed (rendered as text, never as markup).
     pub text: String,
     /// When the server accepted it, in milliseconds since the Unix epoch.
@@ -78,10 +115,13 @@ pub struct ChatLine {
 /// Someone in a room: their id and what they are called.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Member {
-    /// Their connection id.
+    /// Their connection id (for a signed-in user with several tabs, one of them).
     pub id: ConnId,
     /// Their display name.
     pub name: DisplayName,
+    /// The signed-in user (listed once however many tabs they have); none for a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
 }
 
 /// Someone typing in a room, with their latest text.
@@ -91,6 +131,9 @@ pub struct Typist {
     pub from: ConnId,
     /// The typist's display name.
     pub name: DisplayName,
+    /// The signed-in user typing (one text per user per room); none for a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
     /// Their input box as it is now (never empty here).
     pub text: String,
 }
@@ -123,9 +166,20 @@ pub enum ClientMsg {
         /// Absent: just `general`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rooms: Option<BTreeMap<String, Seq>>,
-        /// The display name to use (otherwise the session's, or a generated one).
+        /// The display name to use (otherwise the session's, or a generated one). A
+        /// signed-in user's name is their token's `name`, when it has one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
+        /// A JSON Web Token signed by the app Charla runs beside: who this client is.
+        /// Absent: a guest (refused with `auth_required` under `--auth required`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// A new token for the same user, before the current one expires (the answer to
+    /// `token_expiring`); answered by `token_refreshed`, or `bad_token` and a close.
+    Refresh {
+        /// The new token.
+        token: String,
     },
     /// The sender's input box as it is now; `""` clears its live text everywhere.
     Typing {
@@ -234,6 +288,7 @@ impl ClientMsg {
     /// Every `type` a client may send, as on the wire.
     pub const TYPES: &'static [&'static str] = &[
         "hello",
+        "refresh",
         "typing",
         "send",
         "load_older",
@@ -257,6 +312,7 @@ impl ClientMsg {
     pub fn type_name(&self) -> &'static str {
         match self {
             ClientMsg::Hello { .. } => "hello",
+            ClientMsg::Refresh { .. } => "refresh",
             ClientMsg::Typing { .. } => "typing",
             ClientMsg::Send { .. } => "send",
             ClientMsg::LoadOlder { .. } => "load_older",
@@ -313,6 +369,9 @@ pub enum ServerMsg {
         /// The server's greeting ([`crate::exercises::GREETING`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         greeting: Option<String>,
+        /// Who signed in (from the `hello`'s token); `null` for a guest.
+        #[serde(default)]
+        user: Option<UserInfo>,
     },
     /// The reply to `join` (and to each room of a `hello`): the room as it is now.
     Joined {
@@ -334,6 +393,9 @@ pub enum ServerMsg {
         /// Who is typing there now, with their latest text.
         #[serde(default)]
         typing: Vec<Typist>,
+        /// Whether the room is private (`--private-rooms`): only users granted it may join.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        private: bool,
     },
     /// The reply to `leave`: this connection is no longer in the room.
     Left {
@@ -351,6 +413,9 @@ pub enum ServerMsg {
         /// The typist's display name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<DisplayName>,
+        /// The signed-in user typing; none for a guest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<UserId>,
         /// Their input box as it is now; `""` means they cleared it (or left).
         text: String,
     },
@@ -414,6 +479,17 @@ pub enum ServerMsg {
         /// The nonce of the refused `send`, if it had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
+    },
+    /// The connection's token expires in `in_ms` milliseconds: answer with `refresh` and a
+    /// new token, or the connection is closed with `token_expired` (4001) when it does.
+    TokenExpiring {
+        /// Milliseconds until the token expires.
+        in_ms: u64,
+    },
+    /// The reply to `refresh`: the new token is in force.
+    TokenRefreshed {
+        /// When it expires, in seconds since the Unix epoch (its `exp`).
+        exp: u64,
     },
     /// The reply to `echo`: the same text.
     Echo {
@@ -486,6 +562,8 @@ impl ServerMsg {
         "members",
         "name_set",
         "error",
+        "token_expiring",
+        "token_refreshed",
         "echo",
         "binary",
         "ticker",
@@ -512,6 +590,8 @@ impl ServerMsg {
             ServerMsg::Members { .. } => "members",
             ServerMsg::NameSet { .. } => "name_set",
             ServerMsg::Error { .. } => "error",
+            ServerMsg::TokenExpiring { .. } => "token_expiring",
+            ServerMsg::TokenRefreshed { .. } => "token_refreshed",
             ServerMsg::Echo { .. } => "echo",
             ServerMsg::Binary { .. } => "binary",
             ServerMsg::Ticker { .. } => "ticker",
@@ -555,6 +635,7 @@ mod tests {
             seq: Seq(seq),
             from: ConnId::new(from),
             name: None,
+            user: None,
             text: text.into(),
             at,
             nonce: None,
@@ -584,6 +665,7 @@ mod tests {
                     ("general".into(), Seq(41)),
                 ])),
                 name: Some("Ana".into()),
+                token: None,
             },
             r#"{"type":"hello","resume":"r3sum3-t0k3n","rooms":{"dev":7,"general":41},"name":"Ana"}"#,
         );
@@ -592,8 +674,86 @@ mod tests {
                 resume: None,
                 rooms: None,
                 name: None,
+                token: None,
             },
             r#"{"type":"hello"}"#,
+        );
+        client_wire(
+            ClientMsg::Hello {
+                resume: None,
+                rooms: None,
+                name: None,
+                token: Some("eyJ.a.b".into()),
+            },
+            r#"{"type":"hello","token":"eyJ.a.b"}"#,
+        );
+    }
+
+    #[test]
+    fn client_refresh_wire() {
+        client_wire(
+            ClientMsg::Refresh {
+                token: "eyJ.c.d".into(),
+            },
+            r#"{"type":"refresh","token":"eyJ.c.d"}"#,
+        );
+    }
+
+    #[test]
+    fn server_token_expiring_and_refreshed_wire() {
+        server_wire(
+            ServerMsg::TokenExpiring { in_ms: 60_000 },
+            r#"{"type":"token_expiring","in_ms":60000}"#,
+        );
+        server_wire(
+            ServerMsg::TokenRefreshed { exp: 1_763_773_200 },
+            r#"{"type":"token_refreshed","exp":1763773200}"#,
+        );
+    }
+
+    #[test]
+    fn signed_in_users_on_the_wire() {
+        let mut l = line(5, "q8Zr2vLk0aYbXw1c", "hola", 1763769600000);
+        l.name = Some(name("Alice"));
+        l.user = Some(UserId::new("alice"));
+        server_wire(
+            ServerMsg::Message(l),
+            r#"{"type":"message","room":"general","seq":5,"from":"q8Zr2vLk0aYbXw1c","name":"Alice","user":"alice","text":"hola","at":1763769600000}"#,
+        );
+        server_wire(
+            ServerMsg::Presence {
+                room: room("team-x"),
+                online: 1,
+                members: Some(vec![Member {
+                    id: ConnId::new("q8Zr2vLk0aYbXw1c"),
+                    name: name("Alice"),
+                    user: Some(UserId::new("alice")),
+                }]),
+            },
+            r#"{"type":"presence","room":"team-x","online":1,"members":[{"id":"q8Zr2vLk0aYbXw1c","name":"Alice","user":"alice"}]}"#,
+        );
+        server_wire(
+            ServerMsg::Typing {
+                room: room("team-x"),
+                from: ConnId::new("q8Zr2vLk0aYbXw1c"),
+                name: Some(name("Alice")),
+                user: Some(UserId::new("alice")),
+                text: "ho".into(),
+            },
+            r#"{"type":"typing","room":"team-x","from":"q8Zr2vLk0aYbXw1c","name":"Alice","user":"alice","text":"ho"}"#,
+        );
+        server_wire(
+            ServerMsg::Joined {
+                room: room("team-x"),
+                lines: vec![],
+                has_more: false,
+                resumed: false,
+                online: 1,
+                members: None,
+                typing: vec![],
+                private: true,
+            },
+            r#"{"type":"joined","room":"team-x","lines":[],"has_more":false,"resumed":false,"online":1,"typing":[],"private":true}"#,
         );
     }
 
@@ -699,8 +859,28 @@ mod tests {
                     send_burst: 20,
                 }),
                 greeting: Some("Hola cliente WS!".into()),
+                user: None,
             },
-            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"guest-q8Zr","limits":{"max_text_chars":2000,"max_rooms_per_conn":20,"send_rate":10,"send_burst":20},"greeting":"Hola cliente WS!"}"#,
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"guest-q8Zr","limits":{"max_text_chars":2000,"max_rooms_per_conn":20,"send_rate":10,"send_burst":20},"greeting":"Hola cliente WS!","user":null}"#,
+        );
+        server_wire(
+            ServerMsg::Welcome {
+                id: ConnId::new("q8Zr2vLk0aYbXw1c"),
+                history: vec![],
+                online: 0,
+                protocol: 2,
+                resume: "r3sum3-t0k3n".into(),
+                has_more: false,
+                resumed: false,
+                name: Some(name("Alice")),
+                limits: None,
+                greeting: None,
+                user: Some(UserInfo {
+                    id: UserId::new("alice"),
+                    name: Some(name("Alice")),
+                }),
+            },
+            r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[],"online":0,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"Alice","user":{"id":"alice","name":"Alice"}}"#,
         );
     }
 
@@ -757,12 +937,15 @@ mod tests {
                 members: Some(vec![Member {
                     id: ConnId::new("AAAAAAAAAAAAAAAA"),
                     name: name("Ana"),
+                    user: None,
                 }]),
                 typing: vec![Typist {
                     from: ConnId::new("AAAAAAAAAAAAAAAA"),
                     name: name("Ana"),
+                    user: None,
                     text: "ho".into(),
                 }],
+                private: false,
             },
             r#"{"type":"joined","room":"dev","lines":[{"room":"dev","seq":7,"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"hola","at":1763769600000}],"has_more":true,"resumed":false,"online":2,"members":[{"id":"AAAAAAAAAAAAAAAA","name":"Ana"}],"typing":[{"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"ho"}]}"#,
         );
@@ -808,6 +991,7 @@ mod tests {
                 room: room("dev"),
                 from: ConnId::new("q8Zr2vLk0aYbXw1c"),
                 name: Some(name("Ana")),
+                user: None,
                 text: "hol".into(),
             },
             r#"{"type":"typing","room":"dev","from":"q8Zr2vLk0aYbXw1c","name":"Ana","text":"hol"}"#,
@@ -838,6 +1022,7 @@ mod tests {
                 members: Some(vec![Member {
                     id: ConnId::new("q8Zr2vLk0aYbXw1c"),
                     name: name("Ana"),
+                    user: None,
                 }]),
             },
             r#"{"type":"presence","room":"dev","online":1,"members":[{"id":"q8Zr2vLk0aYbXw1c","name":"Ana"}]}"#,

@@ -48,7 +48,9 @@ pub fn expected_refusal(text: &str) -> Option<Option<ErrorCode>> {
             ("resume", Field::MaybeText),
             ("rooms", Field::MaybeSeqs),
             ("name", Field::MaybeText),
+            ("token", Field::MaybeText),
         ],
+        "refresh" => &[("token", Field::Text)],
         "typing" => &[("room", Field::MaybeText), ("text", Field::Text)],
         "send" => &[
             ("room", Field::MaybeText),

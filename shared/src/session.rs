@@ -165,6 +165,8 @@ pub struct ClientSession {
     resume: Option<String>,
     /// The display name to ask for in the next `hello`.
     name: Option<String>,
+    /// The sign-in token to present in the next `hello` (none: a guest).
+    token: Option<String>,
     /// The rooms this client is in, and how far it has read each.
     rooms: BTreeMap<RoomName, RoomCursor>,
     pending: Vec<PendingLine>,
@@ -190,6 +192,7 @@ impl ClientSession {
             ids: Vec::new(),
             resume: None,
             name: None,
+            token: None,
             rooms: BTreeMap::from([(RoomName::general(), RoomCursor::default())]),
             pending: Vec::new(),
             waiting: BTreeMap::new(),
@@ -220,6 +223,17 @@ impl ClientSession {
     /// Restores a resume token kept from an earlier page load.
     pub fn set_resume_token(&mut self, token: impl Into<String>) {
         self.resume = Some(token.into());
+    }
+
+    /// Signs in with this token from the next `hello` on (none: a guest). A refreshed
+    /// token is set here too, so a reconnect presents the newest one.
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    /// The token the next `hello` presents, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
     }
 
     /// Asks for this display name in the next `hello` (and returns the `set_name` to send
@@ -267,6 +281,7 @@ impl ClientSession {
                     .collect(),
             ),
             name: self.name.clone(),
+            token: self.token.clone(),
         }
     }
 
@@ -638,6 +653,7 @@ mod tests {
                 seq: Seq(self.log.len() as u64 + 1),
                 from: ConnId::new(from),
                 name: None,
+                user: None,
                 text,
                 at: 0,
                 nonce,
@@ -695,6 +711,7 @@ mod tests {
                 name: None,
                 limits: Some(LIMITS),
                 greeting: None,
+                user: None,
             };
             let joined = ServerMsg::Joined {
                 room: RoomName::general(),
@@ -704,6 +721,7 @@ mod tests {
                 online: 2,
                 members: None,
                 typing: Vec::new(),
+                private: false,
             };
             (id, [welcome, joined])
         }

@@ -199,6 +199,7 @@ impl TestServer {
             resume: None,
             rooms: Some(rooms.iter().map(|r| ((*r).to_owned(), Seq(0))).collect()),
             name: None,
+            token: None,
         };
         let mut client = Client::hello(&self.ws_url(), &hello).await;
         for _ in rooms {
@@ -411,6 +412,8 @@ pub struct Joined {
     pub members: Option<Vec<Member>>,
     /// Who is typing.
     pub typing: Vec<Typist>,
+    /// Whether the room is private.
+    pub private: bool,
 }
 
 /// A `typing` frame's fields.
@@ -481,6 +484,8 @@ pub struct Client {
     pub limits: Option<shared::ServerLimits>,
     /// The server's greeting.
     pub greeting: Option<String>,
+    /// Who signed in, from the welcome (none: a guest).
+    pub user: Option<shared::UserInfo>,
 }
 
 impl Client {
@@ -538,6 +543,7 @@ impl Client {
                     .collect(),
             ),
             name: None,
+            token: None,
         };
         let mut client = Self::hello(url, &hello).await;
         let mut joined = Vec::new();
@@ -574,6 +580,7 @@ impl Client {
             name: None,
             limits: None,
             greeting: None,
+            user: None,
         };
         match decode_server(welcome).expect("server frames decode") {
             ServerMsg::Welcome {
@@ -587,7 +594,9 @@ impl Client {
                 name,
                 limits,
                 greeting,
+                user,
             } => {
+                client.user = user;
                 client.greeting = greeting;
                 client.id = id;
                 client.history = history;
@@ -713,7 +722,9 @@ impl Client {
                 online,
                 members,
                 typing,
+                private,
             } => Picked::Found(Joined {
+                private,
                 room,
                 lines,
                 has_more,
@@ -768,6 +779,7 @@ impl Client {
                     from,
                     name,
                     text,
+                    ..
                 } => {
                     return TypingSeen {
                         room,
@@ -844,6 +856,35 @@ impl Client {
         match self.recv().await {
             ServerMsg::Error { code, .. } => code,
             other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    /// Says `hello` and expects it refused: an `error` first, then a close. Returns the
+    /// error's code and the close code.
+    pub async fn refused_hello(url: &str, hello: &ClientMsg) -> (ErrorCode, Option<u16>) {
+        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect(format!("{url}?v=2")))
+            .await
+            .expect("connect in time")
+            .expect("WebSocket handshake");
+        ws.send(Message::text(encode(hello)))
+            .await
+            .expect("send hello");
+        let first = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("an answer in time");
+        let code = match first {
+            Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
+                Ok(ServerMsg::Error { code, .. }) => code,
+                other => panic!("expected an error, got {other:?}"),
+            },
+            other => panic!("expected an error frame, got {other:?}"),
+        };
+        let close = tokio::time::timeout(TIMEOUT, ws.next())
+            .await
+            .expect("a close in time");
+        match close {
+            Some(Ok(Message::Close(frame))) => (code, frame.map(|f| u16::from(f.code))),
+            other => panic!("expected a close after the error, got {other:?}"),
         }
     }
 
@@ -1050,6 +1091,8 @@ impl SessionClient {
             | ServerMsg::Left { .. }
             | ServerMsg::Members { .. }
             | ServerMsg::NameSet { .. }
+            | ServerMsg::TokenExpiring { .. }
+            | ServerMsg::TokenRefreshed { .. }
             | ServerMsg::Pong => {}
         }
     }
@@ -1081,6 +1124,56 @@ pub fn assert_gapless_once(lines: &[ChatLine]) {
                 nonces.insert((line.from.clone(), n.clone())),
                 "nonce {n} appended twice"
             );
+        }
+    }
+}
+
+/// Sign-in tokens for tests, made as an app would make them.
+pub mod tokens {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use serde_json::{Value, json};
+    use shared::{ClientMsg, Seq};
+
+    /// Now, in seconds since the Unix epoch.
+    pub fn now() -> u64 {
+        super::now_ms() / 1000
+    }
+
+    /// `sub`'s claims, expiring in `ttl_secs` (issued now).
+    pub fn claims(sub: &str, ttl_secs: i64) -> Value {
+        let exp = i64::try_from(now()).unwrap_or(i64::MAX) + ttl_secs;
+        json!({ "sub": sub, "exp": exp, "iat": now() })
+    }
+
+    /// An HS256 token of `claims` signed with `secret`.
+    pub fn hs256(secret: &str, claims: &Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(secret.as_bytes()).expect("an HS256 key"),
+        )
+        .expect("a token")
+    }
+
+    /// A token of `claims` signed with the PEM private key `pem` (RS256, ES256 or EdDSA).
+    pub fn signed(alg: Algorithm, pem: &[u8], claims: &Value) -> String {
+        let key = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
+            Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
+            other => panic!("no test key for {other:?}"),
+        }
+        .expect("a PEM private key");
+        jsonwebtoken::encode(&Header::new(alg), claims, &key).expect("a token")
+    }
+
+    /// A `hello` that signs in with `token` (none: a guest) into `rooms`.
+    pub fn hello(token: Option<&str>, rooms: &[&str]) -> ClientMsg {
+        ClientMsg::Hello {
+            resume: None,
+            rooms: Some(rooms.iter().map(|r| ((*r).to_owned(), Seq(0))).collect()),
+            name: None,
+            token: token.map(str::to_owned),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::{
 };
 
 use base64::Engine as _;
-use shared::{ChatLine, ConnId, DisplayName, RoomName};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, UserId};
 
 pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember};
 pub(crate) use sessions::{OpenRefused, ROTATION_GRACE_MS, SessionChanges, SessionRules, Sessions};
@@ -49,6 +49,8 @@ pub(crate) struct Hub {
     pub(crate) sessions: Sessions,
     /// Every open connection's outbox, to close them all on shutdown.
     conns: Mutex<HashMap<ConnKey, Arc<Outbox>>>,
+    /// Each signed-in user's open connections, so the server API can close them.
+    users: Mutex<HashMap<UserId, HashMap<ConnKey, Arc<Outbox>>>>,
     next_conn: AtomicU64,
     config: HubConfig,
     /// Gauges are kept where the numbers change.
@@ -113,6 +115,7 @@ impl Hub {
             next_room,
             sessions,
             conns: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             config,
             metrics,
@@ -198,6 +201,35 @@ impl Hub {
         was_in
     }
 
+    /// A room by name, created if it is new (the server API posts into rooms nobody is
+    /// in); none if the server holds `--max-rooms` already.
+    pub(crate) fn room_for_api(&self, name: &RoomName) -> Option<Arc<Room>> {
+        if let Some(room) = self.room(name) {
+            return Some(room);
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(room) = rooms.get(name) {
+            return Some(room.clone());
+        }
+        if rooms.len() >= self.config.max_rooms {
+            return None;
+        }
+        let key = RoomKey(self.next_room.fetch_add(1, Ordering::Relaxed));
+        let room = Arc::new(Room::new(
+            name.clone(),
+            key,
+            Vec::new(),
+            self.config.room,
+            self.metrics.clone(),
+            self.link.clone(),
+        ));
+        // Marked before it is shared: a room about to get a line is never forgotten.
+        room.mark_has_lines();
+        rooms.insert(name.clone(), room.clone());
+        self.metrics.rooms.set(gauge(rooms.len()));
+        Some(room)
+    }
+
     /// A room by name, if it exists.
     pub(crate) fn room(&self, name: &RoomName) -> Option<Arc<Room>> {
         let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
@@ -207,6 +239,46 @@ impl Hub {
     /// How many connections are open.
     pub(crate) fn online(&self) -> usize {
         self.conns().len()
+    }
+
+    /// Notes a connection of a signed-in user (until [`Hub::signed_out`]).
+    pub(crate) fn signed_in(&self, user: &UserId, key: ConnKey, outbox: &Arc<Outbox>) {
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        users
+            .entry(user.clone())
+            .or_default()
+            .insert(key, outbox.clone());
+    }
+
+    /// Forgets a connection of a signed-in user.
+    pub(crate) fn signed_out(&self, user: &UserId, key: ConnKey) {
+        let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(conns) = users.get_mut(user) {
+            conns.remove(&key);
+            if conns.is_empty() {
+                users.remove(user);
+            }
+        }
+    }
+
+    /// Closes every connection of `user` on this server with 4003; returns how many.
+    pub(crate) fn disconnect_user(&self, user: &UserId) -> usize {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(conns) = users.get(user) else {
+            return 0;
+        };
+        for outbox in conns.values() {
+            outbox.close(CloseReason::Disconnected);
+        }
+        conns.len()
+    }
+
+    /// Every room this server holds, by name.
+    pub(crate) fn rooms(&self) -> Vec<Arc<Room>> {
+        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<Arc<Room>> = rooms.values().cloned().collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
     }
 
     /// Closes every connection with 1001 "going away" (server shutdown).

@@ -21,7 +21,8 @@ use std::{
 };
 
 use shared::{
-    ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg, Typist, encode,
+    ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg, Typist, UserId,
+    encode,
 };
 
 use crate::{
@@ -84,8 +85,18 @@ pub(crate) struct RoomMember {
     pub id: ConnId,
     /// Its display name.
     pub name: DisplayName,
+    /// The signed-in user (none: a guest).
+    pub user: Option<UserId>,
     /// Its outbound queue.
     pub outbox: Arc<Outbox>,
+}
+
+/// Who presence counts once: a signed-in user (however many tabs and devices), or a
+/// guest's session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Someone {
+    User(UserId),
+    Session(ConnId),
 }
 
 impl RoomMember {
@@ -94,8 +105,22 @@ impl RoomMember {
         Typist {
             from: self.id.clone(),
             name: self.name.clone(),
+            user: self.user.clone(),
             text,
         }
+    }
+
+    fn someone(&self) -> Someone {
+        match &self.user {
+            Some(user) => Someone::User(user.clone()),
+            None => Someone::Session(self.id.clone()),
+        }
+    }
+
+    /// The outbox slot its live text goes into: one per user (the newest tab's text wins),
+    /// one per connection for a guest.
+    fn typing_slot(&self, key: ConnKey) -> ConnKey {
+        self.user.as_ref().map_or(key, user_key)
     }
 }
 
@@ -108,8 +133,11 @@ struct KeptLine {
 
 /// How a joining connection is greeted.
 pub(crate) enum Greeting {
-    /// A `joined` (v2, and every `join`).
-    Joined,
+    /// A `joined` (v2, and every `join`); whether the room is private.
+    Joined {
+        /// The room is private (`--private-rooms`).
+        private: bool,
+    },
     /// A v1 `welcome`, with the room's lines as its `history` (v1 clients are in `general`).
     Welcome(Box<ServerMsg>),
 }
@@ -162,8 +190,12 @@ struct Waiting {
 
 struct RoomState {
     members: HashMap<ConnKey, RoomMember>,
-    /// The non-empty live text of each typing member.
-    typing: HashMap<ConnKey, String>,
+    /// How many of this server's connections each user (or guest session) has here:
+    /// presence counts each once.
+    someones: HashMap<Someone, usize>,
+    /// The non-empty live text of each typist, by typing slot (a user's, or a guest
+    /// connection's), with the connection that typed it.
+    typing: HashMap<ConnKey, (ConnKey, String)>,
     /// The kept history, oldest first, contiguous in `seq`.
     lines: VecDeque<KeptLine>,
     /// The last `seq` published (lines below the cap are gone, their count is not).
@@ -214,6 +246,7 @@ impl Room {
             key,
             state: Mutex::new(RoomState {
                 members: HashMap::new(),
+                someones: HashMap::new(),
                 typing: HashMap::new(),
                 lines: kept,
                 last_seq,
@@ -258,7 +291,7 @@ impl Room {
 
     /// How many connections are in the room, on every server.
     pub(crate) fn online(&self) -> usize {
-        self.lock().online()
+        self.lock().online(self.config.presence_list_max)
     }
 
     /// The last `seq` this server has delivered.
@@ -329,6 +362,7 @@ impl Room {
         greeting: Greeting,
     ) {
         let outbox = member.outbox.clone();
+        *state.someones.entry(member.someone()).or_default() += 1;
         state.members.insert(key, member);
         state.local_changed = true;
         // Several greetings may queue at once (a hello rejoining many rooms): each takes at
@@ -337,8 +371,8 @@ impl Room {
         let (range, has_more, resumed) = state.page_for(after.0, self.config.welcome_lines, budget);
         let lines: Vec<&KeptLine> = state.lines.range(range).collect();
         let frame = match greeting {
-            Greeting::Joined => {
-                let online = count(state.online());
+            Greeting::Joined { private } => {
+                let online = count(state.online(self.config.presence_list_max));
                 let members = state.member_list(self.config.presence_list_max);
                 let shell = ServerMsg::Joined {
                     room: self.name.clone(),
@@ -348,6 +382,7 @@ impl Room {
                     online,
                     members,
                     typing: state.typists(),
+                    private,
                 };
                 splice_lines(&shell, "lines", &lines)
             }
@@ -359,7 +394,7 @@ impl Room {
                 } = welcome.as_mut()
                 {
                     *more = has_more;
-                    *online = count(state.online());
+                    *online = count(state.online(self.config.presence_list_max));
                 }
                 splice_lines(&welcome, "history", &lines)
             }
@@ -376,12 +411,25 @@ impl Room {
             return state.waiting.len() != before;
         };
         state.local_changed = true;
-        if state.typing.remove(&key).is_some() {
+        let someone = member.someone();
+        if let Some(n) = state.someones.get_mut(&someone) {
+            *n -= 1;
+            if *n == 0 {
+                state.someones.remove(&someone);
+            }
+        }
+        let slot = member.typing_slot(key);
+        if state
+            .typing
+            .get(&slot)
+            .is_some_and(|(typed_by, _)| *typed_by == key)
+        {
+            state.typing.remove(&slot);
             let cleared = member.typist(String::new());
             if let Some(link) = &self.link {
                 link.typing(self, &cleared);
             }
-            self.relay_typing(&state, key, cleared);
+            self.relay_typing(&state, slot, cleared);
         }
         if state.members.is_empty()
             && state.waiting.is_empty()
@@ -418,15 +466,16 @@ impl Room {
             return;
         };
         let typist = member.typist(text.clone());
+        let slot = member.typing_slot(key);
         if let Some(link) = &self.link {
             link.typing(self, &typist);
         }
         if text.is_empty() {
-            state.typing.remove(&key);
+            state.typing.remove(&slot);
         } else {
-            state.typing.insert(key, text);
+            state.typing.insert(slot, (key, text));
         }
-        self.relay_typing(&state, key, typist);
+        self.relay_typing(&state, slot, typist);
     }
 
     /// Pushes `typist`'s text ("" clears it) to every member, into the typist's slot in
@@ -436,6 +485,7 @@ impl Room {
             room: self.name.clone(),
             from: typist.from,
             name: Some(typist.name),
+            user: typist.user,
             text: typist.text,
         });
         let slot = Slot::Typing {
@@ -603,7 +653,7 @@ impl Room {
         } else {
             remote.typing.insert(typist.from.clone(), typist.clone());
         }
-        self.relay_typing(&state, remote_key(&typist.from), typist);
+        self.relay_typing(&state, remote_slot(&typist), typist);
     }
 
     /// Clears the live text of other servers' typists (their server left the room).
@@ -613,7 +663,7 @@ impl Room {
                 text: String::new(),
                 ..t
             };
-            self.relay_typing(state, remote_key(&cleared.from), cleared);
+            self.relay_typing(state, remote_slot(&cleared), cleared);
         }
     }
 
@@ -621,7 +671,7 @@ impl Room {
     pub(crate) fn local_presence(&self) -> (u32, Option<Vec<Member>>) {
         let state = self.lock();
         (
-            count(state.members.len()),
+            count(state.someones.len()),
             state.local_member_list(self.config.presence_list_max),
         )
     }
@@ -649,6 +699,33 @@ impl Room {
             has_more: start > 0,
         };
         splice_lines(&shell, "lines", &lines)
+    }
+
+    /// Everyone in the room (each user once), for the server API.
+    pub(crate) fn member_list(&self) -> Vec<Member> {
+        self.lock().member_list(usize::MAX).unwrap_or_default()
+    }
+
+    /// Up to `limit` kept lines after `after`, oldest first, as a JSON array (each line as
+    /// in its `message` frame, less the `type`).
+    pub(crate) fn lines_json(&self, after: Seq, limit: usize) -> String {
+        let state = self.lock();
+        let start = state.lines.partition_point(|l| l.seq <= after);
+        let mut json = String::from("[");
+        for (i, line) in state.lines.range(start..).take(limit).enumerate() {
+            let Some(text) = line.message.text() else {
+                continue;
+            };
+            if let Some(fields) = text.as_str().strip_prefix(MESSAGE_PREFIX) {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push('{');
+                json.push_str(fields);
+            }
+        }
+        json.push(']');
+        json
     }
 
     /// The `members` reply: everyone in the room.
@@ -695,12 +772,12 @@ impl Room {
             state.local_changed = false;
             if let Some(link) = &self.link {
                 let members = state.local_member_list(self.config.presence_list_max);
-                link.presence(self, count(state.members.len()), members);
+                link.presence(self, count(state.someones.len()), members);
             }
         }
         let frame = Frame::encode(&ServerMsg::Presence {
             room: self.name.clone(),
-            online: count(state.online()),
+            online: count(state.online(self.config.presence_list_max)),
             members: state.member_list(self.config.presence_list_max),
         });
         let slot = Slot::Presence { room: self.key };
@@ -758,9 +835,17 @@ impl RoomState {
         (start..end, start > 0, false)
     }
 
-    /// Connections in the room: here and on the other servers.
-    fn online(&self) -> usize {
-        self.members.len()
+    /// Who is in the room, here and on the other servers: each signed-in user once, each
+    /// guest session once. (A user on two servers of a room too big for member lists is
+    /// counted by each.)
+    fn online(&self, list_max: usize) -> usize {
+        if self.remote.is_empty() {
+            return self.someones.len();
+        }
+        if let Some(list) = self.member_list(list_max) {
+            return list.len();
+        }
+        self.someones.len()
             + self
                 .remote
                 .values()
@@ -772,7 +857,7 @@ impl RoomState {
     fn typists(&self) -> Vec<Typist> {
         let local = self
             .typing
-            .iter()
+            .values()
             .filter_map(|(k, text)| self.members.get(k).map(|m| m.typist(text.clone())));
         let remote = self
             .remote
@@ -790,10 +875,11 @@ impl RoomState {
         let list: Vec<Member> = self
             .members
             .values()
-            .filter(|m| seen.insert(&m.id))
+            .filter(|m| seen.insert(m.someone()))
             .map(|m| Member {
                 id: m.id.clone(),
                 name: m.name.clone(),
+                user: m.user.clone(),
             })
             .collect();
         (list.len() <= max).then_some(list)
@@ -806,8 +892,13 @@ impl RoomState {
         for remote in self.remote.values() {
             list.extend(remote.members.as_ref()?.iter().cloned());
         }
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        list.dedup_by(|a, b| a.id == b.id);
+        // Each user once (on whichever servers their tabs are), each guest session once.
+        let someone = |m: &Member| match &m.user {
+            Some(user) => Someone::User(user.clone()),
+            None => Someone::Session(m.id.clone()),
+        };
+        let mut seen = HashSet::new();
+        list.retain(|m| seen.insert(someone(m)));
         list.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         if list.len() > max {
             return None;
@@ -874,6 +965,23 @@ fn remote_key(id: &ConnId) -> ConnKey {
     ConnKey(h.finish() | (1 << 63))
 }
 
+/// The outbox slot key of a signed-in user's live text in a room (all their tabs share it).
+fn user_key(user: &UserId) -> ConnKey {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    "user".hash(&mut h);
+    user.hash(&mut h);
+    ConnKey(h.finish() | (1 << 63))
+}
+
+/// The slot of another server's typist: its user's, or its connection id's.
+fn remote_slot(typist: &Typist) -> ConnKey {
+    typist
+        .user
+        .as_ref()
+        .map_or_else(|| remote_key(&typist.from), user_key)
+}
+
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -909,6 +1017,7 @@ mod tests {
             seq: Seq(seq),
             from: ConnId::new("AAAAAAAAAAAAAAAA"),
             name: DisplayName::parse("Ana").ok(),
+            user: None,
             text: text.into(),
             at: 1,
             nonce: Some(format!("n-{seq}")),
@@ -1005,9 +1114,15 @@ mod tests {
         let member = RoomMember {
             id: ConnId::new("BBBBBBBBBBBBBBBB"),
             name: DisplayName::parse("Bea").expect("name"),
+            user: None,
             outbox: outbox.clone(),
         };
-        room.join(ConnKey(1), member, After::default(), Greeting::Joined);
+        room.join(
+            ConnKey(1),
+            member,
+            After::default(),
+            Greeting::Joined { private: false },
+        );
         assert!(
             outbox.take().is_none(),
             "no greeting before the room caught up"

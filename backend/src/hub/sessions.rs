@@ -16,7 +16,7 @@ use std::{
     time::Instant,
 };
 
-use shared::{ConnId, DisplayName};
+use shared::{ConnId, DisplayName, UserId};
 
 use super::{Session, guest_name, random_token};
 use crate::{
@@ -81,6 +81,8 @@ struct Entry {
     name: DisplayName,
     last_used: u64,
     replaced: bool,
+    /// The user it belongs to (none: a guest's): only their token resumes it.
+    user: Option<UserId>,
 }
 
 impl Entry {
@@ -92,6 +94,7 @@ impl Entry {
             name,
             last_used: s.last_used,
             replaced: s.replaced,
+            user: s.user,
         };
         (s.token, entry)
     }
@@ -103,6 +106,7 @@ impl Entry {
             name: Some(self.name.clone()),
             last_used: self.last_used,
             replaced: self.replaced,
+            user: self.user.clone(),
         }
     }
 
@@ -165,13 +169,15 @@ impl Sessions {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Opens a session for a connection from `address`: resumes the one `token` names (with
-    /// a fresh token, and `name` if given) if it is known and not expired, or opens a new
-    /// one (named `name`, or a generated `guest-xxxx`).
+    /// Opens a session for a connection from `address`, signed in as `user` (none: a
+    /// guest): resumes the one `token` names (with a fresh token, and `name` if given) if it
+    /// is known, not expired and `user`'s, or opens a new one (named `name`, or a generated
+    /// `guest-xxxx`).
     pub(crate) fn open(
         &self,
         token: Option<&str>,
         name: Option<DisplayName>,
+        user: Option<&UserId>,
         address: AddressKey,
         now_ms: u64,
     ) -> Result<Opened, OpenRefused> {
@@ -180,7 +186,9 @@ impl Sessions {
         let known = token
             .map(|t| ResumeToken(t.to_owned()))
             .and_then(|t| table.by_token.get(&t).map(|e| (t, e.clone())))
-            .filter(|(_, e)| !e.expired(now_ms, &self.rules));
+            .filter(|(_, e)| !e.expired(now_ms, &self.rules))
+            // A session is only ever its own user's (or, for a guest's, a guest's).
+            .filter(|(_, e)| e.user.as_ref() == user);
         let (token, entry, resumed) = match known {
             Some((old_token, mut old)) => {
                 // Rotation: the old token lingers briefly, marked replaced.
@@ -207,6 +215,7 @@ impl Sessions {
                     name,
                     last_used: now_ms,
                     replaced: false,
+                    user: user.cloned(),
                 };
                 (ResumeToken(random_token(16)), entry, false)
             }
@@ -351,11 +360,11 @@ mod tests {
     #[test]
     fn resuming_rotates_the_token_and_the_old_one_lingers_only_briefly() {
         let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
-        let first = sessions.open(None, None, here(), 0).expect("new");
+        let first = sessions.open(None, None, None, here(), 0).expect("new");
         assert!(!first.resumed);
         let t1 = first.token.0.clone();
         let second = sessions
-            .open(Some(&t1), None, here(), 1_000)
+            .open(Some(&t1), None, None, here(), 1_000)
             .expect("resume");
         assert!(second.resumed);
         assert_eq!(second.session.id, first.session.id);
@@ -363,30 +372,61 @@ mod tests {
         // The old token still works within the grace period (the client may have missed the
         // welcome that carried the new one) ...
         let again = sessions
-            .open(Some(&t1), None, here(), 2_000)
+            .open(Some(&t1), None, None, here(), 2_000)
             .expect("resume");
         assert_eq!(again.session.id, first.session.id);
         // ... but not after it.
         let late = 2_000 + ROTATION_GRACE_MS + 1;
-        let stranger = sessions.open(Some(&t1), None, here(), late).expect("new");
+        let stranger = sessions
+            .open(Some(&t1), None, None, here(), late)
+            .expect("new");
         assert!(!stranger.resumed);
         assert_ne!(stranger.session.id, first.session.id);
         // The newest token is still good.
         let t3 = again.token.0.clone();
         assert!(
             sessions
-                .open(Some(&t3), None, here(), late)
+                .open(Some(&t3), None, None, here(), late)
                 .expect("resume")
                 .resumed
         );
     }
 
     #[test]
+    fn a_session_resumes_only_for_its_own_user() {
+        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let alice = UserId::new("alice");
+        let bob = UserId::new("bob");
+        let hers = sessions
+            .open(None, None, Some(&alice), here(), 0)
+            .expect("new");
+        let token = hers.token.0.clone();
+        for (who, at) in [(Some(&bob), 10), (None, 20)] {
+            let other = sessions
+                .open(Some(&token), None, who, here(), at)
+                .expect("new");
+            assert!(!other.resumed, "{who:?} must not get alice's session");
+            assert_ne!(other.session.id, hers.session.id);
+        }
+        let again = sessions
+            .open(Some(&token), None, Some(&alice), here(), 30)
+            .expect("resume");
+        assert!(again.resumed);
+        assert_eq!(again.session.id, hers.session.id);
+        // And a guest's session is not a user's to take.
+        let guest = sessions.open(None, None, None, here(), 40).expect("new");
+        let taken = sessions
+            .open(Some(&guest.token.0), None, Some(&alice), here(), 50)
+            .expect("new");
+        assert!(!taken.resumed);
+    }
+
+    #[test]
     fn sessions_expire_after_the_ttl_of_disuse_but_never_while_connected() {
         let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
-        let idle = sessions.open(None, None, here(), 0).expect("new");
+        let idle = sessions.open(None, None, None, here(), 0).expect("new");
         sessions.closed(&idle.token, 0);
-        let busy = sessions.open(None, None, here(), 0).expect("new");
+        let busy = sessions.open(None, None, None, here(), 0).expect("new");
         let swept = sessions.sweep(7 * DAY + 1);
         let forgotten: Vec<_> = swept.forget.iter().map(|(t, _)| t.clone()).collect();
         assert!(forgotten.contains(&idle.token));
@@ -395,7 +435,7 @@ mod tests {
         let t = idle.token.0.clone();
         assert!(
             !sessions
-                .open(Some(&t), None, here(), 7 * DAY + 2)
+                .open(Some(&t), None, None, here(), 7 * DAY + 2)
                 .expect("new")
                 .resumed
         );
@@ -405,11 +445,11 @@ mod tests {
     fn one_address_opens_a_bounded_number_of_new_sessions_a_minute() {
         let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
         let opened = (0..8)
-            .filter(|_| sessions.open(None, None, here(), 0).is_ok())
+            .filter(|_| sessions.open(None, None, None, here(), 0).is_ok())
             .count();
         assert_eq!(opened, 5);
         let elsewhere: AddressKey = std::net::IpAddr::from([10, 0, 0, 2]).into();
-        assert!(sessions.open(None, None, elsewhere, 0).is_ok());
+        assert!(sessions.open(None, None, None, elsewhere, 0).is_ok());
     }
 
     #[test]
@@ -422,7 +462,7 @@ mod tests {
         let (sessions, _) = Sessions::load(Vec::new(), rules, 0);
         let mut tokens = Vec::new();
         for i in 0..300 {
-            let opened = sessions.open(None, None, here(), i).expect("new");
+            let opened = sessions.open(None, None, None, here(), i).expect("new");
             sessions.closed(&opened.token, i);
             tokens.push(opened.token);
         }
@@ -430,14 +470,14 @@ mod tests {
         let newest = tokens.last().expect("one").0.clone();
         assert!(
             sessions
-                .open(Some(&newest), None, here(), 400)
+                .open(Some(&newest), None, None, here(), 400)
                 .expect("ok")
                 .resumed
         );
         let oldest = tokens[0].0.clone();
         assert!(
             !sessions
-                .open(Some(&oldest), None, here(), 400)
+                .open(Some(&oldest), None, None, here(), 400)
                 .expect("ok")
                 .resumed
         );

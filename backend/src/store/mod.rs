@@ -13,7 +13,7 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
-use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 /// A store failed (disk full, file unreadable, written by a newer release, …).
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,18 @@ pub struct StoredSession {
     /// Whether a newer token replaced this one (rotation): it still resumes for a short
     /// grace period, in case the client never got its new token.
     pub replaced: bool,
+    /// The signed-in user the session belongs to (none: a guest's). Only that user's
+    /// token resumes it.
+    pub user: Option<UserId>,
+}
+
+/// Every token of `user` issued before `before` (seconds since the Unix epoch) is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The user.
+    pub user: UserId,
+    /// Tokens with an `iat` below this are refused.
+    pub before: u64,
 }
 
 /// A `send` nonce already accepted: a resend of it is acked again, never appended again.
@@ -64,6 +76,8 @@ pub struct Loaded {
     pub sessions: Vec<StoredSession>,
     /// Every accepted nonce still remembered.
     pub nonces: Vec<StoredNonce>,
+    /// Every user's revocation.
+    pub revocations: Vec<Revocation>,
 }
 
 /// One group commit: everything in it becomes durable together, or nothing does.
@@ -79,6 +93,8 @@ pub struct Batch {
     pub forget_nonces: Vec<StoredNonce>,
     /// Sessions that expired (or were evicted), and every nonce of their ids.
     pub forget_sessions: Vec<(ResumeToken, ConnId)>,
+    /// Users whose older tokens are refused from now on.
+    pub revocations: Vec<Revocation>,
 }
 
 /// What became of a line given to [`HistoryStore::append`].

@@ -25,9 +25,11 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
-use super::{Appended, Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredSession};
+use super::{
+    Appended, Batch, HistoryStore, Loaded, ResumeToken, Revocation, StoreError, StoredSession,
+};
 
 /// Nonces remembered per sender (its newest), as the single-node committer keeps.
 const NONCES_PER_SENDER: u32 = 1_024;
@@ -91,7 +93,12 @@ pub(crate) struct SessionJson {
     name: Option<DisplayName>,
     last_used: u64,
     replaced: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<UserId>,
 }
+
+/// The hash of revoked users: user → tokens issued before this (seconds) are refused.
+pub(crate) const REVOKED_KEY: &str = "charla:revoked";
 
 impl SessionJson {
     /// The stored session this JSON is, under `token`.
@@ -102,6 +109,7 @@ impl SessionJson {
             name: self.name,
             last_used: self.last_used,
             replaced: self.replaced,
+            user: self.user,
         }
     }
 }
@@ -185,22 +193,45 @@ impl RedisStore {
 impl HistoryStore for RedisStore {
     /// Nothing: rooms read their lines from Redis when a member first joins them on this
     /// node, and sessions are looked up when a client resumes.
+    /// Revocations are read: every node must refuse a revoked token from its first
+    /// connection on.
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        Ok(Loaded::default())
+        let revoked: redis::RedisResult<Vec<(String, u64)>> =
+            redis::cmd("HGETALL").arg(REVOKED_KEY).query(self.conn()?);
+        let revoked = revoked.map_err(|e| self.failed(&e))?;
+        Ok(Loaded {
+            revocations: revoked
+                .into_iter()
+                .map(|(user, before)| Revocation {
+                    user: UserId::new(user),
+                    before,
+                })
+                .collect(),
+            ..Loaded::default()
+        })
     }
 
-    /// Writes sessions (they expire by themselves: forgetting is Redis's job).
+    /// Writes sessions (they expire by themselves: forgetting is Redis's job) and
+    /// revocations.
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        if batch.sessions.is_empty() {
+        if batch.sessions.is_empty() && batch.revocations.is_empty() {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        for r in &batch.revocations {
+            pipe.cmd("HSET")
+                .arg(REVOKED_KEY)
+                .arg(r.user.as_str())
+                .arg(r.before)
+                .ignore();
+        }
         for s in &batch.sessions {
             let json = serde_json::to_string(&SessionJson {
                 id: s.id.clone(),
                 name: s.name.clone(),
                 last_used: s.last_used,
                 replaced: s.replaced,
+                user: s.user.clone(),
             })
             .map_err(|e| StoreError(e.to_string()))?;
             pipe.cmd("SET")

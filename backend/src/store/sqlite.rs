@@ -11,12 +11,23 @@
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params};
-use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
-use super::{Batch, HistoryStore, Loaded, ResumeToken, StoreError, StoredNonce, StoredSession};
+use super::{
+    Batch, HistoryStore, Loaded, ResumeToken, Revocation, StoreError, StoredNonce, StoredSession,
+};
 
 /// The schema this release writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// Version 4 adds sign-in: the user of each line and session, and revoked users.
+const SCHEMA_V4: &str = "
+    ALTER TABLE lines ADD COLUMN user TEXT;
+    ALTER TABLE sessions ADD COLUMN user TEXT;
+    CREATE TABLE revocations (
+        user   TEXT PRIMARY KEY,
+        before INTEGER NOT NULL
+    );";
 
 /// Version 3 adds the product list (the live products exercise; `crate::products`).
 const SCHEMA_V3: &str = "
@@ -124,8 +135,12 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
     } else if version < 2 {
         tx.execute_batch(SCHEMA_V2).map_err(err)?;
     }
-    // Version 2 → 3: the product list.
-    tx.execute_batch(SCHEMA_V3).map_err(err)?;
+    if version < 3 {
+        // Version 2 → 3: the product list.
+        tx.execute_batch(SCHEMA_V3).map_err(err)?;
+    }
+    // Version 3 → 4: users.
+    tx.execute_batch(SCHEMA_V4).map_err(err)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(err)?;
     tx.commit().map_err(err)
@@ -141,7 +156,7 @@ impl HistoryStore for SqliteStore {
         let mut lines_stmt = self
             .db
             .prepare(
-                "SELECT room, seq, sender, name, text, at, nonce FROM lines ORDER BY room, seq",
+                "SELECT room, seq, sender, name, text, at, nonce, user FROM lines ORDER BY room, seq",
             )
             .map_err(err)?;
         let lines = lines_stmt
@@ -153,6 +168,7 @@ impl HistoryStore for SqliteStore {
                         seq: Seq(row.get::<_, i64>(1)?.unsigned_abs()),
                         from: ConnId::new(row.get::<_, String>(2)?),
                         name: stored_name(row.get(3)?),
+                        user: row.get::<_, Option<String>>(7)?.map(UserId::new),
                         text: row.get(4)?,
                         at: row.get::<_, i64>(5)?.unsigned_abs(),
                         nonce: row.get(6)?,
@@ -169,7 +185,7 @@ impl HistoryStore for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         let mut sessions_stmt = self
             .db
-            .prepare("SELECT token, id, name, last_used, replaced FROM sessions")
+            .prepare("SELECT token, id, name, last_used, replaced, user FROM sessions")
             .map_err(err)?;
         let sessions = sessions_stmt
             .query_map([], |row| {
@@ -179,6 +195,7 @@ impl HistoryStore for SqliteStore {
                     name: stored_name(row.get(2)?),
                     last_used: row.get::<_, i64>(3)?.unsigned_abs(),
                     replaced: row.get::<_, i64>(4)? != 0,
+                    user: row.get::<_, Option<String>>(5)?.map(UserId::new),
                 })
             })
             .map_err(err)?
@@ -209,10 +226,25 @@ impl HistoryStore for SqliteStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut revocations_stmt = self
+            .db
+            .prepare("SELECT user, before FROM revocations")
+            .map_err(err)?;
+        let revocations = revocations_stmt
+            .query_map([], |row| {
+                Ok(Revocation {
+                    user: UserId::new(row.get::<_, String>(0)?),
+                    before: row.get::<_, i64>(1)?.unsigned_abs(),
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
         Ok(Loaded {
             lines,
             sessions,
             nonces,
+            revocations,
         })
     }
 
@@ -221,8 +253,8 @@ impl HistoryStore for SqliteStore {
         {
             let mut insert_line = tx
                 .prepare_cached(
-                    "INSERT INTO lines (room, seq, sender, name, text, at, nonce)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err)?;
             for line in &batch.lines {
@@ -235,6 +267,7 @@ impl HistoryStore for SqliteStore {
                         line.text,
                         i64::try_from(line.at).map_err(err)?,
                         line.nonce,
+                        line.user.as_ref().map(UserId::as_str),
                     ])
                     .map_err(err)?;
             }
@@ -257,8 +290,8 @@ impl HistoryStore for SqliteStore {
             }
             let mut upsert_session = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced, user)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .map_err(err)?;
             for session in &batch.sessions {
@@ -269,6 +302,7 @@ impl HistoryStore for SqliteStore {
                         session.name.as_ref().map(DisplayName::as_str),
                         i64::try_from(session.last_used).map_err(err)?,
                         i64::from(session.replaced),
+                        session.user.as_ref().map(UserId::as_str),
                     ])
                     .map_err(err)?;
             }
@@ -307,6 +341,20 @@ impl HistoryStore for SqliteStore {
                     .execute(params![room.as_str(), i64::try_from(below.0).map_err(err)?])
                     .map_err(err)?;
             }
+            let mut revoke = tx
+                .prepare_cached(
+                    "INSERT INTO revocations (user, before) VALUES (?1, ?2)
+                     ON CONFLICT (user) DO UPDATE SET before = MAX(before, excluded.before)",
+                )
+                .map_err(err)?;
+            for r in &batch.revocations {
+                revoke
+                    .execute(params![
+                        r.user.as_str(),
+                        i64::try_from(r.before).map_err(err)?
+                    ])
+                    .map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
@@ -322,6 +370,7 @@ mod tests {
             seq: Seq(seq),
             from: ConnId::new("AAAAAAAAAAAAAAAA"),
             name: DisplayName::parse("Ana").ok(),
+            user: None,
             text: format!("line {seq}"),
             at: 1_763_769_600_000 + seq,
             nonce: nonce.map(str::to_owned),
@@ -343,6 +392,7 @@ mod tests {
             name: DisplayName::parse("Ana").ok(),
             last_used: 1_763_769_600_000,
             replaced: false,
+            user: Some(shared::UserId::new("ana")),
         };
         {
             let mut store = SqliteStore::open(&dir).expect("open");

@@ -7,7 +7,7 @@ use std::{
     collections::{BTreeMap, HashMap},
     net::IpAddr,
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use shared::{
@@ -20,6 +20,8 @@ use tokio::sync::oneshot;
 mod exercises;
 
 use crate::{
+    auth::Auth,
+    auth::{Action, AuthMode, Forbidden, TokenRefused, User, now_secs},
     cluster::Cluster,
     committer::{Committer, Job, LineJob, SessionJob, now_ms},
     hub::{After, Greeting, Hub, JoinRefused, OpenRefused, Room, RoomMember, SessionChanges},
@@ -31,13 +33,27 @@ use crate::{
     store::ResumeToken,
 };
 
-/// What a v2 client's `hello` asks for: the token to resume, the rooms to rejoin with the
-/// last `seq` held in each, and a name.
-pub(crate) type HelloFields = (
-    Option<String>,
-    Option<BTreeMap<String, Seq>>,
-    Option<String>,
-);
+/// What a v2 client's `hello` asks for.
+#[derive(Debug, Default)]
+pub(crate) struct Hello {
+    /// The resume token of the session to resume.
+    pub resume: Option<String>,
+    /// The rooms to rejoin, with the last `seq` held in each.
+    pub rooms: Option<BTreeMap<String, Seq>>,
+    /// The display name to use.
+    pub name: Option<String>,
+    /// The sign-in token.
+    pub token: Option<String>,
+}
+
+/// What the connection's sign-in timer does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenDue {
+    /// Tell the client to refresh (`token_expiring`).
+    Expiring,
+    /// The token is past its `exp` (and the leeway): `token_expired`, close 4001.
+    Expired,
+}
 
 /// The most lines one `load_older` returns.
 const MAX_OLDER: u32 = 500;
@@ -115,12 +131,21 @@ pub(crate) struct Connection {
     catalog: Arc<Catalog>,
     /// The random tickers this connection runs, by the client's number for them.
     tickers: BTreeMap<u32, exercises::Ticker>,
+    /// Token checks and the policy.
+    auth: Arc<Auth>,
+    /// The signed-in user (none: a guest). Boxed: most connections have none.
+    user: Option<Box<User>>,
+    /// When the sign-in timer fires next, and what it does then.
+    token_due: Option<(Instant, TokenDue)>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
         // Every timer and subscription ends with its connection.
         self.tickers.clear();
+        if let Some(user) = &self.user {
+            self.hub.signed_out(&user.id, self.key);
+        }
         self.catalog.unwatch(self.key);
         for room in self.rooms.values() {
             self.hub.leave(room, self.key);
@@ -162,6 +187,9 @@ impl Connection {
             last_heard: now,
             catalog: app.catalog.clone(),
             tickers: BTreeMap::new(),
+            auth: app.auth.clone(),
+            user: None,
+            token_due: None,
         }
     }
 
@@ -189,14 +217,29 @@ impl Connection {
     /// as a new session in `general`, whose lines are the `welcome`'s `history`; a v2 one as
     /// its `hello` says (the session to resume, the rooms to rejoin with the last `seq` held
     /// in each, its name), with a `joined` per room after the `welcome`.
-    pub(crate) async fn welcome(&mut self, hello: Option<HelloFields>) -> Result<(), CloseReason> {
+    pub(crate) async fn welcome(&mut self, hello: Option<Hello>) -> Result<(), CloseReason> {
         let v1 = hello.is_none();
-        let (resume, rooms, name) = hello.unwrap_or_default();
-        let (name, bad_name) = match name.as_deref().map(DisplayName::parse) {
+        let Hello {
+            resume,
+            rooms,
+            name,
+            token,
+        } = hello.unwrap_or_default();
+        self.sign_in(token)?;
+        let (mut name, bad_name) = match name.as_deref().map(DisplayName::parse) {
             Some(Ok(name)) => (Some(name), None),
             Some(Err(why)) => (None, Some(why)),
             None => (None, None),
         };
+        // A signed-in user is called what their token says, when it says; else what the
+        // hello asks for; else by their id (if it makes a display name).
+        if let Some(user) = &self.user {
+            if let Some(from_token) = user.name.clone() {
+                name = Some(from_token);
+            } else if name.is_none() {
+                name = DisplayName::parse(user.id.as_str()).ok();
+            }
+        }
         let resume = resume.filter(|t| !t.is_empty() && t.len() <= 64);
         if let (Some(cluster), Some(token)) = (&self.cluster, &resume)
             && !self.hub.sessions.knows(token)
@@ -213,7 +256,13 @@ impl Connection {
         let opened = self
             .hub
             .sessions
-            .open(resume.as_deref(), name, self.address, now_ms())
+            .open(
+                resume.as_deref(),
+                name,
+                self.user.as_ref().map(|u| &u.id),
+                self.address,
+                now_ms(),
+            )
             .map_err(|OpenRefused::TooManyNew| CloseReason::TooManySessions)?;
         let token = opened.token.clone();
         if let Err(reason) = self.make_durable(opened.changes).await {
@@ -235,7 +284,11 @@ impl Connection {
             name: Some(opened.session.name.clone()),
             limits: Some(self.limits.for_clients()),
             greeting: Some(shared::exercises::GREETING.to_owned()),
+            user: self.user.as_ref().map(|u| u.info()),
         };
+        if let Some(user) = &self.user {
+            self.hub.signed_in(&user.id, self.key, &self.outbox);
+        }
         tracing::info!(
             conn = self.key.0,
             id = %opened.session.id,
@@ -325,6 +378,7 @@ impl Connection {
         RoomMember {
             id,
             name,
+            user: self.user.as_ref().map(|u| u.id.clone()),
             outbox: self.outbox.clone(),
         }
     }
@@ -340,10 +394,19 @@ impl Connection {
             )
             .about(Some(name), None));
         }
+        if let Err(Forbidden(why)) = self
+            .auth
+            .authorize(self.user.as_deref(), &name, Action::Join)
+        {
+            // Named in the refusal, but nothing of the room is told: not its lines, not
+            // its members, not whether it exists.
+            return Err(Refused::new(ErrorCode::Forbidden, why).about(Some(name), None));
+        }
         let member = self.member();
+        let private = self.auth.is_private(&name);
         match self
             .hub
-            .join(&name, self.key, member, after, Greeting::Joined)
+            .join(&name, self.key, member, after, Greeting::Joined { private })
         {
             Ok(joined) => {
                 self.rooms.insert(name, joined);
@@ -393,6 +456,7 @@ impl Connection {
                     "hello is only the first frame of a connection",
                 ),
             ),
+            ClientMsg::Refresh { token } => self.refresh(&token, now),
             ClientMsg::Typing { room, text } => {
                 let room = match self.joined_room(room.as_deref()) {
                     Ok(room) => room,
@@ -455,6 +519,15 @@ impl Connection {
                         room: room.name.clone(),
                     })
                 })
+            }
+            ClientMsg::SetName { .. } if self.user.as_ref().is_some_and(|u| u.name.is_some()) => {
+                self.refuse(
+                    now,
+                    Refused::new(
+                        ErrorCode::Forbidden,
+                        "your name comes from your sign-in; change it in the app",
+                    ),
+                )
             }
             ClientMsg::SetName { name } => match DisplayName::parse(&name) {
                 Ok(name) => self.answer(now, |conn| conn.rename(name)),
@@ -551,6 +624,8 @@ impl Connection {
             name: who.name.clone(),
             text,
             nonce: nonce.clone(),
+            user: self.user.as_ref().map(|u| u.id.clone()),
+            reply: None,
         });
         if self.committer.submit(job).is_err() {
             let refused = Refused::new(
@@ -700,6 +775,105 @@ impl Connection {
         self.over_limit
             .refused(now)
             .then_some(CloseReason::RateLimited)
+    }
+
+    /// Checks the `hello`'s token as `--auth` says: a guest (none, or auth off), a user, or
+    /// a refusal (the `error` is queued; the close to send is returned).
+    fn sign_in(&mut self, token: Option<String>) -> Result<(), CloseReason> {
+        let mode = self.auth.mode();
+        let token = token.filter(|_| mode != AuthMode::Off);
+        match token {
+            None if mode == AuthMode::Required => {
+                self.send_error(Refused::new(
+                    ErrorCode::AuthRequired,
+                    "this server requires sign-in: send a token in the hello",
+                ));
+                Err(CloseReason::AuthRequired)
+            }
+            None => Ok(()),
+            Some(token) => match self.auth.verify(&token, now_secs()) {
+                Ok(user) => {
+                    self.signed_in_as(user);
+                    Ok(())
+                }
+                Err(why) => Err(self.token_refused(&why)),
+            },
+        }
+    }
+
+    /// Queues the refusal of a token; returns the close (4001) that follows it.
+    fn token_refused(&self, why: &TokenRefused) -> CloseReason {
+        self.send_error(Refused::new(why.code(), why.to_string()));
+        match why {
+            TokenRefused::Expired => CloseReason::TokenExpired,
+            TokenRefused::Bad(_) | TokenRefused::Revoked => CloseReason::BadToken,
+        }
+    }
+
+    /// Takes `user` as who this connection is, and sets the timer for its token.
+    fn signed_in_as(&mut self, user: User) {
+        let now_ms = now_ms();
+        let exp_ms = user.exp.saturating_mul(1000);
+        let refresh_ms = u64::try_from(self.auth.refresh_before.as_millis()).unwrap_or(u64::MAX);
+        let at =
+            |unix_ms: u64| Instant::now() + Duration::from_millis(unix_ms.saturating_sub(now_ms));
+        self.token_due = Some((at(exp_ms.saturating_sub(refresh_ms)), TokenDue::Expiring));
+        self.user = Some(Box::new(user));
+    }
+
+    /// When the sign-in timer fires next, if the connection is signed in.
+    pub(crate) fn token_due_at(&self) -> Option<Instant> {
+        self.token_due.map(|(at, _)| at)
+    }
+
+    /// The sign-in timer fired: ask for a refresh, or end an expired sign-in.
+    pub(crate) fn on_token_due(&mut self) -> Option<CloseReason> {
+        let (_, due) = self.token_due.take()?;
+        let user = self.user.as_ref()?;
+        let now_ms = now_ms();
+        let exp_ms = user
+            .exp
+            .saturating_add(self.auth.leeway)
+            .saturating_mul(1000);
+        match due {
+            TokenDue::Expiring => {
+                let in_ms = user.exp.saturating_mul(1000).saturating_sub(now_ms);
+                self.outbox
+                    .push(Frame::encode(&ServerMsg::TokenExpiring { in_ms }));
+                let left = Duration::from_millis(exp_ms.saturating_sub(now_ms));
+                self.token_due = Some((Instant::now() + left, TokenDue::Expired));
+                None
+            }
+            TokenDue::Expired => Some(self.token_refused(&TokenRefused::Expired)),
+        }
+    }
+
+    /// A `refresh`: a new token for the same user takes over (and its timer); anything
+    /// else ends the sign-in with `bad_token` (4001).
+    fn refresh(&mut self, token: &str, now: Instant) -> Option<CloseReason> {
+        if !self.frames.try_take(now) {
+            return self.rate_limited(now, "frame");
+        }
+        let Some(current) = self.user.as_ref().map(|u| u.id.clone()) else {
+            self.send_error(Refused::new(
+                ErrorCode::Forbidden,
+                "this connection is a guest's: sign in by connecting with a token",
+            ));
+            return None;
+        };
+        match self.auth.verify(token, now_secs()) {
+            Ok(user) if user.id == current => {
+                let exp = user.exp;
+                self.signed_in_as(user);
+                self.outbox
+                    .push(Frame::encode(&ServerMsg::TokenRefreshed { exp }));
+                None
+            }
+            Ok(_) => Some(
+                self.token_refused(&TokenRefused::Bad("the new token is another user's".into())),
+            ),
+            Err(why) => Some(self.token_refused(&why)),
+        }
     }
 
     fn send_error(&self, refused: Refused) {

@@ -22,7 +22,7 @@ use axum::{
 };
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-pub(crate) use dispatch::Connection;
+pub(crate) use dispatch::{Connection, Hello};
 use upgrade::{Socket, Upgrade};
 
 use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
@@ -67,11 +67,19 @@ pub(crate) async fn upgrade(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let handshake = Handshake::from_query(query.as_deref());
+    if handshake == Handshake::V1 && app.auth.mode() == crate::auth::AuthMode::Required {
+        // A v1 client cannot present a token (it has no `hello`): refused before the upgrade.
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            "this server requires sign-in: connect to /ws?v=2 and send a token in the hello",
+        )
+            .into_response();
+    }
     let permit = match admit(&app, &headers, peer) {
         Ok(permit) => permit,
         Err(refused) => return refused.into_response(),
     };
-    let handshake = Handshake::from_query(query.as_deref());
     let limits = app.limits;
     // Small buffers: per-connection memory is what a server with ten thousand clients runs
     // out of first. The read buffer is allocated whole up front and grows only for a frame

@@ -18,7 +18,7 @@ use tungstenite::Message;
 use shared::{ClientMsg, decode_client};
 
 use super::{
-    CLOSE_GRACE, Connection, Handshake, Socket,
+    CLOSE_GRACE, Connection, Handshake, Hello, Socket,
     write::{Heartbeat, Written, count_frames, write_batch},
 };
 use crate::outbox::CloseReason;
@@ -44,6 +44,8 @@ pub(crate) async fn serve(
     let mut closing: Option<Timer> = None;
     // When a typing update held back by the rate limit may go out, if one is.
     let mut held: Option<Timer> = None;
+    // When the sign-in must be refreshed, or ends (signed-in connections only).
+    let mut token_timer: Option<Timer> = None;
     let welcomed = {
         let (socket, conn, heartbeat) = (&mut *socket, &mut *conn, &heartbeat);
         // Built inside the closure, so only the box is kept here.
@@ -74,6 +76,18 @@ pub(crate) async fn serve(
                 }
             }
         }
+        match conn.token_due_at() {
+            None => token_timer = None,
+            Some(at) => {
+                let at = tokio::time::Instant::from(at);
+                if token_timer
+                    .as_ref()
+                    .is_none_or(|timer| timer.deadline() != at)
+                {
+                    token_timer = Some(Box::pin(tokio::time::sleep_until(at)));
+                }
+            }
+        }
         let message = if let Some(message) = ready.take() {
             message
         } else {
@@ -88,10 +102,7 @@ pub(crate) async fn serve(
                     let written = {
                         let (sink, queue, counts, beat, pings) =
                             (&mut *socket, &outbox, &metrics, &heartbeat, &mut ping);
-                        let heard = conn.last_heard();
-                        boxed_with(move || {
-                            write_batch(sink, queue, counts, beat, heard, pings, batch)
-                        })
+                        boxed_with(move || write_batch(sink, queue, counts, beat, pings, batch))
                     };
                     match written.await {
                         Written::Done(true) if close.is_none() => outbox.written(),
@@ -107,7 +118,6 @@ pub(crate) async fn serve(
                             }
                             return;
                         }
-                        Written::Silent => return metrics.close("heartbeat"),
                         // It reads nothing: a close frame would not get through either.
                         Written::Stalled => return metrics.close("stalled"),
                     }
@@ -117,7 +127,15 @@ pub(crate) async fn serve(
                 message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
                     if heartbeat.silent(conn.last_heard()) {
-                        return metrics.close("heartbeat");
+                        // What the client said may be waiting in the socket, unread because
+                        // this server was busy: that is not silence.
+                        match socket.next().now_or_never() {
+                            Some(waiting) => {
+                                ready = Some(waiting);
+                                continue;
+                            }
+                            None => return metrics.close("heartbeat"),
+                        }
                     }
                     let sink = &mut *socket;
                     let send = boxed_with(move || sink.send(Message::Ping(Default::default())));
@@ -130,6 +148,17 @@ pub(crate) async fn serve(
                     held = None;
                     conn.release_typing(Instant::now());
                     continue;
+                }
+                () = fire(&mut token_timer), if closing.is_none() => {
+                    token_timer = None;
+                    match conn.on_token_due() {
+                        None => continue,
+                        Some(reason) => {
+                            conn.outbox().close(reason);
+                            closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+                            continue;
+                        }
+                    }
                 }
             }
         };
@@ -222,15 +251,20 @@ async fn greet(
             resume,
             rooms,
             name,
+            token,
         }) = decode_client(text.as_str())
     {
         conn.metrics.frame_in("hello");
-        conn.welcome(Some((resume, rooms, name)))
-            .await
-            .map_err(Some)?;
+        let hello = Hello {
+            resume,
+            rooms,
+            name,
+            token,
+        };
+        conn.welcome(Some(hello)).await.map_err(Some)?;
         return Ok(None);
     }
-    conn.welcome(Some((None, None, None))).await.map_err(Some)?;
+    conn.welcome(Some(Hello::default())).await.map_err(Some)?;
     Ok(Some(first))
 }
 

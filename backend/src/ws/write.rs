@@ -18,7 +18,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::SinkExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::{FutureExt as _, SinkExt};
 use tokio::io::AsyncWriteExt;
 use tungstenite::Message;
 
@@ -54,23 +56,29 @@ pub(super) fn count_frames(metrics: &Metrics, frames: &[Frame]) {
 
 /// Writes every frame of the batch, then its close if it has one. A client that stops
 /// reading blocks this write; meanwhile the outbox stays bounded (it closes itself past its
-/// limit, and then the write gets a last grace period), the heartbeat still watches for
-/// silence, and a write that makes no progress for two heartbeats ends it even if the
-/// client keeps sending.
+/// limit, and then the write gets a last grace period), and a write that makes no progress
+/// (not one byte taken by the kernel) for two heartbeats ends it even if the client keeps
+/// sending.
+///
+/// Silence is not judged here: nothing is read while a batch is written, so a client that
+/// is talking would look silent. A client that neither reads nor talks stalls the write.
+/// And "no progress" is measured on the write itself, polled once more before judging: a
+/// server that was too busy to poll it (a loaded machine) never blames the client for it.
 pub(super) async fn write_batch(
     socket: &mut Socket,
     outbox: &Outbox,
     metrics: &Metrics,
     heartbeat: &Heartbeat,
-    last_heard: Instant,
     ping: &mut tokio::time::Interval,
     batch: crate::outbox::Batch,
 ) -> Written {
     let close = batch.close;
+    // Bytes of data frames the kernel has taken so far.
+    let progress = AtomicUsize::new(0);
     let write = async {
         // A pong or close tungstenite owes goes first, whole.
         socket.flush().await?;
-        write_frames(socket.get_mut(), &batch.frames).await?;
+        write_frames(socket.get_mut(), &batch.frames, &progress).await?;
         match close {
             // tungstenite queued the answer to the client's close when it read it: flushing
             // sends it (a second close would be refused).
@@ -79,7 +87,8 @@ pub(super) async fn write_batch(
         }
     };
     tokio::pin!(write);
-    let started = Instant::now();
+    let mut seen = 0;
+    let mut stuck_since = Instant::now();
     // Only a slow consumer is cut short: any other close (shutdown, a broken rule) lets this
     // batch finish and comes with the next one, after the frames before it.
     let mut watch_closing = close.is_none();
@@ -99,11 +108,15 @@ pub(super) async fn write_batch(
                 return Written::Closed(reason, whole);
             }
             _ = ping.tick() => {
-                // (Nothing is read while a batch is written: `last_heard` stays put.)
-                if heartbeat.silent(last_heard) {
-                    return Written::Silent;
+                // Give the write its chance first: if the socket took bytes, it is moving.
+                if let Some(result) = (&mut write).now_or_never() {
+                    return Written::Done(result.is_ok());
                 }
-                if started.elapsed() > 2 * heartbeat.every {
+                let now = progress.load(Ordering::Relaxed);
+                if now != seen {
+                    seen = now;
+                    stuck_since = Instant::now();
+                } else if stuck_since.elapsed() > 2 * heartbeat.every {
                     return Written::Stalled;
                 }
             }
@@ -112,10 +125,12 @@ pub(super) async fn write_batch(
 }
 
 /// Writes whole data frames to the socket: for each frame its header, then its payload's
-/// pieces, gathered into `writev` calls until every byte is written.
+/// pieces, gathered into `writev` calls until every byte is written. `progress` counts the
+/// bytes written so far.
 async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[Frame],
+    progress: &AtomicUsize,
 ) -> std::io::Result<()> {
     if frames.is_empty() {
         return Ok(());
@@ -132,7 +147,16 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
             frame.for_each_piece(|piece| buf.extend_from_slice(piece));
         }
         // (No flush here: the caller's flush of the socket follows every batch.)
-        return io.write_all(&buf).await;
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            let written = io.write(rest).await?;
+            if written == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            progress.fetch_add(written, Ordering::Relaxed);
+            rest = &rest[written..];
+        }
+        return Ok(());
     }
     let mut headers = Vec::with_capacity(frames.len() * 4);
     let mut header_ends = Vec::with_capacity(frames.len());
@@ -157,6 +181,7 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        progress.fetch_add(written, Ordering::Relaxed);
         IoSlice::advance_slices(&mut rest, written);
     }
     Ok(())
@@ -193,8 +218,6 @@ pub(super) enum Written {
     /// The outbox closed while the write was stuck (counted); whether the batch was then
     /// written whole (so a close frame may follow).
     Closed(CloseReason, bool),
-    /// The client went silent while the write was stuck.
-    Silent,
     /// The write made no progress for two heartbeats.
     Stalled,
 }
@@ -223,7 +246,10 @@ mod tests {
     /// What tungstenite reads from the bytes `write_frames` wrote, as a client would.
     async fn read_back(frames: &[Frame]) -> Vec<Message> {
         let (mut server, client) = tokio::io::duplex(1 << 20);
-        write_frames(&mut server, frames).await.expect("written");
+        let progress = AtomicUsize::new(0);
+        write_frames(&mut server, frames, &progress)
+            .await
+            .expect("written");
         drop(server);
         let mut ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
             client,

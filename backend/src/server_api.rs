@@ -1,0 +1,384 @@
+//! The server API, for the app's backend (`Authorization: Bearer <--api-key>`): post into a
+//! room, list rooms, members and lines, disconnect a user, revoke a user's tokens.
+//!
+//! It is a client of the hub, not a side door: a posted line goes through the same
+//! committer, numbering, dedupe (its `idempotency_key` is the nonce of a sender of its own)
+//! and fan-out as a WebSocket `send`. Without `--api-key` every route answers 404; a missing
+//! or wrong key gets 401 (compared in constant time). Errors are JSON `{"error", "message"}`
+//! with the same codes as the WebSocket's `error` frames where one fits.
+
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::Deserialize;
+use serde_json::json;
+use shared::{ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId, limits::MAX_NONCE_CHARS};
+use tokio::sync::oneshot;
+
+use crate::{
+    api::MAX_BODY_BYTES,
+    auth::now_secs,
+    committer::{Job, LineJob, Published, RevokeJob},
+    state::AppState,
+    store::Revocation,
+};
+
+/// The most lines one `GET …/messages` returns.
+pub(crate) const MAX_LINES: usize = 500;
+
+/// The id every line posted through the API is sent from (its nonces are the idempotency
+/// keys): not a session's, so no client can resend under it.
+pub(crate) const API_SENDER: &str = "api";
+
+/// The API's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/rooms", get(rooms))
+        .route("/api/rooms/{room}/messages", post(publish).get(messages))
+        .route("/api/rooms/{room}/members", get(members))
+        .route("/api/users/{user}/disconnect", post(disconnect))
+        .route("/api/users/{user}/revoke", post(revoke))
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let message: String = message.into();
+    (status, Json(json!({ "error": code, "message": message }))).into_response()
+}
+
+fn bad_request(code: ErrorCode, message: impl Into<String>) -> Response {
+    error(StatusCode::BAD_REQUEST, code.as_str(), message)
+}
+
+/// 404 without a key configured, 401 without the right one.
+fn check_key(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(key) = &app.api_key else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the server API is off (start the server with --api-key)",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if constant_time_eq(given.as_bytes(), key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send the API key as Authorization: Bearer <key>",
+        ))
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, x) in a.iter().enumerate() {
+        diff |= x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+fn room_name(room: &str) -> Result<RoomName, Response> {
+    RoomName::parse(room).map_err(|why| {
+        let shown: String = room.chars().take(40).collect();
+        bad_request(
+            ErrorCode::BadRoom,
+            format!("bad room name {shown:?}: {why}"),
+        )
+    })
+}
+
+/// `POST /api/rooms/{room}/messages`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewLine {
+    text: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// 201 `{"room", "seq"}` once the line is durable and delivered; 200 with the same `seq` for
+/// an `idempotency_key` already used in the room.
+async fn publish(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(refused) = check_key(&app, &headers) {
+        return refused;
+    }
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused,
+    };
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return bad_request(
+            ErrorCode::TooLarge,
+            format!("the body is over {MAX_BODY_BYTES} bytes"),
+        );
+    };
+    let line: NewLine = match serde_json::from_slice(&body) {
+        Ok(line) => line,
+        Err(err) if err.is_data() => return bad_request(ErrorCode::BadField, err.to_string()),
+        Err(err) => return bad_request(ErrorCode::BadJson, err.to_string()),
+    };
+    if line.text.trim().is_empty() {
+        return bad_request(ErrorCode::Empty, "a line cannot be blank");
+    }
+    let max = app.limits.max_text_chars;
+    if line.text.chars().nth(max).is_some() {
+        return bad_request(
+            ErrorCode::TooLarge,
+            format!("text is longer than {max} characters"),
+        );
+    }
+    let name = match line.name.as_deref().map(DisplayName::parse) {
+        None => None,
+        Some(Ok(name)) => Some(name),
+        Some(Err(why)) => return bad_request(ErrorCode::BadName, format!("bad name: {why}")),
+    };
+    let user = match line.user {
+        Some(user) if user.is_empty() || user.chars().count() > 64 => {
+            return bad_request(ErrorCode::BadField, "`user` must be 1–64 characters");
+        }
+        user => user.map(UserId::new),
+    };
+    if line
+        .idempotency_key
+        .as_ref()
+        .is_some_and(|k| k.is_empty() || k.chars().nth(MAX_NONCE_CHARS).is_some())
+    {
+        return bad_request(
+            ErrorCode::BadField,
+            format!("`idempotency_key` must be 1–{MAX_NONCE_CHARS} characters"),
+        );
+    }
+    let Some(target) = app.hub.room_for_api(&room) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RoomsFull.as_str(),
+            "the server has as many rooms as it may hold",
+        );
+    };
+    let name = name
+        .or_else(|| {
+            user.as_ref()
+                .and_then(|u| DisplayName::parse(u.as_str()).ok())
+        })
+        .unwrap_or_else(|| DisplayName::parse("app").unwrap_or_else(|_| unreachable!("valid")));
+    let (reply, published) = oneshot::channel();
+    let job = Job::Line(LineJob {
+        room: target,
+        from: ConnId::new(API_SENDER),
+        name,
+        text: line.text,
+        nonce: line.idempotency_key,
+        user,
+        reply: Some(reply),
+    });
+    if app.committer.submit(job).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            "the server is busy; try again later",
+        );
+    }
+    match published.await {
+        Ok(Ok(Published { seq, new })) => {
+            let status = if new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(json!({ "room": room, "seq": seq }))).into_response()
+        }
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            "the line could not be stored; try again later",
+        ),
+    }
+}
+
+/// `GET /api/rooms`: every room this server holds.
+async fn rooms(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refused) = check_key(&app, &headers) {
+        return refused;
+    }
+    let list: Vec<serde_json::Value> = app
+        .hub
+        .rooms()
+        .iter()
+        .map(|room| {
+            json!({
+                "room": room.name,
+                "online": room.online(),
+                "last_seq": room.last_seq(),
+                "private": app.auth.is_private(&room.name),
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+/// `GET /api/rooms/{room}/members`: who is in it (each user once).
+async fn members(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = check_key(&app, &headers) {
+        return refused;
+    }
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused,
+    };
+    let members = app
+        .hub
+        .room(&room)
+        .map(|r| r.member_list())
+        .unwrap_or_default();
+    Json(members).into_response()
+}
+
+/// `GET /api/rooms/{room}/messages`'s query.
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /api/rooms/{room}/messages?after=SEQ&limit=N`: kept lines after `after`, in `seq`
+/// order, at most `limit` (500).
+async fn messages(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = check_key(&app, &headers) {
+        return refused;
+    }
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused,
+    };
+    let Ok(Query(page)) = page else {
+        return bad_request(
+            ErrorCode::BadField,
+            "`after` and `limit` must be non-negative integers",
+        );
+    };
+    let limit = page.limit.unwrap_or(MAX_LINES).clamp(1, MAX_LINES);
+    let body = match app.hub.room(&room) {
+        Some(room) => room.lines_json(Seq(page.after), limit),
+        None => "[]".to_owned(),
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /api/users/{user}/disconnect`: closes every connection of the user (4003), on
+/// every server.
+async fn disconnect(
+    State(app): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = check_key(&app, &headers) {
+        return refused;
+    }
+    let user = UserId::new(user);
+    match close_everywhere(&app, &user, None).await {
+        Ok(closed) => Json(json!({ "closed": closed })).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// `POST /api/users/{user}/revoke`: disconnects the user and refuses, durably, every token
+/// of theirs issued before now.
+async fn revoke(
+    State(app): State<AppState>,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refused) = check_key(&app, &headers) {
+        return refused;
+    }
+    let user = UserId::new(user);
+    // A token issued in this very second is still good: `iat` counts whole seconds.
+    let before = now_secs();
+    let (durable, on_disk) = oneshot::channel();
+    let job = Job::Revoke(RevokeJob {
+        revocation: Revocation {
+            user: user.clone(),
+            before,
+        },
+        durable,
+    });
+    let stored = app.committer.submit(job).is_ok() && matches!(on_disk.await, Ok(true));
+    if !stored {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            "the revocation could not be stored; try again",
+        );
+    }
+    app.auth.revoke(&user, before);
+    match close_everywhere(&app, &user, Some(before)).await {
+        Ok(closed) => Json(json!({ "closed": closed, "revoked_before": before })).into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Closes the user's connections here, or on every server (and tells each of a revocation).
+async fn close_everywhere(
+    app: &AppState,
+    user: &UserId,
+    revoked_before: Option<u64>,
+) -> Result<usize, Response> {
+    match &app.cluster {
+        None => Ok(app.hub.disconnect_user(user)),
+        Some(cluster) => cluster
+            .close_user(user, revoked_before)
+            .await
+            .map_err(|()| {
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable.as_str(),
+                    "the other servers could not be reached; try again",
+                )
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn keys_compare_whole() {
+        assert!(constant_time_eq(b"k3y", b"k3y"));
+        assert!(!constant_time_eq(b"k3y", b"k3z"));
+        assert!(!constant_time_eq(b"k3", b"k3y"));
+        assert!(!constant_time_eq(b"", b"k3y"));
+        assert!(!constant_time_eq(b"k3yy", b"k3y"));
+    }
+}
