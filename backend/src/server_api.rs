@@ -45,9 +45,31 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/users/{user}/revoke", post(revoke))
 }
 
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let message: String = message.into();
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+/// A refused request: its status, its stable code, and why.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "message": self.message });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+fn api_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> Response {
+    api_error(status, code, message).into_response()
 }
 
 fn bad_request(code: ErrorCode, message: impl Into<String>) -> Response {
@@ -55,9 +77,9 @@ fn bad_request(code: ErrorCode, message: impl Into<String>) -> Response {
 }
 
 /// 404 without a key configured, 401 without the right one.
-fn check_key(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn check_key(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(key) = &app.api_key else {
-        return Err(error(
+        return Err(api_error(
             StatusCode::NOT_FOUND,
             "not_found",
             "the server API is off (start the server with --api-key)",
@@ -71,7 +93,7 @@ fn check_key(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     if constant_time_eq(given.as_bytes(), key.as_bytes()) {
         Ok(())
     } else {
-        Err(error(
+        Err(api_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send the API key as Authorization: Bearer <key>",
@@ -88,12 +110,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-fn room_name(room: &str) -> Result<RoomName, Response> {
+fn room_name(room: &str) -> Result<RoomName, ApiError> {
     RoomName::parse(room).map_err(|why| {
         let shown: String = room.chars().take(40).collect();
-        bad_request(
-            ErrorCode::BadRoom,
-            format!("bad room name {shown:?}: {why}"),
+        let message = format!("bad room name {shown:?}: {why}");
+        api_error(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadRoom.as_str(),
+            message,
         )
     })
 }
@@ -120,11 +144,11 @@ async fn publish(
     body: Body,
 ) -> Response {
     if let Err(refused) = check_key(&app, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let room = match room_name(&room) {
         Ok(room) => room,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return bad_request(
@@ -218,7 +242,7 @@ async fn publish(
 /// `GET /api/rooms`: every room this server holds.
 async fn rooms(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(refused) = check_key(&app, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let list: Vec<serde_json::Value> = app
         .hub
@@ -243,11 +267,11 @@ async fn members(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = check_key(&app, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let room = match room_name(&room) {
         Ok(room) => room,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let members = app
         .hub
@@ -275,11 +299,11 @@ async fn messages(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = check_key(&app, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let room = match room_name(&room) {
         Ok(room) => room,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let Ok(Query(page)) = page else {
         return bad_request(
@@ -303,12 +327,12 @@ async fn disconnect(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = check_key(&app, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let user = UserId::new(user);
     match close_everywhere(&app, &user, None).await {
         Ok(closed) => Json(json!({ "closed": closed })).into_response(),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -320,7 +344,7 @@ async fn revoke(
     headers: HeaderMap,
 ) -> Response {
     if let Err(refused) = check_key(&app, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let user = UserId::new(user);
     // A token issued in this very second is still good: `iat` counts whole seconds.
@@ -344,7 +368,7 @@ async fn revoke(
     app.auth.revoke(&user, before);
     match close_everywhere(&app, &user, Some(before)).await {
         Ok(closed) => Json(json!({ "closed": closed, "revoked_before": before })).into_response(),
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -353,14 +377,14 @@ async fn close_everywhere(
     app: &AppState,
     user: &UserId,
     revoked_before: Option<u64>,
-) -> Result<usize, Response> {
+) -> Result<usize, ApiError> {
     match &app.cluster {
         None => Ok(app.hub.disconnect_user(user)),
         Some(cluster) => cluster
             .close_user(user, revoked_before)
             .await
             .map_err(|()| {
-                error(
+                api_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::Unavailable.as_str(),
                     "the other servers could not be reached; try again",
