@@ -4,8 +4,9 @@
 //! It is a client of the hub, not a side door: a posted line goes through the same
 //! committer, numbering, dedupe (its `idempotency_key` is the nonce of a sender of its own)
 //! and fan-out as a WebSocket `send`. Without `--api-key` every route answers 404; a missing
-//! or wrong key gets 401 (compared in constant time). Errors are JSON `{"error", "message"}`
-//! with the same codes as the WebSocket's `error` frames where one fits.
+//! or wrong key gets 401 (compared in constant time). Errors are JSON `{"error", "code",
+//! "message"}` (`error` and `code` the same) with the same codes as the WebSocket's `error`
+//! frames where one fits.
 
 use axum::{
     Json, Router,
@@ -55,7 +56,8 @@ struct ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code, "message": self.message });
+        // `error` as in the product API's errors, `code` as in the WebSocket's.
+        let body = json!({ "error": self.code, "code": self.code, "message": self.message });
         (self.status, Json(body)).into_response()
     }
 }
@@ -273,11 +275,15 @@ async fn members(
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
     };
-    let members = app
+    let members: Vec<serde_json::Value> = app
         .hub
         .room(&room)
         .map(|r| r.member_list())
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        // `user` is always there: `null` for a guest.
+        .map(|m| json!({ "id": m.id, "name": m.name, "user": m.user }))
+        .collect();
     Json(members).into_response()
 }
 

@@ -48,7 +48,8 @@ struct DevLogin {
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let message: String = message.into();
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+    let body = json!({ "error": code, "code": code, "message": message });
+    (status, Json(body)).into_response()
 }
 
 /// `POST /api/dev/token`: `{"token", "exp"}` for the user asked for (404 without

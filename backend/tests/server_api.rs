@@ -191,6 +191,7 @@ async fn bad_posts_get_400_with_their_code_and_append_nothing() {
         let (status, got) = call(&server, "POST", &path, body.clone()).await;
         assert_eq!(status, 400, "{body}");
         assert_eq!(got["error"], code.as_str(), "{body}: {got}");
+        assert_eq!(got["code"], code.as_str(), "{body}: {got}");
     }
     let response = testkit::request(
         server.addr,
@@ -222,6 +223,13 @@ async fn rooms_and_members_are_listed_each_user_once() {
     let mut tab2 = Client::hello(&url, &tokens::hello(Some(&alice), &["team-x"])).await;
     tab2.recv_joined().await;
     let mut guest = server.client_in(&["lobby"]).await;
+    let (_, lobby) = call(&server, "GET", "/api/rooms/lobby/members", Value::Null).await;
+    assert_eq!(
+        lobby[0]["user"],
+        Value::Null,
+        "a guest's `user` is null: {lobby}"
+    );
+    assert_eq!(lobby[0]["id"], guest.id.as_str());
     guest.send_to("lobby", "hola", "n-1").await;
     guest.recv_ack_of("n-1").await;
     let (status, rooms) = call(&server, "GET", "/api/rooms", Value::Null).await;

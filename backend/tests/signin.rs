@@ -444,3 +444,16 @@ async fn presence_counts_and_lists_a_user_once_and_typing_is_per_user() {
         "one live text per user"
     );
 }
+
+#[tokio::test]
+async fn a_token_that_expires_in_the_far_future_is_taken_as_it_is() {
+    let server = TestServer::start_with(with_secret()).await;
+    for exp in [32_503_680_000_u64, 1_000_000_000_000_000, u64::MAX / 1000] {
+        let token = tokens::hs256(SECRET, &json!({"sub": "alice", "exp": exp}));
+        let mut client =
+            Client::hello(&server.ws_url(), &tokens::hello(Some(&token), &["general"])).await;
+        client.recv_joined().await;
+        client.send_with_nonce("hola", "n-1").await;
+        client.recv_ack_of("n-1").await;
+    }
+}

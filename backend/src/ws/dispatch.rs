@@ -90,6 +90,10 @@ impl Refused {
     }
 }
 
+/// The longest a sign-in timer waits at once (an `Instant` far enough ahead would
+/// overflow).
+const MAX_TIMER: Duration = Duration::from_secs(30 * 86_400);
+
 /// The refusal of a room name that is not one; it names what was sent (the error's `room`
 /// field holds only valid names), shortened.
 fn bad_room(sent: &str, why: &shared::NameError) -> Refused {
@@ -812,13 +816,31 @@ impl Connection {
 
     /// Takes `user` as who this connection is, and sets the timer for its token.
     fn signed_in_as(&mut self, user: User) {
-        let now_ms = now_ms();
-        let exp_ms = user.exp.saturating_mul(1000);
-        let refresh_ms = u64::try_from(self.auth.refresh_before.as_millis()).unwrap_or(u64::MAX);
-        let at =
-            |unix_ms: u64| Instant::now() + Duration::from_millis(unix_ms.saturating_sub(now_ms));
-        self.token_due = Some((at(exp_ms.saturating_sub(refresh_ms)), TokenDue::Expiring));
         self.user = Some(Box::new(user));
+        self.arm_token_timer(TokenDue::Expiring);
+    }
+
+    /// When (ms since the epoch) the sign-in timer's `due` step is: the refresh request
+    /// `--refresh-before` ahead of `exp`, the end at `exp` and the leeway.
+    fn token_step_at(&self, due: TokenDue) -> Option<u64> {
+        let user = self.user.as_ref()?;
+        let refresh_ms = u64::try_from(self.auth.refresh_before.as_millis()).unwrap_or(u64::MAX);
+        Some(match due {
+            TokenDue::Expiring => user.exp.saturating_mul(1000).saturating_sub(refresh_ms),
+            TokenDue::Expired => user
+                .exp
+                .saturating_add(self.auth.leeway)
+                .saturating_mul(1000),
+        })
+    }
+
+    /// Sets the sign-in timer for its `due` step (at most a year ahead: a token's `exp` may
+    /// be anything the app signed; the timer then fires early and is set again).
+    fn arm_token_timer(&mut self, due: TokenDue) {
+        self.token_due = self.token_step_at(due).map(|at_ms| {
+            let wait = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+            (Instant::now() + wait.min(MAX_TIMER), due)
+        });
     }
 
     /// When the sign-in timer fires next, if the connection is signed in.
@@ -829,19 +851,20 @@ impl Connection {
     /// The sign-in timer fired: ask for a refresh, or end an expired sign-in.
     pub(crate) fn on_token_due(&mut self) -> Option<CloseReason> {
         let (_, due) = self.token_due.take()?;
-        let user = self.user.as_ref()?;
-        let now_ms = now_ms();
-        let exp_ms = user
-            .exp
-            .saturating_add(self.auth.leeway)
-            .saturating_mul(1000);
+        let step_at = self.token_step_at(due)?;
+        let now = now_ms();
+        if now < step_at {
+            // Fired early (a far `exp`): not yet.
+            self.arm_token_timer(due);
+            return None;
+        }
         match due {
             TokenDue::Expiring => {
-                let in_ms = user.exp.saturating_mul(1000).saturating_sub(now_ms);
+                let exp_ms = self.user.as_ref().map_or(0, |u| u.exp.saturating_mul(1000));
+                let in_ms = exp_ms.saturating_sub(now);
                 self.outbox
                     .push(Frame::encode(&ServerMsg::TokenExpiring { in_ms }));
-                let left = Duration::from_millis(exp_ms.saturating_sub(now_ms));
-                self.token_due = Some((Instant::now() + left, TokenDue::Expired));
+                self.arm_token_timer(TokenDue::Expired);
                 None
             }
             TokenDue::Expired => Some(self.token_refused(&TokenRefused::Expired)),
