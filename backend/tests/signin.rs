@@ -457,3 +457,29 @@ async fn a_token_that_expires_in_the_far_future_is_taken_as_it_is() {
         client.recv_ack_of("n-1").await;
     }
 }
+
+#[tokio::test]
+async fn a_refresh_with_a_token_inside_the_refresh_window_is_not_asked_again() {
+    let server = TestServer::start_with(Config {
+        refresh_before: Duration::from_secs(30),
+        ..with_secret()
+    })
+    .await;
+    let short = tokens::hs256(SECRET, &tokens::claims("alice", 20));
+    let mut client =
+        Client::hello(&server.ws_url(), &tokens::hello(Some(&short), &["general"])).await;
+    client.recv_joined().await;
+    assert!(matches!(
+        client.recv().await,
+        ServerMsg::TokenExpiring { .. }
+    ));
+    // The same token back: accepted, and no second token_expiring follows it.
+    client.send_msg(&ClientMsg::Refresh { token: short }).await;
+    assert!(matches!(
+        client.recv().await,
+        ServerMsg::TokenRefreshed { .. }
+    ));
+    client.send_msg(&ClientMsg::Ping).await;
+    let next = client.recv().await;
+    assert_eq!(next, ServerMsg::Pong, "nothing in between");
+}

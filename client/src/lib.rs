@@ -26,31 +26,57 @@
 //! # }
 //! ```
 //!
+//! **Signing in.** With [`Options::token`] the client presents a token from the app Charla
+//! runs beside (a [`TokenSource`]: fixed, a file, or a callback), and keeps itself signed
+//! in: when the server says the token is about to expire (`token_expiring`), it asks the
+//! source for a new one and sends `refresh`, and a reconnection presents the newest. A
+//! refused token (close 4001) or a user the app disconnected (close 4003) is final: the
+//! client says why ([`Event::SignedOut`], or [`ConnectError::SignIn`] before the first
+//! welcome) and stops, rather than reconnecting in a loop.
+//!
 //! A runnable example: `cargo run -p client --example hello -- ws://127.0.0.1:3000`.
+//!
+//! Layout: this file (the client, its options, events and errors), `runner` (the task that
+//! owns the socket and the session: reconnecting, acks, token refresh), [`token`] (token
+//! sources; minting, for `charla token`), [`mod@bench`] (the load generator).
 
 pub mod bench;
+mod runner;
+pub mod token;
+
+pub use token::TokenSource;
 
 use std::{
-    collections::HashMap,
+    fmt,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use futures_util::{SinkExt, StreamExt};
 use shared::{
-    ChatLine, ClientMsg, ClientSession, ConnId, DisplayName, ErrorCode, Refusal, RoomName, Seq,
-    ServerMsg, Shown, decode_server, encode,
+    ChatLine, ClientMsg, ClientSession, ConnId, DisplayName, ErrorCode, RoomName, Seq, ServerMsg,
+    UserId, UserInfo,
 };
 use tokio::sync::{mpsc, oneshot};
-use tokio_tungstenite::{
-    connect_async_with_config,
-    tungstenite::{Message, protocol::WebSocketConfig},
-};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// How often the client pings (an application `ping`); two pings without a `pong` mean the
 /// connection is dead and it reconnects.
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 /// How long [`Client::connect`] waits for the first welcome.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a token source failed (or gave the token already in use) while the server waits
+/// for a `refresh`, it is asked again after a quarter of the time left, at most this long
+/// (and at least [`TOKEN_RETRY_MIN`]).
+pub const TOKEN_RETRY: Duration = Duration::from_secs(5);
+/// The shortest wait before a token source is asked again.
+pub const TOKEN_RETRY_MIN: Duration = Duration::from_millis(200);
+/// Before a reconnection, a token that expires within this long is replaced by a fresh one
+/// from its source (a file is read again every time).
+pub const TOKEN_FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// The close code after `auth_required`, `bad_token` or `token_expired`.
+pub const CLOSE_TOKEN_REFUSED: u16 = 4001;
+/// The close code when the app's backend disconnected the user (or revoked their tokens).
+pub const CLOSE_USER_DISCONNECTED: u16 = 4003;
 
 /// How to connect.
 #[derive(Debug, Clone, Default)]
@@ -62,6 +88,62 @@ pub struct Options {
     pub name: Option<String>,
     /// A resume token from an earlier session, to keep its id and name.
     pub resume: Option<String>,
+    /// Where the sign-in token comes from (none: a guest).
+    pub token: Option<TokenSource>,
+}
+
+/// Why the server ended this client's sign-in for good. The client does not reconnect
+/// after it: the same token would be refused again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedOut {
+    /// The token was refused (close 4001): `auth_required` (the server wants one and none
+    /// was given), `bad_token` (malformed, badly signed, revoked, another user's) or
+    /// `token_expired` (and no fresh one could be had in time).
+    Refused {
+        /// `auth_required`, `bad_token` or `token_expired`.
+        code: ErrorCode,
+        /// Why, for people.
+        message: String,
+    },
+    /// The app's backend disconnected this user, or revoked their tokens (close 4003).
+    Disconnected {
+        /// The close frame's reason.
+        reason: String,
+    },
+}
+
+impl SignedOut {
+    /// The error code, if the token was refused.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            SignedOut::Refused { code, .. } => Some(*code),
+            SignedOut::Disconnected { .. } => None,
+        }
+    }
+}
+
+impl fmt::Display for SignedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignedOut::Refused { code, message } => {
+                write!(f, "sign-in refused ({code}): {message}")
+            }
+            SignedOut::Disconnected { reason } if reason.is_empty() => {
+                f.write_str("disconnected by the app (4003)")
+            }
+            SignedOut::Disconnected { reason } => {
+                write!(f, "disconnected by the app (4003): {reason}")
+            }
+        }
+    }
+}
+
+/// Whether a code is one of the token refusals a close with 4001 follows.
+pub(crate) fn refuses_the_token(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::AuthRequired | ErrorCode::BadToken | ErrorCode::TokenExpired
+    )
 }
 
 /// Something that happened, in the order it happened.
@@ -77,6 +159,8 @@ pub enum Event {
         resumed: bool,
         /// The token that resumes this session.
         resume: String,
+        /// Who signed in (none: a guest).
+        user: Option<UserInfo>,
     },
     /// In a room: its latest page (`replace`), or exactly the lines missed since the last
     /// `seq` seen (appended).
@@ -100,6 +184,8 @@ pub enum Event {
         from: ConnId,
         /// The typist's name.
         name: Option<DisplayName>,
+        /// The signed-in user typing (none: a guest).
+        user: Option<UserId>,
         /// Their input box now (`""`: cleared).
         text: String,
     },
@@ -111,13 +197,34 @@ pub enum Event {
         online: u32,
     },
     /// A refusal that concerns no pending line of this client's (those come back from
-    /// [`Client::send`]).
+    /// [`Client::send`]), e.g. `forbidden` for a private room this user was not granted.
     Error {
         /// Why.
         code: ErrorCode,
         /// Why, for people.
         message: String,
+        /// The room it concerns, if any.
+        room: Option<RoomName>,
     },
+    /// The server says the sign-in token expires in `in_ms` milliseconds. With a source
+    /// that can refresh, the client is already asking it for a new one.
+    TokenExpiring {
+        /// Milliseconds until it expires.
+        in_ms: u64,
+    },
+    /// The server took the new token; it expires at `exp` (seconds since the Unix epoch).
+    TokenRefreshed {
+        /// The new token's `exp`.
+        exp: u64,
+    },
+    /// The token source gave no new token (it failed, or gave the one in use); it is asked
+    /// again soon (see [`TOKEN_RETRY`]) while the current token lasts.
+    TokenRefreshFailed {
+        /// Why.
+        why: String,
+    },
+    /// The sign-in ended for good (the last event: the client stops).
+    SignedOut(SignedOut),
     /// The connection dropped; the next attempt in this many milliseconds.
     Disconnected {
         /// The wait before reconnecting.
@@ -141,6 +248,28 @@ pub enum ConnectError {
         /// What went wrong.
         why: String,
     },
+    /// The token source gave no token to sign in with.
+    #[error("could not get a sign-in token: {0}")]
+    Token(String),
+    /// The server refused the sign-in (`auth_required`, `bad_token`, `token_expired`, or
+    /// an HTTP 401 before the upgrade), or the app disconnected the user (4003).
+    #[error("{url}: {failure}")]
+    SignIn {
+        /// The URL tried.
+        url: String,
+        /// Why.
+        failure: SignedOut,
+    },
+}
+
+impl ConnectError {
+    /// The error code, if the server refused the sign-in with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ConnectError::SignIn { failure, .. } => failure.code(),
+            _ => None,
+        }
+    }
 }
 
 /// Why [`Client::send`] did not store a line.
@@ -157,19 +286,23 @@ pub enum SendError {
     /// The client was closed before the line was acknowledged.
     #[error("the client closed before the line was acknowledged")]
     Closed,
+    /// The sign-in ended for good before the line was acknowledged.
+    #[error("{0}")]
+    SignedOut(SignedOut),
 }
 
 impl SendError {
-    /// The error code, if the server refused the line.
+    /// The error code, if the server refused the line (or the token).
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             SendError::Refused { code, .. } => Some(*code),
+            SendError::SignedOut(failure) => failure.code(),
             SendError::Closed => None,
         }
     }
 }
 
-enum Command {
+pub(crate) enum Command {
     Send {
         room: RoomName,
         text: String,
@@ -177,6 +310,7 @@ enum Command {
     },
     Frame(ClientMsg),
     Join(RoomName),
+    Token(String),
     Close(oneshot::Sender<()>),
 }
 
@@ -220,7 +354,7 @@ pub fn ws_url(url: &str) -> Result<String, ConnectError> {
     Ok(format!("{scheme}://{authority}/{path}?v=2"))
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -253,6 +387,7 @@ fn nonce_prefix() -> String {
 impl Client {
     /// Connects to `url` (`ws://host:port` or `http://host:port`), says `hello`, and returns
     /// once welcomed; from then on it stays connected by itself until [`Client::close`].
+    /// With [`Options::token`], it first asks the source for a token to sign in with.
     pub async fn connect(url: &str, options: Options) -> Result<(Client, Events), ConnectError> {
         let url = ws_url(url)?;
         let mut session = ClientSession::new(nonce_prefix());
@@ -261,6 +396,13 @@ impl Client {
         }
         if let Some(token) = options.resume {
             session.set_resume_token(token);
+        }
+        if let Some(source) = &options.token {
+            let token = source
+                .fetch()
+                .await
+                .map_err(|e| ConnectError::Token(e.to_string()))?;
+            session.set_token(Some(token));
         }
         if !options.rooms.is_empty() {
             if !options.rooms.iter().any(|(r, _)| *r == RoomName::general()) {
@@ -273,17 +415,22 @@ impl Client {
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (events_tx, events) = mpsc::unbounded_channel();
         let (welcomed, first) = oneshot::channel();
-        let runner = Runner {
-            url: url.clone(),
+        runner::start(
+            url.clone(),
             session,
-            acks: HashMap::new(),
-            events: events_tx,
-            welcomed: Some(welcomed),
-        };
-        tokio::spawn(runner.run(commands_rx));
+            options.token,
+            events_tx,
+            welcomed,
+            commands_rx,
+        );
         match tokio::time::timeout(CONNECT_TIMEOUT, first).await {
             Ok(Ok(Ok(()))) => Ok((Client { commands }, Events(events))),
-            Ok(Ok(Err(why))) => Err(ConnectError::Unreachable { url, why }),
+            Ok(Ok(Err(runner::NotWelcomed::Unreachable(why)))) => {
+                Err(ConnectError::Unreachable { url, why })
+            }
+            Ok(Ok(Err(runner::NotWelcomed::SignedOut(failure)))) => {
+                Err(ConnectError::SignIn { url, failure })
+            }
             Ok(Err(_)) => Err(ConnectError::Unreachable {
                 url,
                 why: "the connection ended".into(),
@@ -325,6 +472,13 @@ impl Client {
         let _ = self.commands.send(Command::Join(room));
     }
 
+    /// Presents a new sign-in token for the same user: sent as a `refresh` now if
+    /// connected ([`Event::TokenRefreshed`] follows), and in the `hello` of every later
+    /// reconnection. A [`TokenSource`] that can refresh does this by itself.
+    pub fn set_token(&self, token: impl Into<String>) {
+        let _ = self.commands.send(Command::Token(token.into()));
+    }
+
     /// Sends any message as it is (an exercise's, say). Dropped while offline.
     pub fn send_raw(&self, msg: ClientMsg) {
         let _ = self.commands.send(Command::Frame(msg));
@@ -337,272 +491,6 @@ impl Client {
         if self.commands.send(Command::Close(done)).is_ok() {
             let _ = closed.await;
         }
-    }
-}
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The background task that owns the socket and the session.
-struct Runner {
-    url: String,
-    session: ClientSession,
-    /// Who waits for which nonce's ack.
-    acks: HashMap<String, oneshot::Sender<Result<Seq, SendError>>>,
-    events: mpsc::UnboundedSender<Event>,
-    /// Told of the first welcome (or of why there was none).
-    welcomed: Option<oneshot::Sender<Result<(), String>>>,
-}
-
-/// How one connection ended.
-enum Ended {
-    /// Dropped: reconnect.
-    Dropped,
-    /// Closed by the user: stop.
-    Closed,
-}
-
-impl Runner {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        loop {
-            let config = Some(ws_config());
-            let ended = match connect_async_with_config(&self.url, config, true).await {
-                Ok((ws, _)) => self.connected(ws, &mut commands).await,
-                Err(err) => {
-                    if let Some(first) = self.welcomed.take() {
-                        let _ = first.send(Err(err.to_string()));
-                        return;
-                    }
-                    Ended::Dropped
-                }
-            };
-            if let Ended::Closed = ended {
-                break;
-            }
-            if let Some(first) = self.welcomed.take() {
-                let _ = first.send(Err("closed before the welcome".into()));
-                return;
-            }
-            let wait = self.session.on_disconnected(now_ms(), unit());
-            let _ = self.events.send(Event::Disconnected { retry_in_ms: wait });
-            // Commands keep coming while offline: lines wait, pending, for the next welcome.
-            let sleep = tokio::time::sleep(Duration::from_millis(wait));
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    () = &mut sleep => break,
-                    command = commands.recv() => match command {
-                        None => return self.fail_pending(),
-                        Some(Command::Close(done)) => {
-                            self.fail_pending();
-                            let _ = done.send(());
-                            return;
-                        }
-                        Some(command) => {
-                            self.offline_command(command);
-                        }
-                    }
-                }
-            }
-        }
-        self.fail_pending();
-    }
-
-    fn fail_pending(&mut self) {
-        for (_, acked) in self.acks.drain() {
-            let _ = acked.send(Err(SendError::Closed));
-        }
-    }
-
-    /// A command while there is no socket: lines and joins are remembered for the next
-    /// connection; other frames are dropped.
-    fn offline_command(&mut self, command: Command) {
-        match command {
-            Command::Send { room, text, acked } => {
-                let _ = self.queue_line(room, text, acked);
-            }
-            Command::Join(room) => {
-                let _ = self.session.join(room);
-            }
-            Command::Frame(_) | Command::Close(_) => {}
-        }
-    }
-
-    /// Queues a line in the session; returns the frame to send now, if any.
-    fn queue_line(
-        &mut self,
-        room: RoomName,
-        text: String,
-        acked: oneshot::Sender<Result<Seq, SendError>>,
-    ) -> Option<ClientMsg> {
-        let frame = self.session.send(room, text);
-        if let Some(pending) = self.session.pending().last() {
-            self.acks.insert(pending.nonce.clone(), acked);
-        }
-        frame
-    }
-
-    async fn connected(
-        &mut self,
-        mut ws: Socket,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
-    ) -> Ended {
-        self.session.on_connected(now_ms());
-        if ws
-            .send(Message::text(encode(&self.session.hello())))
-            .await
-            .is_err()
-        {
-            return Ended::Dropped;
-        }
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
-        let mut unanswered = 0u32;
-        loop {
-            let due_in = self
-                .session
-                .next_due_ms(now_ms())
-                .map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
-            let out: Vec<ClientMsg> = tokio::select! {
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
-                        Ok(msg) => {
-                            if matches!(msg, ServerMsg::Pong) {
-                                unanswered = 0;
-                            }
-                            self.apply(msg)
-                        }
-                        // A newer server's message types are skipped.
-                        Err(_) => Vec::new(),
-                    },
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ended::Dropped,
-                    Some(Ok(_)) => Vec::new(),
-                },
-                command = commands.recv() => match command {
-                    None => {
-                        let _ = ws.close(None).await;
-                        return Ended::Closed;
-                    }
-                    Some(Command::Close(done)) => {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                        self.fail_pending();
-                        let _ = done.send(());
-                        return Ended::Closed;
-                    }
-                    Some(Command::Send { room, text, acked }) => {
-                        self.queue_line(room, text, acked).into_iter().collect()
-                    }
-                    Some(Command::Join(room)) => vec![self.session.join(room)],
-                    Some(Command::Frame(msg)) => vec![msg],
-                },
-                () = tokio::time::sleep(due_in.unwrap_or_default()), if due_in.is_some() => {
-                    self.session.due(now_ms())
-                }
-                _ = ping.tick() => {
-                    unanswered += 1;
-                    if unanswered > 2 {
-                        return Ended::Dropped;
-                    }
-                    vec![ClientMsg::Ping]
-                }
-            };
-            for msg in out {
-                if ws.send(Message::text(encode(&msg))).await.is_err() {
-                    return Ended::Dropped;
-                }
-            }
-        }
-    }
-
-    /// Applies one server message: events out, and the frames to send in reply.
-    fn apply(&mut self, msg: ServerMsg) -> Vec<ClientMsg> {
-        let event = match msg {
-            ServerMsg::Welcome {
-                id,
-                name,
-                resume,
-                resumed,
-                limits,
-                ..
-            } => {
-                let frames =
-                    self.session
-                        .on_welcome_at(id.clone(), resume.clone(), limits, now_ms());
-                if let Some(first) = self.welcomed.take() {
-                    let _ = first.send(Ok(()));
-                }
-                let _ = self.events.send(Event::Welcome {
-                    id,
-                    name,
-                    resumed,
-                    resume,
-                });
-                return frames;
-            }
-            ServerMsg::Joined {
-                room,
-                lines,
-                resumed,
-                online,
-                ..
-            } => {
-                let (lines, replace) = match self.session.on_joined(room.clone(), lines, resumed) {
-                    Shown::Replace(lines) => (lines, true),
-                    Shown::Append(lines) => (lines, false),
-                };
-                Event::Joined {
-                    room,
-                    lines,
-                    replace,
-                    online,
-                }
-            }
-            ServerMsg::Message(line) => match self.session.on_line(line) {
-                Some(line) => Event::Line(line),
-                None => return Vec::new(),
-            },
-            ServerMsg::Ack { nonce, seq, .. } => {
-                self.session.on_ack(&nonce);
-                if let Some(acked) = self.acks.remove(&nonce) {
-                    let _ = acked.send(Ok(seq));
-                }
-                return Vec::new();
-            }
-            ServerMsg::Error {
-                code,
-                message,
-                nonce: Some(nonce),
-                ..
-            } => match self.session.on_refused(&nonce, code, now_ms()) {
-                // It goes out again when the session says so.
-                Refusal::Retry => return Vec::new(),
-                Refusal::Dropped(_) => {
-                    if let Some(acked) = self.acks.remove(&nonce) {
-                        let _ = acked.send(Err(SendError::Refused { code, message }));
-                    }
-                    return Vec::new();
-                }
-                Refusal::Unknown => Event::Error { code, message },
-            },
-            ServerMsg::Error { code, message, .. } => Event::Error { code, message },
-            ServerMsg::Typing {
-                room,
-                from,
-                name,
-                text,
-                ..
-            } => Event::Typing {
-                room,
-                from,
-                name,
-                text,
-            },
-            ServerMsg::Presence { room, online, .. } => Event::Presence { room, online },
-            ServerMsg::Pong => return Vec::new(),
-            other => Event::Other(other),
-        };
-        let _ = self.events.send(event);
-        Vec::new()
     }
 }
 

@@ -1,12 +1,17 @@
 //! `charla`: the command line on [`client`]. `charla chat URL` (a line-based chat),
 //! `charla send URL TEXT` (exits 0 once stored), `charla tail URL` (lines as text or JSON
-//! lines, for scripts). `charla <command> --help` says more.
+//! lines, for scripts), each signed in with `--token` or `--token-file`; `charla token`
+//! mints a sign-in token as an app would. `charla <command> --help` says more.
+//!
+//! Exit codes: 0 done; 1 could not connect (or timed out); 2 refused (the error code is
+//! printed); 3 the sign-in was refused (`auth_required`, `bad_token`, `token_expired`) or
+//! the app disconnected the user (4003).
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
-use client::{Client, Event, Options, line_text};
-use shared::{RoomName, Seq};
+use clap::{Args, Parser, Subcommand};
+use client::{Client, ConnectError, Event, Options, SendError, SignedOut, TokenSource, line_text};
+use shared::{ErrorCode, RoomName, Seq};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Charla from a terminal.
@@ -15,6 +20,34 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How to sign in (neither: as a guest).
+#[derive(Args)]
+struct SignIn {
+    /// A sign-in token from the app (a JWT). It cannot be refreshed: the server ends the
+    /// connection when it expires.
+    #[arg(
+        long,
+        env = "CHARLA_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// A file holding the sign-in token, read again whenever a new one is needed: whatever
+    /// rewrites it (before the token expires) keeps the connection signed in.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+impl SignIn {
+    fn source(self) -> Option<TokenSource> {
+        match (self.token, self.token_file) {
+            (_, Some(path)) => Some(TokenSource::file(path)),
+            (Some(token), None) => Some(TokenSource::fixed(token)),
+            (None, None) => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -32,9 +65,12 @@ enum Command {
         /// The display name to use.
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        sign_in: SignIn,
     },
     /// Sends one line; exits 0 once the server has stored it (printing its seq), non-zero
-    /// with the error code otherwise (2: refused, 1: could not connect or timed out).
+    /// with the error code otherwise (2: refused, 1: could not connect or timed out, 3: the
+    /// sign-in was refused or the app disconnected the user).
     Send {
         /// The server: ws://host:port or http://host:port.
         url: String,
@@ -49,6 +85,8 @@ enum Command {
         /// How long to wait for the server's acknowledgement, in seconds.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+        #[command(flatten)]
+        sign_in: SignIn,
     },
     /// Prints a room's lines, then follows it: one line each, as `<name or id> -> <text>`
     /// or (with --json) as the line's JSON object.
@@ -67,6 +105,37 @@ enum Command {
         /// Print what is there and exit, instead of following.
         #[arg(long)]
         no_follow: bool,
+        #[command(flatten)]
+        sign_in: SignIn,
+    },
+    /// Prints a sign-in token (HS256, what an app's backend makes for each of its users)
+    /// for a server run with the same --jwt-secret: for trying sign-in out and for scripts.
+    Token {
+        /// The secret the server checks tokens with (its --jwt-secret).
+        #[arg(long, env = "CHARLA_JWT_SECRET", hide_env_values = true)]
+        secret: String,
+        /// The user's id (the `sub` claim): 1 to 64 characters.
+        #[arg(long)]
+        sub: String,
+        /// The display name (`name`).
+        #[arg(long)]
+        name: Option<String>,
+        /// A private room the user may join, or a prefix ending in `*` (`team-*`). Repeat,
+        /// or separate with commas.
+        #[arg(long, value_delimiter = ',')]
+        rooms: Vec<String>,
+        /// A role (`moderator`, `admin`). Repeat, or separate with commas.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// How long it is valid: 45s, 30m, 1h, 7d.
+        #[arg(long, default_value = "1h", value_parser = client::token::parse_duration)]
+        ttl: Duration,
+        /// The issuer (`iss`), for a server run with --jwt-issuer.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// The audience (`aud`), for a server run with --jwt-audience.
+        #[arg(long)]
+        audience: Option<String>,
     },
     /// The load generator: drives a server with many real clients and prints a table
     /// (scripts/bench.sh runs every scenario; docs/BENCHMARKS.md explains the numbers).
@@ -174,8 +243,13 @@ fn room(name: &str) -> Result<RoomName, ExitCode> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Chat { url, room: r, name } => match room(&r) {
-            Ok(r) => chat(&url, r, name).await,
+        Command::Chat {
+            url,
+            room: r,
+            name,
+            sign_in,
+        } => match room(&r) {
+            Ok(r) => chat(&url, r, name, sign_in.source()).await,
             Err(code) => Err(code),
         },
         Command::Send {
@@ -184,8 +258,12 @@ async fn main() -> ExitCode {
             room: r,
             name,
             timeout,
+            sign_in,
         } => match room(&r) {
-            Ok(r) => send(&url, r, text, name, Duration::from_secs(timeout)).await,
+            Ok(r) => {
+                let timeout = Duration::from_secs(timeout);
+                send(&url, r, text, name, sign_in.source(), timeout).await
+            }
             Err(code) => Err(code),
         },
         Command::Tail {
@@ -194,10 +272,32 @@ async fn main() -> ExitCode {
             after,
             json,
             no_follow,
+            sign_in,
         } => match room(&r) {
-            Ok(r) => tail(&url, r, Seq(after), json, !no_follow).await,
+            Ok(r) => tail(&url, r, Seq(after), json, !no_follow, sign_in.source()).await,
             Err(code) => Err(code),
         },
+        Command::Token {
+            secret,
+            sub,
+            name,
+            rooms,
+            roles,
+            ttl,
+            issuer,
+            audience,
+        } => {
+            let claims = client::token::Claims {
+                sub,
+                name,
+                rooms,
+                roles,
+                ttl,
+                issuer,
+                audience,
+            };
+            mint(&secret, &claims)
+        }
         Command::Bench {
             addr,
             also_addr,
@@ -219,11 +319,39 @@ async fn main() -> ExitCode {
     result.err().unwrap_or(ExitCode::SUCCESS)
 }
 
+/// The exit code when the sign-in was refused or the user disconnected by the app.
+const SIGNED_OUT: u8 = 3;
+
+fn mint(secret: &str, claims: &client::token::Claims) -> Result<(), ExitCode> {
+    match client::token::mint_hs256(secret.as_bytes(), claims) {
+        Ok(token) => {
+            println!("{token}");
+            Ok(())
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Says why the sign-in ended, as `error: <code>: …` (`disconnected` for a 4003).
+fn signed_out(failure: &SignedOut) -> ExitCode {
+    let code = failure.code().map_or("disconnected", ErrorCode::as_str);
+    eprintln!("error: {code}: {failure}");
+    ExitCode::from(SIGNED_OUT)
+}
+
 async fn connect(url: &str, options: Options) -> Result<(Client, client::Events), ExitCode> {
-    Client::connect(url, options).await.map_err(|err| {
-        eprintln!("error: {err}");
-        ExitCode::from(1)
-    })
+    Client::connect(url, options)
+        .await
+        .map_err(|err| match err {
+            ConnectError::SignIn { failure, .. } => signed_out(&failure),
+            err => {
+                eprintln!("error: {err}");
+                ExitCode::from(1)
+            }
+        })
 }
 
 async fn send(
@@ -231,23 +359,50 @@ async fn send(
     room: RoomName,
     text: String,
     name: Option<String>,
+    token: Option<TokenSource>,
     timeout: Duration,
 ) -> Result<(), ExitCode> {
     let options = Options {
         rooms: vec![(room.clone(), Seq(0))],
         name,
         resume: None,
+        token,
     };
-    let (chat, _events) = connect(url, options).await?;
-    let sent = tokio::time::timeout(timeout, chat.send(&room, text)).await;
+    let (chat, mut events) = connect(url, options).await?;
+    // A room this user may not enter is refused with `forbidden` before the line is
+    // (`not_joined`): the first says why.
+    let mut forbidden = None;
+    let sent = tokio::time::timeout(timeout, async {
+        let sending = chat.send(&room, text);
+        tokio::pin!(sending);
+        loop {
+            tokio::select! {
+                sent = &mut sending => break sent,
+                Some(event) = events.next() => {
+                    if let Event::Error { code: ErrorCode::Forbidden, message, room: r } = event
+                        && r.as_ref() == Some(&room)
+                    {
+                        forbidden = Some(message);
+                    }
+                }
+            }
+        }
+    })
+    .await;
     let result = match sent {
         Ok(Ok(seq)) => {
             println!("{seq}");
             Ok(())
         }
+        Ok(Err(SendError::SignedOut(failure))) => Err(signed_out(&failure)),
         Ok(Err(err)) => {
-            let code = err.code().map_or("closed", |c| c.as_str());
-            eprintln!("error: {code}: {err}");
+            match forbidden {
+                Some(message) => eprintln!("error: forbidden: {message}"),
+                None => {
+                    let code = err.code().map_or("closed", |c| c.as_str());
+                    eprintln!("error: {code}: {err}");
+                }
+            }
             Err(ExitCode::from(2))
         }
         Err(_) => {
@@ -265,9 +420,11 @@ async fn tail(
     after: Seq,
     json: bool,
     follow: bool,
+    token: Option<TokenSource>,
 ) -> Result<(), ExitCode> {
     let options = Options {
         rooms: vec![(room.clone(), after)],
+        token,
         ..Options::default()
     };
     let (chat, mut events) = connect(url, options).await?;
@@ -279,6 +436,7 @@ async fn tail(
             line_text(line)
         }
     };
+    let mut result = Ok(());
     while let Some(event) = events.next().await {
         let lines = match event {
             Event::Joined { room: r, lines, .. } if r == room => {
@@ -291,6 +449,19 @@ async fn tail(
                 continue;
             }
             Event::Line(line) if line.room == room => print(&line) + "\n",
+            Event::Error {
+                code: ErrorCode::Forbidden,
+                message,
+                room: Some(r),
+            } if r == room => {
+                eprintln!("error: forbidden: {message}");
+                result = Err(ExitCode::from(2));
+                break;
+            }
+            Event::SignedOut(failure) => {
+                result = Err(signed_out(&failure));
+                break;
+            }
             _ => continue,
         };
         if out.write_all(lines.as_bytes()).await.is_err() {
@@ -300,20 +471,27 @@ async fn tail(
     }
     let _ = out.flush().await;
     chat.close().await;
-    Ok(())
+    result
 }
 
-async fn chat(url: &str, room: RoomName, name: Option<String>) -> Result<(), ExitCode> {
+async fn chat(
+    url: &str,
+    room: RoomName,
+    name: Option<String>,
+    token: Option<TokenSource>,
+) -> Result<(), ExitCode> {
     let options = Options {
         rooms: vec![(room.clone(), Seq(0))],
         name,
         resume: None,
+        token,
     };
     let (chat, mut events) = connect(url, options).await?;
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut out = tokio::io::stdout();
     let mut me = None;
     let mut sending = tokio::task::JoinSet::new();
+    let mut result = Ok(());
     loop {
         let text = tokio::select! {
             line = stdin.next_line() => match line {
@@ -346,7 +524,7 @@ async fn chat(url: &str, room: RoomName, name: Option<String>) -> Result<(), Exi
                     lines.iter().map(|l| line_text(l) + "\n").collect::<String>()
                 }
                 Some(Event::Line(line)) if line.room == room => line_text(&line) + "\n",
-                Some(Event::Typing { room: r, from, name, text }) if r == room && Some(&from) != me.as_ref() => {
+                Some(Event::Typing { room: r, from, name, text, .. }) if r == room && Some(&from) != me.as_ref() => {
                     if text.is_empty() {
                         continue;
                     }
@@ -357,9 +535,22 @@ async fn chat(url: &str, room: RoomName, name: Option<String>) -> Result<(), Exi
                     eprintln!("(disconnected; reconnecting in {retry_in_ms} ms)");
                     continue;
                 }
-                Some(Event::Error { code, message }) => {
+                Some(Event::Error { code: ErrorCode::Forbidden, message, room: Some(r) }) if r == room => {
+                    eprintln!("error: forbidden: {message}");
+                    result = Err(ExitCode::from(2));
+                    break;
+                }
+                Some(Event::Error { code, message, .. }) => {
                     eprintln!("error: {code}: {message}");
                     continue;
+                }
+                Some(Event::TokenRefreshFailed { why }) => {
+                    eprintln!("(could not refresh the sign-in token: {why})");
+                    continue;
+                }
+                Some(Event::SignedOut(failure)) => {
+                    result = Err(signed_out(&failure));
+                    break;
                 }
                 Some(_) => continue,
             },
@@ -379,7 +570,7 @@ async fn chat(url: &str, room: RoomName, name: Option<String>) -> Result<(), Exi
         eprintln!("error: timeout: some lines were not acknowledged");
     }
     chat.close().await;
-    Ok(())
+    result
 }
 
 async fn bench(

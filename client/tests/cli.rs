@@ -99,7 +99,7 @@ async fn tail_follows_a_room() {
     let options = Options {
         rooms: vec![(dev.clone(), shared::Seq(0))],
         name: Some("Bea".into()),
-        resume: None,
+        ..Options::default()
     };
     let (bea, _events) = Client::connect(&url, options).await.expect("connect");
     // The tail may still be joining: send until a line shows, then check the rest follow.
@@ -190,6 +190,7 @@ async fn every_command_has_help() {
         &["chat", "--help"],
         &["send", "--help"],
         &["tail", "--help"],
+        &["token", "--help"],
     ] {
         let (code, out, _) = run(command).await;
         assert_eq!(code, 0, "{command:?}");

@@ -888,6 +888,14 @@ impl Connection {
             Ok(user) if user.id == current => {
                 let exp = user.exp;
                 self.signed_in_as(user);
+                // A new token already inside `--refresh-before` (or the same one again) is
+                // not asked to refresh a second time: it just runs to its end.
+                if self
+                    .token_step_at(TokenDue::Expiring)
+                    .is_some_and(|at| at <= now_ms())
+                {
+                    self.arm_token_timer(TokenDue::Expired);
+                }
                 self.outbox
                     .push(Frame::encode(&ServerMsg::TokenRefreshed { exp }));
                 None

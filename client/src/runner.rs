@@ -1,0 +1,582 @@
+//! The background task that owns the socket and the session: it connects, says `hello`,
+//! turns server messages into [`Event`]s and acks, reconnects with backoff (resuming the
+//! session and resending what is unacknowledged), and keeps the sign-in fresh — asking the
+//! token source for a new token on `token_expiring` and before a reconnection, and stopping
+//! for good after a close with 4001 or 4003.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use shared::{
+    ClientMsg, ClientSession, ErrorCode, Refusal, RoomName, Seq, ServerMsg, Shown, decode_server,
+    encode,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::{
+    connect_async_with_config,
+    tungstenite::{self, Message},
+};
+
+use crate::{
+    CLOSE_TOKEN_REFUSED, CLOSE_USER_DISCONNECTED, Command, Event, PING_EVERY, SendError, SignedOut,
+    TOKEN_FRESH_FOR, TOKEN_RETRY, TOKEN_RETRY_MIN, TokenSource, now_ms, refuses_the_token, token,
+    unit, ws_config,
+};
+
+/// Starts the task for a session that is ready to say `hello`; `welcomed` hears of the first
+/// welcome, or of why there was none.
+pub(crate) fn start(
+    url: String,
+    session: ClientSession,
+    source: Option<TokenSource>,
+    events: mpsc::UnboundedSender<Event>,
+    welcomed: oneshot::Sender<Result<(), NotWelcomed>>,
+    commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let (tokens, tokens_rx) = mpsc::unbounded_channel();
+    let runner = Runner {
+        url,
+        session,
+        acks: HashMap::new(),
+        events,
+        welcomed: Some(welcomed),
+        source,
+        tokens,
+        fetching: false,
+        expires: None,
+        retry_at: None,
+        connection: 0,
+        welcomed_here: false,
+        refused: None,
+    };
+    tokio::spawn(runner.run(commands, tokens_rx));
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The background task that owns the socket and the session.
+pub(crate) struct Runner {
+    url: String,
+    session: ClientSession,
+    /// Who waits for which nonce's ack.
+    acks: HashMap<String, oneshot::Sender<Result<Seq, SendError>>>,
+    events: mpsc::UnboundedSender<Event>,
+    /// Told of the first welcome (or of why there was none).
+    welcomed: Option<oneshot::Sender<Result<(), NotWelcomed>>>,
+    /// Where new sign-in tokens come from (none: a guest).
+    source: Option<TokenSource>,
+    /// Where a token fetch running beside the connection reports to.
+    tokens: mpsc::UnboundedSender<Fetched>,
+    /// Whether a fetch is running (one at a time).
+    fetching: bool,
+    /// When the current token expires, while the server waits for a `refresh`.
+    expires: Option<tokio::time::Instant>,
+    /// When to ask the token source again, after it gave no new token.
+    retry_at: Option<tokio::time::Instant>,
+    /// The number of the current connection: a fetch started on an earlier one is stale.
+    connection: u64,
+    /// Whether the current connection was welcomed.
+    welcomed_here: bool,
+    /// The token refusal the current connection got (a close with 4001 follows it).
+    refused: Option<(ErrorCode, String)>,
+}
+
+/// A token fetch's result, for the connection it was started on.
+struct Fetched {
+    connection: u64,
+    token: Result<String, String>,
+}
+
+/// Why the first connection was not welcomed.
+pub(crate) enum NotWelcomed {
+    Unreachable(String),
+    SignedOut(SignedOut),
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Dropped: reconnect.
+    Dropped,
+    /// Closed by the user: stop.
+    Closed,
+    /// The server refused the token or disconnected the user: stop, unless a fresh token
+    /// can replace an expired one.
+    SignedOut(SignedOut),
+}
+
+/// The sign-in refusal an HTTP status before the upgrade means (401 under `--auth
+/// required` for a version 1 `/ws`, or from a proxy in front of the server).
+fn refused_upgrade(err: &tungstenite::Error) -> Option<SignedOut> {
+    match err {
+        tungstenite::Error::Http(response) if response.status().as_u16() == 401 => {
+            Some(SignedOut::Refused {
+                code: ErrorCode::AuthRequired,
+                message: "the server answered 401 Unauthorized: sign in with a token".into(),
+            })
+        }
+        _ => None,
+    }
+}
+
+impl Runner {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut tokens: mpsc::UnboundedReceiver<Fetched>,
+    ) {
+        loop {
+            self.connection += 1;
+            self.welcomed_here = false;
+            self.refused = None;
+            self.expires = None;
+            self.retry_at = None;
+            let config = Some(ws_config());
+            let ended = match connect_async_with_config(&self.url, config, true).await {
+                Ok((ws, _)) => self.connected(ws, &mut commands, &mut tokens).await,
+                Err(err) => match refused_upgrade(&err) {
+                    Some(failure) => Ended::SignedOut(failure),
+                    None => {
+                        if let Some(first) = self.welcomed.take() {
+                            let _ = first.send(Err(NotWelcomed::Unreachable(err.to_string())));
+                            return;
+                        }
+                        Ended::Dropped
+                    }
+                },
+            };
+            match ended {
+                Ended::Closed => break,
+                Ended::SignedOut(failure) => {
+                    if let Some(first) = self.welcomed.take() {
+                        let _ = first.send(Err(NotWelcomed::SignedOut(failure)));
+                        return;
+                    }
+                    if !self.replaced_expired_token(&failure).await {
+                        self.fail_pending(&SendError::SignedOut(failure.clone()));
+                        let _ = self.events.send(Event::SignedOut(failure));
+                        return;
+                    }
+                }
+                Ended::Dropped => {
+                    if let Some(first) = self.welcomed.take() {
+                        let _ = first.send(Err(NotWelcomed::Unreachable(
+                            "closed before the welcome".into(),
+                        )));
+                        return;
+                    }
+                }
+            }
+            // Wait, then make sure the token is worth presenting; if it has expired and no
+            // fresh one can be had, wait again rather than have it refused for good.
+            loop {
+                if !self.wait_offline(&mut commands).await {
+                    return;
+                }
+                if self.freshen_token().await {
+                    break;
+                }
+            }
+        }
+        self.fail_pending(&SendError::Closed);
+    }
+
+    /// Waits out the backoff; lines and joins meanwhile are kept for the next connection.
+    /// `false` when the client was closed meanwhile.
+    async fn wait_offline(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+        let wait = self.session.on_disconnected(now_ms(), unit());
+        let _ = self.events.send(Event::Disconnected { retry_in_ms: wait });
+        let sleep = tokio::time::sleep(Duration::from_millis(wait));
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                command = commands.recv() => match command {
+                    None => {
+                        self.fail_pending(&SendError::Closed);
+                        return false;
+                    }
+                    Some(Command::Close(done)) => {
+                        self.fail_pending(&SendError::Closed);
+                        let _ = done.send(());
+                        return false;
+                    }
+                    Some(command) => self.offline_command(command),
+                }
+            }
+        }
+    }
+
+    /// After `token_expired` on a connection that was welcomed (the source failed to give
+    /// a new token in time), one more try with a fresh token: whether there is one.
+    async fn replaced_expired_token(&mut self, failure: &SignedOut) -> bool {
+        let expired = failure.code() == Some(ErrorCode::TokenExpired);
+        let Some(source) = self.source.clone().filter(TokenSource::can_refresh) else {
+            return false;
+        };
+        if !expired || !self.welcomed_here {
+            return false;
+        }
+        match source.fetch().await {
+            Ok(token) if Some(token.as_str()) != self.session.token() => {
+                self.session.set_token(Some(token));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Before a reconnection: a file source is read again, and a callback is asked again
+    /// when the token expires within [`TOKEN_FRESH_FOR`]. `false` when the token has
+    /// expired and no new one could be had (try again after the next wait).
+    async fn freshen_token(&mut self) -> bool {
+        let Some(source) = self.source.clone().filter(TokenSource::can_refresh) else {
+            return true;
+        };
+        let exp = self.session.token().and_then(token::expires_at);
+        let now = token::now_secs();
+        let stale = exp.is_none_or(|exp| exp <= now + TOKEN_FRESH_FOR.as_secs());
+        if !stale && !source.is_file() {
+            return true;
+        }
+        match source.fetch().await {
+            Ok(token) => {
+                self.session.set_token(Some(token));
+                true
+            }
+            Err(why) => {
+                let _ = self.events.send(Event::TokenRefreshFailed {
+                    why: why.to_string(),
+                });
+                exp.is_none_or(|exp| exp > now)
+            }
+        }
+    }
+
+    fn fail_pending(&mut self, why: &SendError) {
+        for (_, acked) in self.acks.drain() {
+            let _ = acked.send(Err(why.clone()));
+        }
+    }
+
+    /// A command while there is no socket: lines, joins and tokens are remembered for the
+    /// next connection; other frames are dropped.
+    fn offline_command(&mut self, command: Command) {
+        match command {
+            Command::Send { room, text, acked } => {
+                let _ = self.queue_line(room, text, acked);
+            }
+            Command::Join(room) => {
+                let _ = self.session.join(room);
+            }
+            Command::Token(token) => self.session.set_token(Some(token)),
+            Command::Frame(_) | Command::Close(_) => {}
+        }
+    }
+
+    /// Queues a line in the session; returns the frame to send now, if any.
+    fn queue_line(
+        &mut self,
+        room: RoomName,
+        text: String,
+        acked: oneshot::Sender<Result<Seq, SendError>>,
+    ) -> Option<ClientMsg> {
+        let frame = self.session.send(room, text);
+        if let Some(pending) = self.session.pending().last() {
+            self.acks.insert(pending.nonce.clone(), acked);
+        }
+        frame
+    }
+
+    async fn connected(
+        &mut self,
+        mut ws: Socket,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+        tokens: &mut mpsc::UnboundedReceiver<Fetched>,
+    ) -> Ended {
+        self.session.on_connected(now_ms());
+        if ws
+            .send(Message::text(encode(&self.session.hello())))
+            .await
+            .is_err()
+        {
+            return self.dropped();
+        }
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let mut unanswered = 0u32;
+        loop {
+            let due_in = self
+                .session
+                .next_due_ms(now_ms())
+                .map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
+            let retry_at = self.retry_at;
+            let out: Vec<ClientMsg> = tokio::select! {
+                frame = ws.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
+                        Ok(msg) => {
+                            if matches!(msg, ServerMsg::Pong) {
+                                unanswered = 0;
+                            }
+                            self.apply(msg)
+                        }
+                        // A newer server's message types are skipped.
+                        Err(_) => Vec::new(),
+                    },
+                    Some(Ok(Message::Close(frame))) => return self.closed_by_server(frame),
+                    None | Some(Err(_)) => return self.dropped(),
+                    Some(Ok(_)) => Vec::new(),
+                },
+                command = commands.recv() => match command {
+                    None => {
+                        let _ = ws.close(None).await;
+                        return Ended::Closed;
+                    }
+                    Some(Command::Close(done)) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                        self.fail_pending(&SendError::Closed);
+                        let _ = done.send(());
+                        return Ended::Closed;
+                    }
+                    Some(Command::Send { room, text, acked }) => {
+                        self.queue_line(room, text, acked).into_iter().collect()
+                    }
+                    Some(Command::Join(room)) => vec![self.session.join(room)],
+                    Some(Command::Token(token)) => {
+                        self.session.set_token(Some(token.clone()));
+                        vec![ClientMsg::Refresh { token }]
+                    }
+                    Some(Command::Frame(msg)) => vec![msg],
+                },
+                Some(fetched) = tokens.recv() => self.on_fetched(fetched),
+                () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if retry_at.is_some() =>
+                {
+                    self.retry_at = None;
+                    self.start_fetch();
+                    Vec::new()
+                }
+                () = tokio::time::sleep(due_in.unwrap_or_default()), if due_in.is_some() => {
+                    self.session.due(now_ms())
+                }
+                _ = ping.tick() => {
+                    unanswered += 1;
+                    if unanswered > 2 {
+                        return self.dropped();
+                    }
+                    vec![ClientMsg::Ping]
+                }
+            };
+            for msg in out {
+                if ws.send(Message::text(encode(&msg))).await.is_err() {
+                    return self.dropped();
+                }
+            }
+        }
+    }
+
+    /// The socket ended without a close frame: dropped, unless the server had refused the
+    /// token (then the close that should follow was lost, and the refusal stands).
+    fn dropped(&mut self) -> Ended {
+        match self.refused.take() {
+            Some((code, message)) => Ended::SignedOut(SignedOut::Refused { code, message }),
+            None => Ended::Dropped,
+        }
+    }
+
+    /// The server closed the socket: 4001 and 4003 end the sign-in; anything else is a drop.
+    fn closed_by_server(&mut self, frame: Option<tungstenite::protocol::CloseFrame>) -> Ended {
+        let (code, reason) = frame.map_or((None, String::new()), |frame| {
+            (Some(u16::from(frame.code)), frame.reason.to_string())
+        });
+        match code {
+            Some(CLOSE_USER_DISCONNECTED) => Ended::SignedOut(SignedOut::Disconnected { reason }),
+            Some(CLOSE_TOKEN_REFUSED) => {
+                let (code, message) = self.refused.take().unwrap_or((ErrorCode::BadToken, reason));
+                Ended::SignedOut(SignedOut::Refused { code, message })
+            }
+            _ => self.dropped(),
+        }
+    }
+
+    /// The server asked for a new token: ask the source (if it can give one), beside the
+    /// connection.
+    fn on_token_expiring(&mut self, in_ms: u64) {
+        if self.source.as_ref().is_some_and(TokenSource::can_refresh) {
+            self.expires = Some(tokio::time::Instant::now() + Duration::from_millis(in_ms));
+            self.retry_at = None;
+            self.start_fetch();
+        }
+    }
+
+    /// Asks the token source for a token, beside the connection; the answer comes back as a
+    /// [`Fetched`].
+    fn start_fetch(&mut self) {
+        let Some(source) = self.source.clone() else {
+            return;
+        };
+        if self.fetching {
+            return;
+        }
+        self.fetching = true;
+        let tokens = self.tokens.clone();
+        let connection = self.connection;
+        tokio::spawn(async move {
+            let token = source.fetch().await.map_err(|e| e.to_string());
+            let _ = tokens.send(Fetched { connection, token });
+        });
+    }
+
+    /// A fetch's answer: a new token goes out as a `refresh`; none, and the source is asked
+    /// again in a while, as long as the current token lasts.
+    fn on_fetched(&mut self, fetched: Fetched) -> Vec<ClientMsg> {
+        self.fetching = false;
+        if fetched.connection != self.connection {
+            // Started for a connection that is gone; this one may be waiting for its own.
+            if self.expires.is_some() && self.retry_at.is_none() {
+                self.start_fetch();
+            }
+            return Vec::new();
+        }
+        let why = match fetched.token {
+            Ok(token) if Some(token.as_str()) != self.session.token() => {
+                self.session.set_token(Some(token.clone()));
+                return vec![ClientMsg::Refresh { token }];
+            }
+            Ok(_) => "the token source gave the token already in use".to_owned(),
+            Err(why) => why,
+        };
+        let _ = self.events.send(Event::TokenRefreshFailed { why });
+        let now = tokio::time::Instant::now();
+        if let Some(expires) = self.expires {
+            let wait =
+                (expires.saturating_duration_since(now) / 4).clamp(TOKEN_RETRY_MIN, TOKEN_RETRY);
+            if now + wait < expires {
+                self.retry_at = Some(now + wait);
+            }
+        }
+        Vec::new()
+    }
+
+    /// Applies one server message: events out, and the frames to send in reply.
+    fn apply(&mut self, msg: ServerMsg) -> Vec<ClientMsg> {
+        let event = match msg {
+            ServerMsg::Welcome {
+                id,
+                name,
+                resume,
+                resumed,
+                limits,
+                user,
+                ..
+            } => {
+                self.welcomed_here = true;
+                let frames =
+                    self.session
+                        .on_welcome_at(id.clone(), resume.clone(), limits, now_ms());
+                if let Some(first) = self.welcomed.take() {
+                    let _ = first.send(Ok(()));
+                }
+                let _ = self.events.send(Event::Welcome {
+                    id,
+                    name,
+                    resumed,
+                    resume,
+                    user,
+                });
+                return frames;
+            }
+            ServerMsg::Joined {
+                room,
+                lines,
+                resumed,
+                online,
+                ..
+            } => {
+                let (lines, replace) = match self.session.on_joined(room.clone(), lines, resumed) {
+                    Shown::Replace(lines) => (lines, true),
+                    Shown::Append(lines) => (lines, false),
+                };
+                Event::Joined {
+                    room,
+                    lines,
+                    replace,
+                    online,
+                }
+            }
+            ServerMsg::Message(line) => match self.session.on_line(line) {
+                Some(line) => Event::Line(line),
+                None => return Vec::new(),
+            },
+            ServerMsg::Ack { nonce, seq, .. } => {
+                self.session.on_ack(&nonce);
+                if let Some(acked) = self.acks.remove(&nonce) {
+                    let _ = acked.send(Ok(seq));
+                }
+                return Vec::new();
+            }
+            // The close with 4001 that follows says the rest.
+            ServerMsg::Error { code, message, .. } if refuses_the_token(code) => {
+                self.refused = Some((code, message));
+                return Vec::new();
+            }
+            ServerMsg::Error {
+                code,
+                message,
+                room,
+                nonce: Some(nonce),
+            } => match self.session.on_refused(&nonce, code, now_ms()) {
+                // It goes out again when the session says so.
+                Refusal::Retry => return Vec::new(),
+                Refusal::Dropped(_) => {
+                    if let Some(acked) = self.acks.remove(&nonce) {
+                        let _ = acked.send(Err(SendError::Refused { code, message }));
+                    }
+                    return Vec::new();
+                }
+                Refusal::Unknown => Event::Error {
+                    code,
+                    message,
+                    room,
+                },
+            },
+            ServerMsg::Error {
+                code,
+                message,
+                room,
+                nonce: None,
+            } => Event::Error {
+                code,
+                message,
+                room,
+            },
+            ServerMsg::TokenExpiring { in_ms } => {
+                self.on_token_expiring(in_ms);
+                Event::TokenExpiring { in_ms }
+            }
+            ServerMsg::TokenRefreshed { exp } => {
+                self.expires = None;
+                self.retry_at = None;
+                Event::TokenRefreshed { exp }
+            }
+            ServerMsg::Typing {
+                room,
+                from,
+                name,
+                user,
+                text,
+            } => Event::Typing {
+                room,
+                from,
+                name,
+                user,
+                text,
+            },
+            ServerMsg::Presence { room, online, .. } => Event::Presence { room, online },
+            ServerMsg::Pong => return Vec::new(),
+            other => Event::Other(other),
+        };
+        let _ = self.events.send(event);
+        Vec::new()
+    }
+}
