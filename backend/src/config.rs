@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::Parser;
+use shared::duration::{parse_duration, parse_duration_or_zero};
 
 /// Charla's chat relay: serves the page and relays chat messages over `/ws`.
 #[derive(Debug, Clone, Parser)]
@@ -251,37 +252,6 @@ pub struct Config {
     pub api_key: Option<String>,
 }
 
-/// Like [`parse_duration`], and zero is allowed.
-fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
-    if text.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0" {
-        return Ok(std::time::Duration::ZERO);
-    }
-    parse_duration(text)
-}
-
-/// Parses `45s`, `30m`, `12h`, `7d`, or a plain number of seconds.
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: expected a number and s, m, h or d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3_600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
-    };
-    if secs == 0 {
-        return Err("the duration must be above zero".into());
-    }
-    Ok(std::time::Duration::from_secs(secs))
-}
-
 impl Config {
     /// Where the server listens unless told otherwise.
     pub const DEFAULT_ADDR: &'static str = "127.0.0.1:3000";
@@ -415,6 +385,38 @@ mod tests {
         assert_eq!(ttl("30m").ok(), Some(1_800));
         assert_eq!(ttl("45").ok(), Some(45));
         assert!(ttl("0s").is_err() && ttl("7w").is_err() && ttl("d").is_err());
+    }
+
+    #[test]
+    fn the_sign_in_flags_parse_as_documented() {
+        let c = Config::try_parse_from([
+            "backend",
+            "--jwt-secret",
+            "s",
+            "--auth",
+            "required",
+            "--private-rooms",
+            "team-*,staff",
+            "--private-rooms",
+            "ops",
+            "--refresh-before",
+            "30s",
+            "--jwt-leeway",
+            "0s",
+            "--dev-token-ttl",
+            "10m",
+        ])
+        .expect("parses");
+        assert_eq!(c.auth, Some(crate::auth::AuthMode::Required));
+        assert_eq!(c.private_rooms, ["team-*", "staff", "ops"]);
+        assert_eq!(c.refresh_before.as_secs(), 30);
+        assert_eq!(c.jwt_leeway.as_secs(), 0);
+        assert_eq!(c.dev_token_ttl.as_secs(), 600);
+        // A secret and a public key at once is refused, not silently resolved.
+        assert!(
+            Config::try_parse_from(["backend", "--jwt-secret", "s", "--jwt-public-key", "k.pem"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -194,7 +194,7 @@ async fn publish(
             format!("`idempotency_key` must be 1–{MAX_NONCE_CHARS} characters"),
         );
     }
-    let Some(target) = app.hub.room_for_api(&room) else {
+    let Ok(target) = app.hub.room_for_api(&room) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::RoomsFull.as_str(),

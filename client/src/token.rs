@@ -213,46 +213,11 @@ pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, MintError> {
 
 /// Parses a duration written `45s`, `30m`, `1h`, `7d` (or a plain number of seconds), as
 /// the server's flags are; zero is refused.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: expected a number and s, m, h or d (45s, 30m, 1h, 7d)"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3_600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err(format!("`{text}`: the unit must be s, m, h or d")),
-    };
-    if secs == 0 {
-        return Err("the duration must be above zero".into());
-    }
-    Ok(Duration::from_secs(secs))
-}
+pub use shared::duration::parse_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_take_a_unit() {
-        for (text, secs) in [("45s", 45), ("30m", 1_800), ("1h", 3_600), ("7d", 604_800)] {
-            assert_eq!(
-                parse_duration(text),
-                Ok(Duration::from_secs(secs)),
-                "{text}"
-            );
-        }
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        for bad in ["", "0s", "1w", "h", "-1s", "1.5h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn a_minted_token_says_what_was_asked_and_its_exp_can_be_read() {

@@ -13,6 +13,7 @@
 //! - [`codec`]: [`decode_client`] / [`encode`] and friends; decoding untrusted text yields a
 //!   typed [`DecodeError`] that maps to a stable [`ErrorCode`].
 //! - [`error`]: [`ErrorCode`], the stable snake_case codes sent in `error` frames.
+//! - [`duration`]: how durations are written on the command lines (`45s`, `30m`, `7d`).
 //! - [`limits`]: sizes both sides agree on (longest line, protocol version).
 //! - `oracle` (tests, and the `testing` feature): what a server must answer to any text,
 //!   worked out independently of the decoder, to test the decoder against.
@@ -38,6 +39,7 @@
 //!    only if an old client can no longer understand the stream.
 
 pub mod codec;
+pub mod duration;
 pub mod error;
 pub mod exercises;
 pub mod limits;

@@ -162,27 +162,37 @@ impl Hub {
             }
         }
         let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
-        let room = match rooms.get(name) {
-            Some(room) => room.clone(), // Someone created it meanwhile.
-            None => {
-                if rooms.len() >= self.config.max_rooms {
-                    return Err(JoinRefused::RoomsFull);
-                }
-                let key = RoomKey(self.next_room.fetch_add(1, Ordering::Relaxed));
-                let room = Arc::new(Room::new(
-                    name.clone(),
-                    key,
-                    Vec::new(),
-                    self.config.room,
-                    self.metrics.clone(),
-                    self.link.clone(),
-                ));
-                rooms.insert(name.clone(), room.clone());
-                self.metrics.rooms.set(gauge(rooms.len()));
-                room
-            }
-        };
+        let room = self.find_or_create(&mut rooms, name, |_| {})?;
         room.join(key, member, after, greeting);
+        Ok(room)
+    }
+
+    /// The room `name` in the registry, or a new one (`made` runs on it before it is
+    /// shared), unless the server holds `--max-rooms` already.
+    fn find_or_create(
+        &self,
+        rooms: &mut HashMap<RoomName, Arc<Room>>,
+        name: &RoomName,
+        made: impl FnOnce(&Room),
+    ) -> Result<Arc<Room>, JoinRefused> {
+        if let Some(room) = rooms.get(name) {
+            return Ok(room.clone()); // Someone created it meanwhile.
+        }
+        if rooms.len() >= self.config.max_rooms {
+            return Err(JoinRefused::RoomsFull);
+        }
+        let key = RoomKey(self.next_room.fetch_add(1, Ordering::Relaxed));
+        let room = Arc::new(Room::new(
+            name.clone(),
+            key,
+            Vec::new(),
+            self.config.room,
+            self.metrics.clone(),
+            self.link.clone(),
+        ));
+        made(&room);
+        rooms.insert(name.clone(), room.clone());
+        self.metrics.rooms.set(gauge(rooms.len()));
         Ok(room)
     }
 
@@ -202,32 +212,14 @@ impl Hub {
     }
 
     /// A room by name, created if it is new (the server API posts into rooms nobody is
-    /// in); none if the server holds `--max-rooms` already.
-    pub(crate) fn room_for_api(&self, name: &RoomName) -> Option<Arc<Room>> {
+    /// in); `RoomsFull` if the server holds `--max-rooms` already.
+    pub(crate) fn room_for_api(&self, name: &RoomName) -> Result<Arc<Room>, JoinRefused> {
         if let Some(room) = self.room(name) {
-            return Some(room);
+            return Ok(room);
         }
         let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(room) = rooms.get(name) {
-            return Some(room.clone());
-        }
-        if rooms.len() >= self.config.max_rooms {
-            return None;
-        }
-        let key = RoomKey(self.next_room.fetch_add(1, Ordering::Relaxed));
-        let room = Arc::new(Room::new(
-            name.clone(),
-            key,
-            Vec::new(),
-            self.config.room,
-            self.metrics.clone(),
-            self.link.clone(),
-        ));
         // Marked before it is shared: a room about to get a line is never forgotten.
-        room.mark_has_lines();
-        rooms.insert(name.clone(), room.clone());
-        self.metrics.rooms.set(gauge(rooms.len()));
-        Some(room)
+        self.find_or_create(&mut rooms, name, Room::mark_has_lines)
     }
 
     /// A room by name, if it exists.
