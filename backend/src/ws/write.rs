@@ -75,10 +75,16 @@ pub(super) async fn write_batch(
     let close = batch.close;
     // Bytes of data frames the kernel has taken so far.
     let progress = AtomicUsize::new(0);
+    // After the client's Close, tungstenite owes it the answering Close, and nothing may
+    // follow that (RFC 6455 §5.5.1): what was still queued for the client is dropped.
+    let frames = match close {
+        Some(CloseReason::ClientClosed) => &[][..],
+        _ => &batch.frames[..],
+    };
     let write = async {
         // A pong or close tungstenite owes goes first, whole.
         socket.flush().await?;
-        write_frames(socket.get_mut(), &batch.frames, &progress).await?;
+        write_frames(socket.get_mut(), frames, &progress).await?;
         match close {
             // tungstenite queued the answer to the client's close when it read it: flushing
             // sends it (a second close would be refused).
