@@ -89,7 +89,10 @@ fn check_write(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<
 }
 
 /// `GET /api/products`: every product, by id (creation order).
-async fn list(State(app): State<AppState>) -> Response {
+async fn list(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = app.admission.check_host(&headers) {
+        return error(refusal.status(), refusal.label(), refusal.message());
+    }
     Json(app.catalog.list()).into_response()
 }
 

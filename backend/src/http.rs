@@ -62,7 +62,10 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = app.admission.check_host(&headers) {
+        return (refusal.status(), refusal.message()).into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -70,6 +73,7 @@ async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
         )],
         app.metrics.render(),
     )
+        .into_response()
 }
 
 /// How long a browser may keep a file: trunk's hashed files (`name-<hex>.ext`) never change,

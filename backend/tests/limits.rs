@@ -75,6 +75,13 @@ async fn a_host_the_server_does_not_answer_to_is_refused_before_the_upgrade() {
         metrics.contains(r#"charla_connections_refused_total{reason="foreign_host"} 2"#),
         "{metrics}"
     );
+    // Reads that tell about the server are refused to a rebinding page too.
+    for path in ["/metrics", "/api/products"] {
+        let foreign = testkit::request(server.addr, "GET", path, &[("Host", &evil)], b"").await;
+        assert_eq!(foreign.status, 403, "{path}: {}", foreign.body);
+        let own = testkit::request(server.addr, "GET", path, &[], b"").await;
+        assert_eq!(own.status, 200, "{path}");
+    }
     // --allow-host adds a public name.
     let server = TestServer::start_with(Config {
         allow_hosts: vec!["chat.example".into()],

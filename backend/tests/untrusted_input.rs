@@ -254,3 +254,90 @@ async fn a_client_that_keeps_talking_but_never_reads_is_closed_when_its_writes_s
     .await;
     talking.abort();
 }
+
+#[tokio::test]
+async fn a_name_that_hides_or_reverses_characters_is_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client_in(&["general"]).await;
+    for sneaky in ["ad\u{200B}min", "\u{202E}nimda", "ad\u{200D}min"] {
+        client
+            .send_msg(&shared::ClientMsg::SetName {
+                name: sneaky.into(),
+            })
+            .await;
+        client.expect_error(shared::ErrorCode::BadName).await;
+    }
+    // A hello asking for one gets the error and a generated name.
+    let hello = shared::ClientMsg::Hello {
+        resume: None,
+        rooms: None,
+        name: Some("ad\u{2066}min".into()),
+        token: None,
+    };
+    let mut other = testkit::Client::hello(&server.ws_url(), &hello).await;
+    assert!(
+        other
+            .name
+            .as_ref()
+            .is_some_and(|n| n.as_str().starts_with("guest-"))
+    );
+    other.expect_error(shared::ErrorCode::BadName).await;
+}
+
+#[tokio::test]
+async fn a_hello_naming_thousands_of_rooms_gets_its_share_and_one_error() {
+    let server = TestServer::start_with(testkit::unlimited()).await;
+    let rooms: std::collections::BTreeMap<String, shared::Seq> = (0..1_200)
+        .map(|i| (format!("r{i}"), shared::Seq(0)))
+        .collect();
+    let hello = shared::ClientMsg::Hello {
+        resume: None,
+        rooms: Some(rooms),
+        name: None,
+        token: None,
+    };
+    let mut client = testkit::Client::hello(&server.ws_url(), &hello).await;
+    // Everything the hello caused comes before the answer to a ping sent after it.
+    client.send_msg(&shared::ClientMsg::Ping).await;
+    let (mut joined, mut errors) = (0, Vec::new());
+    loop {
+        match client.recv().await {
+            shared::ServerMsg::Joined { .. } => joined += 1,
+            shared::ServerMsg::Error { code, .. } => errors.push(code),
+            shared::ServerMsg::Pong => break,
+            _ => {}
+        }
+    }
+    assert_eq!(joined, 20, "--max-rooms-per-conn rooms joined");
+    assert_eq!(
+        errors,
+        vec![shared::ErrorCode::TooManyRooms],
+        "one error for the rest"
+    );
+}
+
+#[tokio::test]
+async fn a_flood_of_websocket_pongs_counts_against_the_frame_rate() {
+    let server = TestServer::start_with(backend::Config {
+        frame_rate: 20,
+        rate_limit_close_after: 1,
+        ..backend::Config::default()
+    })
+    .await;
+    let mut client = server.client().await;
+    let deadline = tokio::time::Instant::now() + testkit::TIMEOUT;
+    let code = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "a pong flood was never closed"
+        );
+        for _ in 0..50 {
+            client.send_raw(Message::Pong(Default::default())).await;
+        }
+        if let Some(frame) = client.try_recv_close().await {
+            break frame.map(|f| u16::from(f.code));
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(code, Some(1008), "closed for staying over the rate");
+}

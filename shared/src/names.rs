@@ -30,6 +30,36 @@ pub enum NameError {
     /// A display name with a control character (new line, tab, …).
     #[error("a name may not hold control characters")]
     ControlChar,
+    /// A display name with an invisible or direction-changing character (zero-width
+    /// spaces, bidirectional overrides): one name could pass for another.
+    #[error("a name may not hold invisible or direction-changing characters")]
+    InvisibleChar,
+}
+
+/// Whether `c` changes how text around it is shown without being seen itself: the
+/// bidirectional marks, embeddings, overrides and isolates, and the zero-width spaces,
+/// non-joiner, word joiner and byte-order mark. (The zero-width joiner is judged apart:
+/// emoji sequences need it.)
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{2060}'..='\u{2064}'
+            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{180E}'
+            | '\u{00AD}'
+    )
+}
+
+/// Whether a zero-width joiner sits inside a word (`ad\u{200D}min`), where it can only hide
+/// something; between emoji it is how they combine, and stays.
+fn has_hiding_joiner(name: &str) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    chars.iter().enumerate().any(|(i, &c)| {
+        c == '\u{200D}'
+            && (i == 0
+                || i + 1 == chars.len()
+                || chars[i - 1].is_alphanumeric()
+                || chars[i + 1].is_alphanumeric())
+    })
 }
 
 impl RoomName {
@@ -98,6 +128,9 @@ impl DisplayName {
         if name.chars().any(char::is_control) {
             return Err(NameError::ControlChar);
         }
+        if name.chars().any(is_invisible) || has_hiding_joiner(name) {
+            return Err(NameError::InvisibleChar);
+        }
         Ok(DisplayName(name.to_owned()))
     }
 
@@ -143,6 +176,29 @@ mod tests {
         );
         assert_eq!(DisplayName::parse("a\nb"), Err(NameError::ControlChar));
         assert_eq!(DisplayName::parse("a\u{7}b"), Err(NameError::ControlChar));
+    }
+
+    #[test]
+    fn display_names_cannot_hide_or_reverse_characters() {
+        for sneaky in [
+            "ad\u{200B}min",
+            "\u{202E}nimda",
+            "admin\u{2066}",
+            "a\u{200F}b",
+            "\u{FEFF}admin",
+            "ad\u{200D}min",
+            "ad\u{00AD}min",
+        ] {
+            assert_eq!(
+                DisplayName::parse(sneaky),
+                Err(NameError::InvisibleChar),
+                "{sneaky:?}"
+            );
+        }
+        // Emoji sequences joined with ZWJ, and right-to-left scripts themselves, are names.
+        for fine in ["Ana 👨\u{200D}👩\u{200D}👧", "مريم", "שרה", "Zoë"] {
+            assert!(DisplayName::parse(fine).is_ok(), "{fine:?}");
+        }
         assert!(DisplayName::parse("<b>bold</b> 😀").is_ok());
     }
 }

@@ -277,7 +277,8 @@ impl HttpResponse {
     }
 }
 
-/// An HTTP/1.1 request to `addr` (from 127.0.0.1) with `headers` and `body`.
+/// An HTTP/1.1 request to `addr` (from 127.0.0.1) with `headers` (a `Host` among them
+/// replaces the server's address) and `body`.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -307,7 +308,14 @@ pub async fn request_from(
 ) -> HttpResponse {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = connect_from(addr, from).await;
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    // The server's address as `Host`, unless the test names another.
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

@@ -327,10 +327,23 @@ impl Connection {
         }
         let rooms =
             rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
-        for (room, after) in rooms {
+        // At most as many rooms as a connection may be in, and so at most that many
+        // refusals: a hello naming thousands of rooms gets one error for the rest.
+        let max = self.limits.max_rooms_per_conn;
+        let skipped = rooms.len().saturating_sub(max);
+        for (room, after) in rooms.into_iter().take(max) {
             if let Err(refused) = self.join(&room, After(after)) {
                 self.send_error(refused);
             }
+        }
+        if skipped > 0 {
+            self.send_error(Refused::new(
+                ErrorCode::TooManyRooms,
+                format!(
+                    "a connection may be in at most {max} rooms: the hello's last {skipped} \
+                     were not joined"
+                ),
+            ));
         }
         Ok(())
     }
@@ -766,15 +779,19 @@ impl Connection {
         None
     }
 
-    /// A WebSocket ping (answered by the WebSocket layer): within the frame rate, or it
-    /// counts toward the close like any flood.
-    pub(crate) fn on_ws_ping(&mut self, now: Instant) -> Option<CloseReason> {
+    /// A WebSocket ping (answered by the WebSocket layer) or pong (`kind`): within the
+    /// frame rate, or it counts toward the close like any flood.
+    pub(crate) fn on_ws_control(
+        &mut self,
+        kind: &'static str,
+        now: Instant,
+    ) -> Option<CloseReason> {
         if self.frames.try_take(now) {
             return None;
         }
         self.metrics
             .rate_limited
-            .get_or_create(&TypeLabel { r#type: "ping" })
+            .get_or_create(&TypeLabel { r#type: kind })
             .inc();
         self.over_limit
             .refused(now)

@@ -174,9 +174,11 @@ pub(crate) async fn serve(
                     Message::Text(text) => conn.on_text(text.as_str(), Instant::now()),
                     Message::Binary(_) => conn.on_binary(Instant::now()),
                     // Pings are answered by the WebSocket layer itself, but a flood of them
-                    // counts against the frame rate like any other frame.
-                    Message::Ping(_) => conn.on_ws_ping(Instant::now()),
-                    Message::Pong(_) | Message::Frame(_) => None,
+                    // (or of pongs) counts against the frame rate like any other frame.
+                    Message::Ping(_) => conn.on_ws_control("ping", Instant::now()),
+                    // Pongs too: one answers each heartbeat, a flood is a flood.
+                    Message::Pong(_) => conn.on_ws_control("pong", Instant::now()),
+                    Message::Frame(_) => None,
                     // Answer the client's close, as the protocol asks (not a bare TCP close:
                     // the client would see 1006, "abnormal").
                     Message::Close(_) => Some(CloseReason::ClientClosed),
