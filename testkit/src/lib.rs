@@ -1185,3 +1185,75 @@ pub mod tokens {
         }
     }
 }
+
+/// A WebSocket spoken byte by byte over a plain TCP socket, for tests that must see (or
+/// send) exactly what is on the wire, which a client library would hide or refuse.
+pub mod raw {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::TIMEOUT;
+
+    /// Opens `/ws` (version 1) and reads the upgrade's response head; returns the socket and
+    /// whatever came after the head (the start of the welcome, perhaps).
+    pub async fn connect(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        let upgrade = format!(
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(upgrade.as_bytes()).await.expect("upgrade");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                assert!(seen.starts_with(b"HTTP/1.1 101"), "not upgraded");
+                return (tcp, seen.split_off(end + 4));
+            }
+            let n = tokio::time::timeout(TIMEOUT, tcp.read(&mut buf))
+                .await
+                .expect("in time")
+                .expect("read");
+            assert!(n > 0, "the server hung up during the handshake");
+            seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// A masked client frame (RFC 6455 §5.2) with a payload under 126 bytes.
+    pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        assert!(payload.len() < 126);
+        let mask = [0x37, 0xfa, 0x21, 0x3d];
+        let len = u8::try_from(payload.len()).unwrap_or(125);
+        let mut frame = vec![0x80 | opcode, 0x80 | len];
+        frame.extend_from_slice(&mask);
+        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        frame
+    }
+
+    /// The opcodes of the server frames in `bytes` (unmasked, as a server sends them).
+    pub fn opcodes(mut bytes: &[u8]) -> Vec<u8> {
+        let mut ops = Vec::new();
+        while bytes.len() >= 2 {
+            let (len, header): (usize, usize) = match bytes[1] & 0x7f {
+                126 if bytes.len() >= 4 => {
+                    (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 4)
+                }
+                127 if bytes.len() >= 10 => {
+                    let mut n = [0u8; 8];
+                    n.copy_from_slice(&bytes[2..10]);
+                    (
+                        usize::try_from(u64::from_be_bytes(n)).unwrap_or(usize::MAX),
+                        10,
+                    )
+                }
+                126 | 127 => break,
+                n => (usize::from(n), 2),
+            };
+            ops.push(bytes[0] & 0x0f);
+            bytes = &bytes[header.saturating_add(len).min(bytes.len())..];
+        }
+        ops
+    }
+}

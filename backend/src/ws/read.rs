@@ -137,12 +137,17 @@ pub(crate) async fn serve(
                             None => return metrics.close("heartbeat"),
                         }
                     }
+                    // Every write has a deadline: a client that reads nothing (its socket full
+                    // of pongs to its own pings, say) cannot hold this one for ever.
                     let sink = &mut *socket;
-                    let send = boxed_with(move || sink.send(Message::Ping(Default::default())));
-                    if send.await.is_err() {
-                        return;
+                    let send = boxed_with(move || {
+                        tokio::time::timeout(2 * every, sink.send(Message::Ping(Default::default())))
+                    });
+                    match send.await {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => return,
+                        Err(_) => return metrics.close("stalled"),
                     }
-                    continue;
                 }
                 () = fire(&mut held), if closing.is_none() => {
                     held = None;
