@@ -64,6 +64,21 @@ pub async fn start_backend_with(
     TestServer::start_at(addr, config).await
 }
 
+/// The real server serving the trunk build, configured by `args` as the `backend` binary's
+/// command line would be (`["--dev-login", "--private-rooms", "team-*"]`), on a free port
+/// over a fresh data directory.
+pub async fn start_backend_args(args: &[&str]) -> TestServer {
+    use clap::Parser;
+    let parsed =
+        backend::Config::try_parse_from(std::iter::once("backend").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("backend flags {args:?}: {e}"));
+    start_backend_with(None, None, move |config| {
+        let dist = std::mem::take(&mut config.dist);
+        *config = backend::Config { dist, ..parsed };
+    })
+    .await
+}
+
 /// A chromedriver on a free port, killed when dropped (even when the test fails).
 pub struct Driver {
     child: Child,

@@ -18,12 +18,19 @@
 //!   (show a room, join, leave, rename, send, type, load older lines);
 //! - `state`: [`ChatState`] and [`RoomState`], the signals;
 //! - `socket`: the socket's life (open, hello, read, ping, reconnect) and paced resends;
-//! - `storage`: what outlives the page (name, rooms, resume token, pending lines).
+//! - `sign_in`: who this page is: the server's sign-in settings, the token (from the app's
+//!   token URL or the dev-login), its refresh, and what a refused or ended sign-in does;
+//! - `storage`: what outlives the page (name, rooms, resume token, pending lines, dev-login
+//!   identity).
 
+mod sign_in;
 mod socket;
 mod state;
 pub mod storage;
 
+pub use sign_in::{
+    AuthConfig, AuthMode, CLOSE_SIGN_IN, CLOSE_SIGNED_OUT, DevIdentity, SignInNotice,
+};
 pub use socket::{PING_EVERY, page_ws_url};
 pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, room_path};
 
@@ -118,6 +125,11 @@ impl Notice {
             }
             Notice::JoinRefused {
                 room,
+                code: ErrorCode::Forbidden,
+                message: _,
+            } => (t.join_forbidden)(room),
+            Notice::JoinRefused {
+                room,
                 code,
                 message,
             } => (t.join_refused)(room, *code, &(t.server_reason)(*code, message)),
@@ -201,8 +213,14 @@ impl Connection {
                 name,
                 limits,
                 greeting,
+                user,
             } => {
                 mark("charla:welcome");
+                if user.is_some() {
+                    // Signed in: whatever went wrong with an earlier sign-in is over.
+                    state.sign_in.set(None);
+                }
+                state.me.set(user);
                 self.exercises.greeting.set(greeting);
                 let resend = self
                     .session
@@ -248,6 +266,7 @@ impl Connection {
                 online,
                 members,
                 typing,
+                private,
             } => {
                 if !state.is_joined(&room) {
                     return; // Left while the join was on its way; its `left` follows.
@@ -271,6 +290,7 @@ impl Connection {
                 request_animation_frame(|| mark("charla:joined-shown"));
                 view.online.set(online);
                 view.members.set(members);
+                view.private.set(private);
                 view.typists.set(
                     typing
                         .into_iter()
@@ -290,6 +310,8 @@ impl Connection {
                 room,
                 from,
                 name,
+                // Typists are told apart by connection; the user is not shown.
+                user: _,
                 text,
             } => {
                 if state.is_joined(&room) {
@@ -371,6 +393,9 @@ impl Connection {
                 room,
                 nonce,
             } => self.refused(code, message, room, nonce),
+            ServerMsg::TokenExpiring { in_ms: _ } => self.refresh_token(),
+            // The new token is in force: nothing changes on the page.
+            ServerMsg::TokenRefreshed { exp: _ } => {}
             ServerMsg::Echo { text } => self.exercises.echoed(text),
             ServerMsg::Binary { size, checksum } => {
                 self.exercises.binary_expected.set(Some((size, checksum)));
@@ -423,10 +448,23 @@ impl Connection {
                     }
                 }
             }
+            (None, _)
+                if matches!(
+                    code,
+                    ErrorCode::BadToken | ErrorCode::AuthRequired | ErrorCode::TokenExpired
+                ) =>
+            {
+                // The sign-in area says it; the close that follows decides what comes next.
+                self.sign_in_refused(code);
+                return;
+            }
             (None, Some(room))
                 if matches!(
                     code,
-                    ErrorCode::BadRoom | ErrorCode::TooManyRooms | ErrorCode::RoomsFull
+                    ErrorCode::BadRoom
+                        | ErrorCode::TooManyRooms
+                        | ErrorCode::RoomsFull
+                        | ErrorCode::Forbidden
                 ) =>
             {
                 // A join (or a room of the hello) was refused: this page is not in it.

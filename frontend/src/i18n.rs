@@ -109,6 +109,46 @@ pub struct Texts {
     /// The button that tries to connect right away.
     pub reconnect_now: &'static str,
 
+    // ---- Sign-in (who is who). ----
+    /// The sign-in area's label.
+    pub sign_in_area: &'static str,
+    /// Who is signed in: their name, and their user id (when it differs from the name).
+    pub signed_in_as: fn(&str, Option<&str>) -> String,
+    /// Not signed in.
+    pub guest: &'static str,
+    /// Said (to screen readers, and on hover) of a private room's lock.
+    pub private_room: &'static str,
+    /// The server takes signed-in users only, and this page has none.
+    pub sign_in_required: &'static str,
+    /// The server refused the sign-in (whether it takes signed-in users only).
+    pub sign_in_refused: fn(bool) -> String,
+    /// The sign-in expired (whether the server takes signed-in users only).
+    pub sign_in_expired: fn(bool) -> String,
+    /// The app's backend disconnected this user.
+    pub signed_out_by_server: &'static str,
+    /// A join refused because the room is private and not granted.
+    pub join_forbidden: fn(&RoomName) -> String,
+    /// The dev-login form's heading.
+    pub dev_login_title: &'static str,
+    /// What the dev-login form is.
+    pub dev_login_hint: &'static str,
+    /// The user id input's label.
+    pub dev_user_id: &'static str,
+    /// The display name input's label.
+    pub dev_display_name: &'static str,
+    /// The private rooms input's label.
+    pub dev_rooms: &'static str,
+    /// The dev-login form's button.
+    pub dev_sign_in: &'static str,
+    /// While the dev-login form waits for its token.
+    pub signing_in: &'static str,
+    /// The sign-out button.
+    pub sign_out: &'static str,
+    /// The dev-login form's user id was blank.
+    pub dev_user_id_missing: &'static str,
+    /// The server did not sign this page in (its words, if any).
+    pub dev_login_failed: fn(Option<&str>) -> String,
+
     // ---- Name form. ----
     /// The name input's label.
     pub your_name: &'static str,
@@ -349,6 +389,45 @@ pub static ES: Texts = Texts {
     reconnecting_soon: "desconectado · reconectando…",
     reconnect_now: "Reconectar ahora",
 
+    sign_in_area: "Inicio de sesión",
+    signed_in_as: |name, id| match id {
+        Some(id) => format!("Sesión iniciada como {name} ({id})"),
+        None => format!("Sesión iniciada como {name}"),
+    },
+    guest: "Sin sesión iniciada: eres invitado",
+    private_room: "privada",
+    sign_in_required: "Este chat requiere iniciar sesión.",
+    sign_in_refused: |required| {
+        if required {
+            "El servidor ha rechazado tu inicio de sesión. Vuelve a iniciar sesión para entrar."
+                .to_owned()
+        } else {
+            "El servidor ha rechazado tu inicio de sesión: sigues como invitado.".to_owned()
+        }
+    },
+    sign_in_expired: |required| {
+        if required {
+            "Tu sesión ha caducado. Vuelve a iniciar sesión para entrar.".to_owned()
+        } else {
+            "Tu sesión ha caducado: sigues como invitado.".to_owned()
+        }
+    },
+    signed_out_by_server: "El servidor ha cerrado tu sesión. Pulsa «Reconectar ahora» para volver.",
+    join_forbidden: |room| format!("{room} es una sala privada: no tienes permiso para entrar."),
+    dev_login_title: "Entrar como…",
+    dev_login_hint: "Inicio de sesión de desarrollo: el servidor crea el token. Nunca en producción.",
+    dev_user_id: "Id de usuario",
+    dev_display_name: "Nombre visible (opcional)",
+    dev_rooms: "Salas privadas (opcional, separadas por comas, p. ej. team-*)",
+    dev_sign_in: "Entrar",
+    signing_in: "Entrando…",
+    sign_out: "Cerrar sesión",
+    dev_user_id_missing: "Escribe primero un id de usuario.",
+    dev_login_failed: |reason| match reason {
+        Some(reason) => format!("No se ha podido iniciar sesión: {reason}"),
+        None => "No se ha podido iniciar sesión.".to_owned(),
+    },
+
     your_name: "Tu nombre",
     set_name: "Cambiar nombre",
     name_error: |err| match err {
@@ -356,6 +435,9 @@ pub static ES: Texts = Texts {
         NameError::TooLong(max) => format!("el nombre tiene más de {max} caracteres"),
         NameError::BadRoomChar => "un nombre de sala solo puede tener a-z, 0-9, _ y -".to_owned(),
         NameError::ControlChar => "un nombre no puede tener caracteres de control".to_owned(),
+        NameError::InvisibleChar => {
+            "un nombre no puede tener caracteres invisibles ni que cambien la dirección".to_owned()
+        }
     },
     invalid_name: |err| format!("Nombre no válido: {}.", (ES.name_error)(err)),
 
@@ -405,6 +487,10 @@ pub static ES: Texts = Texts {
             ErrorCode::AlreadyWelcomed => "la conexión ya estaba iniciada",
             ErrorCode::NotFound => "no existe",
             ErrorCode::TooManyTickers => "ya tienes en marcha el máximo de tickers",
+            ErrorCode::AuthRequired => "hay que iniciar sesión",
+            ErrorCode::BadToken => "el token de inicio de sesión no es válido",
+            ErrorCode::TokenExpired => "el inicio de sesión ha caducado",
+            ErrorCode::Forbidden => "no tienes permiso para eso",
             // A code this build does not know: the server's own words.
             _ => return message.to_owned(),
         };
@@ -534,6 +620,44 @@ pub static EN: Texts = Texts {
     reconnecting_soon: "disconnected · reconnecting…",
     reconnect_now: "Reconnect now",
 
+    sign_in_area: "Sign-in",
+    signed_in_as: |name, id| match id {
+        Some(id) => format!("Signed in as {name} ({id})"),
+        None => format!("Signed in as {name}"),
+    },
+    guest: "Not signed in: you are a guest",
+    private_room: "private",
+    sign_in_required: "This chat requires signing in.",
+    sign_in_refused: |required| {
+        if required {
+            "The server refused your sign-in. Sign in again to join.".to_owned()
+        } else {
+            "The server refused your sign-in: you are a guest now.".to_owned()
+        }
+    },
+    sign_in_expired: |required| {
+        if required {
+            "Your sign-in expired. Sign in again to join.".to_owned()
+        } else {
+            "Your sign-in expired: you are a guest now.".to_owned()
+        }
+    },
+    signed_out_by_server: "You were signed out by the server. Press “Reconnect now” to come back.",
+    join_forbidden: |room| format!("{room} is a private room: you may not join it."),
+    dev_login_title: "Sign in as…",
+    dev_login_hint: "Development sign-in: the server makes the token itself. Never in production.",
+    dev_user_id: "User id",
+    dev_display_name: "Display name (optional)",
+    dev_rooms: "Private rooms (optional, comma-separated, e.g. team-*)",
+    dev_sign_in: "Sign in",
+    signing_in: "Signing in…",
+    sign_out: "Sign out",
+    dev_user_id_missing: "Type a user id first.",
+    dev_login_failed: |reason| match reason {
+        Some(reason) => format!("Could not sign in: {reason}"),
+        None => "Could not sign in.".to_owned(),
+    },
+
     your_name: "Your name",
     set_name: "Set name",
     name_error: |err| match err {
@@ -541,6 +665,9 @@ pub static EN: Texts = Texts {
         NameError::TooLong(max) => format!("the name is longer than {max} characters"),
         NameError::BadRoomChar => "a room name may only hold a-z, 0-9, _ and -".to_owned(),
         NameError::ControlChar => "a name may not hold control characters".to_owned(),
+        NameError::InvisibleChar => {
+            "a name may not hold invisible or direction-changing characters".to_owned()
+        }
     },
     invalid_name: |err| format!("Not a valid name: {}.", (EN.name_error)(err)),
 
@@ -796,6 +923,20 @@ mod tests {
             t.disconnected,
             t.reconnecting_soon,
             t.reconnect_now,
+            t.sign_in_area,
+            t.guest,
+            t.private_room,
+            t.sign_in_required,
+            t.signed_out_by_server,
+            t.dev_login_title,
+            t.dev_login_hint,
+            t.dev_user_id,
+            t.dev_display_name,
+            t.dev_rooms,
+            t.dev_sign_in,
+            t.signing_in,
+            t.sign_out,
+            t.dev_user_id_missing,
             t.your_name,
             t.set_name,
             t.join_label,
@@ -839,6 +980,15 @@ mod tests {
             (t.composer_placeholder)("general"),
             (t.too_long)(2000),
             (t.typist_you)("Ana"),
+            (t.signed_in_as)("Alice", Some("alice")),
+            (t.signed_in_as)("alice", None),
+            (t.sign_in_refused)(true),
+            (t.sign_in_refused)(false),
+            (t.sign_in_expired)(true),
+            (t.sign_in_expired)(false),
+            (t.join_forbidden)(&room),
+            (t.dev_login_failed)(Some("bad sub")),
+            (t.dev_login_failed)(None),
         ]);
         for err in &name_errors {
             all.push((t.name_error)(err));
@@ -877,6 +1027,10 @@ mod tests {
             assert!((t.not_a_room_name)("No Way", &NameError::BadRoomChar).contains("No Way"));
             let room = RoomName::parse("dev").expect("a room name");
             assert!((t.join_refused)(&room, ErrorCode::TooManyRooms, "x").contains("dev"));
+            assert!((t.join_forbidden)(&room).contains("dev"));
+            let who = (t.signed_in_as)("Alice", Some("alice"));
+            assert!(who.contains("Alice") && who.contains("alice"));
+            assert!((t.dev_login_failed)(Some("bad sub")).contains("bad sub"));
         }
         assert_eq!((EN.online)(2), "2 online");
         assert_eq!((ES.online)(2), "2 en línea");

@@ -6,13 +6,15 @@
 //!   shows as signals (connection state, this page's id and name, the rooms it is in, the room
 //!   in view, and per room a [`RoomState`]: history, members, typists, unread count);
 //!   [`Connection`] keeps the socket open (saying `hello` first, reconnecting with backoff
-//!   and resuming the session), applies every [`shared::ServerMsg`] in one exhaustive `match`
-//!   ([`Connection::apply`]), and carries out what the user does (send, type, join, leave,
-//!   switch rooms, rename). `connection::storage` keeps name, rooms, resume token and pending
-//!   lines in the browser.
+//!   and resuming the session), signs in (the server's `/api/config`; a token from the app's
+//!   token URL or the dev-login, presented in the `hello` and refreshed on `token_expiring`),
+//!   applies every [`shared::ServerMsg`] in one exhaustive `match` ([`Connection::apply`]),
+//!   and carries out what the user does (send, type, join, leave, switch rooms, rename, sign
+//!   in and out). `connection::storage` keeps name, rooms, resume token, pending lines and
+//!   the dev-login identity in the browser.
 //! - [`components`]: views that only read [`ChatState`]'s signals and call [`Connection`]:
-//!   status bar, name form, rooms panel, room header and members, composer, live typing,
-//!   history.
+//!   status bar, sign-in area, name form, rooms panel, room header and members, composer,
+//!   live typing, history.
 //! - [`App`]: puts them together under a `leptos_router` [`Router`]: `/` shows `general`,
 //!   `/r/<name>` that room (joined on arrival), so a link opens a room and back/forward move
 //!   between rooms. `main.rs` only mounts it.
@@ -37,13 +39,13 @@ use leptos_router::{
 };
 
 pub use connection::{
-    ChatState, ConnState, Connection, GoTo, LiveText, Notice, RoomState, RouteError, SendError,
-    room_path,
+    AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, GoTo, LiveText, Notice,
+    RoomState, RouteError, SendError, SignInNotice, room_path,
 };
 
 use components::{
     EchoPage, LiveProductsPage, NameForm, NavBar, NotFound, ProductsPage, RandomPage, RoomPage,
-    RoomsPanel, StatusBar,
+    RoomsPanel, SignIn, StatusBar,
 };
 use i18n::{provide_i18n, use_i18n};
 use leptos_router::hooks::use_location;
@@ -153,6 +155,7 @@ fn Shell(conn: Connection) -> impl IntoView {
                     <h1>{move || i18n.t().app_name}</h1>
                 </div>
                 <StatusBar conn=conn />
+                <SignIn conn=conn />
                 <Show when=move || is_chat.get()>
                     <NameForm conn=conn />
                 </Show>

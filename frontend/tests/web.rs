@@ -6,17 +6,17 @@
 #![allow(missing_docs)]
 
 use frontend::{
-    ChatState, ConnState, Connection, GoTo,
+    AuthConfig, AuthMode, ChatState, ConnState, Connection, GoTo,
     components::{
         BinaryFrames, Composer, EchoServer, History, LiveProductsPage, LiveTyping, Members,
-        NamedEvents, NavBar, ProductsPage, RandomPage, RoomHeader, RoomsPanel, StatusBar,
+        NamedEvents, NavBar, ProductsPage, RandomPage, RoomHeader, RoomsPanel, SignIn, StatusBar,
     },
     i18n::{EN, ES, I18n, Lang, LangSwitch, provide_i18n},
 };
 use leptos::{mount::mount_to, prelude::*, task::tick};
 use shared::{
     ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerLimits, ServerMsg,
-    Typist,
+    Typist, UserId, UserInfo,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
@@ -51,6 +51,7 @@ fn line(room_name: &str, seq: u64, from: &str, who: Option<&str>, text: &str) ->
         seq: Seq(seq),
         from: ConnId::new(from),
         name: who.map(name),
+        user: None,
         text: text.into(),
         at: 1_763_769_600_000,
         nonce: None,
@@ -75,6 +76,7 @@ fn welcome(id: &str, who: &str) -> ServerMsg {
             send_burst: 20,
         }),
         greeting: None,
+        user: None,
     }
 }
 
@@ -88,6 +90,7 @@ fn joined(room_name: &str, lines: Vec<ChatLine>, online: u32) -> ServerMsg {
         online,
         members: None,
         typing: vec![],
+        private: false,
     }
 }
 
@@ -96,6 +99,7 @@ fn typing(room_name: &str, from: &str, who: &str, text: &str) -> ServerMsg {
         room: room(room_name),
         from: ConnId::new(from),
         name: Some(name(who)),
+        user: None,
         text: text.into(),
     }
 }
@@ -104,6 +108,7 @@ fn member(id: &str, who: &str) -> Member {
     Member {
         id: ConnId::new(id),
         name: name(who),
+        user: None,
     }
 }
 
@@ -431,8 +436,10 @@ async fn several_typists_show_at_once_each_update_replacing_only_their_own() {
         typing: vec![Typist {
             from: ConnId::new("DDDD"),
             name: name("Dee"),
+            user: None,
             text: "already typing".into(),
         }],
+        private: false,
     });
     tick().await;
     assert_eq!(texts(&root, "#typists li"), ["Dee: already typing"]);
@@ -453,6 +460,7 @@ async fn names_and_text_holding_markup_render_as_text() {
         online: 2,
         members: Some(vec![member("AAAA", bold), member("me", bold)]),
         typing: vec![],
+        private: false,
     });
     conn.apply(typing("general", "AAAA", bold, evil));
     let _mounted = mount_to(root.clone(), move || {
@@ -605,6 +613,7 @@ async fn the_composer_refuses_a_blank_line_visibly() {
             send_burst: 20,
         }),
         greeting: None,
+        user: None,
     });
     submit(&root, "too long");
     tick().await;
@@ -668,6 +677,7 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
         online: 2,
         members: None,
         typing: vec![],
+        private: false,
     });
     tick().await;
     assert_eq!(items(&root), ["Ana -> hola", "Me -> are you there?"]);
@@ -689,6 +699,7 @@ async fn older_lines_load_above_the_history() {
         online: 1,
         members: None,
         typing: vec![],
+        private: false,
     });
     let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
     tick().await;
@@ -1370,4 +1381,307 @@ async fn the_product_list_says_so_when_the_api_cannot_be_reached() {
     })
     .await;
     assert_eq!(text_of(&root, "#products-reload"), "Recargar");
+}
+
+/// The server's sign-in settings, as `/api/config` gives them.
+fn auth(mode: AuthMode, dev_login: bool) -> AuthConfig {
+    AuthConfig {
+        auth: mode,
+        token_url: None,
+        dev_login,
+    }
+}
+
+/// A welcome for `id` signed in as the user `sub` (called `who`, if given).
+fn welcome_user(id: &str, sub: &str, who: Option<&str>) -> ServerMsg {
+    let mut welcomed = welcome(id, who.unwrap_or(sub));
+    if let ServerMsg::Welcome { user, .. } = &mut welcomed {
+        *user = Some(UserInfo {
+            id: UserId::new(sub),
+            name: who.map(name),
+        });
+    }
+    welcomed
+}
+
+/// The refusal the server sends before it closes with 4001.
+fn sign_in_error(code: ErrorCode, message: &str) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message: message.into(),
+        room: None,
+        nonce: None,
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_sign_in_area_shows_who_is_signed_in_from_the_welcome_or_guest() {
+    let root = container();
+    let (state, conn) = offline();
+    let i18n = I18n::new(Lang::En);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <SignIn conn=conn /> }
+    });
+    tick().await;
+    assert!(
+        absent(&root, "#sign-in"),
+        "a server without sign-in: nothing shown"
+    );
+
+    state.auth.set(Some(auth(AuthMode::Optional, false)));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#signed-in"),
+        "Not signed in: you are a guest"
+    );
+    assert_eq!(
+        attr(&root, "#sign-in", "aria-label").as_deref(),
+        Some("Sign-in")
+    );
+    assert!(
+        absent(&root, "#dev-login"),
+        "no dev-login unless the server offers it"
+    );
+
+    conn.apply(welcome_user("q8Zr2vLk0aYbXw1c", "alice", Some("Alice")));
+    tick().await;
+    assert_eq!(text_of(&root, "#signed-in"), "Signed in as Alice (alice)");
+    assert_eq!(
+        state.me.get_untracked().map(|u| u.id),
+        Some(UserId::new("alice"))
+    );
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#signed-in"),
+        "Sesión iniciada como Alice (alice)"
+    );
+    i18n.lang.set(Lang::En);
+
+    // A user whose token has no name: their id.
+    conn.apply(welcome_user("q8Zr2vLk0aYbXw1c", "bob", None));
+    tick().await;
+    assert_eq!(text_of(&root, "#signed-in"), "Signed in as bob");
+
+    // A guest's welcome (`"user": null`).
+    conn.apply(welcome("q8Zr2vLk0aYbXw1c", "guest-4f2a"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#signed-in"),
+        "Not signed in: you are a guest"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_private_room_shows_a_lock_named_private_in_its_header_and_the_room_list() {
+    let root = container();
+    let (_, conn) = in_general_and_dev();
+    conn.show(room("team-x"));
+    let mut team = joined("team-x", vec![], 1);
+    if let ServerMsg::Joined { private, .. } = &mut team {
+        *private = true;
+    }
+    conn.apply(team);
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <RoomsPanel conn=conn />
+            <RoomHeader conn=conn />
+        }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#room-title .room-title-name"), "team-x");
+    assert_eq!(text_of(&root, "#room-title .lock"), " private");
+    assert_eq!(
+        text_of(&root, "#room-title .lock .visually-hidden"),
+        " private"
+    );
+    assert_eq!(
+        attr(&root, "#room-title .lock", "title").as_deref(),
+        Some("private")
+    );
+    assert_eq!(
+        attr(&root, "#room-title .lock svg", "aria-hidden").as_deref(),
+        Some("true"),
+        "the icon itself is not read out"
+    );
+    assert!(
+        text_of(&root, "#rooms li[data-room='team-x'] a").contains("private"),
+        "the room list says it too"
+    );
+    assert!(absent(&root, "#rooms li[data-room='general'] .lock"));
+    assert!(absent(&root, "#rooms li[data-room='dev'] .lock"));
+
+    // A room that is not private shows no lock.
+    conn.show(room("dev"));
+    tick().await;
+    assert_eq!(text_of(&root, "#room-title"), "dev");
+    assert!(absent(&root, "#room-title .lock"));
+}
+
+#[wasm_bindgen_test]
+async fn a_refused_or_expired_sign_in_is_announced_and_the_page_is_a_guest_again() {
+    let root = container();
+    let (state, conn) = offline();
+    state.auth.set(Some(auth(AuthMode::Optional, false)));
+    let i18n = I18n::new(Lang::En);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <SignIn conn=conn /> }
+    });
+    conn.apply(welcome_user("q8Zr2vLk0aYbXw1c", "alice", Some("Alice")));
+    tick().await;
+    assert_eq!(text_of(&root, "#sign-in-notice"), "");
+    assert_eq!(
+        attr(&root, "#sign-in-notice", "role").as_deref(),
+        Some("alert")
+    );
+
+    conn.apply(sign_in_error(ErrorCode::BadToken, "the token is not valid"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#sign-in-notice"),
+        "The server refused your sign-in: you are a guest now."
+    );
+    assert_eq!(
+        text_of(&root, "#signed-in"),
+        "Not signed in: you are a guest"
+    );
+    assert_eq!(state.me.get_untracked(), None);
+
+    // Signed in again, then the token runs out.
+    conn.apply(welcome_user("q8Zr2vLk0aYbXw1c", "alice", Some("Alice")));
+    tick().await;
+    assert_eq!(text_of(&root, "#sign-in-notice"), "", "a sign-in clears it");
+    conn.apply(sign_in_error(ErrorCode::TokenExpired, "the token expired"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#sign-in-notice"),
+        "Your sign-in expired: you are a guest now."
+    );
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#sign-in-notice"),
+        "Tu sesión ha caducado: sigues como invitado."
+    );
+    i18n.lang.set(Lang::En);
+
+    // Where the server takes signed-in users only, there is no guest to fall back to.
+    state.auth.set(Some(auth(AuthMode::Required, false)));
+    conn.apply(sign_in_error(ErrorCode::TokenExpired, "the token expired"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#sign-in-notice"),
+        "Your sign-in expired. Sign in again to join."
+    );
+    conn.apply(sign_in_error(ErrorCode::BadToken, "bad signature"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#sign-in-notice"),
+        "The server refused your sign-in. Sign in again to join."
+    );
+    conn.apply(sign_in_error(ErrorCode::AuthRequired, "sign in first"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#sign-in-notice"),
+        "This chat requires signing in."
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_forbidden_join_takes_the_room_off_the_list_and_says_it_is_private() {
+    let root = container();
+    let (state, conn) = in_general_and_dev();
+    conn.show(room("team-x"));
+    let i18n = I18n::new(Lang::En);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! {
+            <RoomsPanel conn=conn />
+            <Composer conn=conn />
+        }
+    });
+    tick().await;
+    assert_eq!(
+        texts(&root, "#rooms li .room-name"),
+        ["general", "dev", "team-x"]
+    );
+    conn.apply(ServerMsg::Error {
+        code: ErrorCode::Forbidden,
+        message: "team-x is private".into(),
+        room: Some(room("team-x")),
+        nonce: None,
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#rooms li .room-name"), ["general", "dev"]);
+    assert_eq!(state.current.get_untracked(), room("general"));
+    assert_eq!(
+        text_of(&root, "#notice"),
+        "team-x is a private room: you may not join it."
+    );
+    assert_eq!(attr(&root, "#notice", "role").as_deref(), Some("alert"));
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#notice"),
+        "team-x es una sala privada: no tienes permiso para entrar."
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_dev_login_form_is_labelled_refuses_a_blank_id_and_says_when_the_server_refuses() {
+    let root = container();
+    let (state, conn) = offline();
+    state.auth.set(Some(auth(AuthMode::Optional, true)));
+    let _mounted = mount_to(root.clone(), move || view! { <SignIn conn=conn /> });
+    tick().await;
+    for (input, label) in [
+        ("dev-sub", "User id"),
+        ("dev-name", "Display name (optional)"),
+        (
+            "dev-rooms",
+            "Private rooms (optional, comma-separated, e.g. team-*)",
+        ),
+    ] {
+        assert_eq!(text_of(&root, &format!("label[for={input}]")), label);
+        assert!(!absent(&root, &format!("#{input}")));
+    }
+    assert_eq!(
+        text_of(&root, "#dev-login-title"),
+        "Sign in as…",
+        "the form is named by its heading"
+    );
+    assert!(absent(&root, "#sign-out"), "nobody to sign out yet");
+
+    // A blank id is refused by the form, before anything is asked.
+    type_in(&root, "#dev-sub", "   ");
+    element::<HtmlElement>(&root, "#dev-sign-in").click();
+    tick().await;
+    assert_eq!(text_of(&root, "#dev-login-error"), "Type a user id first.");
+    assert_eq!(
+        attr(&root, "#dev-sub", "aria-invalid").as_deref(),
+        Some("true")
+    );
+    assert!(!state.signing_in.get_untracked());
+
+    // The test page's server has no /api/dev/token: the sign-in fails, visibly.
+    type_in(&root, "#dev-sub", "alice");
+    type_in(&root, "#dev-rooms", "team-*");
+    element::<HtmlElement>(&root, "#dev-sign-in").click();
+    tick().await;
+    assert_eq!(text_of(&root, "#dev-login-error"), "");
+    let shown = root.clone();
+    wait_until("the refused sign-in", move || {
+        !text_of(&shown, "#sign-in-notice").is_empty()
+    })
+    .await;
+    assert_eq!(text_of(&root, "#sign-in-notice"), "Could not sign in.");
+    assert!(!state.signing_in.get_untracked());
+    assert_eq!(state.dev_identity.get_untracked(), None, "nothing kept");
+    assert_eq!(
+        attr(&root, "#dev-sign-in", "disabled"),
+        None,
+        "the form can be sent again"
+    );
 }

@@ -2,6 +2,8 @@
 //! [`Connection`](crate::Connection) for what the user does; none writes connection state.
 //!
 //! - `status`: who this page is (name, id) and whether it is connected.
+//! - `sign_in`: who is signed in (or "guest"), what became of the sign-in, the dev-login
+//!   form and "sign out"; the lock shown on private rooms.
 //! - `name`: the display-name form.
 //! - `rooms`: the side panel: the rooms this page is in (with unread counts) and the join form.
 //! - `room`: the room in view as the URL names it (`RoomPage`), its header (title, how many
@@ -23,6 +25,7 @@ mod products;
 mod random;
 mod room;
 mod rooms;
+mod sign_in;
 mod status;
 
 pub use composer::Composer;
@@ -35,4 +38,5 @@ pub use products::{LiveProductsPage, ProductTable, ProductsPage};
 pub use random::RandomPage;
 pub use room::{Members, NotFound, RoomHeader, RoomPage, RoomView};
 pub use rooms::{JoinRoom, RoomsPanel};
+pub use sign_in::{PrivateLock, SignIn};
 pub use status::StatusBar;

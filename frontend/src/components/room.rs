@@ -1,13 +1,13 @@
 //! The room in view: [`RoomPage`] follows the URL (`/` is `general`, `/r/<name>` that room),
-//! [`RoomView`] lays the room out, [`RoomHeader`] names it, counts who is online and offers
-//! to leave, and [`Members`] lists who is here.
+//! [`RoomView`] lays the room out, [`RoomHeader`] names it (with a lock when it is private),
+//! counts who is online and offers to leave, and [`Members`] lists who is here.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
 use crate::{
     ChatState, Connection,
-    components::{Composer, History, LiveTyping},
+    components::{Composer, History, LiveTyping, PrivateLock},
     i18n::use_i18n,
 };
 
@@ -67,8 +67,8 @@ pub fn RoomView(conn: Connection) -> impl IntoView {
     }
 }
 
-/// The room's name (`#room-title`), how many are in it (`#online`: "2 online"), and the
-/// button to leave it (disabled when it is the only room).
+/// The room's name (`#room-title`, with a lock when the room is private), how many are in it
+/// (`#online`: "2 online"), and the button to leave it (disabled when it is the only room).
 #[component]
 pub fn RoomHeader(conn: Connection) -> impl IntoView {
     let state = conn.state;
@@ -76,7 +76,10 @@ pub fn RoomHeader(conn: Connection) -> impl IntoView {
     let i18n = use_i18n();
     view! {
         <div class="room-head">
-            <h2 id="room-title">{move || state.current.get().to_string()}</h2>
+            <h2 id="room-title">
+                <span class="room-title-name">{move || state.current.get().to_string()}</span>
+                {move || state.in_view().private.get().then(|| view! { <PrivateLock /> })}
+            </h2>
             <span id="online" class="online">
                 {move || (i18n.t().online)(state.in_view().online.get())}
             </span>

@@ -1,10 +1,10 @@
-//! The side panel: the rooms this page is in, each a link to its page with its unread count,
-//! and the form to join (or create) a room by name.
+//! The side panel: the rooms this page is in, each a link to its page with its unread count
+//! (and a lock when private), and the form to join (or create) a room by name.
 
 use leptos::{html, prelude::*};
 use shared::{NameError, RoomName};
 
-use crate::{ChatState, Connection, i18n::use_i18n, room_path};
+use crate::{ChatState, Connection, components::PrivateLock, i18n::use_i18n, room_path};
 
 /// The list of rooms (`#rooms`) and the join form. The room in view is marked
 /// `aria-current="page"`; a room with lines not yet seen shows how many.
@@ -49,6 +49,7 @@ fn RoomLink(state: ChatState, room: RoomName) -> impl IntoView {
         <li data-room=room.to_string() class:here=here>
             <a href=room_path(&room) aria-current=move || current().then_some("page")>
                 <span class="room-name">{room.to_string()}</span>
+                {move || view.private.get().then(|| view! { <PrivateLock /> })}
                 {unread}
             </a>
         </li>

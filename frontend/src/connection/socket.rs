@@ -1,7 +1,8 @@
 //! The socket's life: open it (a `gloo-net` WebSocket to `/ws?v=2`), say `hello` first,
 //! read every frame into [`Connection::apply`], ping it, and when it drops, wait (backoff
-//! with full jitter, counted down on the page) and open the next one. Also what must go out
-//! on a timer: pending lines paced under the server's limits.
+//! with full jitter, counted down on the page) and open the next one — unless the close
+//! ended this page's sign-in (see `sign_in`). Also what must go out on a timer: pending lines
+//! paced under the server's limits.
 
 use std::{pin::Pin, time::Duration};
 
@@ -9,7 +10,9 @@ use futures_util::{
     Sink, StreamExt,
     future::{AbortHandle, Abortable, poll_fn},
 };
-use gloo_net::websocket::{Message, State as SocketState, futures::WebSocket as Stream};
+use gloo_net::websocket::{
+    Message, State as SocketState, WebSocketError, futures::WebSocket as Stream,
+};
 use leptos::{prelude::*, task::spawn_local};
 use shared::{ClientMsg, ClientSession, DecodeError, RoomName, decode_server, encode};
 use web_sys::WebSocket;
@@ -91,8 +94,9 @@ impl Connection {
         page_ws_url("/ws?v=2")
     }
 
-    /// Restores what the browser kept (name, rooms, resume token, pending lines), connects
-    /// to [`Connection::default_url`] and stays connected.
+    /// Restores what the browser kept (name, rooms, resume token, pending lines), learns how
+    /// this page signs in (and gets its token), connects to [`Connection::default_url`] and
+    /// stays connected.
     pub fn connect(&self) {
         self.persist.set_value(true);
         let name = storage::load_name();
@@ -124,7 +128,7 @@ impl Connection {
         self.state.joined.set(rooms);
         self.sync_pending();
         self.url.set_value(Self::default_url());
-        self.open();
+        self.sign_in_then_open();
     }
 
     /// Stops for good: closes the socket and clears every timer (the page is going away).
@@ -135,6 +139,7 @@ impl Connection {
     }
 
     /// Opens a socket now (replacing any); its first frame will be the session's `hello`.
+    /// Under `--auth required` without a token it stays disconnected instead.
     pub fn open(&self) {
         self.timers.update_value(Timers::clear);
         self.socket.set_value(None);
@@ -144,14 +149,17 @@ impl Connection {
             state.status.set(ConnState::Disconnected);
             return;
         };
+        if self.must_sign_in_first() {
+            return;
+        }
         state.status.set(ConnState::Connecting);
         let Ok(ws) = WebSocket::new(&url) else {
-            self.closed();
+            self.closed(None);
             return;
         };
         let Ok(stream) = Stream::try_from(ws.clone()) else {
             let _ = ws.close();
-            self.closed();
+            self.closed(None);
             return;
         };
         let (reader, registration) = AbortHandle::new_pair();
@@ -175,16 +183,19 @@ impl Connection {
         if matches!(stream.state(), SocketState::Open) {
             self.opened();
         }
+        let mut close_code = None;
         while let Some(event) = stream.next().await {
             match event {
                 Ok(Message::Text(text)) => self.receive(&text),
                 // The one binary frame is the one a `binary` message announced.
                 Ok(Message::Bytes(bytes)) => self.exercises.binary_frame(&bytes),
+                // The close (its code says whether to come back), then the end.
+                Err(WebSocketError::ConnectionClose(close)) => close_code = Some(close.code),
                 // An error is followed by the end.
                 Err(_) => {}
             }
         }
-        self.closed();
+        self.closed(close_code);
     }
 
     /// The socket opened: the `hello` goes first, then pings keep it honest.
@@ -208,8 +219,9 @@ impl Connection {
         }
     }
 
-    /// The socket is gone: show it, and schedule the next attempt.
-    fn closed(&self) {
+    /// The socket is gone (with the close's code, if it had one): show it, and schedule the
+    /// next attempt, unless the close ended this page's sign-in for good.
+    fn closed(&self, code: Option<u16>) {
         self.timers.update_value(Timers::clear);
         self.socket.set_value(None);
         let state = self.state;
@@ -217,7 +229,7 @@ impl Connection {
         for room in state.joined.get_untracked() {
             state.room(&room).typists.set(Vec::new());
         }
-        if self.url.with_value(Option::is_none) {
+        if self.url.with_value(Option::is_none) || self.closed_for_sign_in(code) {
             state.status.set(ConnState::Disconnected);
             return;
         }
@@ -258,7 +270,7 @@ impl Connection {
                 if dead {
                     // Two pings went unanswered: the path to the server is gone even if the
                     // browser has not noticed. Do not wait for it to.
-                    conn.closed();
+                    conn.closed(None);
                 } else {
                     conn.send_frame(&ClientMsg::Ping);
                 }

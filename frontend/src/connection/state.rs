@@ -1,15 +1,19 @@
-//! What the page shows, as signals: [`ChatState`] for the page (connection, who this page is,
-//! the rooms it is in, the room in view) and one [`RoomState`] per room (its history, who is
-//! there, who is typing, its unread count). Only the connection writes them; components read.
+//! What the page shows, as signals: [`ChatState`] for the page (connection, who this page is
+//! and who is signed in, the rooms it is in, the room in view) and one [`RoomState`] per room
+//! (its history, who is there, who is typing, its unread count, whether it is private). Only
+//! the connection writes them; components read.
 
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
 use shared::{
-    ChatLine, ConnId, DisplayName, Member, PendingLine, RoomName, limits::MAX_TEXT_CHARS,
+    ChatLine, ConnId, DisplayName, Member, PendingLine, RoomName, UserInfo, limits::MAX_TEXT_CHARS,
 };
 
-use super::{Notice, RouteError};
+use super::{
+    Notice, RouteError,
+    sign_in::{AuthConfig, DevIdentity, SignInNotice},
+};
 use crate::i18n::Texts;
 
 /// Where the connection stands, as shown in the status bar.
@@ -79,6 +83,8 @@ pub struct RoomState {
     pub typists: RwSignal<Vec<LiveText>>,
     /// Lines from others that arrived while the room was not in view.
     pub unread: RwSignal<u32>,
+    /// Whether the room is private (only users granted it may join), as its `joined` says.
+    pub private: RwSignal<bool>,
 }
 
 impl RoomState {
@@ -90,6 +96,7 @@ impl RoomState {
             members: RwSignal::new(Some(Vec::new())),
             typists: RwSignal::new(Vec::new()),
             unread: RwSignal::new(0),
+            private: RwSignal::new(false),
         }
     }
 
@@ -101,6 +108,7 @@ impl RoomState {
         self.members.set(Some(Vec::new()));
         self.typists.set(Vec::new());
         self.unread.set(0);
+        self.private.set(false);
     }
 
     /// Someone's input box changed: their text replaces their previous one (keeping their
@@ -170,6 +178,16 @@ pub struct ChatState {
     pub notice: RwSignal<Option<Notice>>,
     /// The longest line the server takes, in characters (from its `welcome`).
     pub max_text_chars: RwSignal<usize>,
+    /// The server's sign-in settings, once known (`GET /api/config`).
+    pub auth: RwSignal<Option<AuthConfig>>,
+    /// Who is signed in on this connection (its `welcome`'s `user`); `None`: a guest.
+    pub me: RwSignal<Option<UserInfo>>,
+    /// Who the dev-login form signed in as (kept in the browser until "sign out").
+    pub dev_identity: RwSignal<Option<DevIdentity>>,
+    /// While the dev-login form waits for its token.
+    pub signing_in: RwSignal<bool>,
+    /// What last happened to the sign-in (refused, expired, signed out by the server, …).
+    pub sign_in: RwSignal<Option<SignInNotice>>,
     /// Every room this page has shown, by name. Room states are made on first use and
     /// kept (a room left and joined again reuses its signals), so a component holding one
     /// never reads a disposed signal.
@@ -205,6 +223,11 @@ impl ChatState {
             draft: RwSignal::new(String::new()),
             notice: RwSignal::new(None),
             max_text_chars: RwSignal::new(MAX_TEXT_CHARS),
+            auth: RwSignal::new(None),
+            me: RwSignal::new(None),
+            dev_identity: RwSignal::new(None),
+            signing_in: RwSignal::new(false),
+            sign_in: RwSignal::new(None),
             rooms: StoredValue::new_local(BTreeMap::from([(RoomName::general(), general)])),
             owner: StoredValue::new_local(owner),
         }

@@ -2,7 +2,9 @@
 //!
 //! - `localStorage` (every tab of this browser, across restarts): the display name
 //!   ([`NAME`]) and the rooms joined ([`ROOMS`]), so a reload comes back as the same person
-//!   in the same rooms; and the language chosen with the switch ([`LANG`]), once chosen.
+//!   in the same rooms; the language chosen with the switch ([`LANG`]), once chosen; and who
+//!   the dev-login form signed in as ([`DEV_LOGIN`]), until "sign out" (never a token: a new
+//!   one is asked for at each load).
 //! - `sessionStorage` (this tab only, across reloads): the resume token ([`RESUME`]), so a
 //!   reload keeps the same id, and the lines not yet acknowledged ([`PENDING`]), so a reload
 //!   neither loses nor duplicates them (they go out again with the same nonces).
@@ -12,6 +14,8 @@
 
 use shared::{ClientMsg, DisplayName, PendingLine, RoomName, decode_client, encode};
 
+use super::sign_in::DevIdentity;
+
 /// `localStorage` key of the display name.
 pub const NAME: &str = "charla.name";
 /// `localStorage` key of the page's language chosen with the switch (`es`, `en`); absent
@@ -19,6 +23,8 @@ pub const NAME: &str = "charla.name";
 pub const LANG: &str = "charla.lang";
 /// `localStorage` key of the rooms joined: their names, comma-separated, in joining order.
 pub const ROOMS: &str = "charla.rooms";
+/// `localStorage` key of the dev-login identity (JSON: `sub`, `name`, `rooms`).
+pub const DEV_LOGIN: &str = "charla.dev_login";
 /// `sessionStorage` key of the resume token.
 pub const RESUME: &str = "charla.resume";
 /// `sessionStorage` key of the pending lines: one `send` frame (JSON) per line.
@@ -51,6 +57,30 @@ pub fn write(store: Store, key: &str, value: &str) {
     if let Some(storage) = storage(store) {
         let _ = storage.set_item(key, value);
     }
+}
+
+/// Removes `key` (best effort).
+pub fn remove(store: Store, key: &str) {
+    if let Some(storage) = storage(store) {
+        let _ = storage.remove_item(key);
+    }
+}
+
+/// The dev-login identity kept from an earlier sign-in, if any (unreadable: none).
+pub fn load_dev_identity() -> Option<DevIdentity> {
+    serde_json::from_str(&read(Store::Local, DEV_LOGIN)?).ok()
+}
+
+/// Keeps the dev-login identity.
+pub fn save_dev_identity(identity: &DevIdentity) {
+    if let Ok(json) = serde_json::to_string(identity) {
+        write(Store::Local, DEV_LOGIN, &json);
+    }
+}
+
+/// Forgets the dev-login identity ("sign out").
+pub fn forget_dev_identity() {
+    remove(Store::Local, DEV_LOGIN);
 }
 
 /// The display name kept from an earlier visit, or a new `guest-xxxx` (kept from now on).
