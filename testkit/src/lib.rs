@@ -519,9 +519,14 @@ impl Client {
         Self::welcomed(ws).await
     }
 
-    /// Like [`Client::hello`], but the server may close instead of welcoming: returns the
-    /// close code then.
-    pub async fn try_hello(url: &str, hello: &ClientMsg) -> Result<Self, Option<u16>> {
+    /// Connects to `<url>?v=2`, sends `hello`, and reads the first answer, whatever it is.
+    async fn say_hello(
+        url: &str,
+        hello: &ClientMsg,
+    ) -> (
+        Socket,
+        Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) {
         let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect(format!("{url}?v=2")))
             .await
             .expect("connect in time")
@@ -532,6 +537,13 @@ impl Client {
         let first = tokio::time::timeout(TIMEOUT, ws.next())
             .await
             .expect("an answer in time");
+        (ws, first)
+    }
+
+    /// Like [`Client::hello`], but the server may close instead of welcoming: returns the
+    /// close code then.
+    pub async fn try_hello(url: &str, hello: &ClientMsg) -> Result<Self, Option<u16>> {
+        let (ws, first) = Self::say_hello(url, hello).await;
         match first {
             Some(Ok(Message::Close(frame))) => Err(frame.map(|f| u16::from(f.code))),
             Some(Ok(Message::Text(text))) => Ok(Self::welcomed_by(ws, &text).await),
@@ -870,16 +882,7 @@ impl Client {
     /// Says `hello` and expects it refused: an `error` first, then a close. Returns the
     /// error's code and the close code.
     pub async fn refused_hello(url: &str, hello: &ClientMsg) -> (ErrorCode, Option<u16>) {
-        let (mut ws, _) = tokio::time::timeout(TIMEOUT, connect(format!("{url}?v=2")))
-            .await
-            .expect("connect in time")
-            .expect("WebSocket handshake");
-        ws.send(Message::text(encode(hello)))
-            .await
-            .expect("send hello");
-        let first = tokio::time::timeout(TIMEOUT, ws.next())
-            .await
-            .expect("an answer in time");
+        let (mut ws, first) = Self::say_hello(url, hello).await;
         let code = match first {
             Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
                 Ok(ServerMsg::Error { code, .. }) => code,
