@@ -23,7 +23,7 @@ cores=$(nproc)
 server_core=0
 bench_core=$(( cores > 1 ? 1 : 0 ))
 LIMITS=(--send-rate 1000000 --send-burst 1000000 --ip-send-rate 1000000 --ip-send-burst 1000000
-  --max-lines-per-sec 10000000 --frame-rate 1000000 --new-sessions-per-min 10000000
+  --max-lines-per-sec 10000000 --frame-rate 1000000 --new-sessions-per-min 10000000 --resumes-per-min 10000000
   --max-connections 100000 --max-connections-per-ip 100000 --max-tcp-per-ip 100000)
 pid=""
 start_server() { # $@: extra flags

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use axum::{
     Json, Router,
     body::Body,
-    extract::{ConnectInfo, Path, State},
+    extract::{ConnectInfo, Path, Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{delete, get},
@@ -88,12 +88,43 @@ fn check_write(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Result<
     Ok(())
 }
 
-/// `GET /api/products`: every product, by id (creation order).
-async fn list(State(app): State<AppState>, headers: HeaderMap) -> Response {
+/// The most bytes of products one `GET /api/products` answers with.
+pub(crate) const LIST_PAGE_BYTES: usize = 256 * 1024;
+
+/// `GET /api/products[?after=ID]`: the products by id (creation order), after `ID` if
+/// given, as many as fit [`LIST_PAGE_BYTES`]. When more follow, a `Link` header names the
+/// next page (`rel="next"`), as GitHub's API does.
+async fn list(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
     if let Err(refusal) = app.admission.check_host(&headers) {
         return error(refusal.status(), refusal.label(), refusal.message());
     }
-    Json(app.catalog.list()).into_response()
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "`after` must be a product id (a whole number)",
+        );
+    };
+    let (products, has_more) = app.catalog.list_after(query.after, LIST_PAGE_BYTES);
+    let next = products.last().map(|p| p.id).filter(|_| has_more);
+    let mut response = Json(products).into_response();
+    if let Some(last) = next
+        && let Ok(link) =
+            header::HeaderValue::from_str(&format!("</api/products?after={last}>; rel=\"next\""))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// `GET /api/products`' query.
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    after: Option<ProductId>,
 }
 
 /// `POST /api/products`: 201 with the product (and its `Location`), 400 with every field's

@@ -145,6 +145,11 @@ pub struct Config {
     #[arg(long, env = "CHARLA_SESSION_TTL", default_value = "7d", value_parser = parse_duration)]
     pub session_ttl: std::time::Duration,
 
+    /// How long a resume token still works after it was replaced (a resume hands out a new
+    /// one; the old one covers a welcome that was lost), counted from the replacement.
+    #[arg(long, env = "CHARLA_RESUME_GRACE", default_value = "10m", value_parser = parse_duration)]
+    pub resume_grace: std::time::Duration,
+
     /// Most sessions kept; past it the least recently used are forgotten.
     #[arg(long, env = "CHARLA_MAX_SESSIONS", default_value_t = 1_000_000,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -155,6 +160,13 @@ pub struct Config {
     #[arg(long, env = "CHARLA_NEW_SESSIONS_PER_MIN", default_value_t = 120,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub new_sessions_per_min: u32,
+
+    /// Sessions one IP address may resume per minute (each resume mints a token); past it
+    /// the connection is closed with 1008. Reconnecting pages resume: keep it well above
+    /// what the pages behind one address reconnect.
+    #[arg(long, env = "CHARLA_RESUMES_PER_MIN", default_value_t = 600,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub resumes_per_min: u32,
 
     /// Most commits waiting for the disk; past it `send`s get `unavailable` and new sessions
     /// are refused (close 1013) rather than queued without bound.
@@ -297,8 +309,10 @@ impl Default for Config {
             commit_queue: 65_536,
             commit_stall: None,
             session_ttl: std::time::Duration::from_secs(7 * 86_400),
+            resume_grace: std::time::Duration::from_secs(600),
             max_sessions: 1_000_000,
             new_sessions_per_min: 120,
+            resumes_per_min: 600,
             max_rooms_per_conn: 20,
             max_rooms: 10_000,
             presence_list_max: 100,

@@ -70,8 +70,13 @@ pub async fn serve(
     };
     let mut store: Box<dyn HistoryStore> = if let Some(url) = &config.redis {
         Box::new(
-            RedisStore::open(url, config.history_cap, config.session_ttl)
-                .map_err(std::io::Error::other)?,
+            RedisStore::open(
+                url,
+                config.history_cap,
+                config.session_ttl,
+                config.resume_grace,
+            )
+            .map_err(std::io::Error::other)?,
         )
     } else if config.memory {
         Box::new(MemoryStore::new())
@@ -96,10 +101,14 @@ pub async fn serve(
     let committed_lines = loaded.lines.clone();
     let rules = hub::SessionRules {
         ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
+        grace_ms: u64::try_from(config.resume_grace.as_millis()).unwrap_or(u64::MAX),
         max_sessions: to_usize(config.max_sessions),
         new_per_address_per_min: config.new_sessions_per_min,
+        resumes_per_address_per_min: config.resumes_per_min,
     };
-    let (sessions, expired) = hub::Sessions::load(loaded.sessions, rules, committer::now_ms());
+    let with_nonces = loaded.nonces.iter().map(|n| n.sender.clone()).collect();
+    let (sessions, expired) =
+        hub::Sessions::load(loaded.sessions, &with_nonces, rules, committer::now_ms());
     let hub = Arc::new(hub::Hub::new(
         loaded.lines,
         sessions,
@@ -108,7 +117,6 @@ pub async fn serve(
                 history_cap: to_usize(config.history_cap),
                 welcome_lines: to_usize(config.welcome_lines),
                 presence_list_max: to_usize(config.presence_list_max),
-                greeting_bytes: config.outbox_bytes / 8,
             },
             outbox_bytes: config.outbox_bytes,
             max_rooms: to_usize(config.max_rooms),

@@ -111,6 +111,15 @@ impl Frame {
         }
     }
 
+    /// A text frame of `text` as it is (for tests of what carries frames).
+    #[cfg(test)]
+    pub(crate) fn for_test(text: String) -> Frame {
+        Frame {
+            kind: "test",
+            body: Body::Text(Utf8Bytes::from(text)),
+        }
+    }
+
     /// A binary frame of these bytes.
     pub fn binary(bytes: impl Into<axum::body::Bytes>) -> Frame {
         Frame {
@@ -203,6 +212,8 @@ pub enum CloseReason {
     Busy,
     /// The client's address opened its share of new sessions this minute.
     TooManySessions,
+    /// The client's address resumed its share of sessions this minute.
+    TooManyResumes,
     /// The client closed the connection: the server answers its close frame (1000).
     ClientClosed,
     /// Sign-in is required and the `hello` had no token (4001).
@@ -271,6 +282,10 @@ impl CloseReason {
                     "too many new sessions from your address: resume one, or wait a minute",
                 ),
             },
+            CloseReason::TooManyResumes => CloseFrame {
+                code: close_code::POLICY,
+                reason: Utf8Bytes::from_static("too many resumes from your address: wait a minute"),
+            },
             CloseReason::AuthRequired => CloseFrame {
                 code: CLOSE_AUTH,
                 reason: Utf8Bytes::from_static("sign-in required"),
@@ -301,6 +316,7 @@ impl CloseReason {
             CloseReason::RateLimited => "rate_limited",
             CloseReason::Busy => "busy",
             CloseReason::TooManySessions => "too_many_sessions",
+            CloseReason::TooManyResumes => "too_many_resumes",
             CloseReason::ClientClosed => "client_closed",
             CloseReason::AuthRequired => "auth_required",
             CloseReason::BadToken => "bad_token",
@@ -410,6 +426,15 @@ impl Outbox {
         let inner = self.lock();
         self.limit_bytes
             .saturating_sub(inner.queued_bytes + inner.in_flight_bytes)
+    }
+
+    /// How many bytes one reply built for this client (a greeting, a page of history, of
+    /// members or of products) may take: an eighth of the limit, and never more than half of
+    /// what may still wait, so that a reply can always be queued and several in a row (a
+    /// `hello` rejoining many rooms) still fit. Replies page or trim to this; none closes
+    /// the client as a slow consumer.
+    pub fn reply_budget(&self) -> usize {
+        (self.limit_bytes / 8).min(self.free_bytes() / 2)
     }
 
     /// The writer finished writing the batch it took: its bytes no longer wait.

@@ -120,9 +120,25 @@ impl Catalog {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Every product, by id.
-    pub(crate) fn list(&self) -> Vec<Product> {
-        self.lock().products.values().cloned().collect()
+    /// The products whose id is above `after` (all: `None`), by id, as many as fit
+    /// `max_bytes` (one at least, so that paging always moves); and whether more follow.
+    pub(crate) fn list_after(
+        &self,
+        after: Option<ProductId>,
+        max_bytes: usize,
+    ) -> (Vec<Product>, bool) {
+        let inner = self.lock();
+        page_after(&inner.products, after, max_bytes)
+    }
+
+    /// A `products` frame: the page after `after` (the first page: `None`).
+    pub(crate) fn page(&self, after: Option<ProductId>, max_bytes: usize) -> Frame {
+        let (products, has_more) = self.list_after(after, max_bytes);
+        Frame::encode(&ServerMsg::Products {
+            products,
+            after,
+            has_more,
+        })
     }
 
     /// Checks and creates a product, durably, and tells every watcher. Blocks on the disk:
@@ -190,8 +206,15 @@ impl Catalog {
     /// Starts telling `outbox` of every change, after the whole list (as a `products`).
     pub(crate) fn watch(&self, key: ConnKey, outbox: &Arc<Outbox>) {
         let mut inner = self.lock();
-        let products = inner.products.values().cloned().collect();
-        outbox.push(Frame::encode(&ServerMsg::Products { products }));
+        // The first page under the lock: no change can fall between it and the changes
+        // that follow. Later pages are asked for (`load_products`); a change to a product
+        // on one of them reaches this watcher as a change, and the page then shows it too.
+        let (products, has_more) = page_after(&inner.products, None, outbox.reply_budget());
+        outbox.push(Frame::encode(&ServerMsg::Products {
+            products,
+            after: None,
+            has_more,
+        }));
         if inner.watchers.insert(key, outbox.clone()).is_none() {
             self.metrics.product_watchers.inc();
         }
@@ -211,6 +234,30 @@ impl Catalog {
 }
 
 /// Encodes a change once and queues it for every watcher.
+/// The products above `after`, by id, while their JSON fits `max_bytes` (one at least);
+/// and whether more follow.
+fn page_after(
+    products: &BTreeMap<ProductId, Product>,
+    after: Option<ProductId>,
+    max_bytes: usize,
+) -> (Vec<Product>, bool) {
+    let start = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+    let mut page = Vec::new();
+    let mut bytes = 0;
+    for product in products
+        .range((start, std::ops::Bound::Unbounded))
+        .map(|(_, p)| p)
+    {
+        let size = serde_json::to_vec(product).map_or(0, |v| v.len()) + 1;
+        if bytes + size > max_bytes && !page.is_empty() {
+            return (page, true);
+        }
+        bytes += size;
+        page.push(product.clone());
+    }
+    (page, false)
+}
+
 fn broadcast(inner: &Inner, msg: &ServerMsg) {
     let frame = Frame::encode(msg);
     for outbox in inner.watchers.values() {
@@ -270,7 +317,7 @@ mod tests {
         assert!(matches!(catalog.add(&new("a")), Err(AddRefused::Taken(_))));
         drop(catalog);
         let catalog = Catalog::open(Some(&dir), 10, metrics).expect("reopen");
-        assert_eq!(catalog.list(), vec![a, b]);
+        assert_eq!(catalog.list_after(None, usize::MAX), (vec![a, b], false));
         let d = catalog.add(&new("d")).expect("d");
         assert_eq!(d.id, c.id + 1, "ids rise past the deleted one's");
         let _ = std::fs::remove_dir_all(dir);

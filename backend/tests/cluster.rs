@@ -186,6 +186,34 @@ async fn a_token_made_on_one_node_resumes_on_another_and_a_resent_nonce_is_not_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotated_on_one_node_stops_working_on_the_other_when_its_grace_ends() {
+    const GRACE: Duration = Duration::from_secs(2);
+    let redis = RedisServer::start().await;
+    let node = |redis: &RedisServer| {
+        TestServer::start_with(Config {
+            redis: Some(redis.url()),
+            resume_grace: GRACE,
+            ..testkit::unlimited()
+        })
+    };
+    let (a, b) = (node(&redis).await, node(&redis).await);
+    // Made on B, so B holds it in its own table.
+    let on_b = b.client_in(&["general"]).await;
+    let (id, token) = (on_b.id.clone(), on_b.resume.clone());
+    on_b.close().await;
+    // Rotated on A.
+    let (on_a, _) = Client::resume(&a.ws_url(), &token, &[("general", 0)]).await;
+    assert!(on_a.resumed && on_a.id == id);
+    let rotated = tokio::time::Instant::now();
+    on_a.close().await;
+    // Once its grace is over, the old token resumes nothing on B either.
+    tokio::time::sleep_until(rotated + GRACE + Duration::from_millis(300)).await;
+    let (late, _) = Client::resume(&b.ws_url(), &token, &[("general", 0)]).await;
+    assert!(!late.resumed, "B follows A's rotation");
+    assert_ne!(late.id, id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_a_node_mid_stream_loses_no_acked_line_and_repeats_none() {
     let redis = RedisServer::start().await;
     let mut a = node_process(&redis).await;

@@ -38,7 +38,7 @@ async fn watcher(server: &TestServer) -> (Client, Vec<Product>) {
     client.send_msg(&ClientMsg::WatchProducts).await;
     loop {
         match client.recv().await {
-            ServerMsg::Products { products } => return (client, products),
+            ServerMsg::Products { products, .. } => return (client, products),
             ServerMsg::Presence { .. } => {}
             other => panic!("expected the product list, got {other:?}"),
         }

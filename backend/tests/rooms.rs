@@ -254,11 +254,17 @@ async fn every_room_limit_has_its_typed_error() {
     assert_eq!(seen.members, None);
     ana.send_msg(&ClientMsg::Members {
         room: "general".into(),
+        offset: None,
     })
     .await;
     let (r, members) = ana
         .recv_skipping_live("members", |m| match m {
-            ServerMsg::Members { room, members } => Picked::Found((room, members)),
+            ServerMsg::Members {
+                room,
+                members,
+                has_more: false,
+                offset: None,
+            } => Picked::Found((room, members)),
             other => Picked::Other(other),
         })
         .await;

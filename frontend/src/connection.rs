@@ -266,6 +266,7 @@ impl Connection {
                 online,
                 members,
                 typing,
+                typing_more: _,
                 private,
             } => {
                 if !state.is_joined(&room) {
@@ -378,9 +379,30 @@ impl Connection {
                     view.members.set(members);
                 }
             }
-            ServerMsg::Members { room, members } => {
-                if state.is_joined(&room) {
-                    state.room(&room).members.set(Some(members));
+            ServerMsg::Members {
+                room,
+                members,
+                offset,
+                has_more,
+            } => {
+                if !state.is_joined(&room) {
+                    return;
+                }
+                let next = offset
+                    .unwrap_or(0)
+                    .saturating_add(u32::try_from(members.len()).unwrap_or(u32::MAX));
+                let view = state.room(&room);
+                if offset.is_none() {
+                    view.members.set(Some(members));
+                } else {
+                    view.members
+                        .update(|list| list.get_or_insert_with(Vec::new).extend(members));
+                }
+                if has_more {
+                    self.send_frame(&ClientMsg::Members {
+                        room: room.as_str().to_owned(),
+                        offset: Some(next),
+                    });
                 }
             }
             ServerMsg::NameSet { name } => {
@@ -406,7 +428,15 @@ impl Connection {
             } => self.exercises.ticker_running.set(Some(every_ms)),
             ServerMsg::TickerStopped { ticker: _ } => self.exercises.ticker_running.set(None),
             ServerMsg::Random { ticker, n } => self.exercises.random(ticker, n),
-            ServerMsg::Products { products } => self.exercises.products.set(Some(products)),
+            ServerMsg::Products {
+                products,
+                after,
+                has_more,
+            } => {
+                if let Some(next) = self.exercises.products_page(products, after, has_more) {
+                    self.send_frame(&next);
+                }
+            }
             ServerMsg::ProductAdded { product } => self.exercises.added(product),
             ServerMsg::ProductRemoved { id } => self.exercises.removed(id),
             ServerMsg::ProductRefused { code, errors } => self.exercises.refused(&code, errors),
@@ -671,6 +701,7 @@ impl Connection {
         let room = self.state.current.get_untracked();
         self.send_frame(&ClientMsg::Members {
             room: room.as_str().to_owned(),
+            offset: None,
         });
     }
 

@@ -156,6 +156,31 @@ impl Exercises {
         }));
     }
 
+    /// A page of the product list: the first replaces the list, later ones merge into it
+    /// (a product already there from a `product_added` is not shown twice). Returns the
+    /// request for the next page, if more follow.
+    pub fn products_page(
+        &self,
+        products: Vec<Product>,
+        after: Option<ProductId>,
+        has_more: bool,
+    ) -> Option<ClientMsg> {
+        let last = products.last().map(|p| p.id);
+        match after {
+            None => self.products.set(Some(products)),
+            Some(_) => self.products.update(|list| {
+                let list = list.get_or_insert_with(Vec::new);
+                for product in products {
+                    if let Err(at) = list.binary_search_by_key(&product.id, |p| p.id) {
+                        list.insert(at, product);
+                    }
+                }
+            }),
+        }
+        let after = last.filter(|_| has_more)?;
+        Some(ClientMsg::LoadProducts { after })
+    }
+
     /// A product was created.
     pub fn added(&self, product: Product) {
         if let ProductForm::Sending { code } = self.form.get_untracked()

@@ -90,6 +90,7 @@ fn joined(room_name: &str, lines: Vec<ChatLine>, online: u32) -> ServerMsg {
         online,
         members: None,
         typing: vec![],
+        typing_more: false,
         private: false,
     }
 }
@@ -439,6 +440,7 @@ async fn several_typists_show_at_once_each_update_replacing_only_their_own() {
             user: None,
             text: "already typing".into(),
         }],
+        typing_more: false,
         private: false,
     });
     tick().await;
@@ -460,6 +462,7 @@ async fn names_and_text_holding_markup_render_as_text() {
         online: 2,
         members: Some(vec![member("AAAA", bold), member("me", bold)]),
         typing: vec![],
+        typing_more: false,
         private: false,
     });
     conn.apply(typing("general", "AAAA", bold, evil));
@@ -523,13 +526,24 @@ async fn members_show_by_name_with_their_id_on_hover_and_follow_presence() {
     assert_eq!(text_of(&root, "#online"), "4000 online");
     assert!(texts(&root, "#members li").is_empty());
     assert!(!absent(&root, "#list-members"));
+    // Asked for, it comes a page at a time: the first replaces, the next ones add.
     conn.apply(ServerMsg::Members {
         room: room("general"),
         members: vec![member("AAAA", "Ana")],
+        offset: None,
+        has_more: true,
     });
     tick().await;
     assert_eq!(texts(&root, "#members li"), ["Ana"]);
     assert!(absent(&root, "#list-members"));
+    conn.apply(ServerMsg::Members {
+        room: room("general"),
+        members: vec![member("BBBB", "Bea")],
+        offset: Some(1),
+        has_more: false,
+    });
+    tick().await;
+    assert_eq!(texts(&root, "#members li"), ["Ana", "Bea"]);
 }
 
 #[wasm_bindgen_test]
@@ -677,6 +691,7 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
         online: 2,
         members: None,
         typing: vec![],
+        typing_more: false,
         private: false,
     });
     tick().await;
@@ -699,6 +714,7 @@ async fn older_lines_load_above_the_history() {
         online: 1,
         members: None,
         typing: vec![],
+        typing_more: false,
         private: false,
     });
     let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
@@ -1242,11 +1258,20 @@ async fn the_live_product_list_follows_every_change_in_id_order_and_shows_field_
         conn.exercises.watching.get_untracked(),
         "the page watches while open"
     );
+    // The list comes in pages; a product added meanwhile is not shown twice when its
+    // page arrives.
     conn.apply(ServerMsg::Products {
-        products: vec![product(1, "Mate", "MATE"), product(3, "Termo", "TERMO")],
+        products: vec![product(1, "Mate", "MATE")],
+        after: None,
+        has_more: true,
     });
     conn.apply(ServerMsg::ProductAdded {
         product: product(2, "Yerba", "YERBA"),
+    });
+    conn.apply(ServerMsg::Products {
+        products: vec![product(2, "Yerba", "YERBA"), product(3, "Termo", "TERMO")],
+        after: Some(1),
+        has_more: false,
     });
     tick().await;
     assert_eq!(

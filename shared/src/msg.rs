@@ -229,10 +229,14 @@ pub enum ClientMsg {
         /// The new name (1–32 characters once trimmed, no control characters).
         name: String,
     },
-    /// Asks for the full member list of a room (pushed only for small rooms).
+    /// Asks for the member list of a room (pushed only for small rooms), a page at a time:
+    /// answered by `members`, whose `has_more` says to ask again from a later `offset`.
     Members {
         /// The room.
         room: String,
+        /// How many members (in the list's order: by name, then id) to skip (absent: 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u32>,
     },
     /// The echo exercise: answered by an `echo` with the same text.
     Echo {
@@ -270,6 +274,12 @@ pub enum ClientMsg {
     WatchProducts,
     /// Stops the product changes.
     UnwatchProducts,
+    /// Asks for the next page of the product list (after a `products` with `has_more`):
+    /// answered by a `products` with the products whose id is above `after`.
+    LoadProducts {
+        /// The last id of the page before.
+        after: ProductId,
+    },
     /// Creates a product: every watcher gets `product_added` (the sender too, watching or
     /// not); a refusal comes back as `product_refused`.
     AddProduct {
@@ -304,6 +314,7 @@ impl ClientMsg {
         "stop_ticker",
         "watch_products",
         "unwatch_products",
+        "load_products",
         "add_product",
         "delete_product",
     ];
@@ -328,6 +339,7 @@ impl ClientMsg {
             ClientMsg::StopTicker { .. } => "stop_ticker",
             ClientMsg::WatchProducts => "watch_products",
             ClientMsg::UnwatchProducts => "unwatch_products",
+            ClientMsg::LoadProducts { .. } => "load_products",
             ClientMsg::AddProduct { .. } => "add_product",
             ClientMsg::DeleteProduct { .. } => "delete_product",
         }
@@ -390,9 +402,14 @@ pub enum ServerMsg {
         /// (ask with `members`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         members: Option<Vec<Member>>,
-        /// Who is typing there now, with their latest text.
+        /// Who is typing there now, with their latest text: as many as fit the greeting's
+        /// budget for live text.
         #[serde(default)]
         typing: Vec<Typist>,
+        /// Whether more are typing than `typing` holds (their text arrives with their next
+        /// keystroke).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        typing_more: bool,
         /// Whether the room is private (`--private-rooms`): only users granted it may join.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         private: bool,
@@ -455,12 +472,18 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         members: Option<Vec<Member>>,
     },
-    /// The reply to `members`.
+    /// The reply to `members`: a page of who is in the room, by name, then id.
     Members {
         /// The room.
         room: RoomName,
-        /// Everyone in it.
+        /// The members from `offset` on, as many as fit one frame.
         members: Vec<Member>,
+        /// The `offset` asked for (absent: 0, the first page).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u32>,
+        /// Whether more members follow (ask with `offset` + this page's length).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        has_more: bool,
     },
     /// The reply to `set_name`: the session's name now.
     NameSet {
@@ -523,10 +546,18 @@ pub enum ServerMsg {
         /// A number from 1 to 1,000.
         n: u32,
     },
-    /// The reply to `watch_products`: every product, oldest first.
+    /// The reply to `watch_products` (the first page) and `load_products` (the next
+    /// ones): products by id, as many as fit one frame.
     Products {
         /// The products, by id.
         products: Vec<Product>,
+        /// The `after` of the `load_products` this answers (absent: the first page, which
+        /// replaces any list the client holds).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<ProductId>,
+        /// Whether more products follow (ask with `load_products` after the last id here).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        has_more: bool,
     },
     /// A product was created (over HTTP or the WebSocket).
     ProductAdded {
@@ -751,9 +782,10 @@ mod tests {
                 online: 1,
                 members: None,
                 typing: vec![],
+                typing_more: true,
                 private: true,
             },
-            r#"{"type":"joined","room":"team-x","lines":[],"has_more":false,"resumed":false,"online":1,"typing":[],"private":true}"#,
+            r#"{"type":"joined","room":"team-x","lines":[],"has_more":false,"resumed":false,"online":1,"typing":[],"typing_more":true,"private":true}"#,
         );
     }
 
@@ -835,8 +867,18 @@ mod tests {
             r#"{"type":"set_name","name":"Ana"}"#,
         );
         client_wire(
-            ClientMsg::Members { room: "dev".into() },
+            ClientMsg::Members {
+                room: "dev".into(),
+                offset: None,
+            },
             r#"{"type":"members","room":"dev"}"#,
+        );
+        client_wire(
+            ClientMsg::Members {
+                room: "dev".into(),
+                offset: Some(500),
+            },
+            r#"{"type":"members","room":"dev","offset":500}"#,
         );
     }
 
@@ -945,6 +987,7 @@ mod tests {
                     user: None,
                     text: "ho".into(),
                 }],
+                typing_more: false,
                 private: false,
             },
             r#"{"type":"joined","room":"dev","lines":[{"room":"dev","seq":7,"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"hola","at":1763769600000}],"has_more":true,"resumed":false,"online":2,"members":[{"id":"AAAAAAAAAAAAAAAA","name":"Ana"}],"typing":[{"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"ho"}]}"#,
@@ -1039,8 +1082,19 @@ mod tests {
             ServerMsg::Members {
                 room: room("big"),
                 members: vec![],
+                offset: None,
+                has_more: false,
             },
             r#"{"type":"members","room":"big","members":[]}"#,
+        );
+        server_wire(
+            ServerMsg::Members {
+                room: room("big"),
+                members: vec![],
+                offset: Some(500),
+                has_more: true,
+            },
+            r#"{"type":"members","room":"big","members":[],"offset":500,"has_more":true}"#,
         );
     }
 
@@ -1111,6 +1165,10 @@ mod tests {
         client_wire(ClientMsg::WatchProducts, r#"{"type":"watch_products"}"#);
         client_wire(ClientMsg::UnwatchProducts, r#"{"type":"unwatch_products"}"#);
         client_wire(
+            ClientMsg::LoadProducts { after: 6 },
+            r#"{"type":"load_products","after":6}"#,
+        );
+        client_wire(
             ClientMsg::AddProduct {
                 product: NewProduct {
                     title: "Mate".into(),
@@ -1166,8 +1224,18 @@ mod tests {
         server_wire(
             ServerMsg::Products {
                 products: vec![sample_product()],
+                after: None,
+                has_more: false,
             },
             &format!(r#"{{"type":"products","products":[{product}]}}"#),
+        );
+        server_wire(
+            ServerMsg::Products {
+                products: vec![sample_product()],
+                after: Some(6),
+                has_more: true,
+            },
+            &format!(r#"{{"type":"products","products":[{product}],"after":6,"has_more":true}}"#),
         );
         server_wire(
             ServerMsg::ProductAdded {

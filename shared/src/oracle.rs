@@ -20,6 +20,8 @@ enum Field {
     Count64,
     /// A non-negative integer below 2^32, required.
     Count32,
+    /// A non-negative integer below 2^32, `null`, or absent.
+    MaybeCount32,
     /// An object of non-negative integers below 2^64, `null`, or absent.
     MaybeSeqs,
     /// A product: an object with `title`, `description` and `code` strings, a `price`
@@ -63,7 +65,8 @@ pub fn expected_refusal(text: &str) -> Option<Option<ErrorCode>> {
             ("limit", Field::Count32),
         ],
         "ping" => &[],
-        "join" | "leave" | "members" => &[("room", Field::Text)],
+        "join" | "leave" => &[("room", Field::Text)],
+        "members" => &[("room", Field::Text), ("offset", Field::MaybeCount32)],
         "set_name" => &[("name", Field::Text)],
         "echo" => &[("text", Field::Text)],
         "tic" => &[("n", Field::Count64)],
@@ -71,6 +74,7 @@ pub fn expected_refusal(text: &str) -> Option<Option<ErrorCode>> {
         "start_ticker" => &[("ticker", Field::Count32), ("every_ms", Field::Count32)],
         "stop_ticker" => &[("ticker", Field::Count32)],
         "watch_products" | "unwatch_products" => &[],
+        "load_products" => &[("after", Field::Count64)],
         "add_product" => &[("product", Field::Product)],
         "delete_product" => &[("id", Field::Count64)],
         _ => return Some(Some(ErrorCode::UnknownType)),
@@ -87,7 +91,10 @@ pub fn expected_refusal(text: &str) -> Option<Option<ErrorCode>> {
         (Field::MaybeText, None | Some(Value::Null)) => true,
         (Field::MaybeText, Some(v)) => v.is_string(),
         (Field::Count64, Some(v)) => v.as_u64().is_some(),
-        (Field::Count32, Some(v)) => v.as_u64().is_some_and(|n| n <= u64::from(u32::MAX)),
+        (Field::MaybeCount32, None | Some(Value::Null)) => true,
+        (Field::Count32 | Field::MaybeCount32, Some(v)) => {
+            v.as_u64().is_some_and(|n| n <= u64::from(u32::MAX))
+        }
         (Field::MaybeSeqs, None | Some(Value::Null)) => true,
         (Field::MaybeSeqs, Some(Value::Object(seqs))) => {
             seqs.values().all(|s| s.as_u64().is_some())

@@ -721,6 +721,7 @@ mod tests {
                 online: 2,
                 members: None,
                 typing: Vec::new(),
+                typing_more: false,
                 private: false,
             };
             (id, [welcome, joined])

@@ -75,6 +75,7 @@ pub fn unlimited() -> Config {
         ip_send_burst: 1_000_000,
         max_lines_per_sec: 1_000_000,
         new_sessions_per_min: 1_000_000,
+        resumes_per_min: 1_000_000,
         frame_rate: 1_000_000,
         ..Config::default()
     }
@@ -420,6 +421,8 @@ pub struct Joined {
     pub members: Option<Vec<Member>>,
     /// Who is typing.
     pub typing: Vec<Typist>,
+    /// Whether more are typing than `typing` holds.
+    pub typing_more: bool,
     /// Whether the room is private.
     pub private: bool,
 }
@@ -742,8 +745,10 @@ impl Client {
                 online,
                 members,
                 typing,
+                typing_more,
                 private,
             } => Picked::Found(Joined {
+                typing_more,
                 private,
                 room,
                 lines,

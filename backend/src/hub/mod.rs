@@ -21,7 +21,7 @@ use base64::Engine as _;
 use shared::{ChatLine, ConnId, DisplayName, RoomName, UserId};
 
 pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember};
-pub(crate) use sessions::{OpenRefused, ROTATION_GRACE_MS, SessionChanges, SessionRules, Sessions};
+pub(crate) use sessions::{OpenRefused, SessionChanges, SessionRules, Sessions};
 
 use crate::{
     metrics::Metrics,

@@ -3,15 +3,20 @@
 //! - A session expires after `--session-ttl` of disuse (never while one of its connections
 //!   is open); the table holds at most `--max-sessions`, evicting the least recently used.
 //! - Resuming rotates the token: the welcome carries a new one, and the old one keeps
-//!   working for [`ROTATION_GRACE_MS`] only, in case the client never got the welcome.
-//! - One address may open at most `--new-sessions-per-min` new sessions a minute.
+//!   working for `--resume-grace` (10 minutes) from the moment it was replaced, in case the client
+//!   never got the welcome (replaying it again does not extend that).
+//! - One address may open at most `--new-sessions-per-min` new sessions a minute, and resume
+//!   at most `--resumes-per-min` (each resume mints a token).
+//! - A session whose lines may still be resent (it sent one with a nonce) is never evicted:
+//!   its client would come back as someone new and its resent line would be appended twice.
+//!   When only such sessions are left, new sessions are refused until some expire.
 //!
 //! Every change comes back as [`SessionChanges`] for the committer to make durable; a
 //! connection is welcomed only once its session is on disk, so a token a client holds
 //! survives any crash, and with it the id its resent nonces are recognised by.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Mutex, MutexGuard, PoisonError},
     time::Instant,
 };
@@ -24,18 +29,23 @@ use crate::{
     store::{ResumeToken, StoredSession},
 };
 
-/// How long a replaced token still resumes its session, in ms.
-pub(crate) const ROTATION_GRACE_MS: u64 = 10 * 60 * 1000;
+/// How long a replaced token still resumes its session by default, in ms.
+#[cfg(test)]
+const ROTATION_GRACE_MS: u64 = 10 * 60 * 1000;
 
 /// How the session table is bounded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SessionRules {
     /// Disuse after which a session expires, in ms.
     pub ttl_ms: u64,
+    /// How long a replaced token still resumes its session, in ms.
+    pub grace_ms: u64,
     /// The most sessions kept.
     pub max_sessions: usize,
     /// New sessions one address may open per minute.
     pub new_per_address_per_min: u32,
+    /// Resumes one address may make per minute.
+    pub resumes_per_address_per_min: u32,
 }
 
 /// What to make durable after a change to the table.
@@ -73,6 +83,10 @@ pub(crate) struct Opened {
 pub(crate) enum OpenRefused {
     /// The address opened its share of new sessions this minute.
     TooManyNew,
+    /// The address resumed its share of sessions this minute.
+    TooManyResumes,
+    /// The table is full of sessions that may not be evicted.
+    Full,
 }
 
 #[derive(Debug, Clone)]
@@ -112,7 +126,7 @@ impl Entry {
 
     fn expired(&self, now: u64, rules: &SessionRules) -> bool {
         let idle = now.saturating_sub(self.last_used);
-        idle >= rules.ttl_ms || (self.replaced && idle >= ROTATION_GRACE_MS)
+        idle >= rules.ttl_ms || (self.replaced && idle >= rules.grace_ms)
     }
 }
 
@@ -124,6 +138,9 @@ struct Table {
     tokens_per_id: HashMap<ConnId, usize>,
     /// Open connections per id: a session in use never expires.
     live: HashMap<ConnId, usize>,
+    /// Ids that sent a line with a nonce: their sessions are never evicted (see the module
+    /// docs).
+    nonce_holders: HashSet<ConnId>,
 }
 
 impl Table {
@@ -139,25 +156,31 @@ impl Table {
 pub(crate) struct Sessions {
     table: Mutex<Table>,
     new_sessions: KeyedBuckets<AddressKey>,
+    resumes: KeyedBuckets<AddressKey>,
     rules: SessionRules,
 }
 
 impl Sessions {
     /// The table over the stored sessions, less those expired by `now_ms` (returned, to
-    /// delete).
+    /// delete). `with_nonces`: the ids whose accepted nonces are remembered.
     pub(crate) fn load(
         stored: Vec<StoredSession>,
+        with_nonces: &HashSet<ConnId>,
         rules: SessionRules,
         now_ms: u64,
     ) -> (Self, SessionChanges) {
         let mut table = Table::default();
         for s in stored {
             let (token, entry) = Entry::from_stored(s);
+            if with_nonces.contains(&entry.id) {
+                table.nonce_holders.insert(entry.id.clone());
+            }
             table.insert(token, entry);
         }
         let sessions = Sessions {
             table: Mutex::new(table),
             new_sessions: KeyedBuckets::per_minute(rules.new_per_address_per_min),
+            resumes: KeyedBuckets::per_minute(rules.resumes_per_address_per_min),
             rules,
         };
         let expired = sessions.sweep(now_ms);
@@ -191,12 +214,18 @@ impl Sessions {
             .filter(|(_, e)| e.user.as_ref() == user);
         let (token, entry, resumed) = match known {
             Some((old_token, mut old)) => {
-                // Rotation: the old token lingers briefly, marked replaced.
-                let mut replaced = old.clone();
-                replaced.replaced = true;
-                replaced.last_used = now_ms;
-                changes.store.push(replaced.stored(&old_token));
-                table.insert(old_token, replaced);
+                if !self.resumes.try_take(&address, Instant::now()) {
+                    return Err(OpenRefused::TooManyResumes);
+                }
+                // Rotation: the old token lingers briefly, marked replaced. One replaced
+                // already keeps the moment it was replaced: its grace is not restarted.
+                if !old.replaced {
+                    let mut replaced = old.clone();
+                    replaced.replaced = true;
+                    replaced.last_used = now_ms;
+                    changes.store.push(replaced.stored(&old_token));
+                    table.insert(old_token, replaced);
+                }
                 old.replaced = false;
                 old.last_used = now_ms;
                 if let Some(name) = name {
@@ -222,6 +251,9 @@ impl Sessions {
         };
         if table.by_token.len() >= self.rules.max_sessions {
             evict_oldest(&mut table, self.rules.max_sessions / 100 + 1, &mut changes);
+            if !resumed && table.by_token.len() >= self.rules.max_sessions {
+                return Err(OpenRefused::Full);
+            }
         }
         changes.store.push(entry.stored(&token));
         *table.live.entry(entry.id.clone()).or_default() += 1;
@@ -244,15 +276,44 @@ impl Sessions {
             .contains_key(&ResumeToken(token.to_owned()))
     }
 
-    /// Takes in a session another server made (read from the shared store), unless this
-    /// server already holds that token.
+    /// Takes in a session as the shared store has it (another server may have made it, or
+    /// rotated its token): a token replaced there is replaced here too, from the moment it
+    /// was replaced there.
     pub(crate) fn adopt(&self, stored: StoredSession) {
         let mut table = self.lock();
-        if table.by_token.contains_key(&stored.token) {
+        if let Some(known) = table.by_token.get_mut(&stored.token) {
+            if stored.replaced && !known.replaced {
+                known.replaced = true;
+                known.last_used = stored.last_used;
+            }
             return;
         }
         let (token, entry) = Entry::from_stored(stored);
         table.insert(token, entry);
+    }
+
+    /// The shared store no longer holds `token` (expired or replaced for long on another
+    /// server): it resumes nothing here either, unless a connection uses it now.
+    pub(crate) fn forget_unshared(&self, token: &str) {
+        let mut table = self.lock();
+        let token = ResumeToken(token.to_owned());
+        let in_use = table
+            .by_token
+            .get(&token)
+            .is_some_and(|e| table.live.contains_key(&e.id));
+        if !in_use {
+            let mut changes = SessionChanges::default();
+            remove(&mut table, &token, &mut changes);
+        }
+    }
+
+    /// The session `id` sent a line with a nonce: it is never evicted from now on (it
+    /// expires, with its nonces, after `--session-ttl` of disuse).
+    pub(crate) fn holds_nonces(&self, id: &ConnId) {
+        let mut table = self.lock();
+        if table.tokens_per_id.contains_key(id) && !table.nonce_holders.contains(id) {
+            table.nonce_holders.insert(id.clone());
+        }
     }
 
     /// A connection of the session `token` closed: it was used until now.
@@ -312,7 +373,7 @@ fn evict_oldest(table: &mut Table, count: usize, changes: &mut SessionChanges) {
     let mut idle: Vec<(u64, ResumeToken)> = table
         .by_token
         .iter()
-        .filter(|(_, e)| !table.live.contains_key(&e.id))
+        .filter(|(_, e)| !table.live.contains_key(&e.id) && !table.nonce_holders.contains(&e.id))
         .map(|(t, e)| (e.last_used, t.clone()))
         .collect();
     let count = count.min(idle.len());
@@ -333,6 +394,7 @@ fn remove(table: &mut Table, token: &ResumeToken, changes: &mut SessionChanges) 
         });
         if left == Some(0) {
             table.tokens_per_id.remove(&entry.id);
+            table.nonce_holders.remove(&entry.id);
             changes.ids_gone.push(entry.id.clone());
         }
         changes.forget.push((token.clone(), entry.id));
@@ -348,8 +410,10 @@ mod tests {
     fn rules() -> SessionRules {
         SessionRules {
             ttl_ms: 7 * DAY,
+            grace_ms: ROTATION_GRACE_MS,
             max_sessions: 1_000,
             new_per_address_per_min: 5,
+            resumes_per_address_per_min: 1_000,
         }
     }
 
@@ -359,7 +423,7 @@ mod tests {
 
     #[test]
     fn resuming_rotates_the_token_and_the_old_one_lingers_only_briefly() {
-        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 0);
         let first = sessions.open(None, None, None, here(), 0).expect("new");
         assert!(!first.resumed);
         let t1 = first.token.0.clone();
@@ -394,7 +458,7 @@ mod tests {
 
     #[test]
     fn a_session_resumes_only_for_its_own_user() {
-        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 0);
         let alice = UserId::new("alice");
         let bob = UserId::new("bob");
         let hers = sessions
@@ -423,7 +487,7 @@ mod tests {
 
     #[test]
     fn sessions_expire_after_the_ttl_of_disuse_but_never_while_connected() {
-        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 0);
         let idle = sessions.open(None, None, None, here(), 0).expect("new");
         sessions.closed(&idle.token, 0);
         let busy = sessions.open(None, None, None, here(), 0).expect("new");
@@ -443,7 +507,7 @@ mod tests {
 
     #[test]
     fn one_address_opens_a_bounded_number_of_new_sessions_a_minute() {
-        let (sessions, _) = Sessions::load(Vec::new(), rules(), 0);
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 0);
         let opened = (0..8)
             .filter(|_| sessions.open(None, None, None, here(), 0).is_ok())
             .count();
@@ -459,7 +523,7 @@ mod tests {
             new_per_address_per_min: 10_000,
             ..rules()
         };
-        let (sessions, _) = Sessions::load(Vec::new(), rules, 0);
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules, 0);
         let mut tokens = Vec::new();
         for i in 0..300 {
             let opened = sessions.open(None, None, None, here(), i).expect("new");
@@ -479,6 +543,141 @@ mod tests {
             !sessions
                 .open(Some(&oldest), None, None, here(), 400)
                 .expect("ok")
+                .resumed
+        );
+    }
+
+    #[test]
+    fn a_replaced_token_replayed_does_not_restart_its_grace() {
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 0);
+        let first = sessions.open(None, None, None, here(), 0).expect("new");
+        sessions.closed(&first.token, 0);
+        // Resumed at t=1 s: the first token is replaced from then on.
+        let second = sessions
+            .open(Some(&first.token.0), None, None, here(), 1_000)
+            .expect("resume");
+        sessions.closed(&second.token, 1_000);
+        // Replayed every minute, the old token resumes within its grace, and only then.
+        let mut t = 1_000;
+        while t + 60_000 < 1_000 + ROTATION_GRACE_MS {
+            t += 60_000;
+            let again = sessions
+                .open(Some(&first.token.0), None, None, here(), t)
+                .expect("resume");
+            assert!(again.resumed, "within the grace at {t} ms");
+            sessions.closed(&again.token, t);
+        }
+        let late = sessions
+            .open(
+                Some(&first.token.0),
+                None,
+                None,
+                here(),
+                1_000 + ROTATION_GRACE_MS,
+            )
+            .expect("a new session");
+        assert!(
+            !late.resumed,
+            "the grace ran from the replacement, not the last replay"
+        );
+    }
+
+    #[test]
+    fn resumes_are_metered_per_address() {
+        let rules = SessionRules {
+            resumes_per_address_per_min: 3,
+            ..rules()
+        };
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules, 0);
+        let mut token = sessions
+            .open(None, None, None, here(), 0)
+            .expect("new")
+            .token;
+        for i in 0..3 {
+            sessions.closed(&token, i);
+            token = sessions
+                .open(Some(&token.0), None, None, here(), i)
+                .expect("within the budget")
+                .token;
+        }
+        sessions.closed(&token, 10);
+        assert_eq!(
+            sessions.open(Some(&token.0), None, None, here(), 10).err(),
+            Some(OpenRefused::TooManyResumes)
+        );
+        // Another address has its own budget.
+        let elsewhere = AddressKey::from(std::net::IpAddr::from([10, 0, 0, 2]));
+        assert!(
+            sessions
+                .open(Some(&token.0), None, None, elsewhere, 10)
+                .expect("its own budget")
+                .resumed
+        );
+    }
+
+    #[test]
+    fn a_session_that_sent_a_line_is_never_evicted_and_a_full_table_refuses_new_ones() {
+        let rules = SessionRules {
+            max_sessions: 10,
+            new_per_address_per_min: 10_000,
+            ..rules()
+        };
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules, 0);
+        // The oldest session sent a line (its ack may be lost: it will resend).
+        let sender = sessions.open(None, None, None, here(), 0).expect("new");
+        sessions.holds_nonces(&sender.session.id);
+        sessions.closed(&sender.token, 0);
+        for i in 1..100 {
+            let opened = sessions.open(None, None, None, here(), i).expect("new");
+            sessions.closed(&opened.token, i);
+        }
+        let back = sessions
+            .open(Some(&sender.token.0), None, None, here(), 200)
+            .expect("resumes");
+        assert!(back.resumed, "its id, and so its nonces, are kept");
+        assert_eq!(back.session.id, sender.session.id);
+        sessions.closed(&back.token, 200);
+        // Only such sessions left: a new one is refused rather than evicting them.
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules, 0);
+        for i in 0..10 {
+            let opened = sessions.open(None, None, None, here(), i).expect("new");
+            sessions.holds_nonces(&opened.session.id);
+            sessions.closed(&opened.token, i);
+        }
+        assert_eq!(
+            sessions.open(None, None, None, here(), 20).err(),
+            Some(OpenRefused::Full)
+        );
+    }
+
+    #[test]
+    fn a_token_replaced_on_another_server_is_replaced_here_from_then_on() {
+        let (here_sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 0);
+        let opened = here_sessions
+            .open(None, None, None, here(), 0)
+            .expect("new");
+        here_sessions.closed(&opened.token, 0);
+        let mut stored = opened.changes.store.last().expect("stored").clone();
+        // The other server rotated it at t=5 s and says so in the shared store.
+        stored.replaced = true;
+        stored.last_used = 5_000;
+        here_sessions.adopt(stored);
+        assert!(
+            here_sessions
+                .open(Some(&opened.token.0), None, None, here(), 6_000)
+                .expect("within the grace")
+                .resumed
+        );
+        assert!(
+            !here_sessions
+                .open(
+                    Some(&opened.token.0),
+                    None,
+                    None,
+                    here(),
+                    5_000 + ROTATION_GRACE_MS
+                )
+                .expect("new")
                 .resumed
         );
     }

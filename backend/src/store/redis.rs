@@ -129,11 +129,18 @@ pub struct RedisStore {
     append: redis::Script,
     history_cap: u32,
     session_ttl_ms: u64,
+    /// How long a replaced token lives (`--resume-grace`), in ms.
+    grace_ms: u64,
 }
 
 impl RedisStore {
     /// Opens `url` (redis://HOST:PORT[/DB]) and checks that Redis answers.
-    pub fn open(url: &str, history_cap: u32, session_ttl: Duration) -> Result<Self, StoreError> {
+    pub fn open(
+        url: &str,
+        history_cap: u32,
+        session_ttl: Duration,
+        grace: Duration,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|e| {
             StoreError(format!(
                 "bad Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]): {e}"
@@ -145,6 +152,7 @@ impl RedisStore {
             append: redis::Script::new(APPEND),
             history_cap,
             session_ttl_ms: u64::try_from(session_ttl.as_millis()).unwrap_or(u64::MAX),
+            grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         };
         let _: String = redis::cmd("PING")
             .query(store.conn()?)
@@ -182,7 +190,7 @@ impl RedisStore {
 
     fn ttl_of(&self, session: &StoredSession) -> u64 {
         let ttl = if session.replaced {
-            self.session_ttl_ms.min(crate::hub::ROTATION_GRACE_MS)
+            self.session_ttl_ms.min(self.grace_ms)
         } else {
             self.session_ttl_ms
         };

@@ -129,6 +129,8 @@ pub(crate) struct Connection {
     /// (B-tree maps here and below: half a hash map's size when empty, which they nearly
     /// always are, in every connection.)
     held_typing: BTreeMap<RoomKey, (Arc<Room>, String)>,
+    /// The session was told it sent a line with a nonce (it is then never evicted).
+    told_nonces: bool,
     /// When the client last said anything (any frame counts, for the heartbeat).
     last_heard: Instant,
     /// The product list, which this connection may watch and change.
@@ -188,6 +190,7 @@ impl Connection {
             frames: TokenBucket::new(limits.frame_rate, limits.frame_rate, now),
             over_limit: Persistence::new(limits.close_after),
             held_typing: BTreeMap::new(),
+            told_nonces: false,
             last_heard: now,
             catalog: app.catalog.clone(),
             tickers: BTreeMap::new(),
@@ -256,6 +259,14 @@ impl Connection {
                 Ok(None) => {}
                 Err(()) => return Err(CloseReason::Busy),
             }
+        } else if let (Some(cluster), Some(token)) = (&self.cluster, &resume) {
+            // Known here, but the shared store is the truth: another server may have
+            // rotated the token (it is then replaced here too) or forgotten it.
+            match cluster.find_session(token).await {
+                Ok(Some(stored)) => self.hub.sessions.adopt(stored),
+                Ok(None) => self.hub.sessions.forget_unshared(token),
+                Err(()) => return Err(CloseReason::Busy),
+            }
         }
         let opened = self
             .hub
@@ -267,7 +278,11 @@ impl Connection {
                 self.address,
                 now_ms(),
             )
-            .map_err(|OpenRefused::TooManyNew| CloseReason::TooManySessions)?;
+            .map_err(|refused| match refused {
+                OpenRefused::TooManyNew => CloseReason::TooManySessions,
+                OpenRefused::TooManyResumes => CloseReason::TooManyResumes,
+                OpenRefused::Full => CloseReason::Busy,
+            })?;
         let token = opened.token.clone();
         if let Err(reason) = self.make_durable(opened.changes).await {
             self.hub.sessions.closed(&token, now_ms());
@@ -504,9 +519,9 @@ impl Connection {
                 before,
                 limit,
             } => match self.joined_room(room.as_deref()) {
-                Ok(room) => self.answer(now, |_| {
+                Ok(room) => self.answer(now, |conn| {
                     let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
-                    room.older(before, limit)
+                    room.older(before, limit, conn.outbox.reply_budget())
                 }),
                 Err(refused) => self.refuse(now, refused),
             },
@@ -553,8 +568,10 @@ impl Connection {
                     Refused::new(ErrorCode::BadName, format!("bad name: {why}")),
                 ),
             },
-            ClientMsg::Members { room } => match self.joined_room(Some(&room)) {
-                Ok(room) => self.answer(now, |_| room.members()),
+            ClientMsg::Members { room, offset } => match self.joined_room(Some(&room)) {
+                Ok(room) => self.answer(now, |conn| {
+                    room.members(offset.unwrap_or(0), conn.outbox.reply_budget())
+                }),
                 Err(refused) => self.refuse(now, refused),
             },
             // The exercises beside the chat (`exercises.rs`).
@@ -568,6 +585,9 @@ impl Connection {
             }),
             ClientMsg::UnwatchProducts => self.answer_with(now, |conn| {
                 conn.catalog.unwatch(conn.key);
+            }),
+            ClientMsg::LoadProducts { after } => self.answer(now, |conn| {
+                conn.catalog.page(Some(after), conn.outbox.reply_budget())
             }),
             ClientMsg::AddProduct { product } => self.add_product(product, now),
             ClientMsg::DeleteProduct { id } => self.delete_product(id, now),
@@ -635,6 +655,11 @@ impl Connection {
         let Some(who) = &self.who else {
             unreachable!("frames are dispatched only once welcomed");
         };
+        if nonce.is_some() && !self.told_nonces {
+            // Before the line can be accepted: its client may resend it under this id.
+            self.hub.sessions.holds_nonces(&id);
+            self.told_nonces = true;
+        }
         let job = Job::Line(LineJob {
             room: room.clone(),
             from: id,

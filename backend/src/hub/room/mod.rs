@@ -30,6 +30,10 @@ use crate::{
     outbox::{ConnKey, Frame, Outbox, RoomKey, Slot},
 };
 
+mod typing;
+
+use typing::{Change, TypingPacer};
+
 /// The shortest time between two `presence` frames of one room.
 pub(crate) const PRESENCE_EVERY: Duration = Duration::from_millis(250);
 
@@ -73,10 +77,11 @@ pub(crate) struct RoomConfig {
     pub welcome_lines: usize,
     /// Rooms up to this many members get member lists pushed.
     pub presence_list_max: usize,
-    /// The most bytes of lines one greeting (`joined`, v1 `welcome`) carries, however many
-    /// `welcome_lines` allows: greetings count against the outbox's limit like any frame.
-    pub greeting_bytes: usize,
 }
+
+/// The most members one `members` reply lists (and fewer if their bytes pass the reply's
+/// budget).
+pub(crate) const MEMBERS_PAGE: usize = 1_000;
 
 /// One member of a room: a connection, who it is, and where its frames go.
 #[derive(Debug, Clone)]
@@ -212,6 +217,11 @@ struct RoomState {
     remote: HashMap<String, Remote>,
     /// This server's members changed since the link was last told.
     local_changed: bool,
+    /// The pace of live text (see [`typing`]); a change carries its typist when the other
+    /// servers are to be told once it goes out.
+    typing_pace: TypingPacer<Option<Typist>>,
+    /// A release of waiting live text is scheduled.
+    typing_scheduled: bool,
 }
 
 /// When the room last sent presence, and whether a change waits for the next turn.
@@ -261,6 +271,8 @@ impl Room {
                 filling: false,
                 remote: HashMap::new(),
                 local_changed: false,
+                typing_pace: TypingPacer::new(Instant::now()),
+                typing_scheduled: false,
             }),
             has_lines: AtomicBool::new(has_lines),
             config,
@@ -365,15 +377,28 @@ impl Room {
         *state.someones.entry(member.someone()).or_default() += 1;
         state.members.insert(key, member);
         state.local_changed = true;
-        // Several greetings may queue at once (a hello rejoining many rooms): each takes at
-        // most half of what may still wait.
-        let budget = self.config.greeting_bytes.min(outbox.free_bytes() / 2);
-        let (range, has_more, resumed) = state.page_for(after.0, self.config.welcome_lines, budget);
+        // The whole greeting fits the reply budget, whatever the crowd: the member list and
+        // the live texts take at most a quarter of it each (a list that does not fit is left
+        // out, as for a big room: `members` pages it; typists past their quarter are marked
+        // with `typing_more`), the lines what is left.
+        let budget = outbox.reply_budget();
+        let (members, members_bytes) = match greeting {
+            Greeting::Joined { .. } => {
+                state.member_list_within(self.config.presence_list_max, budget / 4)
+            }
+            Greeting::Welcome(_) => (None, 0),
+        };
+        let (typing, typing_more, typing_bytes) = match greeting {
+            Greeting::Joined { .. } => state.typists_within(budget / 4),
+            Greeting::Welcome(_) => (Vec::new(), false, 0),
+        };
+        let lines_budget = budget.saturating_sub(members_bytes + typing_bytes);
+        let (range, has_more, resumed) =
+            state.page_for(after.0, self.config.welcome_lines, lines_budget);
         let lines: Vec<&KeptLine> = state.lines.range(range).collect();
         let frame = match greeting {
             Greeting::Joined { private } => {
                 let online = count(state.online(self.config.presence_list_max));
-                let members = state.member_list(self.config.presence_list_max);
                 let shell = ServerMsg::Joined {
                     room: self.name.clone(),
                     lines: Vec::new(),
@@ -381,7 +406,8 @@ impl Room {
                     resumed,
                     online,
                     members,
-                    typing: state.typists(),
+                    typing,
+                    typing_more,
                     private,
                 };
                 splice_lines(&shell, "lines", &lines)
@@ -429,7 +455,7 @@ impl Room {
             if let Some(link) = &self.link {
                 link.typing(self, &cleared);
             }
-            self.relay_typing(&state, slot, cleared);
+            self.offer_typing(&mut state, slot, cleared, false);
         }
         if state.members.is_empty()
             && state.waiting.is_empty()
@@ -467,33 +493,75 @@ impl Room {
         };
         let typist = member.typist(text.clone());
         let slot = member.typing_slot(key);
-        if let Some(link) = &self.link {
-            link.typing(self, &typist);
-        }
         if text.is_empty() {
             state.typing.remove(&slot);
         } else {
             state.typing.insert(slot, (key, text));
         }
-        self.relay_typing(&state, slot, typist);
+        self.offer_typing(&mut state, slot, typist, true);
     }
 
-    /// Pushes `typist`'s text ("" clears it) to every member, into the typist's slot in
-    /// this room (latest value wins).
-    fn relay_typing(&self, state: &RoomState, slot_key: ConnKey, typist: Typist) {
+    /// Relays `typist`'s text ("" clears it) to every member within the room's typing
+    /// budget: now, or once the budget allows (a newer text of the same slot replacing it
+    /// meanwhile). `tell_link`: the other servers are told when it goes out.
+    fn offer_typing(
+        self: &Arc<Self>,
+        state: &mut RoomState,
+        slot: ConnKey,
+        typist: Typist,
+        tell_link: bool,
+    ) {
         let frame = Frame::encode(&ServerMsg::Typing {
             room: self.name.clone(),
-            from: typist.from,
-            name: Some(typist.name),
-            user: typist.user,
-            text: typist.text,
+            from: typist.from.clone(),
+            name: Some(typist.name.clone()),
+            user: typist.user.clone(),
+            text: typist.text.clone(),
         });
+        let change = Change {
+            slot,
+            frame,
+            with: tell_link.then_some(typist),
+        };
+        let now = Instant::now();
+        if let Some(change) = state.typing_pace.offer(change, now) {
+            self.relay_typing(state, change);
+        } else if !state.typing_scheduled {
+            self.release_typing(state, now);
+        }
+    }
+
+    /// Relays the waiting live text the budget allows now; schedules the rest.
+    fn release_typing(self: &Arc<Self>, state: &mut RoomState, now: Instant) {
+        let (ready, next) = state.typing_pace.release(now);
+        for change in ready {
+            self.relay_typing(state, change);
+        }
+        let Some(at) = next else {
+            return;
+        };
+        state.typing_scheduled = true;
+        let room = Arc::clone(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let mut state = room.lock();
+            state.typing_scheduled = false;
+            room.release_typing(&mut state, Instant::now());
+        });
+    }
+
+    /// Pushes a typing change to every member, into the typist's slot in this room (latest
+    /// value wins), and to the other servers if it says so.
+    fn relay_typing(self: &Arc<Self>, state: &RoomState, change: Change<Option<Typist>>) {
+        if let (Some(link), Some(typist)) = (&self.link, &change.with) {
+            link.typing(self, typist);
+        }
         let slot = Slot::Typing {
             room: self.key,
-            typist: slot_key,
+            typist: change.slot,
         };
         for m in state.members.values() {
-            m.outbox.push_latest(slot, frame.clone());
+            m.outbox.push_latest(slot, change.frame.clone());
         }
     }
 
@@ -618,7 +686,7 @@ impl Room {
             }
             HashMap::new()
         };
-        self.clear_typists(&state, typing.into_values());
+        self.clear_typists(&mut state, typing.into_values());
         self.presence_changed(&mut state, None);
     }
 
@@ -636,14 +704,14 @@ impl Room {
         }
         for server in gone {
             if let Some(remote) = state.remote.remove(&server) {
-                self.clear_typists(&state, remote.typing.into_values());
+                self.clear_typists(&mut state, remote.typing.into_values());
             }
         }
         self.presence_changed(&mut state, None);
     }
 
     /// A member of another server typed: relayed like a local typist's text.
-    pub(crate) fn remote_typing(&self, server: &str, typist: Typist) {
+    pub(crate) fn remote_typing(self: &Arc<Self>, server: &str, typist: Typist) {
         let mut state = self.lock();
         let Some(remote) = state.remote.get_mut(server) else {
             return; // Its presence comes first; typing from a server not seen is dropped.
@@ -653,17 +721,21 @@ impl Room {
         } else {
             remote.typing.insert(typist.from.clone(), typist.clone());
         }
-        self.relay_typing(&state, remote_slot(&typist), typist);
+        self.offer_typing(&mut state, remote_slot(&typist), typist, false);
     }
 
     /// Clears the live text of other servers' typists (their server left the room).
-    fn clear_typists(&self, state: &RoomState, typists: impl Iterator<Item = Typist>) {
+    fn clear_typists(
+        self: &Arc<Self>,
+        state: &mut RoomState,
+        typists: impl Iterator<Item = Typist>,
+    ) {
         for t in typists {
             let cleared = Typist {
                 text: String::new(),
                 ..t
             };
-            self.relay_typing(state, remote_slot(&cleared), cleared);
+            self.offer_typing(state, remote_slot(&cleared), cleared, false);
         }
     }
 
@@ -687,11 +759,21 @@ impl Room {
         self.lock().push_to(from, &error);
     }
 
-    /// The `older` reply: up to `limit` kept lines before `before`, oldest first.
-    pub(crate) fn older(&self, before: Seq, limit: usize) -> Frame {
+    /// The `older` reply: up to `limit` kept lines before `before` and at most `max_bytes`
+    /// of them (the newest of those), oldest first.
+    pub(crate) fn older(&self, before: Seq, limit: usize, max_bytes: usize) -> Frame {
         let state = self.lock();
         let end = state.lines.partition_point(|l| l.seq < before);
-        let start = end.saturating_sub(limit);
+        let mut start = end;
+        let mut bytes = 0;
+        while start > 0 && end - start < limit {
+            let size = state.lines[start - 1].message.len();
+            if bytes + size > max_bytes && start < end {
+                break; // One line always goes, so that paging back always moves.
+            }
+            bytes += size;
+            start -= 1;
+        }
         let lines: Vec<&KeptLine> = state.lines.range(start..end).collect();
         let shell = ServerMsg::Older {
             room: self.name.clone(),
@@ -728,12 +810,27 @@ impl Room {
         json
     }
 
-    /// The `members` reply: everyone in the room.
-    pub(crate) fn members(&self) -> Frame {
-        let members = self.lock().member_list(usize::MAX).unwrap_or_default();
+    /// The `members` reply: the members from `offset` on (by name, then id), at most
+    /// [`MEMBERS_PAGE`] and `max_bytes` of them.
+    pub(crate) fn members(&self, offset: u32, max_bytes: usize) -> Frame {
+        let all = self.lock().member_list(usize::MAX).unwrap_or_default();
+        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(all.len());
+        let mut page = Vec::new();
+        let mut bytes = 0;
+        for member in all.iter().skip(from).take(MEMBERS_PAGE) {
+            let size = json_len(member);
+            if bytes + size > max_bytes && !page.is_empty() {
+                break;
+            }
+            bytes += size;
+            page.push(member.clone());
+        }
+        let has_more = from + page.len() < all.len();
         Frame::encode(&ServerMsg::Members {
             room: self.name.clone(),
-            members,
+            members: page,
+            offset: (offset > 0).then_some(offset),
+            has_more,
         })
     }
 
@@ -853,8 +950,9 @@ impl RoomState {
                 .sum::<usize>()
     }
 
-    /// Everyone typing, here and on the other servers.
-    fn typists(&self) -> Vec<Typist> {
+    /// Everyone typing, here and on the other servers, as long as their encoded texts fit
+    /// `max_bytes`; whether some were left out; and the bytes taken.
+    fn typists_within(&self, max_bytes: usize) -> (Vec<Typist>, bool, usize) {
         let local = self
             .typing
             .values()
@@ -863,7 +961,36 @@ impl RoomState {
             .remote
             .values()
             .flat_map(|r| r.typing.values().cloned());
-        local.chain(remote).collect()
+        let mut typists = Vec::new();
+        let mut bytes = 0;
+        let mut more = false;
+        for typist in local.chain(remote) {
+            let size = json_len(&typist) + 1;
+            if bytes + size > max_bytes {
+                more = true;
+                continue; // A shorter text further on may still fit.
+            }
+            bytes += size;
+            typists.push(typist);
+        }
+        (typists, more, bytes)
+    }
+
+    /// The member list for a greeting (see [`RoomState::member_list`]), left out if its
+    /// encoding passes `max_bytes`; and the bytes it takes.
+    fn member_list_within(
+        &self,
+        list_max: usize,
+        max_bytes: usize,
+    ) -> (Option<Vec<Member>>, usize) {
+        let Some(list) = self.member_list(list_max) else {
+            return (None, 0);
+        };
+        let bytes = json_len(&list);
+        if bytes > max_bytes {
+            return (None, 0);
+        }
+        (Some(list), bytes)
     }
 
     /// Who is in the room on this server (each id once), if at most `max` ids.
@@ -982,6 +1109,11 @@ fn remote_slot(typist: &Typist) -> ConnKey {
         .map_or_else(|| remote_key(&typist.from), user_key)
 }
 
+/// The length of `value`'s JSON.
+fn json_len(value: &impl serde::Serialize) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
+}
+
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -1081,7 +1213,6 @@ mod tests {
             history_cap: 100,
             welcome_lines: 100,
             presence_list_max: 10,
-            greeting_bytes: 1 << 20,
         };
         let link: Arc<dyn RoomLink> = link.clone();
         Arc::new(Room::new(
