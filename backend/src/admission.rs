@@ -19,6 +19,7 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+use crate::rate::AddressKey;
 use axum::http::{HeaderMap, StatusCode, header};
 
 /// Why an upgrade was refused.
@@ -87,14 +88,15 @@ pub struct Admission {
 #[derive(Debug, Default)]
 struct Counts {
     total: usize,
-    per_ip: HashMap<IpAddr, usize>,
+    /// By address as the rate limits group them (an IPv6 /64 is one).
+    per_ip: HashMap<AddressKey, usize>,
 }
 
 /// A held connection place; dropping it gives the place back.
 #[derive(Debug)]
 pub struct Permit {
     admission: Arc<Admission>,
-    ip: IpAddr,
+    ip: AddressKey,
 }
 
 impl Drop for Permit {
@@ -174,8 +176,10 @@ impl Admission {
         }
     }
 
-    /// Takes a connection place for `ip`, if one is free.
+    /// Takes a connection place for `ip`, if one is free (an IPv6 host's /64 shares its
+    /// places, as it shares its rates).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, Refusal> {
+        let ip = AddressKey::from(ip);
         let mut counts = self.lock();
         if counts.total >= self.max_total {
             return Err(Refusal::ServerFull);
@@ -340,5 +344,28 @@ mod tests {
         assert_eq!(a.admit(ip2).err(), Some(Refusal::ServerFull));
         drop(p1);
         assert!(a.admit(ip1).is_ok());
+    }
+
+    #[test]
+    fn an_ipv6_host_shares_its_places_across_its_whole_64() {
+        let a = Arc::new(Admission::new(&[], &[], false, 100, 2));
+        let one: IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let same_64: IpAddr = "2001:db8:1:2:ffff:ffff:ffff:fffe".parse().expect("ip");
+        let other_64: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        let _p1 = a.admit(one).expect("first");
+        let p2 = a
+            .admit(same_64)
+            .expect("second, another address of the /64");
+        assert_eq!(
+            a.admit("2001:db8:1:2::99".parse().expect("ip")).err(),
+            Some(Refusal::TooManyFromAddress),
+            "a third address of the same /64 takes no third place"
+        );
+        assert!(a.admit(other_64).is_ok(), "another /64 has its own");
+        drop(p2);
+        assert!(
+            a.admit(same_64).is_ok(),
+            "a place given back is the /64's again"
+        );
     }
 }

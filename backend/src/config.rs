@@ -92,6 +92,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(100..))]
     pub header_timeout_ms: u64,
 
+    /// How long a read or a write of an HTTP connection (not yet a WebSocket) may make no
+    /// progress before it is cut off: a request body sent a byte now and then, a response
+    /// that is never read, a keep-alive connection left idle: 10s, 30s, 2m.
+    #[arg(long, env = "CHARLA_HTTP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_timeout: std::time::Duration,
+
     /// Most WebSocket connections from one IP address; past it upgrades get 429.
     #[arg(long, env = "CHARLA_MAX_CONNECTIONS_PER_IP", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -294,6 +300,7 @@ impl Default for Config {
             allow_hosts: Vec::new(),
             allow_origins: Vec::new(),
             require_origin: false,
+            http_timeout: std::time::Duration::from_secs(30),
             max_connections: 10_000,
             max_tcp_per_ip: 200,
             header_timeout_ms: 5_000,

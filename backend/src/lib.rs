@@ -191,6 +191,7 @@ pub async fn serve(
     let limits = accept::AcceptLimits {
         max_tcp_per_ip: to_usize(config.max_tcp_per_ip),
         header_timeout: Duration::from_millis(config.header_timeout_ms),
+        http_timeout: config.http_timeout,
         grace: SHUTDOWN_GRACE,
     };
     // Upgraded sockets are not HTTP requests: tell each client why it is going, so pages
@@ -236,7 +237,8 @@ async fn sweep_sessions(
             }
         }
         tick.tick().await;
-        expired = hub.sessions.sweep(committer::now_ms());
+        // The table's own clock: a wall clock set forward cannot expire every session.
+        expired = hub.sessions.sweep(hub.sessions.now_ms());
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub products: Gauge,
     /// Connections watching the product list.
     pub product_watchers: Gauge,
+    /// HTTP connections cut off for making no progress within `--http-timeout`.
+    pub http_timeouts: Counter,
 }
 
 impl Default for Metrics {
@@ -90,6 +92,7 @@ impl Metrics {
             history_lines: Gauge::default(),
             rooms: Gauge::default(),
             presence_flushes: Counter::default(),
+            http_timeouts: Counter::default(),
             commits: Counter::default(),
             lines_committed: Counter::default(),
             tickers: Gauge::default(),
@@ -136,6 +139,11 @@ impl Metrics {
             m.history_lines.clone(),
         );
         registry.register("rooms", "Rooms the server holds", m.rooms.clone());
+        registry.register(
+            "http_timeouts",
+            "HTTP connections cut off for making no progress within --http-timeout",
+            m.http_timeouts.clone(),
+        );
         registry.register(
             "presence_flushes",
             "Presence frames built, each sent to every member of its room",

@@ -25,9 +25,11 @@ use tokio::sync::Notify;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnKey(pub u64);
 
-/// A room, as the server numbers them (cheaper to hash than its name).
+/// A room, as the server numbers them (cheaper to hash than its name). 64 bits: a server
+/// that made a million rooms a second would take 584,000 years to reuse a number (a 32-bit
+/// one wrapped after 4 billion, and two rooms then shared their outbox slots).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoomKey(pub u32);
+pub struct RoomKey(pub u64);
 
 /// What a latest-value-wins frame replaces: the one of the same slot not yet written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -598,7 +600,7 @@ mod tests {
 
     fn typing(room: u32, typist: u64) -> Slot {
         Slot::Typing {
-            room: RoomKey(room),
+            room: RoomKey(room.into()),
             typist: ConnKey(typist),
         }
     }

@@ -13,7 +13,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
-        atomic::{AtomicU32, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
 };
 
@@ -44,7 +44,7 @@ pub(crate) struct Hub {
     /// Every room by name. Held only to find, create or forget a room; a joiner holds it
     /// (shared) while it joins, so a room cannot be forgotten under it.
     rooms: RwLock<HashMap<RoomName, Arc<Room>>>,
-    next_room: AtomicU32,
+    next_room: AtomicU64,
     /// Resume tokens → the session they give back.
     pub(crate) sessions: Sessions,
     /// Every open connection's outbox, to close them all on shutdown.
@@ -90,11 +90,11 @@ impl Hub {
         for line in lines {
             by_room.entry(line.room.clone()).or_default().push(line);
         }
-        let next_room = AtomicU32::new(0);
+        let next_room = AtomicU64::new(0);
         let rooms = by_room
             .into_iter()
             .map(|(name, lines)| {
-                let key = RoomKey(next_room.fetch_add(1, Ordering::Relaxed));
+                let key = next_room_key(&next_room);
                 let room = Room::new(
                     name.clone(),
                     key,
@@ -181,7 +181,7 @@ impl Hub {
         if rooms.len() >= self.config.max_rooms {
             return Err(JoinRefused::RoomsFull);
         }
-        let key = RoomKey(self.next_room.fetch_add(1, Ordering::Relaxed));
+        let key = next_room_key(&self.next_room);
         let room = Arc::new(Room::new(
             name.clone(),
             key,
@@ -305,6 +305,11 @@ pub(crate) fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// The next room number (never one in use: see [`RoomKey`]).
+fn next_room_key(counter: &AtomicU64) -> RoomKey {
+    RoomKey(counter.fetch_add(1, Ordering::Relaxed))
+}
+
 fn gauge(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -326,6 +331,18 @@ mod tests {
             );
         }
         assert_eq!(random_token(16).len(), 22);
+    }
+
+    #[test]
+    fn room_numbers_do_not_wrap_where_32_bits_would() {
+        let counter = AtomicU64::new(u64::from(u32::MAX) - 1);
+        let keys: HashSet<RoomKey> = (0..4).map(|_| next_room_key(&counter)).collect();
+        assert_eq!(keys.len(), 4);
+        assert!(keys.contains(&RoomKey(u64::from(u32::MAX) + 2)));
+        assert!(
+            !keys.contains(&RoomKey(0)),
+            "room 0 is not handed out again"
+        );
     }
 
     #[test]

@@ -152,9 +152,36 @@ impl Table {
     }
 }
 
+/// The table's clock: the wall clock when the server started, moved on by the monotonic
+/// clock. A wall clock set forward while the server runs (NTP after a suspend, an operator's
+/// typo) cannot make every offline session look idle past `--session-ttl` and delete it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionClock {
+    wall_at_start: u64,
+    started: Instant,
+}
+
+impl SessionClock {
+    /// A clock that reads `wall_ms` now.
+    pub(crate) fn starting_at(wall_ms: u64) -> Self {
+        SessionClock {
+            wall_at_start: wall_ms,
+            started: Instant::now(),
+        }
+    }
+
+    /// Milliseconds since the epoch, as the table counts them, at `instant`.
+    pub(crate) fn ms_at(&self, instant: Instant) -> u64 {
+        let elapsed = instant.saturating_duration_since(self.started).as_millis();
+        self.wall_at_start
+            .saturating_add(u64::try_from(elapsed).unwrap_or(u64::MAX))
+    }
+}
+
 /// The session table. See the module docs.
 pub(crate) struct Sessions {
     table: Mutex<Table>,
+    clock: SessionClock,
     new_sessions: KeyedBuckets<AddressKey>,
     resumes: KeyedBuckets<AddressKey>,
     rules: SessionRules,
@@ -179,12 +206,18 @@ impl Sessions {
         }
         let sessions = Sessions {
             table: Mutex::new(table),
+            clock: SessionClock::starting_at(now_ms),
             new_sessions: KeyedBuckets::per_minute(rules.new_per_address_per_min),
             resumes: KeyedBuckets::per_minute(rules.resumes_per_address_per_min),
             rules,
         };
         let expired = sessions.sweep(now_ms);
         (sessions, expired)
+    }
+
+    /// Now, on the table's clock (see [`SessionClock`]): what every call's `now_ms` is.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.ms_at(Instant::now())
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -680,5 +713,25 @@ mod tests {
                 .expect("new")
                 .resumed
         );
+    }
+
+    #[test]
+    fn the_tables_clock_moves_with_the_monotonic_clock_only() {
+        let clock = SessionClock::starting_at(1_000_000);
+        // Whatever the wall clock says meanwhile, a minute on the monotonic clock is a
+        // minute on the table's.
+        assert_eq!(clock.ms_at(clock.started), 1_000_000);
+        assert_eq!(
+            clock.ms_at(clock.started + std::time::Duration::from_secs(60)),
+            1_060_000
+        );
+        // So sessions used a moment ago are not swept, however far the wall clock jumped.
+        let (sessions, _) = Sessions::load(Vec::new(), &HashSet::new(), rules(), 1_000_000);
+        let opened = sessions
+            .open(None, None, None, here(), sessions.now_ms())
+            .expect("new");
+        sessions.closed(&opened.token, sessions.now_ms());
+        assert!(sessions.sweep(sessions.now_ms()).forget.is_empty());
+        assert_eq!(sessions.len(), 1);
     }
 }

@@ -158,7 +158,10 @@ impl Drop for Connection {
         }
         // The session was in use until now: its time to live starts over.
         if let Some(who) = &self.who
-            && let Some(stored) = self.hub.sessions.closed(&who.token, now_ms())
+            && let Some(stored) = self
+                .hub
+                .sessions
+                .closed(&who.token, self.hub.sessions.now_ms())
         {
             self.store_later(SessionChanges {
                 store: vec![stored],
@@ -276,7 +279,7 @@ impl Connection {
                 name,
                 self.user.as_ref().map(|u| &u.id),
                 self.address,
-                now_ms(),
+                self.hub.sessions.now_ms(),
             )
             .map_err(|refused| match refused {
                 OpenRefused::TooManyNew => CloseReason::TooManySessions,
@@ -285,7 +288,7 @@ impl Connection {
             })?;
         let token = opened.token.clone();
         if let Err(reason) = self.make_durable(opened.changes).await {
-            self.hub.sessions.closed(&token, now_ms());
+            self.hub.sessions.closed(&token, self.hub.sessions.now_ms());
             return Err(reason);
         }
         let online = self
@@ -683,7 +686,11 @@ impl Connection {
     fn rename(&mut self, name: DisplayName) -> Frame {
         if let Some(who) = &mut self.who {
             who.name = name.clone();
-            if let Some(stored) = self.hub.sessions.rename(&who.token, &name, now_ms()) {
+            if let Some(stored) =
+                self.hub
+                    .sessions
+                    .rename(&who.token, &name, self.hub.sessions.now_ms())
+            {
                 self.store_later(SessionChanges {
                     store: vec![stored],
                     ..SessionChanges::default()

@@ -9,6 +9,11 @@
 //! - at most `--max-tcp-per-ip` open TCP connections per address, checked at accept time
 //!   (before a byte is read); past it the socket is closed at once;
 //! - a request's headers must arrive within `--header-timeout-ms`, or the connection is closed;
+//! - until it is upgraded, every read and write of a connection must make progress within
+//!   `--http-timeout` ([`deadline`]): a trickling body, an unread response and an idle
+//!   keep-alive connection end;
+//! - addresses are counted as the rate limits count them: an IPv6 host's whole /64 is one
+//!   address ([`AddressKey`]);
 //! - on shutdown, accepting stops, every connection is asked to finish, and whatever is still
 //!   open after the grace period is dropped.
 
@@ -16,7 +21,10 @@ use std::{
     collections::HashMap,
     future::Future,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Duration,
 };
 
@@ -29,7 +37,14 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::ServiceExt as _;
 
-use crate::metrics::{Metrics, ReasonLabel};
+use crate::{
+    metrics::{Metrics, ReasonLabel},
+    rate::AddressKey,
+};
+
+mod deadline;
+
+use deadline::DeadlineIo;
 
 /// How the accept loop guards the door.
 #[derive(Debug, Clone, Copy)]
@@ -38,22 +53,25 @@ pub(crate) struct AcceptLimits {
     pub max_tcp_per_ip: usize,
     /// How long a request's headers may take to arrive.
     pub header_timeout: Duration,
+    /// How long a read or write of a connection not upgraded may make no progress.
+    pub http_timeout: Duration,
     /// How long connections get to finish once shutdown starts.
     pub grace: Duration,
 }
 
 /// Open TCP connections per address.
 #[derive(Debug, Default)]
-struct TcpCounts(Mutex<HashMap<IpAddr, usize>>);
+struct TcpCounts(Mutex<HashMap<AddressKey, usize>>);
 
 /// A place held by one TCP connection; dropping it frees the place.
 struct TcpPermit {
     counts: Arc<TcpCounts>,
-    ip: IpAddr,
+    ip: AddressKey,
 }
 
 impl TcpCounts {
     fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<TcpPermit> {
+        let ip = AddressKey::from(ip);
         let mut counts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let n = counts.entry(ip).or_insert(0);
         if *n >= max {
@@ -127,9 +145,10 @@ pub(crate) async fn serve(
             tcp,
             peer,
             router.clone(),
-            limits.header_timeout,
+            limits,
             closing_rx.clone(),
             permit,
+            metrics.clone(),
         ));
     }
     on_shutdown();
@@ -149,18 +168,21 @@ async fn connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     router: Router,
-    header_timeout: Duration,
+    limits: AcceptLimits,
     mut closing: watch::Receiver<bool>,
     permit: TcpPermit,
+    metrics: Arc<Metrics>,
 ) {
+    let upgraded = Arc::new(AtomicBool::new(false));
+    let io = DeadlineIo::new(tcp, limits.http_timeout, upgraded.clone(), metrics);
     let service = router.map_request(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.map(Body::new)
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     let closing = async move {
@@ -174,7 +196,27 @@ async fn connection(
             let _ = connection.await;
         }
     }
+    // Served, or handed over to a WebSocket (hyper's connection ends with the upgrade):
+    // from here on the WebSocket's own deadlines rule.
+    upgraded.store(true, Ordering::Relaxed);
     // An upgraded socket (a WebSocket) lives on in its own task, with its own admission
     // permit; the TCP place is freed when hyper hands it over.
     drop(permit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_places_are_counted_per_ipv6_64() {
+        let counts = Arc::new(TcpCounts::default());
+        let a: IpAddr = "2001:db8::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8::2:3:4".parse().expect("ip");
+        let first = counts.take(a, 1).expect("a place");
+        assert!(counts.take(b, 1).is_none(), "the /64 holds its one place");
+        assert!(counts.take("2001:db9::1".parse().expect("ip"), 1).is_some());
+        drop(first);
+        assert!(counts.take(b, 1).is_some());
+    }
 }
