@@ -21,12 +21,16 @@
 //! - **Sessions.** A client resuming on a server that has not seen its session gets it
 //!   looked up ([`Cluster::find_session`]).
 //!
-//! One task does all of this, in order, on one pub/sub connection and one command
-//! connection; the rooms never wait on it. Redis traffic per line is one publish, received
+//! One task does all of this on one pub/sub connection and one command connection; the
+//! rooms never wait on it. What the rooms ask waits in a bounded [`Mailbox`]: catching up,
+//! releasing and filling a room once each (they come first: a join never waits behind
+//! typing), presence latest per room, typing latest per typist. A Redis outage therefore
+//! holds at most a few entries per room and per typist, however long it lasts and however
+//! much anyone types. Redis traffic per line is one publish, received
 //! once by each server following the room: O(servers), not O(clients).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -35,12 +39,12 @@ use futures_util::StreamExt as _;
 use redis::aio::{MultiplexedConnection, PubSubSink};
 use serde::{Deserialize, Serialize};
 use shared::{ChatLine, Member, RoomName, Seq, Typist, UserId};
-use tokio::sync::mpsc;
 
 use crate::{
     auth::Auth,
     committer::now_ms,
     hub::{Hub, Room, RoomLink},
+    outbox::RoomKey,
     store::{
         StoredSession,
         redis::{SessionJson, channel, line_of_entry, lines_key, presence_key, session_key},
@@ -109,6 +113,7 @@ struct Users {
 }
 
 /// What the rooms ask of the cluster task.
+#[derive(Clone)]
 enum Command {
     Sync(Arc<Room>),
     Release(Arc<Room>),
@@ -122,8 +127,7 @@ pub(crate) struct Cluster {
     /// This server's name among the others (random per start).
     node: String,
     client: redis::Client,
-    commands: mpsc::UnboundedSender<Command>,
-    receiver: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Command>>>,
+    commands: Arc<Mailbox>,
     lookups: tokio::sync::Mutex<Option<MultiplexedConnection>>,
     /// The hub and the auth of this server, once made (after the cluster).
     users: std::sync::OnceLock<Users>,
@@ -132,12 +136,10 @@ pub(crate) struct Cluster {
 impl Cluster {
     /// A handle on the cluster that `url` names; [`start`](Self::start) runs it.
     pub(crate) fn new(url: &str) -> Result<Arc<Self>, redis::RedisError> {
-        let (commands, receiver) = mpsc::unbounded_channel();
         Ok(Arc::new(Cluster {
             node: crate::hub::random_token(9),
             client: redis::Client::open(url)?,
-            commands,
-            receiver: std::sync::Mutex::new(Some(receiver)),
+            commands: Arc::new(Mailbox::default()),
             lookups: tokio::sync::Mutex::new(None),
             users: std::sync::OnceLock::new(),
         }))
@@ -152,17 +154,13 @@ impl Cluster {
 
     /// Starts the cluster task (once).
     pub(crate) fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let receiver = self
-            .receiver
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
         let this = self.clone();
-        tokio::spawn(async move {
-            if let Some(receiver) = receiver {
-                this.run(receiver).await;
-            }
-        })
+        tokio::spawn(async move { this.run().await })
+    }
+
+    /// Shows how many requests of the rooms wait for the cluster task on `gauge`.
+    pub(crate) fn count_waiting(&self, gauge: prometheus_client::metrics::gauge::Gauge) {
+        let _ = self.commands.gauge.set(gauge);
     }
 
     /// Lets the cluster close this server's connections of a user when any server asks.
@@ -293,7 +291,8 @@ impl Cluster {
         }
     }
 
-    async fn run(&self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(&self) {
+        let commands = self.commands.clone();
         let mut followed: HashMap<RoomName, Arc<Room>> = HashMap::new();
         // Rooms whose catching up Redis interrupted: their joiners still wait.
         let mut unsynced: Vec<Arc<Room>> = Vec::new();
@@ -304,7 +303,7 @@ impl Cluster {
                 followed: &mut followed,
                 unsynced: &mut unsynced,
             };
-            match self.session(&mut links, &mut commands).await {
+            match self.session(&mut links, &commands).await {
                 Ok(Stop) => return,
                 Err(err) => {
                     tracing::warn!(%err, "lost Redis; following the rooms again once it is back");
@@ -323,7 +322,7 @@ impl Cluster {
     async fn session(
         &self,
         links: &mut Links<'_>,
-        commands: &mut mpsc::UnboundedReceiver<Command>,
+        commands: &Mailbox,
     ) -> Result<Stop, redis::RedisError> {
         let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
         let mut conn = timed(self.client.get_multiplexed_async_connection()).await?;
@@ -356,7 +355,7 @@ impl Cluster {
                     };
                     self.on_bus(followed, msg.get_channel_name(), msg.get_payload_bytes());
                 }
-                command = commands.recv() => {
+                command = commands.next() => {
                     let Some(command) = command else { return Ok(Stop) };
                     let syncing = match &command {
                         Command::Sync(room) => Some(room.clone()),
@@ -621,33 +620,231 @@ async fn timed<T>(
     }
 }
 
-/// The rooms' end of the cluster: every call only queues a command for the task.
+/// The rooms' end of the cluster: every call only leaves a request in the mailbox.
 struct Link {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: Arc<Mailbox>,
 }
 
 impl RoomLink for Link {
     fn sync(&self, room: &Arc<Room>) {
-        let _ = self.commands.send(Command::Sync(room.clone()));
+        self.commands.put(Command::Sync(room.clone()));
     }
 
     fn release(&self, room: &Arc<Room>) {
-        let _ = self.commands.send(Command::Release(room.clone()));
+        self.commands.put(Command::Release(room.clone()));
     }
 
     fn fill(&self, room: &Arc<Room>, _after: Seq) {
-        let _ = self.commands.send(Command::Fill(room.clone()));
+        self.commands.put(Command::Fill(room.clone()));
     }
 
     fn presence(&self, room: &Arc<Room>, online: u32, members: Option<Vec<Member>>) {
-        let _ = self
-            .commands
-            .send(Command::Presence(room.clone(), online, members));
+        self.commands
+            .put(Command::Presence(room.clone(), online, members));
     }
 
     fn typing(&self, room: &Arc<Room>, typist: &Typist) {
-        let _ = self
-            .commands
-            .send(Command::Typing(room.clone(), typist.clone()));
+        self.commands
+            .put(Command::Typing(room.clone(), typist.clone()));
+    }
+}
+
+/// What the rooms ask of the cluster task, bounded: see the module docs.
+#[derive(Default)]
+struct Mailbox {
+    inner: std::sync::Mutex<Waiting>,
+    ready: tokio::sync::Notify,
+    /// `charla_cluster_waiting`, once the server's metrics exist.
+    gauge: std::sync::OnceLock<prometheus_client::metrics::gauge::Gauge>,
+}
+
+/// The requests waiting, by kind. A room's catching up, release and fill are each asked
+/// once until done; presence and typing keep only their latest value.
+#[derive(Default)]
+struct Waiting {
+    /// Catch-ups, releases and fills, in order, each (kind, room) once.
+    control: VecDeque<Command>,
+    queued: HashSet<(u8, RoomKey)>,
+    /// The latest presence per room, and the rooms in the order they first waited.
+    presence: HashMap<RoomKey, Command>,
+    presence_order: VecDeque<RoomKey>,
+    /// The latest text per (room, typist), and the typists in the order they first waited.
+    typing: HashMap<(RoomKey, TypistKey), Command>,
+    typing_order: VecDeque<(RoomKey, TypistKey)>,
+}
+
+/// Who a typist is across servers: the signed-in user, or the guest connection.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum TypistKey {
+    User(UserId),
+    Guest(shared::ConnId),
+}
+
+impl Mailbox {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        // Plain queue operations: consistent after any panic.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Leaves a request (replacing an older one it makes pointless).
+    fn put(&self, command: Command) {
+        let mut waiting = self.lock();
+        match &command {
+            Command::Sync(room) | Command::Release(room) | Command::Fill(room) => {
+                let kind = match command {
+                    Command::Sync(_) => 0,
+                    Command::Release(_) => 1,
+                    _ => 2,
+                };
+                if waiting.queued.insert((kind, room.key)) {
+                    waiting.control.push_back(command);
+                }
+            }
+            Command::Presence(room, ..) => {
+                let key = room.key;
+                if waiting.presence.insert(key, command).is_none() {
+                    waiting.presence_order.push_back(key);
+                }
+            }
+            Command::Typing(room, typist) => {
+                let who = typist
+                    .user
+                    .clone()
+                    .map_or_else(|| TypistKey::Guest(typist.from.clone()), TypistKey::User);
+                let key = (room.key, who);
+                if waiting.typing.insert(key.clone(), command).is_none() {
+                    waiting.typing_order.push_back(key);
+                }
+            }
+        }
+        self.show(&waiting);
+        drop(waiting);
+        self.ready.notify_one();
+    }
+
+    fn show(&self, waiting: &Waiting) {
+        if let Some(gauge) = self.gauge.get() {
+            gauge.set(i64::try_from(waiting.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The next request: control first, then presence, then typing.
+    fn take(&self) -> Option<Command> {
+        let mut waiting = self.lock();
+        let command = waiting.pop();
+        self.show(&waiting);
+        command
+    }
+
+    /// Waits for the next request. (Never `None`: the rooms' link lives as long as the
+    /// server; the option keeps the task's loop shape.)
+    async fn next(&self) -> Option<Command> {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(command) = self.take() {
+                return Some(command);
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Waiting {
+    fn len(&self) -> usize {
+        self.control.len() + self.presence.len() + self.typing.len()
+    }
+
+    fn pop(&mut self) -> Option<Command> {
+        let waiting = self;
+        if let Some(command) = waiting.control.pop_front() {
+            let (kind, key) = match &command {
+                Command::Sync(room) => (0, room.key),
+                Command::Release(room) => (1, room.key),
+                Command::Fill(room) => (2, room.key),
+                Command::Presence(room, ..) | Command::Typing(room, _) => (3, room.key),
+            };
+            waiting.queued.remove(&(kind, key));
+            return Some(command);
+        }
+        while let Some(key) = waiting.presence_order.pop_front() {
+            if let Some(command) = waiting.presence.remove(&key) {
+                return Some(command);
+            }
+        }
+        while let Some(key) = waiting.typing_order.pop_front() {
+            if let Some(command) = waiting.typing.remove(&key) {
+                return Some(command);
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{hub::RoomConfig, metrics::Metrics};
+    use shared::{ConnId, DisplayName};
+
+    fn room(name: &str, key: u64) -> Arc<Room> {
+        let config = RoomConfig {
+            history_cap: 10,
+            welcome_lines: 10,
+            presence_list_max: 10,
+        };
+        Arc::new(Room::new(
+            RoomName::parse(name).expect("a room name"),
+            RoomKey(key),
+            Vec::new(),
+            config,
+            Arc::new(Metrics::new()),
+            None,
+        ))
+    }
+
+    fn typist(id: &str, text: &str) -> Typist {
+        Typist {
+            from: ConnId::new(id),
+            name: DisplayName::parse("Ana").expect("a name"),
+            user: None,
+            text: text.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_mailbox_keeps_one_update_per_typist_and_room_and_serves_catching_up_first() {
+        let mailbox = Mailbox::default();
+        let sala = room("sala", 1);
+        for i in 0..10_000 {
+            mailbox.put(Command::Typing(
+                sala.clone(),
+                typist("AAAA", &format!("{i}")),
+            ));
+            mailbox.put(Command::Typing(
+                sala.clone(),
+                typist("BBBB", &format!("{i}")),
+            ));
+            mailbox.put(Command::Presence(sala.clone(), i, None));
+        }
+        assert_eq!(mailbox.lock().len(), 3, "two typists and one presence");
+        let otra = room("otra", 2);
+        mailbox.put(Command::Sync(otra.clone()));
+        mailbox.put(Command::Sync(otra.clone()));
+        assert!(matches!(mailbox.take(), Some(Command::Sync(r)) if r.key == otra.key));
+        assert!(matches!(
+            mailbox.take(),
+            Some(Command::Presence(_, 9_999, _))
+        ));
+        let Some(Command::Typing(_, first)) = mailbox.take() else {
+            panic!("typing last");
+        };
+        assert_eq!(first.text, "9999", "the latest text");
+        assert!(matches!(mailbox.take(), Some(Command::Typing(..))));
+        assert!(
+            mailbox.take().is_none(),
+            "a repeated catch-up is asked once"
+        );
     }
 }

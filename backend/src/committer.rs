@@ -455,11 +455,15 @@ fn commit_shared(
     metrics.commits.inc();
     let mut rooms = RoomBatches::default();
     for ((mut job, mut line), outcome) in jobs.into_iter().zip(lines).zip(outcomes) {
+        let published = match outcome {
+            Appended::New(seq) => Published { seq, new: true },
+            Appended::Repeat(seq) => Published { seq, new: false },
+            Appended::Failed => {
+                refuse_all(vec![job]);
+                continue;
+            }
+        };
         if let Some(reply) = job.reply.take() {
-            let published = match outcome {
-                Appended::New(seq) => Published { seq, new: true },
-                Appended::Repeat(seq) => Published { seq, new: false },
-            };
             let _ = reply.send(Ok(published));
         }
         let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
@@ -483,6 +487,7 @@ fn commit_shared(
                 nonce: job.nonce.unwrap_or_default(),
                 seq,
             }),
+            Appended::Failed => {} // Refused above.
         }
     }
     for share in rooms.shares {

@@ -89,6 +89,9 @@ pub async fn serve(
         auth.revoke(&revoked.user, revoked.before);
     }
     let metrics = Arc::new(metrics::Metrics::new());
+    if let Some(cluster) = &cluster {
+        cluster.count_waiting(metrics.cluster_waiting.clone());
+    }
     let catalog = Arc::new(
         products::Catalog::open(
             // With --redis the product exercise stays per server, in memory (see DEPLOY.md).

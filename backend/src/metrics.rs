@@ -68,6 +68,8 @@ pub struct Metrics {
     pub product_watchers: Gauge,
     /// HTTP connections cut off for making no progress within `--http-timeout`.
     pub http_timeouts: Counter,
+    /// Requests of the rooms waiting for the cluster task (`--redis`).
+    pub cluster_waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -93,6 +95,7 @@ impl Metrics {
             rooms: Gauge::default(),
             presence_flushes: Counter::default(),
             http_timeouts: Counter::default(),
+            cluster_waiting: Gauge::default(),
             commits: Counter::default(),
             lines_committed: Counter::default(),
             tickers: Gauge::default(),
@@ -139,6 +142,11 @@ impl Metrics {
             m.history_lines.clone(),
         );
         registry.register("rooms", "Rooms the server holds", m.rooms.clone());
+        registry.register(
+            "cluster_waiting",
+            "Requests of the rooms waiting for the cluster task (--redis)",
+            m.cluster_waiting.clone(),
+        );
         registry.register(
             "http_timeouts",
             "HTTP connections cut off for making no progress within --http-timeout",

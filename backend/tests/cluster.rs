@@ -279,6 +279,104 @@ async fn kill_9_of_a_node_mid_stream_loses_no_acked_line_and_repeats_none() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_holds_one_typing_update_per_typist_and_joins_go_first_after_it() {
+    let mut redis = RedisServer::start().await;
+    let a = node(&redis).await;
+    let mut typists = Vec::new();
+    for _ in 0..3 {
+        typists.push(a.client_in(&["sala"]).await);
+    }
+    redis.kill().await;
+    // Thousands of keystrokes while Redis is gone.
+    for i in 0..1_000 {
+        for t in &mut typists {
+            t.typing_in("sala", &format!("tecla {i}")).await;
+        }
+    }
+    // Each connection handles its frames in order: the pong says its typing was handled.
+    for t in &mut typists {
+        t.send_msg(&ClientMsg::Ping).await;
+        t.recv_skipping_live("pong", |m| match m {
+            shared::ServerMsg::Pong => testkit::Picked::Found(()),
+            other => testkit::Picked::Other(other),
+        })
+        .await;
+    }
+    let (_, metrics) = a.get("/metrics").await;
+    let waiting = testkit::metric(&metrics, "charla_cluster_waiting").expect("the gauge");
+    assert!(
+        waiting <= 3.0 + 2.0,
+        "3,000 keystrokes during the outage left {waiting} requests waiting"
+    );
+    // A join during the outage is greeted once Redis is back, ahead of the typing.
+    typists[0]
+        .send_msg(&ClientMsg::Join {
+            room: "otra".into(),
+        })
+        .await;
+    redis.restart().await;
+    let joined = typists[0].recv_joined().await;
+    assert_eq!(joined.room.as_str(), "otra");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_fails_part_way_acks_the_lines_that_made_it_and_refuses_only_the_rest() {
+    let redis = RedisServer::start().await;
+    // A room whose counter is broken: its append script fails, the other room's does not.
+    let mut raw = redis::Client::open(redis.url())
+        .expect("a Redis URL")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis");
+    let () = redis::cmd("SET")
+        .arg("charla:seq:roto")
+        .arg("not a number")
+        .query_async(&mut raw)
+        .await
+        .expect("SET");
+    // A slow commit, so that the two lines below share one batch (one pipeline).
+    let a = TestServer::start_with(Config {
+        redis: Some(redis.url()),
+        commit_stall: Some(Duration::from_millis(500)),
+        ..testkit::unlimited()
+    })
+    .await;
+    let mut client = a.client_in(&["ok", "roto"]).await;
+    client.send_to("ok", "primera", "n-0").await;
+    client.send_to("roto", "perdida", "n-r").await;
+    client.send_to("ok", "llega", "n-o").await;
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    while acked.len() + refused.len() < 3 {
+        match client.recv().await {
+            shared::ServerMsg::Ack { nonce, seq, .. } => acked.push((nonce, seq.0)),
+            shared::ServerMsg::Error {
+                code,
+                nonce: Some(nonce),
+                ..
+            } => {
+                assert_eq!(code, ErrorCode::Unavailable);
+                refused.push(nonce);
+            }
+            _ => {}
+        }
+    }
+    acked.sort();
+    assert_eq!(
+        acked,
+        [("n-0".to_owned(), 1), ("n-o".to_owned(), 2)],
+        "the lines whose script ran are acked"
+    );
+    assert_eq!(refused, ["n-r"], "only the line that failed is refused");
+    // Resent, the acked line is recognised, not appended again.
+    client.send_to("ok", "llega", "n-o").await;
+    assert_eq!(client.recv_ack_of("n-o").await, 2);
+    let lines = history(&a.ws_url(), "ok").await;
+    let texts: Vec<&str> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["primera", "llega"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_mid_stream_loses_no_acked_line_and_refused_sends_go_out_once() {
     let mut redis = RedisServer::start().await;
     let (a, b) = (node(&redis).await, node(&redis).await);

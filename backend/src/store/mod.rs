@@ -104,6 +104,8 @@ pub enum Appended {
     New(Seq),
     /// Its sender's nonce was already accepted in that room, at this `seq`: not appended.
     Repeat(Seq),
+    /// Not appended: the store failed for this line (others of the batch may have made it).
+    Failed,
 }
 
 /// Keeps history lines and sessions.

@@ -37,25 +37,21 @@ const NONCES_PER_SENDER: u32 = 1_024;
 /// How long one Redis call may take before the batch is refused (`unavailable`).
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// KEYS: seq, stream, nonces, nonce order. ARGV: nonce field ("" for none), the line's JSON
+/// KEYS: seq, stream, nonces, nonce order. ARGV: dedupe field (room and nonce), the line's JSON
 /// (with `seq` 0), history cap, nonce TTL in ms, channel, nonces kept per sender.
 /// Returns {1, seq} for a new line, {0, seq} for a nonce already accepted.
 const APPEND: &str = r#"
-if ARGV[1] ~= '' then
-  local done = redis.call('HGET', KEYS[3], ARGV[1])
-  if done then return {0, tonumber(done)} end
-end
+local done = redis.call('HGET', KEYS[3], ARGV[1])
+if done then return {0, tonumber(done)} end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'l', ARGV[2])
-if ARGV[1] ~= '' then
-  redis.call('HSET', KEYS[3], ARGV[1], seq)
-  redis.call('RPUSH', KEYS[4], ARGV[1])
-  if redis.call('LLEN', KEYS[4]) > tonumber(ARGV[6]) then
-    redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
-  end
-  redis.call('PEXPIRE', KEYS[3], ARGV[4])
-  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[1], seq)
+redis.call('RPUSH', KEYS[4], ARGV[1])
+if redis.call('LLEN', KEYS[4]) > tonumber(ARGV[6]) then
+  redis.call('HDEL', KEYS[3], redis.call('LPOP', KEYS[4]))
 end
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
 redis.call('PUBLISH', ARGV[5], '{"line":{"seq":' .. seq .. ',"line":' .. ARGV[2] .. '}}')
 return {1, seq}
 "#;
@@ -188,6 +184,25 @@ impl RedisStore {
         StoreError(format!("Redis: {err}"))
     }
 
+    /// After a failed append: each line whose dedupe field was recorded is in, at its
+    /// `seq`; the others are not. `None` if Redis does not answer.
+    fn recover(&mut self, lines: &[ChatLine], fields: &[String]) -> Option<Vec<Appended>> {
+        let mut pipe = redis::pipe();
+        for (line, field) in lines.iter().zip(fields) {
+            pipe.cmd("HGET")
+                .arg(format!("charla:nonces:{}", line.from))
+                .arg(field);
+        }
+        let found: redis::RedisResult<Vec<Option<u64>>> = pipe.query(self.conn().ok()?);
+        let found = found.map_err(|e| self.failed(&e)).ok()?;
+        Some(
+            found
+                .into_iter()
+                .map(|seq| seq.map_or(Appended::Failed, |seq| Appended::New(Seq(seq))))
+                .collect(),
+        )
+    }
+
     fn ttl_of(&self, session: &StoredSession) -> u64 {
         let ttl = if session.replaced {
             self.session_ttl_ms.min(self.grace_ms)
@@ -261,12 +276,18 @@ impl HistoryStore for RedisStore {
         if lines.is_empty() {
             return Ok(Vec::new());
         }
+        // Every line is recorded under a dedupe field, its sender's nonce or (without one) a
+        // fresh one of the server's: a pipeline that fails part-way has run some scripts and
+        // not others, and the fields say which (`recover`).
+        let fields: Vec<String> = lines
+            .iter()
+            .map(|line| match &line.nonce {
+                Some(n) => format!("{}\n{n}", line.room),
+                None => format!("{}\n\u{1}{}", line.room, crate::hub::random_token(12)),
+            })
+            .collect();
         let mut pipe = redis::pipe();
-        for line in lines {
-            let field = line
-                .nonce
-                .as_ref()
-                .map_or_else(String::new, |n| format!("{}\n{n}", line.room));
+        for (line, field) in lines.iter().zip(&fields) {
             let json = serde_json::to_string(line).map_err(|e| StoreError(e.to_string()))?;
             pipe.cmd("EVALSHA")
                 .arg(self.append.get_hash())
@@ -283,7 +304,16 @@ impl HistoryStore for RedisStore {
                 .arg(NONCES_PER_SENDER);
         }
         let replies: redis::RedisResult<Vec<(u8, u64)>> = pipe.query(self.conn()?);
-        let replies = replies.map_err(|e| self.failed(&e))?;
+        let replies = match replies {
+            Ok(replies) => replies,
+            Err(e) => {
+                let err = self.failed(&e);
+                // Which scripts ran? Those lines are in (and were published): ack them;
+                // refuse only the others. If Redis cannot say, refuse all (resent lines with
+                // a nonce are still recognised).
+                return self.recover(lines, &fields).ok_or(err);
+            }
+        };
         Ok(replies
             .into_iter()
             .map(|(new, seq)| {

@@ -222,6 +222,8 @@ struct RoomState {
     typing_pace: TypingPacer<Option<Typist>>,
     /// A release of waiting live text is scheduled.
     typing_scheduled: bool,
+    /// Whether the room is private (as its last greeting said).
+    private: bool,
 }
 
 /// When the room last sent presence, and whether a change waits for the next turn.
@@ -273,6 +275,7 @@ impl Room {
                 local_changed: false,
                 typing_pace: TypingPacer::new(Instant::now()),
                 typing_scheduled: false,
+                private: false,
             }),
             has_lines: AtomicBool::new(has_lines),
             config,
@@ -377,6 +380,21 @@ impl Room {
         *state.someones.entry(member.someone()).or_default() += 1;
         state.members.insert(key, member);
         state.local_changed = true;
+        if let Greeting::Joined { private } = greeting {
+            state.private = private;
+        }
+        let frame = self.greeting_frame(state, &outbox, after, greeting);
+        outbox.push(frame);
+    }
+
+    /// The greeting for `outbox`'s member: see [`Room::join`].
+    fn greeting_frame(
+        &self,
+        state: &RoomState,
+        outbox: &Outbox,
+        after: After,
+        greeting: Greeting,
+    ) -> Frame {
         // The whole greeting fits the reply budget, whatever the crowd: the member list and
         // the live texts take at most a quarter of it each (a list that does not fit is left
         // out, as for a big room: `members` pages it; typists past their quarter are marked
@@ -396,7 +414,7 @@ impl Room {
         let (range, has_more, resumed) =
             state.page_for(after.0, self.config.welcome_lines, lines_budget);
         let lines: Vec<&KeptLine> = state.lines.range(range).collect();
-        let frame = match greeting {
+        match greeting {
             Greeting::Joined { private } => {
                 let online = count(state.online(self.config.presence_list_max));
                 let shell = ServerMsg::Joined {
@@ -424,8 +442,7 @@ impl Room {
                 }
                 splice_lines(&welcome, "history", &lines)
             }
-        };
-        outbox.push(frame);
+        }
     }
 
     /// Removes a member; clears its live text for the others. Returns whether it was in.
@@ -646,13 +663,35 @@ impl Room {
         state.lines.clear();
         state.early.retain(|seq, _| *seq >= first.seq);
         state.last_seq = Seq(first.seq.0 - 1);
+        // The members here missed lines that are gone from the stream: each is told so, with
+        // a `joined` that replaces what it shows of the room (nothing kept before `first`),
+        // and the lines from `first` on follow as live lines.
+        let private = state.private;
+        for m in state.members.values() {
+            let frame = self.greeting_frame(
+                &state,
+                &m.outbox,
+                After::default(),
+                Greeting::Joined { private },
+            );
+            m.outbox.push(frame);
+        }
         drop(state);
         self.publish(lines, Vec::new());
     }
 
-    /// A fill came back without the missing lines: ask again on the next line.
-    pub(crate) fn fill_failed(&self) {
-        self.lock().filling = false;
+    /// A fill came back without the missing lines. Lines held back for it can then never
+    /// be completed: the room starts over at the first of them (see [`Room::restart_at`])
+    /// rather than hold them until some later line asks again.
+    pub(crate) fn fill_failed(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.filling = false;
+        if state.early.is_empty() {
+            return;
+        }
+        let held: Vec<ChatLine> = std::mem::take(&mut state.early).into_values().collect();
+        drop(state);
+        self.restart_at(held);
     }
 
     /// What another server says of its members of this room (until `expires`).
@@ -1281,5 +1320,72 @@ mod tests {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         assert_eq!(asked, ["sync", "fill after 1", "release"]);
+    }
+
+    /// A room with one member (its outbox), caught up at line 1.
+    fn synced_room_with_a_member(link: &Arc<Recorder>) -> (Arc<Room>, Arc<Outbox>) {
+        let room = linked_room(link);
+        let outbox = Arc::new(Outbox::new(1 << 20));
+        let member = RoomMember {
+            id: ConnId::new("BBBBBBBBBBBBBBBB"),
+            name: DisplayName::parse("Bea").expect("name"),
+            user: None,
+            outbox: outbox.clone(),
+        };
+        room.join(
+            ConnKey(1),
+            member,
+            After::default(),
+            Greeting::Joined { private: false },
+        );
+        room.publish(vec![line(1, "uno")], Vec::new());
+        assert!(room.synced());
+        let _ = outbox.take();
+        (room, outbox)
+    }
+
+    /// What was written: `joined` as (resumed, seqs), a line as its seq.
+    fn written(outbox: &Outbox) -> Vec<String> {
+        let batch = outbox.take().expect("frames");
+        batch
+            .frames
+            .into_iter()
+            .filter_map(|f| match decode_server(f.into_bytes().as_str()) {
+                Ok(ServerMsg::Message(line)) => Some(format!("line {}", line.seq.0)),
+                Ok(ServerMsg::Joined { lines, resumed, .. }) => {
+                    Some(format!("joined resumed={resumed} lines={}", lines.len()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_finds_the_stream_trimmed_past_the_room_tells_its_members_to_start_over() {
+        let link = Arc::new(Recorder::default());
+        let (room, outbox) = synced_room_with_a_member(&link);
+        // Lines 2..=9 are gone from the stream: the fill starts at 10.
+        room.restart_at(vec![line(10, "diez"), line(11, "once")]);
+        assert_eq!(
+            written(&outbox),
+            ["joined resumed=false lines=0", "line 10", "line 11"],
+            "the member replaces what it shows, then gets the lines from 10 on"
+        );
+        assert_eq!(room.last_seq(), Seq(11));
+    }
+
+    #[tokio::test]
+    async fn lines_held_for_a_fill_that_comes_back_empty_go_out_at_once() {
+        let link = Arc::new(Recorder::default());
+        let (room, outbox) = synced_room_with_a_member(&link);
+        room.publish(vec![line(3, "tres"), line(4, "cuatro")], Vec::new());
+        assert!(outbox.take().is_none(), "held back for line 2");
+        // The stream has nothing after 1: line 2 will never come.
+        room.fill_failed();
+        assert_eq!(
+            written(&outbox),
+            ["joined resumed=false lines=0", "line 3", "line 4"]
+        );
+        assert_eq!(room.last_seq(), Seq(4));
     }
 }
