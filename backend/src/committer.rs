@@ -102,6 +102,10 @@ pub(crate) enum Job {
     Sessions(SessionJob),
     /// Revoke a user's older tokens.
     Revoke(RevokeJob),
+    /// Delete the history of rooms whose newest line is older than this (ms since the
+    /// epoch: `--room-retention`); answers with their names. Their numbering is kept: a
+    /// `seq` is never handed out twice while the server runs.
+    Expire(u64, oneshot::Sender<Vec<RoomName>>),
     /// Commit what came before, then stop.
     Stop(oneshot::Sender<()>),
 }
@@ -315,6 +319,13 @@ fn run(
                     waiting.extend(job.durable);
                 }
                 Job::Stop(done) => stop = Some(done),
+                Job::Expire(quiet_since, done) => {
+                    let expired = store.expire_rooms(quiet_since).unwrap_or_else(|err| {
+                        tracing::error!(%err, "could not expire quiet rooms");
+                        Vec::new()
+                    });
+                    let _ = done.send(expired);
+                }
             }
         }
         for share in &rooms.shares {

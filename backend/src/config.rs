@@ -190,11 +190,29 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms_per_conn: u32,
 
-    /// Most rooms the server holds (rooms with history count, empty ones are forgotten);
-    /// past it joining a new room gets `rooms_full`.
+    /// Most rooms the server holds in memory. Past it, a new room takes the place of one
+    /// nobody is in (its lines stay on disk, or in Redis, and are read back when someone
+    /// joins it); if every room is in use (or, with `--memory`, holds lines), joining a new
+    /// room gets `rooms_full`.
     #[arg(long, env = "CHARLA_MAX_ROOMS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms: u32,
+
+    /// The most history lines all rooms keep in memory together. Past it, rooms nobody is
+    /// in leave memory (their lines stay on disk, or in Redis, and are read back when
+    /// someone joins); so do they when `--max-rooms` rooms are in memory and a new one is
+    /// asked for.
+    #[arg(long, env = "CHARLA_MAX_HISTORY_LINES", default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_history_lines: u32,
+
+    /// How long a room's history is kept after its last line: a room quiet for longer
+    /// loses its lines (from the file, and from memory once nobody is in it): 30d, 12h;
+    /// 0 keeps history for good. (With `--redis`, history is trimmed by `--history-cap`
+    /// only.)
+    #[arg(long, env = "CHARLA_ROOM_RETENTION", default_value = "30d",
+          value_parser = parse_duration_or_zero)]
+    pub room_retention: std::time::Duration,
 
     /// Rooms up to this many members get their member list pushed with every presence
     /// change; bigger rooms get the count, and the list on request (`members`).
@@ -322,6 +340,8 @@ impl Default for Config {
             resumes_per_min: 600,
             max_rooms_per_conn: 20,
             max_rooms: 10_000,
+            max_history_lines: 1_000_000,
+            room_retention: std::time::Duration::from_secs(30 * 86_400),
             presence_list_max: 100,
             max_products: 10_000,
             jwt_secret: None,

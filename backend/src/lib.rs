@@ -83,6 +83,14 @@ pub async fn serve(
     } else {
         Box::new(SqliteStore::open(&config.data_dir).map_err(std::io::Error::other)?)
     };
+    if let Some(quiet_since) = retention_cutoff(config.room_retention) {
+        let expired = store
+            .expire_rooms(quiet_since)
+            .map_err(std::io::Error::other)?;
+        if !expired.is_empty() {
+            tracing::info!(rooms = expired.len(), "quiet rooms' history expired");
+        }
+    }
     let loaded = store.load().map_err(std::io::Error::other)?;
     let auth = Arc::new(auth::Auth::new(config.auth_settings()).map_err(std::io::Error::other)?);
     for revoked in &loaded.revocations {
@@ -102,6 +110,18 @@ pub async fn serve(
         .map_err(std::io::Error::other)?,
     );
     let committed_lines = loaded.lines.clone();
+    // What lets quiet rooms leave memory: the other servers (their lines are in Redis), or
+    // this server's own file. In memory (`--memory`) rooms with lines stay: nothing else
+    // holds their lines.
+    let archive: Option<Arc<dyn hub::RoomLink>> = if cluster.is_none() && !config.memory {
+        let archive = store::Archive::open(&config.data_dir).map_err(std::io::Error::other)?;
+        Some(Arc::new(hub::ArchiveLink::new(
+            Arc::new(archive),
+            to_usize(config.history_cap),
+        )))
+    } else {
+        None
+    };
     let rules = hub::SessionRules {
         ttl_ms: u64::try_from(config.session_ttl.as_millis()).unwrap_or(u64::MAX),
         grace_ms: u64::try_from(config.resume_grace.as_millis()).unwrap_or(u64::MAX),
@@ -123,9 +143,11 @@ pub async fn serve(
             },
             outbox_bytes: config.outbox_bytes,
             max_rooms: to_usize(config.max_rooms),
+            max_history_lines: to_usize(config.max_history_lines),
         },
         metrics.clone(),
         cluster.as_ref().map(|c| c.link()),
+        archive,
     ));
     if let Some(cluster) = &cluster {
         cluster.serve_users(hub.clone(), auth.clone());
@@ -148,6 +170,25 @@ pub async fn serve(
         committer.clone(),
         expired,
         (config.session_ttl / 4).min(Duration::from_secs(60)),
+    ));
+    // Quiet rooms leave memory when the history kept passes `--max-history-lines`.
+    let trimmer = tokio::spawn({
+        let hub = hub.clone();
+        async move {
+            let mut tick = tokio::time::interval(TRIM_EVERY);
+            loop {
+                tick.tick().await;
+                let left = hub.trim_memory();
+                if left > 0 {
+                    tracing::info!(rooms = left, "quiet rooms left memory");
+                }
+            }
+        }
+    });
+    let expirer = tokio::spawn(expire_rooms(
+        hub.clone(),
+        committer.clone(),
+        config.room_retention,
     ));
     let local = listener.local_addr()?;
     let admission = admission::Admission::new(
@@ -210,12 +251,58 @@ pub async fn serve(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     sweeper.abort();
+    trimmer.abort();
+    expirer.abort();
     if let Some(task) = cluster_task {
         task.abort();
     }
     committer.stop(Duration::from_millis(1_500)).await;
     Ok(())
 }
+
+/// The moment before which a room's newest line makes it expire, if history expires.
+fn retention_cutoff(retention: Duration) -> Option<u64> {
+    if retention.is_zero() {
+        return None;
+    }
+    let ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+    Some(committer::now_ms().saturating_sub(ms))
+}
+
+/// Deletes quiet rooms' history every tenth of `--room-retention` (at most hourly).
+async fn expire_rooms(
+    hub: Arc<hub::Hub>,
+    committer: Arc<committer::Committer>,
+    retention: Duration,
+) {
+    if retention.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval((retention / 10).min(Duration::from_secs(3_600)));
+    tick.tick().await; // Start-up already expired what was due.
+    loop {
+        tick.tick().await;
+        let Some(quiet_since) = retention_cutoff(retention) else {
+            return;
+        };
+        let (done, expired) = tokio::sync::oneshot::channel();
+        if committer
+            .submit(committer::Job::Expire(quiet_since, done))
+            .is_err()
+        {
+            continue; // Busy: next time.
+        }
+        if let Ok(names) = expired.await
+            && !names.is_empty()
+        {
+            let left = hub.forget_expired(&names);
+            tracing::info!(rooms = names.len(), left, "quiet rooms' history expired");
+        }
+    }
+}
+
+/// How often the history in memory is checked against `--max-history-lines`.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
 
 /// Forgets expired sessions (those found at start-up, then every `every`), durably.
 async fn sweep_sessions(

@@ -427,6 +427,38 @@ pub struct Joined {
     pub private: bool,
 }
 
+impl TryFrom<ServerMsg> for Joined {
+    type Error = ServerMsg;
+
+    /// A `joined`'s fields; any other message back.
+    fn try_from(msg: ServerMsg) -> Result<Self, ServerMsg> {
+        match msg {
+            ServerMsg::Joined {
+                room,
+                lines,
+                has_more,
+                resumed,
+                online,
+                members,
+                typing,
+                typing_more,
+                private,
+            } => Ok(Joined {
+                room,
+                lines,
+                has_more,
+                resumed,
+                online,
+                members,
+                typing,
+                typing_more,
+                private,
+            }),
+            other => Err(other),
+        }
+    }
+}
+
 /// A `typing` frame's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TypingSeen {
@@ -736,29 +768,9 @@ impl Client {
 
     /// The next `joined`, skipping typing and presence frames.
     pub async fn recv_joined(&mut self) -> Joined {
-        self.recv_skipping_live("joined", |msg| match msg {
-            ServerMsg::Joined {
-                room,
-                lines,
-                has_more,
-                resumed,
-                online,
-                members,
-                typing,
-                typing_more,
-                private,
-            } => Picked::Found(Joined {
-                typing_more,
-                private,
-                room,
-                lines,
-                has_more,
-                resumed,
-                online,
-                members,
-                typing,
-            }),
-            other => Picked::Other(other),
+        self.recv_skipping_live("joined", |msg| match Joined::try_from(msg) {
+            Ok(joined) => Picked::Found(joined),
+            Err(other) => Picked::Other(other),
         })
         .await
     }

@@ -6,6 +6,7 @@
 //! awaits a client or the disk: lines arrive numbered and durable from the
 //! [`Committer`](crate::committer).
 
+mod archive;
 mod room;
 mod sessions;
 
@@ -20,6 +21,7 @@ use std::{
 use base64::Engine as _;
 use shared::{ChatLine, ConnId, DisplayName, RoomName, UserId};
 
+pub(crate) use archive::ArchiveLink;
 pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember};
 pub(crate) use sessions::{OpenRefused, SessionChanges, SessionRules, Sessions};
 
@@ -35,8 +37,12 @@ pub(crate) struct HubConfig {
     pub room: RoomConfig,
     /// Each outbox's byte limit (see [`Outbox`]).
     pub outbox_bytes: usize,
-    /// The most rooms the server holds at once.
+    /// The most rooms the server holds in memory at once (quiet rooms leave to make room,
+    /// when their lines are kept elsewhere: see [`Room::is_quiet`]).
     pub max_rooms: usize,
+    /// The most lines all rooms keep in memory together (`--max-history-lines`): past it,
+    /// quiet rooms leave memory.
+    pub max_history_lines: usize,
 }
 
 /// Shared state of the relay. Cheap to share as `Arc<Hub>`.
@@ -57,6 +63,12 @@ pub(crate) struct Hub {
     metrics: Arc<Metrics>,
     /// The other servers, if this one is part of a cluster.
     link: Option<Arc<dyn RoomLink>>,
+    /// This server's own file, alone and on SQLite: where rooms that left memory are read
+    /// back from.
+    archive: Option<Arc<dyn RoomLink>>,
+    /// Rooms with lines in the file that are not in memory (they left it, or did not fit at
+    /// start): made again from the file when someone joins them. Names only.
+    archived: Mutex<std::collections::HashSet<RoomName>>,
 }
 
 /// Who a session is.
@@ -83,6 +95,7 @@ impl Hub {
         config: HubConfig,
         metrics: Arc<Metrics>,
         link: Option<Arc<dyn RoomLink>>,
+        archive: Option<Arc<dyn RoomLink>>,
     ) -> Self {
         // `general` always exists (v1 clients are put there) and is never forgotten.
         let mut by_room: HashMap<RoomName, Vec<ChatLine>> =
@@ -91,6 +104,29 @@ impl Hub {
             by_room.entry(line.room.clone()).or_default().push(line);
         }
         let next_room = AtomicU64::new(0);
+        // With a link, rooms can be read back on demand: start with the most recently
+        // active ones, as many as the memory bounds allow; the others wait in the store.
+        let mut by_room: Vec<(RoomName, Vec<ChatLine>)> = by_room.into_iter().collect();
+        let mut archived = std::collections::HashSet::new();
+        if archive.is_some() {
+            by_room.sort_by_key(|(name, lines)| {
+                let newest = lines.last().map_or(0, |l| l.at);
+                (name != &RoomName::general(), std::cmp::Reverse(newest))
+            });
+            let mut kept = 0;
+            let mut rooms = 0;
+            by_room.retain(|(name, lines)| {
+                let cap = config.room.history_cap.max(1);
+                kept += lines.len().min(cap);
+                rooms += 1;
+                let fits =
+                    rooms == 1 || (rooms <= config.max_rooms && kept <= config.max_history_lines);
+                if !fits {
+                    archived.insert(name.clone());
+                }
+                fits
+            });
+        }
         let rooms = by_room
             .into_iter()
             .map(|(name, lines)| {
@@ -120,6 +156,8 @@ impl Hub {
             config,
             metrics,
             link,
+            archive,
+            archived: Mutex::new(archived),
         }
     }
 
@@ -179,21 +217,130 @@ impl Hub {
             return Ok(room.clone()); // Someone created it meanwhile.
         }
         if rooms.len() >= self.config.max_rooms {
+            self.make_room(rooms, 1);
+        }
+        if rooms.len() >= self.config.max_rooms {
             return Err(JoinRefused::RoomsFull);
         }
         let key = next_room_key(&self.next_room);
+        // A room whose lines are in the file is read back from it (its joiners wait);
+        // any other starts empty, at once.
+        let from_file = self
+            .archived
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name);
+        let link = if from_file {
+            self.archive.clone()
+        } else {
+            self.link.clone()
+        };
         let room = Arc::new(Room::new(
             name.clone(),
             key,
             Vec::new(),
             self.config.room,
             self.metrics.clone(),
-            self.link.clone(),
+            link,
         ));
         made(&room);
         rooms.insert(name.clone(), room.clone());
         self.metrics.rooms.set(gauge(rooms.len()));
         Ok(room)
+    }
+
+    /// Lets up to `count` quiet rooms leave memory (not `general`; none that something else
+    /// holds, such as a line in flight). Returns how many left.
+    fn make_room(&self, rooms: &mut HashMap<RoomName, Arc<Room>>, count: usize) -> usize {
+        let leaving: Vec<RoomName> = rooms
+            .iter()
+            .filter(|(name, room)| self.may_leave(name, room))
+            .map(|(name, _)| name.clone())
+            .take(count)
+            .collect();
+        for name in &leaving {
+            self.evict(rooms, name);
+        }
+        self.metrics.rooms.set(gauge(rooms.len()));
+        leaving.len()
+    }
+
+    /// Whether `room` may leave memory now: see [`Room::is_quiet`]; not `general`, and
+    /// nothing else holds it.
+    fn may_leave(&self, name: &RoomName, room: &Arc<Room>) -> bool {
+        *name != RoomName::general()
+            && Arc::strong_count(room) == 1
+            && room.is_quiet(self.archive.is_some())
+    }
+
+    /// The history of these rooms expired (`--room-retention`): those nobody is in leave
+    /// memory, and none is read back from the file any more. Returns how many left.
+    pub(crate) fn forget_expired(&self, names: &[RoomName]) -> usize {
+        let mut archived = self.archived.lock().unwrap_or_else(PoisonError::into_inner);
+        for name in names {
+            archived.remove(name);
+        }
+        drop(archived);
+        let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
+        let mut left = 0;
+        for name in names {
+            let Some(room) = rooms.get(name) else {
+                continue;
+            };
+            if self.may_leave(name, room) {
+                rooms.remove(name);
+                left += 1;
+            } else {
+                // Someone is in it: the lines they saw are no longer shown to newcomers.
+                room.clear_history();
+            }
+        }
+        self.metrics.rooms.set(gauge(rooms.len()));
+        left
+    }
+
+    /// Takes a room out of memory; one with lines is read back from the file if joined.
+    fn evict(&self, rooms: &mut HashMap<RoomName, Arc<Room>>, name: &RoomName) {
+        if let Some(room) = rooms.remove(name)
+            && self.archive.is_some()
+            && room.has_lines()
+        {
+            self.archived
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.clone());
+        }
+    }
+
+    /// Keeps the lines in memory within `--max-history-lines`: quiet rooms leave memory
+    /// (their lines stay in the store, read back when someone joins) while the total is
+    /// over. Returns how many rooms left.
+    pub(crate) fn trim_memory(&self) -> usize {
+        let over = |hub: &Hub| {
+            usize::try_from(hub.metrics.history_lines.get()).unwrap_or(0)
+                > hub.config.max_history_lines
+        };
+        if !over(self) {
+            return 0;
+        }
+        let mut rooms = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
+        let mut left = 0;
+        // The biggest quiet rooms first: fewest rooms read back later.
+        let mut quiet: Vec<(usize, RoomName)> = rooms
+            .iter()
+            .filter(|(name, room)| self.may_leave(name, room))
+            .map(|(name, room)| (room.kept_lines(), name.clone()))
+            .collect();
+        quiet.sort_unstable_by_key(|q| std::cmp::Reverse(q.0));
+        for (_, name) in quiet {
+            if !over(self) {
+                break;
+            }
+            self.evict(&mut rooms, &name);
+            left += 1;
+        }
+        self.metrics.rooms.set(gauge(rooms.len()));
+        left
     }
 
     /// Takes a connection out of a room; forgets the room if nobody is left and nothing was

@@ -88,6 +88,80 @@ impl SqliteStore {
     }
 }
 
+/// A second, read-only connection to the store's file, for the rooms that are not in memory:
+/// the server reads a room's lines back when someone joins it again (see `hub::archive`).
+/// WAL mode lets it read while the committer writes.
+#[derive(Debug)]
+pub struct Archive {
+    db: std::sync::Mutex<Connection>,
+}
+
+impl Archive {
+    /// Opens the file of the store in `dir` (which [`SqliteStore::open`] made) for reading.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = Connection::open_with_flags(
+            dir.join("charla.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
+        Ok(Archive {
+            db: std::sync::Mutex::new(db),
+        })
+    }
+
+    /// The newest `limit` lines of `room` with a `seq` above `after`, oldest first. Blocks
+    /// on the disk: call it off the async threads.
+    pub fn lines_after(
+        &self,
+        room: &RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<ChatLine>, StoreError> {
+        let db = self
+            .db
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut stmt = db
+            .prepare_cached(
+                "SELECT seq, sender, name, text, at, nonce, user FROM lines
+                 WHERE room = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
+            )
+            .map_err(err)?;
+        let after = i64::try_from(after.0).map_err(err)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut lines = stmt
+            .query_map(params![room.as_str(), after, limit], |row| {
+                line_of_row(row, 0, room.clone())
+            })
+            .map_err(err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        lines.reverse();
+        Ok(lines)
+    }
+}
+
+/// A line from a row of `seq, sender, name, text, at, nonce, user` starting at column
+/// `first`.
+fn line_of_row(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+    room: RoomName,
+) -> rusqlite::Result<ChatLine> {
+    Ok(ChatLine {
+        room,
+        seq: Seq(row.get::<_, i64>(first)?.unsigned_abs()),
+        from: ConnId::new(row.get::<_, String>(first + 1)?),
+        name: stored_name(row.get(first + 2)?),
+        user: row.get::<_, Option<String>>(first + 6)?.map(UserId::new),
+        text: row.get(first + 3)?,
+        at: row.get::<_, i64>(first + 4)?.unsigned_abs(),
+        nonce: row.get(first + 5)?,
+    })
+}
+
 /// Brings the file to [`SCHEMA_VERSION`], in one transaction.
 fn migrate(db: &mut Connection) -> Result<(), StoreError> {
     let version: i64 = db
@@ -152,6 +226,31 @@ fn stored_name(name: Option<String>) -> Option<DisplayName> {
 }
 
 impl HistoryStore for SqliteStore {
+    fn expire_rooms(&mut self, quiet_since: u64) -> Result<Vec<RoomName>, StoreError> {
+        let since = i64::try_from(quiet_since).unwrap_or(i64::MAX);
+        let tx = self.db.transaction().map_err(err)?;
+        let rooms: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT room FROM lines GROUP BY room HAVING MAX(at) < ?1")
+                .map_err(err)?;
+            stmt.query_map(params![since], |row| row.get(0))
+                .map_err(err)?
+                .collect::<Result<_, _>>()
+                .map_err(err)?
+        };
+        for room in &rooms {
+            tx.execute("DELETE FROM lines WHERE room = ?1", params![room])
+                .map_err(err)?;
+            tx.execute("DELETE FROM nonces WHERE room = ?1", params![room])
+                .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(rooms
+            .iter()
+            .filter_map(|r| RoomName::parse(r).ok())
+            .collect())
+    }
+
     fn load(&mut self) -> Result<Loaded, StoreError> {
         let mut lines_stmt = self
             .db
@@ -163,16 +262,7 @@ impl HistoryStore for SqliteStore {
             .query_map([], |row| {
                 Ok((
                     row.get::<_, String>(0)?,
-                    ChatLine {
-                        room: RoomName::general(),
-                        seq: Seq(row.get::<_, i64>(1)?.unsigned_abs()),
-                        from: ConnId::new(row.get::<_, String>(2)?),
-                        name: stored_name(row.get(3)?),
-                        user: row.get::<_, Option<String>>(7)?.map(UserId::new),
-                        text: row.get(4)?,
-                        at: row.get::<_, i64>(5)?.unsigned_abs(),
-                        nonce: row.get(6)?,
-                    },
+                    line_of_row(row, 1, RoomName::general())?,
                 ))
             })
             .map_err(err)?

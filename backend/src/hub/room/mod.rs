@@ -163,6 +163,14 @@ pub(crate) struct Room {
     link: Option<Arc<dyn RoomLink>>,
 }
 
+impl Drop for Room {
+    fn drop(&mut self) {
+        // Its kept lines leave memory with it.
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        self.metrics.history_lines.dec_by(gauge(state.lines.len()));
+    }
+}
+
 /// Whether a room's kept lines are known to be current (always, without a link).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SyncState {
@@ -304,6 +312,28 @@ impl Room {
         state.members.is_empty() && state.waiting.is_empty() && state.sync != SyncState::Requested
     }
 
+    /// Whether the room may leave memory: nobody in it or waiting for it, not catching
+    /// up, and its lines (if any) kept elsewhere too, to be read back when someone comes
+    /// (the shared store of its link, or this server's file: `kept_on_disk`). The registry
+    /// also checks that nothing else holds the room (no line of it in flight).
+    pub(crate) fn is_quiet(&self, kept_on_disk: bool) -> bool {
+        if self.has_lines() && self.link.is_none() && !kept_on_disk {
+            return false;
+        }
+        let state = self.lock();
+        state.members.is_empty() && state.waiting.is_empty() && state.sync != SyncState::Requested
+    }
+
+    /// Whether a line was ever submitted for it.
+    pub(crate) fn has_lines(&self) -> bool {
+        self.has_lines.load(Ordering::Relaxed)
+    }
+
+    /// Lines kept in memory.
+    pub(crate) fn kept_lines(&self) -> usize {
+        self.lock().lines.len()
+    }
+
     /// How many connections are in the room, on every server.
     pub(crate) fn online(&self) -> usize {
         self.lock().online(self.config.presence_list_max)
@@ -357,14 +387,21 @@ impl Room {
             return false;
         }
         state.sync = SyncState::Synced;
-        for w in std::mem::take(&mut state.waiting) {
+        let waiting = std::mem::take(&mut state.waiting);
+        // A lone joiner's greeting told it who is here; several greeted in turn were not
+        // told of each other.
+        let only = match waiting.as_slice() {
+            [one] if state.members.is_empty() => Some(one.key),
+            _ => None,
+        };
+        for w in waiting {
             let outbox = w.member.outbox.clone();
             self.greet(&mut state, w.key, w.member, w.after, w.greeting);
             for frame in w.then {
                 outbox.push(frame);
             }
         }
-        self.presence_changed(&mut state, None);
+        self.presence_changed(&mut state, only);
         true
     }
 
@@ -558,9 +595,11 @@ impl Room {
             return;
         };
         state.typing_scheduled = true;
-        let room = Arc::clone(self);
+        // Weak: a timer does not keep a room in memory (see `Room::is_quiet`).
+        let room = Arc::downgrade(self);
         tokio::spawn(async move {
             tokio::time::sleep_until(at.into()).await;
+            let Some(room) = room.upgrade() else { return };
             let mut state = room.lock();
             state.typing_scheduled = false;
             room.release_typing(&mut state, Instant::now());
@@ -678,6 +717,41 @@ impl Room {
         }
         drop(state);
         self.publish(lines, Vec::new());
+    }
+
+    /// Forgets the kept lines (their history expired); the numbering goes on.
+    pub(crate) fn clear_history(&self) {
+        let mut state = self.lock();
+        self.metrics.history_lines.dec_by(gauge(state.lines.len()));
+        state.lines.clear();
+    }
+
+    /// Lines read back from where they are kept, for a room nobody is in yet (it left
+    /// memory and is joined again): kept, not delivered or acked again (they were, when
+    /// they were new). Lines not after the last kept one are skipped; a gap before one
+    /// (older lines gone) starts the kept history over at it.
+    pub(crate) fn restore(&self, lines: Vec<ChatLine>) {
+        let mut state = self.lock();
+        let cap = self.config.history_cap.max(1);
+        let before = state.lines.len();
+        for line in lines {
+            if line.seq <= state.last_seq {
+                continue;
+            }
+            if line.seq.0 != state.last_seq.0 + 1 {
+                state.lines.clear();
+            }
+            state.last_seq = line.seq;
+            state.lines.push_back(keep(line));
+            if state.lines.len() > cap {
+                state.lines.pop_front();
+            }
+        }
+        let last = state.last_seq;
+        state.early.retain(|seq, _| *seq > last);
+        self.metrics
+            .history_lines
+            .inc_by(gauge(state.lines.len()) - gauge(before));
     }
 
     /// A fill came back without the missing lines. Lines held back for it can then never
@@ -884,10 +958,11 @@ impl Room {
         match state.presence.last_sent {
             Some(last) if now.duration_since(last) < gap => {
                 state.presence.scheduled = true;
-                let room = Arc::clone(self);
+                let room = Arc::downgrade(self);
                 let at = last + gap;
                 tokio::spawn(async move {
                     tokio::time::sleep_until(at.into()).await;
+                    let Some(room) = room.upgrade() else { return };
                     let mut state = room.lock();
                     state.presence.scheduled = false;
                     room.flush_presence(&mut state, Instant::now(), None);
