@@ -21,7 +21,10 @@ use super::{
     CLOSE_GRACE, Connection, Handshake, Hello, Socket,
     write::{Heartbeat, Written, count_frames, write_batch},
 };
-use crate::outbox::CloseReason;
+use crate::{
+    metrics::Metrics,
+    outbox::{Batch, CloseReason, Outbox},
+};
 
 /// At most this many frames already in the socket are handled in a row before the
 /// connection writes what they queued (and looks at its timers).
@@ -56,8 +59,7 @@ pub(crate) async fn serve(
     let mut ready = match welcomed.await {
         Ok(first) => first.map(|message| Some(Ok(message))),
         Err(Some(reason)) => {
-            outbox.close(reason);
-            closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            close_soon(&mut closing, &outbox, reason);
             None
         }
         Err(None) => return,
@@ -67,86 +69,31 @@ pub(crate) async fn serve(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
         // A typing update held back by the rate limit goes out as soon as it is allowed.
-        match conn.held_typing_at() {
-            None => held = None,
-            Some(at) => {
-                let at = tokio::time::Instant::from(at);
-                if held.as_ref().is_none_or(|timer| timer.deadline() != at) {
-                    held = Some(Box::pin(tokio::time::sleep_until(at)));
-                }
-            }
-        }
-        match conn.token_due_at() {
-            None => token_timer = None,
-            Some(at) => {
-                let at = tokio::time::Instant::from(at);
-                if token_timer
-                    .as_ref()
-                    .is_none_or(|timer| timer.deadline() != at)
-                {
-                    token_timer = Some(Box::pin(tokio::time::sleep_until(at)));
-                }
-            }
-        }
+        arm(&mut held, conn.held_typing_at());
+        arm(&mut token_timer, conn.token_due_at());
         let message = if let Some(message) = ready.take() {
             message
         } else {
             burst = 0;
             tokio::select! {
                 batch = outbox.next_batch() => {
-                    let close = batch.close;
-                    if let Some(reason) = close {
-                        metrics.close(reason.label());
+                    let (sink, queue, counts, beat, pings) =
+                        (&mut *socket, &outbox, &metrics, &heartbeat, &mut ping);
+                    match write_out(sink, queue, counts, beat, pings, batch).await {
+                        Step::Go => continue,
+                        Step::End => return,
                     }
-                    count_frames(&metrics, &batch.frames);
-                    let written = {
-                        let (sink, queue, counts, beat, pings) =
-                            (&mut *socket, &outbox, &metrics, &heartbeat, &mut ping);
-                        boxed_with(move || write_batch(sink, queue, counts, beat, pings, batch))
-                    };
-                    match written.await {
-                        Written::Done(true) if close.is_none() => outbox.written(),
-                        Written::Done(_) => return,
-                        Written::Closed(reason, whole) => {
-                            if whole {
-                                let close = Message::Close(Some(reason.ws_frame()));
-                                let sink = &mut *socket;
-                                let send = boxed_with(move || {
-                                    tokio::time::timeout(CLOSE_GRACE, sink.send(close))
-                                });
-                                let _ = send.await;
-                            }
-                            return;
-                        }
-                        // It reads nothing: a close frame would not get through either.
-                        Written::Stalled => return metrics.close("stalled"),
-                    }
-                    continue;
                 }
                 () = fire(&mut closing) => return,
                 message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
-                    if heartbeat.silent(conn.last_heard()) {
-                        // What the client said may be waiting in the socket, unread because
-                        // this server was busy: that is not silence.
-                        match socket.next().now_or_never() {
-                            Some(waiting) => {
-                                ready = Some(waiting);
-                                continue;
-                            }
-                            None => return metrics.close("heartbeat"),
+                    match heartbeat_due(&mut *socket, conn, &heartbeat, &metrics).await {
+                        Beat::Sent => continue,
+                        Beat::Heard(waiting) => {
+                            ready = Some(waiting);
+                            continue;
                         }
-                    }
-                    // Every write has a deadline: a client that reads nothing (its socket full
-                    // of pongs to its own pings, say) cannot hold this one for ever.
-                    let sink = &mut *socket;
-                    let send = boxed_with(move || {
-                        tokio::time::timeout(2 * every, sink.send(Message::Ping(Default::default())))
-                    });
-                    match send.await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(_)) => return,
-                        Err(_) => return metrics.close("stalled"),
+                        Beat::End => return,
                     }
                 }
                 () = fire(&mut held), if closing.is_none() => {
@@ -156,14 +103,10 @@ pub(crate) async fn serve(
                 }
                 () = fire(&mut token_timer), if closing.is_none() => {
                     token_timer = None;
-                    match conn.on_token_due() {
-                        None => continue,
-                        Some(reason) => {
-                            conn.outbox().close(reason);
-                            closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
-                            continue;
-                        }
+                    if let Some(reason) = conn.on_token_due() {
+                        close_soon(&mut closing, &outbox, reason);
                     }
+                    continue;
                 }
             }
         };
@@ -173,22 +116,7 @@ pub(crate) async fn serve(
                 Some(reason) => Some(reason),
                 None => return, // reset or closed: nobody to tell
             },
-            Some(Ok(message)) => {
-                conn.heard();
-                match message {
-                    Message::Text(text) => conn.on_text(text.as_str(), Instant::now()),
-                    Message::Binary(_) => conn.on_binary(Instant::now()),
-                    // Pings are answered by the WebSocket layer itself, but a flood of them
-                    // (or of pongs) counts against the frame rate like any other frame.
-                    Message::Ping(_) => conn.on_ws_control("ping", Instant::now()),
-                    // Pongs too: one answers each heartbeat, a flood is a flood.
-                    Message::Pong(_) => conn.on_ws_control("pong", Instant::now()),
-                    Message::Frame(_) => None,
-                    // Answer the client's close, as the protocol asks (not a bare TCP close:
-                    // the client would see 1006, "abnormal").
-                    Message::Close(_) => Some(CloseReason::ClientClosed),
-                }
-            }
+            Some(Ok(message)) => on_message(conn, message),
         };
         if let Some(reason) = verdict {
             if reason != CloseReason::ClientClosed {
@@ -198,9 +126,7 @@ pub(crate) async fn serve(
                     "closing a client that broke the rules"
                 );
             }
-            // What is queued goes first, then the close (the outbox's next batch carries it).
-            conn.outbox().close(reason);
-            closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            close_soon(&mut closing, &outbox, reason);
         } else if burst < READ_BURST {
             // Frames the client sent together are handled together, so their answers go
             // out in one write rather than one small write each.
@@ -210,12 +136,143 @@ pub(crate) async fn serve(
     }
 }
 
+/// One frame from the client, handled; the close it calls for, if any.
+fn on_message(conn: &mut Connection, message: Message) -> Option<CloseReason> {
+    conn.heard();
+    let now = Instant::now();
+    match message {
+        Message::Text(text) => conn.on_text(text.as_str(), now),
+        Message::Binary(_) => conn.on_binary(now),
+        // Pings are answered by the WebSocket layer itself, but a flood of them (or of
+        // pongs: one answers each heartbeat, a flood is a flood) counts against the frame
+        // rate like any other frame.
+        Message::Ping(_) => conn.on_ws_control("ping", now),
+        Message::Pong(_) => conn.on_ws_control("pong", now),
+        Message::Frame(_) => None,
+        // Answer the client's close, as the protocol asks (not a bare TCP close: the
+        // client would see 1006, "abnormal").
+        Message::Close(_) => Some(CloseReason::ClientClosed),
+    }
+}
+
+/// Starts closing: what is queued goes first, then the close (the outbox's next batch
+/// carries it), within [`CLOSE_GRACE`].
+fn close_soon(closing: &mut Option<Timer>, outbox: &Outbox, reason: CloseReason) {
+    outbox.close(reason);
+    *closing = Some(Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+}
+
+/// Sets `timer` to fire at `at` (none: no timer), keeping one already set for that moment.
+fn arm(timer: &mut Option<Timer>, at: Option<Instant>) {
+    match at {
+        None => *timer = None,
+        Some(at) => {
+            let at = tokio::time::Instant::from(at);
+            if timer.as_ref().is_none_or(|timer| timer.deadline() != at) {
+                *timer = Some(Box::pin(tokio::time::sleep_until(at)));
+            }
+        }
+    }
+}
+
+/// Whether the connection goes on after a write.
+enum Step {
+    Go,
+    End,
+}
+
+/// Writes one batch of the outbox, and the close it carries (boxed, and only while it
+/// runs).
+fn write_out<'a>(
+    socket: &'a mut Socket,
+    outbox: &'a Outbox,
+    metrics: &'a Metrics,
+    heartbeat: &'a Heartbeat,
+    ping: &'a mut tokio::time::Interval,
+    batch: Batch,
+) -> BoxedFuture<'a, Step> {
+    boxed_with(move || async move {
+        let close = batch.close;
+        if let Some(reason) = close {
+            metrics.close(reason.label());
+        }
+        count_frames(metrics, &batch.frames);
+        match write_batch(socket, outbox, metrics, heartbeat, ping, batch).await {
+            Written::Done(true) if close.is_none() => {
+                outbox.written();
+                Step::Go
+            }
+            Written::Done(_) => Step::End,
+            Written::Closed(reason, whole) => {
+                if whole {
+                    let close = Message::Close(Some(reason.ws_frame()));
+                    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close)).await;
+                }
+                Step::End
+            }
+            // It reads nothing: a close frame would not get through either.
+            Written::Stalled => {
+                metrics.close("stalled");
+                Step::End
+            }
+        }
+    })
+}
+
+/// What the heartbeat's tick came to.
+enum Beat {
+    /// The ping went out.
+    Sent,
+    /// The client looked silent, but a frame of its was waiting, unread.
+    Heard(Option<Result<Message, tungstenite::Error>>),
+    /// The client is silent, or reads nothing.
+    End,
+}
+
+/// On the heartbeat: a client silent for two intervals is let go; otherwise a ping, with
+/// a deadline (boxed, and only while it runs).
+fn heartbeat_due<'a>(
+    socket: &'a mut Socket,
+    conn: &'a Connection,
+    heartbeat: &'a Heartbeat,
+    metrics: &'a Metrics,
+) -> BoxedFuture<'a, Beat> {
+    boxed_with(move || async move {
+        if heartbeat.silent(conn.last_heard()) {
+            // What the client said may be waiting in the socket, unread because this
+            // server was busy: that is not silence.
+            return match socket.next().now_or_never() {
+                Some(waiting) => Beat::Heard(waiting),
+                None => {
+                    metrics.close("heartbeat");
+                    Beat::End
+                }
+            };
+        }
+        // Every write has a deadline: a client that reads nothing (its socket full of
+        // pongs to its own pings, say) cannot hold this one for ever.
+        let every = heartbeat.every();
+        let ping = socket.send(Message::Ping(Default::default()));
+        match tokio::time::timeout(2 * every, ping).await {
+            Ok(Ok(())) => Beat::Sent,
+            Ok(Err(_)) => Beat::End,
+            Err(_) => {
+                metrics.close("stalled");
+                Beat::End
+            }
+        }
+    })
+}
+
+/// A future on the heap.
+type BoxedFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// The future on the heap, for as long as it runs. A plain function, not an `async` one:
 /// the future is built in its frame and moved into the box, so the connection's own future
 /// never holds a copy of it (an `async fn` would keep room for it in its state).
 fn boxed_with<'a, T, F: Future<Output = T> + Send + 'a>(
     make: impl FnOnce() -> F,
-) -> std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+) -> BoxedFuture<'a, T> {
     Box::pin(make())
 }
 
