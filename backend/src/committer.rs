@@ -289,137 +289,202 @@ fn run(
                 Err(_) => break,
             }
         }
-        let mut rooms = RoomBatches::default();
-        let mut batch = Batch {
-            sessions: std::mem::take(&mut carried.store),
-            forget_sessions: std::mem::take(&mut carried.forget),
-            ..Batch::default()
-        };
-        let mut ids_gone = std::mem::take(&mut carried.ids_gone);
-        let mut waiting = Vec::new();
-        let mut answers: Vec<Answer> = Vec::new();
-        let mut stop = None;
-        let at = now_ms();
-        let shared = store.numbers_lines();
-        let mut unnumbered = Vec::new();
+        let mut round = Round::new(std::mem::take(&mut carried), store.numbers_lines());
         for job in queued.drain(..) {
-            match job {
-                Job::Line(line) if shared => unnumbered.push(line),
-                Job::Line(line) => {
-                    seq.number(line, at, &mut rooms, &mut batch.forget_nonces, &mut answers)
-                }
-                Job::Revoke(job) => {
-                    batch.revocations.push(job.revocation);
-                    waiting.push(job.durable);
-                }
-                Job::Sessions(job) => {
-                    batch.sessions.extend(job.changes.store);
-                    batch.forget_sessions.extend(job.changes.forget);
-                    ids_gone.extend(job.changes.ids_gone);
-                    waiting.extend(job.durable);
-                }
-                Job::Stop(done) => stop = Some(done),
-                Job::Expire(quiet_since, done) => {
-                    let expired = store.expire_rooms(quiet_since).unwrap_or_else(|err| {
-                        tracing::error!(%err, "could not expire quiet rooms");
-                        Vec::new()
-                    });
-                    let _ = done.send(expired);
-                }
+            round.take(job, &mut seq, store.as_mut());
+        }
+        round.seal(&mut seq);
+        if let Some(stall) = stall {
+            std::thread::sleep(stall);
+        }
+        let stop = round.stop.take();
+        carried = if round.shared {
+            round.commit_shared(store.as_mut(), &mut seq, metrics)
+        } else {
+            round.commit(store.as_mut(), &mut seq, metrics)
+        };
+        if let Some(done) = stop {
+            let _ = done.send(());
+            return;
+        }
+    }
+}
+
+/// One group commit being put together from the jobs that were waiting, then made durable
+/// (or refused) as one.
+struct Round {
+    /// Whether the store numbers lines itself (Redis): lines go to it unnumbered.
+    shared: bool,
+    /// When the round started, the lines' `at`.
+    at: u64,
+    /// Numbered lines per room (this server numbers them).
+    rooms: RoomBatches,
+    /// Lines for a store that numbers them itself.
+    unnumbered: Vec<LineJob>,
+    batch: Batch,
+    ids_gone: Vec<ConnId>,
+    /// Who waits to hear that their sessions or revocations are durable.
+    waiting: Vec<oneshot::Sender<bool>>,
+    /// Who waits for a line's `seq` (the server API).
+    answers: Vec<Answer>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Round {
+    /// A round that starts with the sessions a failed commit left.
+    fn new(carried: SessionChanges, shared: bool) -> Self {
+        Round {
+            shared,
+            at: now_ms(),
+            rooms: RoomBatches::default(),
+            unnumbered: Vec::new(),
+            batch: Batch {
+                sessions: carried.store,
+                forget_sessions: carried.forget,
+                ..Batch::default()
+            },
+            ids_gone: carried.ids_gone,
+            waiting: Vec::new(),
+            answers: Vec::new(),
+            stop: None,
+        }
+    }
+
+    /// Adds one job (an expiry is carried out at once: it is its own transaction).
+    fn take(&mut self, job: Job, seq: &mut Sequencer, store: &mut dyn HistoryStore) {
+        match job {
+            Job::Line(line) if self.shared => self.unnumbered.push(line),
+            Job::Line(line) => seq.number(
+                line,
+                self.at,
+                &mut self.rooms,
+                &mut self.batch.forget_nonces,
+                &mut self.answers,
+            ),
+            Job::Revoke(job) => {
+                self.batch.revocations.push(job.revocation);
+                self.waiting.push(job.durable);
+            }
+            Job::Sessions(job) => {
+                self.batch.sessions.extend(job.changes.store);
+                self.batch.forget_sessions.extend(job.changes.forget);
+                self.ids_gone.extend(job.changes.ids_gone);
+                self.waiting.extend(job.durable);
+            }
+            Job::Stop(done) => self.stop = Some(done),
+            Job::Expire(quiet_since, done) => {
+                let expired = store.expire_rooms(quiet_since).unwrap_or_else(|err| {
+                    tracing::error!(%err, "could not expire quiet rooms");
+                    Vec::new()
+                });
+                let _ = done.send(expired);
             }
         }
-        for share in &rooms.shares {
+    }
+
+    /// Puts the numbered lines in the batch, with what the history cap lets go.
+    fn seal(&mut self, seq: &mut Sequencer) {
+        for share in &self.rooms.shares {
             if let Some(last) = share.lines.last() {
-                batch.lines.extend(share.lines.iter().cloned());
+                self.batch.lines.extend(share.lines.iter().cloned());
                 let numbering = seq.rooms.entry(share.room.name.clone()).or_default();
                 debug_assert_eq!(numbering.last_seq, last.seq);
-                batch
+                self.batch
                     .forget_below
                     .push((share.room.name.clone(), numbering.first_kept(seq.cap)));
             }
         }
-        if let Some(stall) = stall {
-            std::thread::sleep(stall);
+    }
+
+    /// Commits on a store that numbers lines itself; returns the sessions to try again.
+    fn commit_shared(
+        self,
+        store: &mut dyn HistoryStore,
+        seq: &mut Sequencer,
+        metrics: &Metrics,
+    ) -> SessionChanges {
+        let done = commit_shared(store, &self.batch, self.unnumbered, self.at, metrics);
+        for waiter in self.waiting {
+            let _ = waiter.send(done.is_ok());
         }
-        if shared {
-            let done = commit_shared(store.as_mut(), &batch, unnumbered, at, metrics);
-            for waiter in waiting {
-                let _ = waiter.send(done.is_ok());
-            }
-            match done {
-                Ok(()) => {
-                    for id in &ids_gone {
-                        seq.accepted.by_sender.remove(id);
-                    }
-                }
-                Err(()) => {
-                    carried = SessionChanges {
-                        store: batch.sessions,
-                        forget: batch.forget_sessions,
-                        ids_gone,
-                    };
-                }
-            }
-            if let Some(done) = stop {
-                let _ = done.send(());
-                return;
-            }
-            continue;
-        }
-        match store.commit(&batch) {
+        match done {
             Ok(()) => {
-                metrics.commits.inc();
-                metrics.lines_committed.inc_by(batch.lines.len() as u64);
-                for id in &ids_gone {
+                for id in &self.ids_gone {
                     seq.accepted.by_sender.remove(id);
                 }
-                for done in waiting {
-                    let _ = done.send(true);
-                }
-                for share in rooms.shares {
-                    share.room.publish(share.lines, share.repeats);
-                }
-                for (reply, published) in answers {
-                    let _ = reply.send(Ok(published));
-                }
+                SessionChanges::default()
             }
-            Err(err) => {
-                tracing::error!(%err, lines = batch.lines.len(), "commit failed; the lines were refused");
-                carried = SessionChanges {
-                    store: batch.sessions,
-                    forget: batch.forget_sessions,
-                    ids_gone,
-                };
-                for done in waiting {
-                    let _ = done.send(false);
-                }
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(Unstored));
-                }
-                for mut share in rooms.shares {
-                    if let Some(numbering) = seq.rooms.get_mut(&share.room.name) {
-                        numbering.last_seq = share.before;
-                    }
-                    for line in &share.lines {
-                        if let Some(nonce) = &line.nonce {
-                            seq.accepted
-                                .unremember(&line.from, &(line.room.clone(), nonce.clone()));
-                        }
-                        share.room.refuse(
-                            &line.from,
-                            line.nonce.clone(),
-                            ErrorCode::Unavailable,
-                            "the line could not be stored; send it again later",
-                        );
-                    }
-                    share.repeats.retain(|r| r.seq <= share.before);
-                    share.room.publish(Vec::new(), share.repeats);
-                }
-            }
+            Err(()) => SessionChanges {
+                store: self.batch.sessions,
+                forget: self.batch.forget_sessions,
+                ids_gone: self.ids_gone,
+            },
         }
-        if let Some(done) = stop {
-            let _ = done.send(());
-            return;
+    }
+
+    /// Commits the numbered batch; on success hands the lines to their rooms, on failure
+    /// refuses them and rolls the numbering back. Returns the sessions to try again.
+    fn commit(
+        self,
+        store: &mut dyn HistoryStore,
+        seq: &mut Sequencer,
+        metrics: &Metrics,
+    ) -> SessionChanges {
+        if let Err(err) = store.commit(&self.batch) {
+            tracing::error!(%err, lines = self.batch.lines.len(), "commit failed; the lines were refused");
+            return self.refuse(seq);
+        }
+        metrics.commits.inc();
+        metrics
+            .lines_committed
+            .inc_by(self.batch.lines.len() as u64);
+        for id in &self.ids_gone {
+            seq.accepted.by_sender.remove(id);
+        }
+        for done in self.waiting {
+            let _ = done.send(true);
+        }
+        for share in self.rooms.shares {
+            share.room.publish(share.lines, share.repeats);
+        }
+        for (reply, published) in self.answers {
+            let _ = reply.send(Ok(published));
+        }
+        SessionChanges::default()
+    }
+
+    /// The commit failed: every line is refused (its sender resends it), the rooms'
+    /// numbering goes back to where it was, and the sessions are kept for the next round.
+    fn refuse(self, seq: &mut Sequencer) -> SessionChanges {
+        for done in self.waiting {
+            let _ = done.send(false);
+        }
+        for (reply, _) in self.answers {
+            let _ = reply.send(Err(Unstored));
+        }
+        for mut share in self.rooms.shares {
+            if let Some(numbering) = seq.rooms.get_mut(&share.room.name) {
+                numbering.last_seq = share.before;
+            }
+            for line in &share.lines {
+                if let Some(nonce) = &line.nonce {
+                    seq.accepted
+                        .unremember(&line.from, &(line.room.clone(), nonce.clone()));
+                }
+                share.room.refuse(
+                    &line.from,
+                    line.nonce.clone(),
+                    ErrorCode::Unavailable,
+                    "the line could not be stored; send it again later",
+                );
+            }
+            share.repeats.retain(|r| r.seq <= share.before);
+            share.room.publish(Vec::new(), share.repeats);
+        }
+        SessionChanges {
+            store: self.batch.sessions,
+            forget: self.batch.forget_sessions,
+            ids_gone: self.ids_gone,
         }
     }
 }
