@@ -23,7 +23,7 @@ use shared::{ChatLine, ConnId, DisplayName, RoomName, UserId};
 
 pub(crate) use archive::ArchiveLink;
 pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember};
-pub(crate) use sessions::{OpenRefused, SessionChanges, SessionRules, Sessions};
+pub(crate) use sessions::{OpenRefused, Opened, SessionChanges, SessionRules, Sessions};
 
 use crate::{
     metrics::Metrics,

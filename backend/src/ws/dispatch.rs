@@ -24,7 +24,9 @@ use crate::{
     auth::{Action, AuthMode, Forbidden, TokenRefused, User, now_secs},
     cluster::Cluster,
     committer::{Committer, Job, LineJob, SessionJob, now_ms},
-    hub::{After, Greeting, Hub, JoinRefused, OpenRefused, Room, RoomMember, SessionChanges},
+    hub::{
+        After, Greeting, Hub, JoinRefused, OpenRefused, Opened, Room, RoomMember, SessionChanges,
+    },
     metrics::{Metrics, TypeLabel},
     outbox::{CloseReason, ConnKey, Frame, Outbox, RoomKey},
     products::Catalog,
@@ -236,78 +238,13 @@ impl Connection {
             token,
         } = hello.unwrap_or_default();
         self.sign_in(token)?;
-        let (mut name, bad_name) = match name.as_deref().map(DisplayName::parse) {
-            Some(Ok(name)) => (Some(name), None),
-            Some(Err(why)) => (None, Some(why)),
-            None => (None, None),
-        };
-        // A signed-in user is called what their token says, when it says; else what the
-        // hello asks for; else by their id (if it makes a display name).
-        if let Some(user) = &self.user {
-            if let Some(from_token) = user.name.clone() {
-                name = Some(from_token);
-            } else if name.is_none() {
-                name = DisplayName::parse(user.id.as_str()).ok();
-            }
-        }
+        let (name, bad_name) = self.name_to_use(name.as_deref());
         let resume = resume.filter(|t| !t.is_empty() && t.len() <= 64);
-        if let (Some(cluster), Some(token)) = (&self.cluster, &resume)
-            && !self.hub.sessions.knows(token)
-        {
-            // Made on another server, perhaps: ask the shared store. Without an answer the
-            // client must come back later, not get a new id (its resent lines would then
-            // count as someone else's).
-            match cluster.find_session(token).await {
-                Ok(Some(stored)) => self.hub.sessions.adopt(stored),
-                Ok(None) => {}
-                Err(()) => return Err(CloseReason::Busy),
-            }
-        } else if let (Some(cluster), Some(token)) = (&self.cluster, &resume) {
-            // Known here, but the shared store is the truth: another server may have
-            // rotated the token (it is then replaced here too) or forgotten it.
-            match cluster.find_session(token).await {
-                Ok(Some(stored)) => self.hub.sessions.adopt(stored),
-                Ok(None) => self.hub.sessions.forget_unshared(token),
-                Err(()) => return Err(CloseReason::Busy),
-            }
+        if let Some(token) = &resume {
+            self.ask_the_cluster(token).await?;
         }
-        let opened = self
-            .hub
-            .sessions
-            .open(
-                resume.as_deref(),
-                name,
-                self.user.as_ref().map(|u| &u.id),
-                self.address,
-                self.hub.sessions.now_ms(),
-            )
-            .map_err(|refused| match refused {
-                OpenRefused::TooManyNew => CloseReason::TooManySessions,
-                OpenRefused::TooManyResumes => CloseReason::TooManyResumes,
-                OpenRefused::Full => CloseReason::Busy,
-            })?;
-        let token = opened.token.clone();
-        if let Err(reason) = self.make_durable(opened.changes).await {
-            self.hub.sessions.closed(&token, self.hub.sessions.now_ms());
-            return Err(reason);
-        }
-        let online = self
-            .hub
-            .room(&RoomName::general())
-            .map_or(0, |general| general.online());
-        let welcome = ServerMsg::Welcome {
-            id: opened.session.id.clone(),
-            history: Vec::new(),
-            online: u32::try_from(online).unwrap_or(u32::MAX),
-            protocol: PROTOCOL_VERSION,
-            resume: opened.token.0.clone(),
-            has_more: false,
-            resumed: opened.resumed,
-            name: Some(opened.session.name.clone()),
-            limits: Some(self.limits.for_clients()),
-            greeting: Some(shared::exercises::GREETING.to_owned()),
-            user: self.user.as_ref().map(|u| u.info()),
-        };
+        let opened = self.open_session(resume.as_deref(), name).await?;
+        let welcome = self.welcome_msg(&opened);
         if let Some(user) = &self.user {
             self.hub.signed_in(&user.id, self.key, &self.outbox);
         }
@@ -323,30 +260,138 @@ impl Connection {
             name: opened.session.name,
         });
         if v1 {
-            let general = RoomName::general();
-            let member = self.member();
-            let greeting = Greeting::Welcome(Box::new(welcome));
-            match self
-                .hub
-                .join(&general, self.key, member, After::default(), greeting)
-            {
-                Ok(room) => {
-                    self.rooms.insert(general, room);
-                }
-                Err(JoinRefused::RoomsFull) => {
-                    unreachable!("general always exists: the hub creates it and never forgets it")
-                }
-            }
+            self.join_general_v1(welcome);
             return Ok(());
         }
         self.outbox.push(Frame::encode(&welcome));
         if let Some(why) = bad_name {
             self.send_error(Refused::new(ErrorCode::BadName, why.to_string()));
         }
+        self.join_hello_rooms(rooms);
+        Ok(())
+    }
+
+    /// The name to open the session with, and why the asked one was refused, if it was. A
+    /// signed-in user is called what their token says, when it says; else what the hello
+    /// asks for; else by their id (if it makes a display name).
+    fn name_to_use(&self, asked: Option<&str>) -> (Option<DisplayName>, Option<shared::NameError>) {
+        let (mut name, bad_name) = match asked.map(DisplayName::parse) {
+            Some(Ok(name)) => (Some(name), None),
+            Some(Err(why)) => (None, Some(why)),
+            None => (None, None),
+        };
+        if let Some(user) = &self.user {
+            if let Some(from_token) = user.name.clone() {
+                name = Some(from_token);
+            } else if name.is_none() {
+                name = DisplayName::parse(user.id.as_str()).ok();
+            }
+        }
+        (name, bad_name)
+    }
+
+    /// With `--redis`, the shared store is the truth about a resume token: one made on
+    /// another server is adopted, one rotated or forgotten there is so here too. Without an
+    /// answer the client must come back later (`Busy`), not get a new id: its resent lines
+    /// would then count as someone else's.
+    async fn ask_the_cluster(&self, token: &str) -> Result<(), CloseReason> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let known = self.hub.sessions.knows(token);
+        match cluster.find_session(token).await {
+            Ok(Some(stored)) => self.hub.sessions.adopt(stored),
+            Ok(None) if known => self.hub.sessions.forget_unshared(token),
+            Ok(None) => {}
+            Err(()) => return Err(CloseReason::Busy),
+        }
+        Ok(())
+    }
+
+    /// Opens (or resumes) the session and waits until it is durable.
+    async fn open_session(
+        &self,
+        resume: Option<&str>,
+        name: Option<DisplayName>,
+    ) -> Result<Opened, CloseReason> {
+        let opened = self
+            .hub
+            .sessions
+            .open(
+                resume,
+                name,
+                self.user.as_ref().map(|u| &u.id),
+                self.address,
+                self.hub.sessions.now_ms(),
+            )
+            .map_err(|refused| match refused {
+                OpenRefused::TooManyNew => CloseReason::TooManySessions,
+                OpenRefused::TooManyResumes => CloseReason::TooManyResumes,
+                OpenRefused::Full => CloseReason::Busy,
+            })?;
+        let Opened {
+            token,
+            changes,
+            session,
+            resumed,
+        } = opened;
+        if let Err(reason) = self.make_durable(changes).await {
+            self.hub.sessions.closed(&token, self.hub.sessions.now_ms());
+            return Err(reason);
+        }
+        Ok(Opened {
+            token,
+            changes: SessionChanges::default(),
+            session,
+            resumed,
+        })
+    }
+
+    /// The `welcome` of a session just opened.
+    fn welcome_msg(&self, opened: &Opened) -> ServerMsg {
+        let online = self
+            .hub
+            .room(&RoomName::general())
+            .map_or(0, |general| general.online());
+        ServerMsg::Welcome {
+            id: opened.session.id.clone(),
+            history: Vec::new(),
+            online: u32::try_from(online).unwrap_or(u32::MAX),
+            protocol: PROTOCOL_VERSION,
+            resume: opened.token.0.clone(),
+            has_more: false,
+            resumed: opened.resumed,
+            name: Some(opened.session.name.clone()),
+            limits: Some(self.limits.for_clients()),
+            greeting: Some(shared::exercises::GREETING.to_owned()),
+            user: self.user.as_ref().map(|u| u.info()),
+        }
+    }
+
+    /// A v1 connection is in `general` at once, its history in the `welcome` itself.
+    fn join_general_v1(&mut self, welcome: ServerMsg) {
+        let general = RoomName::general();
+        let member = self.member();
+        let greeting = Greeting::Welcome(Box::new(welcome));
+        match self
+            .hub
+            .join(&general, self.key, member, After::default(), greeting)
+        {
+            Ok(room) => {
+                self.rooms.insert(general, room);
+            }
+            Err(JoinRefused::RoomsFull) => {
+                unreachable!("general always exists: the hub creates it and never forgets it")
+            }
+        }
+    }
+
+    /// Joins the rooms a `hello` names (`general` if none), each after the `seq` it holds.
+    /// At most as many rooms as a connection may be in, and so at most that many refusals:
+    /// a hello naming thousands of rooms gets one error for the rest.
+    fn join_hello_rooms(&mut self, rooms: Option<BTreeMap<String, Seq>>) {
         let rooms =
             rooms.unwrap_or_else(|| BTreeMap::from([(RoomName::general().to_string(), Seq(0))]));
-        // At most as many rooms as a connection may be in, and so at most that many
-        // refusals: a hello naming thousands of rooms gets one error for the rest.
         let max = self.limits.max_rooms_per_conn;
         let skipped = rooms.len().saturating_sub(max);
         for (room, after) in rooms.into_iter().take(max) {
@@ -363,7 +408,6 @@ impl Connection {
                 ),
             ));
         }
-        Ok(())
     }
 
     /// Hands session changes to the committer and waits until they are on disk.
@@ -484,116 +528,139 @@ impl Connection {
         };
         self.metrics.frame_in(msg.type_name());
         match msg {
-            ClientMsg::Hello { .. } => self.refuse(
-                now,
-                Refused::new(
-                    ErrorCode::AlreadyWelcomed,
-                    "hello is only the first frame of a connection",
-                ),
-            ),
+            ClientMsg::Hello { .. } => self.hello_again(now),
             ClientMsg::Refresh { token } => self.refresh(&token, now),
-            ClientMsg::Typing { room, text } => {
-                let room = match self.joined_room(room.as_deref()) {
-                    Ok(room) => room,
-                    Err(refused) => return self.refuse(now, refused),
-                };
-                if let Err(why) = self.check_length(&text) {
-                    return self.refuse(now, why.about(Some(room.name.clone()), None));
-                }
-                // Over the rate, typing is conflated, not refused: keep only the newest text.
-                if self.held_typing.contains_key(&room.key) || !self.frames.try_take(now) {
-                    self.metrics
-                        .rate_limited
-                        .get_or_create(&TypeLabel { r#type: "typing" })
-                        .inc();
-                    self.held_typing.insert(room.key, (room, text));
-                    // Not refused, but a flood all the same: it counts toward the close.
-                    if self.over_limit.refused(now) {
-                        return Some(CloseReason::RateLimited);
-                    }
-                } else {
-                    room.typing(self.key, text);
-                }
-                None
-            }
+            ClientMsg::Typing { room, text } => self.typing(room.as_deref(), text, now),
             ClientMsg::Send { room, text, nonce } => self.send(room.as_deref(), text, nonce, now),
             ClientMsg::LoadOlder {
                 room,
                 before,
                 limit,
-            } => match self.joined_room(room.as_deref()) {
-                Ok(room) => self.answer(now, |conn| {
-                    let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
-                    room.older(before, limit, conn.outbox.reply_budget())
-                }),
-                Err(refused) => self.refuse(now, refused),
-            },
+            } => self.load_older(room.as_deref(), before, limit, now),
             ClientMsg::Ping => self.answer(now, |_| Frame::encode(&ServerMsg::Pong)),
-            ClientMsg::Join { room } => {
-                if !self.frames.try_take(now) {
-                    return self.rate_limited(now, "frame");
-                }
-                match self.join(&room, After::default()) {
-                    Ok(()) => None,
-                    Err(refused) => {
-                        self.send_error(refused);
-                        None
-                    }
-                }
-            }
-            ClientMsg::Leave { room } => {
-                let room = match self.joined_room(Some(&room)) {
-                    Ok(room) => room,
-                    Err(refused) => return self.refuse(now, refused),
-                };
-                self.answer(now, |conn| {
-                    conn.rooms.remove(&room.name);
-                    conn.held_typing.remove(&room.key);
-                    conn.hub.leave(&room, conn.key);
-                    Frame::encode(&ServerMsg::Left {
-                        room: room.name.clone(),
-                    })
-                })
-            }
-            ClientMsg::SetName { .. } if self.user.as_ref().is_some_and(|u| u.name.is_some()) => {
-                self.refuse(
-                    now,
-                    Refused::new(
-                        ErrorCode::Forbidden,
-                        "your name comes from your sign-in; change it in the app",
-                    ),
-                )
-            }
-            ClientMsg::SetName { name } => match DisplayName::parse(&name) {
-                Ok(name) => self.answer(now, |conn| conn.rename(name)),
-                Err(why) => self.refuse(
-                    now,
-                    Refused::new(ErrorCode::BadName, format!("bad name: {why}")),
-                ),
-            },
-            ClientMsg::Members { room, offset } => match self.joined_room(Some(&room)) {
-                Ok(room) => self.answer(now, |conn| {
-                    room.members(offset.unwrap_or(0), conn.outbox.reply_budget())
-                }),
-                Err(refused) => self.refuse(now, refused),
-            },
+            ClientMsg::Join { room } => self.join_asked(&room, now),
+            ClientMsg::Leave { room } => self.leave(&room, now),
+            ClientMsg::SetName { name } => self.set_name(&name, now),
+            ClientMsg::Members { room, offset } => self.members(&room, offset, now),
             // The exercises beside the chat (`exercises.rs`).
             ClientMsg::Echo { text } => self.echo(text, now),
             ClientMsg::Tic { n } => self.tic(n, now),
             ClientMsg::Binary { size } => self.binary(size, now),
             ClientMsg::StartTicker { ticker, every_ms } => self.start_ticker(ticker, every_ms, now),
             ClientMsg::StopTicker { ticker } => self.stop_ticker(ticker, now),
-            ClientMsg::WatchProducts => self.answer_with(now, |conn| {
-                conn.catalog.watch(conn.key, &conn.outbox);
-            }),
-            ClientMsg::UnwatchProducts => self.answer_with(now, |conn| {
-                conn.catalog.unwatch(conn.key);
-            }),
-            ClientMsg::LoadProducts { after } => self.answer(now, |conn| {
-                conn.catalog.page(Some(after), conn.outbox.reply_budget())
-            }),
+            ClientMsg::WatchProducts => self.watch_products(now),
+            ClientMsg::UnwatchProducts => self.unwatch_products(now),
+            ClientMsg::LoadProducts { after } => self.load_products(after, now),
             ClientMsg::AddProduct { product } => self.add_product(product, now),
             ClientMsg::DeleteProduct { id } => self.delete_product(id, now),
+        }
+    }
+
+    /// A second `hello`: only the first frame may be one.
+    fn hello_again(&mut self, now: Instant) -> Option<CloseReason> {
+        self.refuse(
+            now,
+            Refused::new(
+                ErrorCode::AlreadyWelcomed,
+                "hello is only the first frame of a connection",
+            ),
+        )
+    }
+
+    /// A `typing`: shown to the room at once, or held (newest text wins) past the frame
+    /// rate.
+    fn typing(&mut self, room: Option<&str>, text: String, now: Instant) -> Option<CloseReason> {
+        let room = match self.joined_room(room) {
+            Ok(room) => room,
+            Err(refused) => return self.refuse(now, refused),
+        };
+        if let Err(why) = self.check_length(&text) {
+            return self.refuse(now, why.about(Some(room.name.clone()), None));
+        }
+        // Over the rate, typing is conflated, not refused: keep only the newest text.
+        if self.held_typing.contains_key(&room.key) || !self.frames.try_take(now) {
+            self.metrics
+                .rate_limited
+                .get_or_create(&TypeLabel { r#type: "typing" })
+                .inc();
+            self.held_typing.insert(room.key, (room, text));
+            // Not refused, but a flood all the same: it counts toward the close.
+            if self.over_limit.refused(now) {
+                return Some(CloseReason::RateLimited);
+            }
+        } else {
+            room.typing(self.key, text);
+        }
+        None
+    }
+
+    /// A `load_older`: a page of the room's history before `before`, within the reply
+    /// budget.
+    fn load_older(
+        &mut self,
+        room: Option<&str>,
+        before: Seq,
+        limit: u32,
+        now: Instant,
+    ) -> Option<CloseReason> {
+        match self.joined_room(room) {
+            Ok(room) => self.answer(now, |conn| {
+                let limit = usize::try_from(limit.clamp(1, MAX_OLDER)).unwrap_or(1);
+                room.older(before, limit, conn.outbox.reply_budget())
+            }),
+            Err(refused) => self.refuse(now, refused),
+        }
+    }
+
+    /// A `join`: answered by the room's `joined` (or a typed refusal).
+    fn join_asked(&mut self, room: &str, now: Instant) -> Option<CloseReason> {
+        if !self.frames.try_take(now) {
+            return self.rate_limited(now, "frame");
+        }
+        if let Err(refused) = self.join(room, After::default()) {
+            self.send_error(refused);
+        }
+        None
+    }
+
+    /// A `leave`: out of the room, answered by `left`.
+    fn leave(&mut self, room: &str, now: Instant) -> Option<CloseReason> {
+        let room = match self.joined_room(Some(room)) {
+            Ok(room) => room,
+            Err(refused) => return self.refuse(now, refused),
+        };
+        self.answer(now, |conn| {
+            conn.rooms.remove(&room.name);
+            conn.held_typing.remove(&room.key);
+            conn.hub.leave(&room, conn.key);
+            Frame::encode(&ServerMsg::Left {
+                room: room.name.clone(),
+            })
+        })
+    }
+
+    /// A `set_name`: a guest's (or a user without a name from the app) new name.
+    fn set_name(&mut self, name: &str, now: Instant) -> Option<CloseReason> {
+        if self.user.as_ref().is_some_and(|u| u.name.is_some()) {
+            let why = "your name comes from your sign-in; change it in the app";
+            return self.refuse(now, Refused::new(ErrorCode::Forbidden, why));
+        }
+        match DisplayName::parse(name) {
+            Ok(name) => self.answer(now, |conn| conn.rename(name)),
+            Err(why) => self.refuse(
+                now,
+                Refused::new(ErrorCode::BadName, format!("bad name: {why}")),
+            ),
+        }
+    }
+
+    /// A `members`: a page of who is in the room, within the reply budget.
+    fn members(&mut self, room: &str, offset: Option<u32>, now: Instant) -> Option<CloseReason> {
+        match self.joined_room(Some(room)) {
+            Ok(room) => self.answer(now, |conn| {
+                room.members(offset.unwrap_or(0), conn.outbox.reply_budget())
+            }),
+            Err(refused) => self.refuse(now, refused),
         }
     }
 

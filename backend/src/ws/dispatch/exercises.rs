@@ -91,6 +91,23 @@ async fn run_ticker(outbox: Arc<Outbox>, ticker: u32, every: Duration, counted: 
 }
 
 impl Connection {
+    /// `watch_products`: the catalog, then every change to it.
+    pub(super) fn watch_products(&mut self, now: Instant) -> Option<CloseReason> {
+        self.answer_with(now, |conn| conn.catalog.watch(conn.key, &conn.outbox))
+    }
+
+    /// `unwatch_products`: no more changes.
+    pub(super) fn unwatch_products(&mut self, now: Instant) -> Option<CloseReason> {
+        self.answer_with(now, |conn| conn.catalog.unwatch(conn.key))
+    }
+
+    /// `load_products`: the next page of the catalog, within the reply budget.
+    pub(super) fn load_products(&mut self, after: ProductId, now: Instant) -> Option<CloseReason> {
+        self.answer(now, |conn| {
+            conn.catalog.page(Some(after), conn.outbox.reply_budget())
+        })
+    }
+
     /// `echo`: the same text back, within the text limit.
     pub(super) fn echo(&mut self, text: String, now: Instant) -> Option<CloseReason> {
         if let Err(refused) = self.check_length(&text) {
