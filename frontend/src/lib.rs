@@ -11,10 +11,14 @@
 //!   applies every [`shared::ServerMsg`] in one exhaustive `match` ([`Connection::apply`]),
 //!   and carries out what the user does (send, type, join, leave, switch rooms, rename, sign
 //!   in and out). `connection::storage` keeps name, rooms, resume token, pending lines and
-//!   the dev-login identity in the browser.
+//!   the dev-login identity in the browser; `connection::socket` the WebSocket itself,
+//!   `connection::state` the signals, `connection::sign_in` the token's life.
 //! - [`components`]: views that only read [`ChatState`]'s signals and call [`Connection`]:
 //!   status bar, sign-in area, name form, rooms panel, room header and members, composer,
-//!   live typing, history.
+//!   live typing, history, the navigation (`components::nav`), and the exercise pages:
+//!   echo and named events (`components::echo`), the random ticker (`components::random`),
+//!   the live product list (`components::products`).
+//! - [`exercises`]: what the exercise pages show, as signals, fed by the same `match`.
 //! - [`App`]: puts them together under a `leptos_router` [`Router`]: `/` shows `general`,
 //!   `/r/<name>` that room (joined on arrival), so a link opens a room and back/forward move
 //!   between rooms. `main.rs` only mounts it.
