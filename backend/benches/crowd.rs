@@ -59,7 +59,7 @@ async fn main() {
     println!("crowd  newcomer_ms  greeting_bytes  typists_in_greeting  typing_more");
     for n in crowds {
         let server = TestServer::start_with(Config {
-            memory: true,
+            store: backend::Store::Memory,
             max_connections: 100_000,
             max_connections_per_ip: 100_000,
             max_tcp_per_ip: 100_000,

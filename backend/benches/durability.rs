@@ -47,8 +47,11 @@ fn main() {
 /// benchmark exits.
 async fn start(memory: bool) -> (SocketAddr, std::path::PathBuf) {
     let config = backend::Config {
-        memory,
-        data_dir: testkit::fresh_data_dir(),
+        store: if memory {
+            backend::Store::Memory
+        } else {
+            backend::Store::Sqlite(testkit::fresh_data_dir())
+        },
         // Every client also receives every line; do not let that backlog cut it off here.
         outbox_bytes: 1 << 30,
         // A resume replays at most this many lines: room for the catch-up's 1,000.

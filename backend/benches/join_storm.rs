@@ -24,7 +24,7 @@ async fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000);
     let server = TestServer::start_with(Config {
-        memory: true,
+        store: backend::Store::Memory,
         ..testkit::for_load()
     })
     .await;

@@ -64,7 +64,7 @@ async fn run_server() {
     let data_dir = std::env::temp_dir().join(format!("charla-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let config = backend::Config {
-        data_dir,
+        store: backend::Store::Sqlite(data_dir),
         ..testkit::for_load()
     };
     backend::serve(listener, config, std::future::pending())

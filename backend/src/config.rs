@@ -1,8 +1,12 @@
 //! The server's settings: command-line flags, each with an environment variable.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use clap::Parser;
+use clap::{Arg, ArgAction, ArgMatches, Command, Parser};
 use shared::duration::{parse_duration, parse_duration_or_zero};
 
 /// Charla's chat relay: serves the page and relays chat messages over `/ws`.
@@ -22,19 +26,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub history_cap: u32,
 
-    /// Keep the history in memory only (lost on restart) instead of in SQLite.
-    #[arg(long, env = "CHARLA_MEMORY")]
-    pub memory: bool,
-
-    /// Share rooms, history, sessions and presence with every other server given the same
-    /// Redis (redis://HOST:PORT[/DB]): several servers act as one chat. Without it the
-    /// server keeps everything itself (SQLite, or memory with `--memory`).
-    #[arg(long, env = "CHARLA_REDIS", value_name = "URL")]
-    pub redis: Option<String>,
-
-    /// Where the SQLite history lives (created if missing).
-    #[arg(long, env = "CHARLA_DATA_DIR", default_value = "data")]
-    pub data_dir: PathBuf,
+    /// Where history and sessions are kept: `--data-dir` (SQLite, the default), `--memory`
+    /// or `--redis`.
+    #[command(flatten)]
+    pub store: Store,
 
     /// History lines in a new client's `welcome`; older ones are loaded on demand.
     #[arg(long, env = "CHARLA_WELCOME_LINES", default_value_t = 500,
@@ -42,9 +37,9 @@ pub struct Config {
     pub welcome_lines: u32,
 
     /// Milliseconds between the server's pings; a client silent for two intervals is dropped.
-    #[arg(long, env = "CHARLA_HEARTBEAT_MS", default_value_t = 15_000,
-          value_parser = clap::value_parser!(u64).range(10..))]
-    pub heartbeat_ms: u64,
+    #[arg(long = "heartbeat-ms", env = "CHARLA_HEARTBEAT_MS", default_value = "15000",
+          value_parser = millis(10))]
+    pub heartbeat: Duration,
 
     /// The largest frame a client may send, in bytes; a larger one closes its connection with
     /// 1009 (message too big).
@@ -88,15 +83,15 @@ pub struct Config {
     pub max_tcp_per_ip: u32,
 
     /// Milliseconds a client may take to send a request's headers before it is cut off.
-    #[arg(long, env = "CHARLA_HEADER_TIMEOUT_MS", default_value_t = 5_000,
-          value_parser = clap::value_parser!(u64).range(100..))]
-    pub header_timeout_ms: u64,
+    #[arg(long = "header-timeout-ms", env = "CHARLA_HEADER_TIMEOUT_MS", default_value = "5000",
+          value_parser = millis(100))]
+    pub header_timeout: Duration,
 
     /// How long a read or a write of an HTTP connection (not yet a WebSocket) may make no
     /// progress before it is cut off: a request body sent a byte now and then, a response
     /// that is never read, a keep-alive connection left idle: 10s, 30s, 2m.
     #[arg(long, env = "CHARLA_HTTP_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub http_timeout: std::time::Duration,
+    pub http_timeout: Duration,
 
     /// Most WebSocket connections from one IP address; past it upgrades get 429.
     #[arg(long, env = "CHARLA_MAX_CONNECTIONS_PER_IP", default_value_t = 100,
@@ -149,12 +144,12 @@ pub struct Config {
     /// How long a session (its id, name and resume token) lives unused: 45s, 30m, 12h, 7d.
     /// A client that comes back later gets a new id.
     #[arg(long, env = "CHARLA_SESSION_TTL", default_value = "7d", value_parser = parse_duration)]
-    pub session_ttl: std::time::Duration,
+    pub session_ttl: Duration,
 
     /// How long a resume token still works after it was replaced (a resume hands out a new
     /// one; the old one covers a welcome that was lost), counted from the replacement.
     #[arg(long, env = "CHARLA_RESUME_GRACE", default_value = "10m", value_parser = parse_duration)]
-    pub resume_grace: std::time::Duration,
+    pub resume_grace: Duration,
 
     /// Most sessions kept; past it the least recently used are forgotten.
     #[arg(long, env = "CHARLA_MAX_SESSIONS", default_value_t = 1_000_000,
@@ -183,7 +178,7 @@ pub struct Config {
     /// Fault injection for tests (no flag): wait this long before each commit, as a slow
     /// disk would.
     #[arg(skip)]
-    pub commit_stall: Option<std::time::Duration>,
+    pub commit_stall: Option<Duration>,
 
     /// Most rooms one connection may be in at once; past it `join` gets `too_many_rooms`.
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CONN", default_value_t = 20,
@@ -212,7 +207,7 @@ pub struct Config {
     /// only.)
     #[arg(long, env = "CHARLA_ROOM_RETENTION", default_value = "30d",
           value_parser = parse_duration_or_zero)]
-    pub room_retention: std::time::Duration,
+    pub room_retention: Duration,
 
     /// Rooms up to this many members get their member list pushed with every presence
     /// change; bigger rooms get the count, and the list on request (`members`).
@@ -247,7 +242,7 @@ pub struct Config {
 
     /// Clock skew allowed on a token's `exp` (0s to turn it off).
     #[arg(long, env = "CHARLA_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration_or_zero)]
-    pub jwt_leeway: std::time::Duration,
+    pub jwt_leeway: Duration,
 
     /// Whether clients sign in: off (guests only), optional (users and guests) or required.
     /// Default: off without a key, optional with one.
@@ -266,7 +261,7 @@ pub struct Config {
     /// How long before a token's `exp` the server asks the client for a new one
     /// (`token_expiring`): 60s, 5m.
     #[arg(long, env = "CHARLA_REFRESH_BEFORE", default_value = "60s", value_parser = parse_duration)]
-    pub refresh_before: std::time::Duration,
+    pub refresh_before: Duration,
 
     /// Where the page gets its token: a URL of the app, fetched with the browser's cookies,
     /// answering `{"token": ...}`.
@@ -280,7 +275,7 @@ pub struct Config {
 
     /// The life of a dev-login token.
     #[arg(long, env = "CHARLA_DEV_TOKEN_TTL", default_value = "1h", value_parser = parse_duration)]
-    pub dev_token_ttl: std::time::Duration,
+    pub dev_token_ttl: Duration,
 
     /// The key of the server API (`Authorization: Bearer KEY`) for the app's backend;
     /// without one the API answers 404.
@@ -308,20 +303,18 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
             dist: PathBuf::from("dist"),
             history_cap: Config::DEFAULT_HISTORY_CAP,
-            memory: false,
-            redis: None,
-            data_dir: PathBuf::from("data"),
+            store: Store::default(),
             welcome_lines: 500,
-            heartbeat_ms: 15_000,
+            heartbeat: Duration::from_secs(15),
             max_frame_bytes: Config::DEFAULT_MAX_FRAME_BYTES,
             max_text_chars: Config::DEFAULT_MAX_TEXT_CHARS,
             allow_hosts: Vec::new(),
             allow_origins: Vec::new(),
             require_origin: false,
-            http_timeout: std::time::Duration::from_secs(30),
+            http_timeout: Duration::from_secs(30),
             max_connections: 10_000,
             max_tcp_per_ip: 200,
-            header_timeout_ms: 5_000,
+            header_timeout: Duration::from_secs(5),
             max_connections_per_ip: 100,
             send_rate: 10,
             send_burst: 20,
@@ -333,30 +326,145 @@ impl Default for Config {
             outbox_bytes: Config::DEFAULT_OUTBOX_BYTES,
             commit_queue: 65_536,
             commit_stall: None,
-            session_ttl: std::time::Duration::from_secs(7 * 86_400),
-            resume_grace: std::time::Duration::from_secs(600),
+            session_ttl: Duration::from_secs(7 * 86_400),
+            resume_grace: Duration::from_secs(600),
             max_sessions: 1_000_000,
             new_sessions_per_min: 120,
             resumes_per_min: 600,
             max_rooms_per_conn: 20,
             max_rooms: 10_000,
             max_history_lines: 1_000_000,
-            room_retention: std::time::Duration::from_secs(30 * 86_400),
+            room_retention: Duration::from_secs(30 * 86_400),
             presence_list_max: 100,
             max_products: 10_000,
             jwt_secret: None,
             jwt_public_key: None,
             jwt_issuer: None,
             jwt_audience: None,
-            jwt_leeway: std::time::Duration::from_secs(30),
+            jwt_leeway: Duration::from_secs(30),
             auth: None,
             private_rooms: Vec::new(),
-            refresh_before: std::time::Duration::from_secs(60),
+            refresh_before: Duration::from_secs(60),
             token_url: None,
             dev_login: false,
-            dev_token_ttl: std::time::Duration::from_secs(3_600),
+            dev_token_ttl: Duration::from_secs(3_600),
             api_key: None,
         }
+    }
+}
+
+/// Where history and sessions are kept. On the command line: `--data-dir DIR` (SQLite, the
+/// default, in `data`), `--memory`, or `--redis URL` (which wins over `--memory`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    /// An SQLite file (`charla.sqlite3`) in this directory, created if missing; the product
+    /// exercise keeps its catalog beside it.
+    Sqlite(PathBuf),
+    /// In memory only: lost on restart.
+    Memory,
+    /// Shared with every other server given the same Redis (`redis://HOST:PORT[/DB]`):
+    /// several servers act as one chat.
+    Redis(String),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Sqlite(PathBuf::from(DEFAULT_DATA_DIR))
+    }
+}
+
+impl Store {
+    /// The directory of this server's own files, if it keeps any (SQLite).
+    pub fn data_dir(&self) -> Option<&Path> {
+        match self {
+            Store::Sqlite(dir) => Some(dir),
+            Store::Memory | Store::Redis(_) => None,
+        }
+    }
+}
+
+/// Where the history is, for the log: a Redis URL without its password.
+impl std::fmt::Display for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Sqlite(dir) => write!(f, "in {}", dir.join("charla.sqlite3").display()),
+            Store::Memory => f.write_str("in memory"),
+            Store::Redis(url) => match (url.split_once("://"), url.rsplit_once('@')) {
+                (Some((scheme, _)), Some((_, host))) => write!(
+                    f,
+                    "in Redis at {scheme}://***@{host}, shared with every server on it"
+                ),
+                _ => write!(f, "in Redis at {url}, shared with every server on it"),
+            },
+        }
+    }
+}
+
+const DEFAULT_DATA_DIR: &str = "data";
+
+/// The three flags that choose a [`Store`], by hand: clap's derive cannot make one enum
+/// out of several flags.
+impl clap::Args for Store {
+    fn augment_args(cmd: Command) -> Command {
+        cmd.arg(
+            Arg::new("memory")
+                .long("memory")
+                .env("CHARLA_MEMORY")
+                .action(ArgAction::SetTrue)
+                .help("Keep the history in memory only (lost on restart) instead of in SQLite"),
+        )
+        .arg(
+            Arg::new("redis")
+                .long("redis")
+                .env("CHARLA_REDIS")
+                .value_name("URL")
+                .help(
+                    "Share rooms, history, sessions and presence with every other server \
+                     given the same Redis (redis://HOST:PORT[/DB]): several servers act as \
+                     one chat. Without it the server keeps everything itself (SQLite, or \
+                     memory with `--memory`)",
+                ),
+        )
+        .arg(
+            Arg::new("data_dir")
+                .long("data-dir")
+                .env("CHARLA_DATA_DIR")
+                .default_value(DEFAULT_DATA_DIR)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("Where the SQLite history lives (created if missing)"),
+        )
+    }
+
+    fn augment_args_for_update(cmd: Command) -> Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl clap::FromArgMatches for Store {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        if let Some(url) = matches.get_one::<String>("redis") {
+            return Ok(Store::Redis(url.clone()));
+        }
+        if matches.get_flag("memory") {
+            return Ok(Store::Memory);
+        }
+        Ok(matches
+            .get_one::<PathBuf>("data_dir")
+            .map_or_else(Store::default, |dir| Store::Sqlite(dir.clone())))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// Parses a whole number of milliseconds, at least `min`, as a [`Duration`].
+fn millis(min: u64) -> impl Fn(&str) -> Result<Duration, String> + Clone {
+    move |text| match text.parse::<u64>() {
+        Ok(ms) if ms >= min => Ok(Duration::from_millis(ms)),
+        Ok(_) => Err(format!("at least {min} (milliseconds)")),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -458,6 +566,50 @@ mod tests {
             Config::try_parse_from(["backend", "--jwt-secret", "s", "--jwt-public-key", "k.pem"])
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_store_is_one_choice_of_three_flags() {
+        let store = |args: &[&str]| {
+            let argv = std::iter::once("backend").chain(args.iter().copied());
+            Config::try_parse_from(argv).map(|c| c.store).ok()
+        };
+        assert_eq!(store(&[]), Some(Store::Sqlite(PathBuf::from("data"))));
+        assert_eq!(
+            store(&["--data-dir", "/tmp/x"]),
+            Some(Store::Sqlite(PathBuf::from("/tmp/x")))
+        );
+        assert_eq!(store(&["--memory"]), Some(Store::Memory));
+        let redis = Store::Redis("redis://127.0.0.1:6379".into());
+        assert_eq!(
+            store(&["--redis", "redis://127.0.0.1:6379"]),
+            Some(redis.clone())
+        );
+        // As before the enum: Redis wins over --memory.
+        assert_eq!(
+            store(&["--memory", "--redis", "redis://127.0.0.1:6379"]),
+            Some(redis)
+        );
+        // The log never shows a Redis password.
+        let secret = Store::Redis("redis://:hunter2@db:6379".into()).to_string();
+        assert!(
+            !secret.contains("hunter2") && secret.contains("db:6379"),
+            "{secret}"
+        );
+    }
+
+    #[test]
+    fn millisecond_flags_are_durations_with_a_floor() {
+        let parse = |args: &[&str]| {
+            let argv = std::iter::once("backend").chain(args.iter().copied());
+            Config::try_parse_from(argv).map(|c| (c.heartbeat, c.header_timeout))
+        };
+        let (beat, header) =
+            parse(&["--heartbeat-ms", "250", "--header-timeout-ms", "900"]).expect("parses");
+        assert_eq!((beat.as_millis(), header.as_millis()), (250, 900));
+        assert!(parse(&["--heartbeat-ms", "9"]).is_err());
+        assert!(parse(&["--header-timeout-ms", "99"]).is_err());
+        assert!(parse(&["--heartbeat-ms", "1s"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), backend::ServeError> {
     let config = Config::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -21,19 +21,10 @@ async fn main() -> std::io::Result<()> {
         );
     }
     let listener = TcpListener::bind(config.addr).await?;
-    let store = if let Some(url) = &config.redis {
-        format!(
-            "in Redis at {}, shared with every server on it",
-            redact(url)
-        )
-    } else if config.memory {
-        "in memory".to_owned()
-    } else {
-        format!("in {}", config.data_dir.join("charla.sqlite3").display())
-    };
     tracing::info!(
-        "serving http://{} (history {store}, at most {} lines per room)",
+        "serving http://{} (history {}, at most {} lines per room)",
         listener.local_addr()?,
+        config.store,
         config.history_cap
     );
     backend::serve(listener, config, shutdown_signal()).await?;
@@ -68,12 +59,4 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
-}
-
-/// A Redis URL without its password, for the log.
-fn redact(url: &str) -> String {
-    match (url.split_once("://"), url.rsplit_once('@')) {
-        (Some((scheme, _)), Some((_, host))) => format!("{scheme}://***@{host}"),
-        _ => url.to_owned(),
-    }
 }

@@ -306,7 +306,7 @@ mod tests {
             crate::committer::now_ms()
         ));
         // The history store makes the schema.
-        let store = crate::SqliteStore::open(&dir).expect("store");
+        let store = crate::store::SqliteStore::open(&dir).expect("store");
         drop(store);
         let metrics = Arc::new(Metrics::new());
         let catalog = Catalog::open(Some(&dir), 10, metrics.clone()).expect("open");

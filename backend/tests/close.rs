@@ -42,7 +42,7 @@ async fn nothing_follows_the_servers_close_even_when_the_client_sent_a_frame_wit
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_sends_pings_and_never_reads_is_let_go() {
     let server = TestServer::start_with(backend::Config {
-        heartbeat_ms: 500,
+        heartbeat: std::time::Duration::from_millis(500),
         ..testkit::unlimited()
     })
     .await;

@@ -15,7 +15,7 @@ use testkit::{
 /// A node of the cluster on `redis`, in this process.
 async fn node(redis: &RedisServer) -> TestServer {
     TestServer::start_with(Config {
-        redis: Some(redis.url()),
+        store: backend::Store::Redis(redis.url()),
         ..testkit::unlimited()
     })
     .await
@@ -191,7 +191,7 @@ async fn a_token_rotated_on_one_node_stops_working_on_the_other_when_its_grace_e
     let redis = RedisServer::start().await;
     let node = |redis: &RedisServer| {
         TestServer::start_with(Config {
-            redis: Some(redis.url()),
+            store: backend::Store::Redis(redis.url()),
             resume_grace: GRACE,
             ..testkit::unlimited()
         })
@@ -336,7 +336,7 @@ async fn a_batch_that_fails_part_way_acks_the_lines_that_made_it_and_refuses_onl
         .expect("SET");
     // A slow commit, so that the two lines below share one batch (one pipeline).
     let a = TestServer::start_with(Config {
-        redis: Some(redis.url()),
+        store: backend::Store::Redis(redis.url()),
         commit_stall: Some(Duration::from_millis(500)),
         ..testkit::unlimited()
     })
@@ -503,12 +503,12 @@ async fn the_load_generator_spreads_fanout_over_two_nodes_and_every_line_reaches
     let redis = RedisServer::start().await;
     let (a, b) = (
         TestServer::start_with(Config {
-            redis: Some(redis.url()),
+            store: backend::Store::Redis(redis.url()),
             ..testkit::for_load()
         })
         .await,
         TestServer::start_with(Config {
-            redis: Some(redis.url()),
+            store: backend::Store::Redis(redis.url()),
             ..testkit::for_load()
         })
         .await,

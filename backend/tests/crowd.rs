@@ -329,7 +329,7 @@ async fn the_product_catalog_comes_in_pages_on_the_socket_and_over_http() {
     // 260 products (~290 KB) against an outbox of 64 KiB and HTTP pages of 256 KiB.
     let server = TestServer::start_with(Config {
         outbox_bytes: 64 * 1024,
-        memory: true,
+        store: backend::Store::Memory,
         ..unlimited()
     })
     .await;

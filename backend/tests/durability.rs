@@ -8,7 +8,7 @@ use testkit::{Client, SessionClient, TestServer, assert_gapless_once, fresh_data
 
 fn on_disk(dir: &std::path::Path) -> Config {
     Config {
-        data_dir: dir.to_path_buf(),
+        store: backend::Store::Sqlite(dir.to_path_buf()),
         ..testkit::unlimited()
     }
 }
@@ -204,7 +204,7 @@ async fn app_level_ping_gets_pong() {
 #[tokio::test]
 async fn the_heartbeat_drops_a_silent_client_and_keeps_a_live_one() {
     let config = Config {
-        heartbeat_ms: 100,
+        heartbeat: std::time::Duration::from_millis(100),
         ..Config::default()
     };
     let server = TestServer::start_with(config).await;
@@ -296,7 +296,7 @@ async fn send_until_acked(client: &mut Client, text: &str, nonce: &str) -> u64 {
 async fn sessions_welcomed_under_a_full_commit_queue_survive_a_restart_and_a_resend_appends_once() {
     let dir = fresh_data_dir();
     let slow_disk = Config {
-        data_dir: dir.clone(),
+        store: backend::Store::Sqlite(dir.clone()),
         commit_queue: 2,
         commit_stall: Some(Duration::from_millis(150)),
         ..testkit::unlimited()
@@ -347,7 +347,7 @@ async fn sessions_welcomed_under_a_full_commit_queue_survive_a_restart_and_a_res
     // After a restart every token still resumes its id, and resending (as a page that never
     // saw its ack would) is acked with the same seq, not appended again.
     let server = TestServer::start_with(Config {
-        data_dir: dir.clone(),
+        store: backend::Store::Sqlite(dir.clone()),
         ..testkit::unlimited()
     })
     .await;
@@ -366,7 +366,7 @@ async fn sessions_welcomed_under_a_full_commit_queue_survive_a_restart_and_a_res
 async fn a_resend_after_its_line_fell_past_the_history_cap_is_acked_not_appended() {
     let dir = fresh_data_dir();
     let config = || Config {
-        data_dir: dir.clone(),
+        store: backend::Store::Sqlite(dir.clone()),
         history_cap: 3,
         ..testkit::unlimited()
     };

@@ -322,7 +322,7 @@ async fn metrics_count_connections_frames_errors_and_history() {
 async fn a_thousand_half_requests_are_cut_off_and_do_not_keep_a_normal_client_out() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start_with(Config {
-        header_timeout_ms: 1_000,
+        header_timeout: std::time::Duration::from_secs(1),
         ..Config::default()
     })
     .await;

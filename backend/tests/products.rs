@@ -319,7 +319,7 @@ async fn products_survive_a_restart_in_sqlite_in_the_same_order() {
     let data_dir = server.data_dir.clone();
     server.stop().await;
     let server = TestServer::start_with(backend::Config {
-        data_dir,
+        store: backend::Store::Sqlite(data_dir),
         ..backend::Config::default()
     })
     .await;

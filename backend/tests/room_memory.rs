@@ -130,7 +130,7 @@ async fn past_the_history_bound_quiet_rooms_leave_memory_and_are_read_back() {
 async fn with_redis_join_and_leave_on_fresh_names_never_fill_the_registry() {
     let redis = RedisServer::start().await;
     let server = TestServer::start_with(Config {
-        redis: Some(redis.url()),
+        store: backend::Store::Redis(redis.url()),
         max_rooms: 5,
         ..unlimited()
     })
@@ -180,7 +180,7 @@ async fn a_quiet_rooms_history_expires_from_memory_and_from_the_file() {
     let dir = server.data_dir.clone();
     server.stop().await;
     let server = TestServer::start_with(Config {
-        data_dir: dir,
+        store: backend::Store::Sqlite(dir),
         room_retention: Duration::ZERO,
         ..unlimited()
     })

@@ -340,7 +340,7 @@ async fn names_are_set_trimmed_carried_on_lines_and_shown_in_presence() {
 async fn a_hello_resumes_two_rooms_with_exactly_the_missed_lines_after_a_restart() {
     let dir = fresh_data_dir();
     let config = || Config {
-        data_dir: dir.clone(),
+        store: backend::Store::Sqlite(dir.clone()),
         ..Config::default()
     };
     let server = TestServer::start_with(config()).await;
@@ -422,7 +422,7 @@ async fn a_data_directory_from_the_first_release_opens_with_its_lines_in_general
     )
     .expect("copy the fixture");
     let config = || Config {
-        data_dir: dir.clone(),
+        store: backend::Store::Sqlite(dir.clone()),
         // Its lines are older than the default retention: kept here, this is about the
         // upgrade (a_quiet_rooms_history_expires_from_memory_and_from_the_file is about
         // retention).

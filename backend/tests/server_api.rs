@@ -290,7 +290,7 @@ async fn disconnect_closes_every_connection_of_the_user_with_4003() {
 async fn revoke_refuses_older_tokens_durably_across_a_restart() {
     let dir = fresh_data_dir();
     let config = Config {
-        data_dir: dir.clone(),
+        store: backend::Store::Sqlite(dir.clone()),
         ..config()
     };
     let server = TestServer::start_with(config.clone()).await;
@@ -332,7 +332,7 @@ async fn on_two_nodes_a_post_reaches_the_other_node_and_disconnect_reaches_every
     let redis = RedisServer::start().await;
     let node = |redis: &RedisServer| {
         TestServer::start_with(Config {
-            redis: Some(redis.url()),
+            store: backend::Store::Redis(redis.url()),
             ..config()
         })
     };

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use backend::{Config, auth::AuthMode};
+use backend::{AuthMode, Config};
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use shared::{ClientMsg, ErrorCode, ServerMsg, UserId};

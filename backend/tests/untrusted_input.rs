@@ -231,7 +231,7 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
 async fn a_client_that_keeps_talking_but_never_reads_is_closed_when_its_writes_stall() {
     // A queue limit so high it never trips: only the stalled write can end this client.
     let config = backend::Config {
-        heartbeat_ms: 1_000,
+        heartbeat: std::time::Duration::from_millis(1_000),
         outbox_bytes: 1 << 30,
         ..testkit::unlimited()
     };

@@ -83,7 +83,7 @@ async fn a_send_is_acknowledged_with_its_seq_and_reaches_others_once() {
 async fn a_client_resumes_across_a_restart_and_a_line_sent_meanwhile_is_stored_once() {
     let data_dir = fresh_data_dir();
     let config = || backend::Config {
-        data_dir: data_dir.clone(),
+        store: backend::Store::Sqlite(data_dir.clone()),
         ..backend::Config::default()
     };
     let server = TestServer::start_with(config()).await;

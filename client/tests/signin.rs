@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use backend::auth::AuthMode;
+use backend::AuthMode;
 use client::{
     Client, ConnectError, Event, Options, SignedOut, TokenSource,
     token::{Claims, mint_hs256},

@@ -57,7 +57,7 @@ pub async fn start_backend_with(
         ..Default::default()
     };
     if let Some(dir) = data_dir {
-        config.data_dir = dir.to_path_buf();
+        config.store = backend::Store::Sqlite(dir.to_path_buf());
     }
     tweak(&mut config);
     let addr = addr.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));

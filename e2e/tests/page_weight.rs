@@ -55,7 +55,7 @@ async fn a_page_opening_on_a_1000_line_history_shows_its_last_line_soon_after_th
     let backend = start_backend_with(None, None, |config| {
         *config = backend::Config {
             dist: config.dist.clone(),
-            data_dir: config.data_dir.clone(),
+            store: config.store.clone(),
             ..testkit::unlimited()
         };
     })

@@ -140,7 +140,7 @@ pub struct TestServer {
     /// Its SQLite directory.
     pub data_dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<Result<(), backend::ServeError>>,
 }
 
 impl TestServer {
@@ -157,10 +157,14 @@ impl TestServer {
     /// Starts a server on `addr` (port 0: a free one; or the port a stopped server just
     /// left, to come back where clients reconnect).
     pub async fn start_at(addr: SocketAddr, mut config: Config) -> Self {
-        if config.data_dir == Config::default().data_dir {
-            config.data_dir = fresh_data_dir();
+        if config.store == backend::Store::default() {
+            config.store = backend::Store::Sqlite(fresh_data_dir());
         }
-        let data_dir = config.data_dir.clone();
+        // Without SQLite nothing is written there; tests may still put a `dist` in it.
+        let data_dir = config
+            .store
+            .data_dir()
+            .map_or_else(fresh_data_dir, std::path::Path::to_path_buf);
         let socket = tokio::net::TcpSocket::new_v4().expect("socket");
         socket.set_reuseaddr(true).expect("reuseaddr");
         socket.bind(addr).expect("bind");

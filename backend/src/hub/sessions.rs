@@ -18,7 +18,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{Mutex, MutexGuard, PoisonError},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use shared::{ConnId, DisplayName, UserId};
@@ -33,13 +33,18 @@ use crate::{
 #[cfg(test)]
 const ROTATION_GRACE_MS: u64 = 10 * 60 * 1000;
 
+/// `d` in whole ms, the unit of the table's clock.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// How the session table is bounded.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SessionRules {
-    /// Disuse after which a session expires, in ms.
-    pub ttl_ms: u64,
-    /// How long a replaced token still resumes its session, in ms.
-    pub grace_ms: u64,
+    /// Disuse after which a session expires.
+    pub ttl: Duration,
+    /// How long a replaced token still resumes its session.
+    pub grace: Duration,
     /// The most sessions kept.
     pub max_sessions: usize,
     /// New sessions one address may open per minute.
@@ -126,7 +131,7 @@ impl Entry {
 
     fn expired(&self, now: u64, rules: &SessionRules) -> bool {
         let idle = now.saturating_sub(self.last_used);
-        idle >= rules.ttl_ms || (self.replaced && idle >= rules.grace_ms)
+        idle >= millis(rules.ttl) || (self.replaced && idle >= millis(rules.grace))
     }
 }
 
@@ -442,8 +447,8 @@ mod tests {
 
     fn rules() -> SessionRules {
         SessionRules {
-            ttl_ms: 7 * DAY,
-            grace_ms: ROTATION_GRACE_MS,
+            ttl: Duration::from_millis(7 * DAY),
+            grace: Duration::from_millis(ROTATION_GRACE_MS),
             max_sessions: 1_000,
             new_per_address_per_min: 5,
             resumes_per_address_per_min: 1_000,
