@@ -19,9 +19,11 @@
 //! - `admission`: who may open a socket: Host and Origin checks, global and per-address
 //!   connection limits.
 //! - `ws`: one connection: `ws` (admission, v1/v2), `ws::upgrade` (the handshake, done by
-//!   hand so data frames go straight to the socket), `ws::read` (the connection's one task),
-//!   `ws::dispatch` (the one `match` on `ClientMsg`; `ws::dispatch::exercises` for the
-//!   exercises), `ws::write` (batched writes, heartbeat), `ws::echo` (`/echo`).
+//!   hand so data frames go straight to the socket), `ws::read` (the connection's one task:
+//!   greeting, then loop), `ws::connection` (`Arrival` before the welcome, `Connection`
+//!   after), `ws::dispatch` (the one `match` on `ClientMsg` and the chat's handlers;
+//!   `welcome`, `sign_in` and `exercises` beside it), `ws::write` (batched writes,
+//!   heartbeat), `ws::echo` (`/echo`).
 //! - `outbox`: one connection's bounded outbound queue; typing and presence are
 //!   latest-value-wins slots in it.
 //! - `rate`: token buckets, per connection and shared per address or session, and when

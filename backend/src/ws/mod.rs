@@ -1,5 +1,8 @@
 //! One WebSocket connection: admission and upgrade here; then [`read`] (the connection's
-//! one task), [`dispatch`] (the one `match` on `ClientMsg`) and [`write`] (batched writes).
+//! one task: the greeting, then the loop), [`connection`] (an [`Arrival`] before its
+//! welcome, a [`Connection`] after: its state and what every handler does with it),
+//! [`dispatch`] (the one `match` on `ClientMsg`, the handlers, the welcome and sign-in) and
+//! [`write`] (batched writes).
 //!
 //! Before the upgrade, [`Admission`](crate::admission::Admission) checks the origin and the
 //! connection limits. A v1 connection (`GET /ws`) is welcomed at once, in `general`; a v2
@@ -7,6 +10,7 @@
 //! to resume and which rooms to rejoin (the token never travels in the URL). When its task
 //! ends, the connection leaves its rooms and its place is freed.
 
+mod connection;
 mod dispatch;
 pub(crate) mod echo;
 mod read;
@@ -22,7 +26,7 @@ use axum::{
 };
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-pub(crate) use dispatch::{Connection, Hello};
+pub(crate) use connection::{Arrival, Connection, Hello};
 use upgrade::{Socket, Upgrade};
 
 use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
@@ -133,7 +137,7 @@ fn run(
     peer: SocketAddr,
     permit: Permit,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let conn = Connection::new(&app, peer.ip());
+    let conn = Arrival::new(&app, peer.ip());
     app.metrics.connections_accepted.inc();
     let key = conn.key();
     tracing::debug!(conn = key.0, ?handshake, "client connected");
@@ -141,7 +145,7 @@ fn run(
     let live = Box::new((socket, conn));
     let hub = app.hub.clone();
     async move {
-        // The connection leaves its rooms when `serve` drops it.
+        // The connection leaves its rooms when `serve` drops it (`Drop for Connection`).
         read::serve(live, handshake, heartbeat).await;
         let online = hub.disconnect(key);
         drop(permit);

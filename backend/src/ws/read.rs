@@ -10,7 +10,7 @@
 //! wait in the socket; a write that makes no progress ends the connection
 //! ([`write_batch`](super::write)).
 
-use std::time::Instant;
+use std::{sync::Arc, time::Instant};
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use tungstenite::Message;
@@ -18,7 +18,8 @@ use tungstenite::Message;
 use shared::{ClientMsg, decode_client};
 
 use super::{
-    CLOSE_GRACE, Connection, Handshake, Hello, Socket,
+    Arrival, CLOSE_GRACE, Connection, Handshake, Hello, Socket,
+    connection::Flow,
     write::{Heartbeat, Written, count_frames, write_batch},
 };
 use crate::{
@@ -30,11 +31,34 @@ use crate::{
 /// connection writes what they queued (and looks at its timers).
 const READ_BURST: u32 = 64;
 
-/// Runs the connection until the client leaves, the socket fails, or a close was written.
+/// Runs the connection until the client leaves, the socket fails, or a close was written:
+/// the greeting, then the welcomed connection's loop (or, refused before its welcome, the
+/// refusal and the close).
 pub(crate) async fn serve(
-    mut live: Box<(Socket, Connection)>,
+    arriving: Box<(Socket, Arrival)>,
     handshake: Handshake,
     heartbeat: Heartbeat,
+) {
+    let greeted = {
+        let heartbeat = &heartbeat;
+        // Built inside the closure, so only the box is kept here.
+        boxed_with(move || greet(arriving, handshake, heartbeat))
+    };
+    match greeted.await {
+        Greeted::Welcomed(live, first) => welcomed(live, first, &heartbeat).await,
+        Greeted::Refused(parting, reason) => {
+            let heartbeat = &heartbeat;
+            boxed_with(move || part(parting, reason, heartbeat)).await;
+        }
+        Greeted::Gone => {}
+    }
+}
+
+/// A welcomed connection's loop.
+async fn welcomed(
+    mut live: Box<(Socket, Connection)>,
+    first: Option<Message>,
+    heartbeat: &Heartbeat,
 ) {
     // Boxed by the caller: an `async fn` keeps its arguments apart from its locals, so
     // unboxed they would take their room twice in every idle connection's future.
@@ -49,21 +73,9 @@ pub(crate) async fn serve(
     let mut held: Option<Timer> = None;
     // When the sign-in must be refreshed, or ends (signed-in connections only).
     let mut token_timer: Option<Timer> = None;
-    let welcomed = {
-        let (socket, conn, heartbeat) = (&mut *socket, &mut *conn, &heartbeat);
-        // Built inside the closure, so only the box is kept here.
-        boxed_with(move || greet(socket, conn, handshake, heartbeat))
-    };
     // A frame read but not handled yet: the one that came before the welcome, then each
     // frame already in the socket while a burst lasts.
-    let mut ready = match welcomed.await {
-        Ok(first) => first.map(|message| Some(Ok(message))),
-        Err(Some(reason)) => {
-            close_soon(&mut closing, &outbox, reason);
-            None
-        }
-        Err(None) => return,
-    };
+    let mut ready = first.map(|message| Some(Ok(message)));
     let mut burst = 0;
     let every = heartbeat.every();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -78,7 +90,7 @@ pub(crate) async fn serve(
             tokio::select! {
                 batch = outbox.next_batch() => {
                     let (sink, queue, counts, beat, pings) =
-                        (&mut *socket, &outbox, &metrics, &heartbeat, &mut ping);
+                        (&mut *socket, &outbox, &metrics, heartbeat, &mut ping);
                     match write_out(sink, queue, counts, beat, pings, batch).await {
                         Step::Go => continue,
                         Step::End => return,
@@ -87,7 +99,7 @@ pub(crate) async fn serve(
                 () = fire(&mut closing) => return,
                 message = socket.next(), if closing.is_none() => message,
                 _ = ping.tick(), if closing.is_none() => {
-                    match heartbeat_due(&mut *socket, conn, &heartbeat, &metrics).await {
+                    match heartbeat_due(&mut *socket, conn, heartbeat, &metrics).await {
                         Beat::Sent => continue,
                         Beat::Heard(waiting) => {
                             ready = Some(waiting);
@@ -103,7 +115,7 @@ pub(crate) async fn serve(
                 }
                 () = fire(&mut token_timer), if closing.is_none() => {
                     token_timer = None;
-                    if let Some(reason) = conn.on_token_due() {
+                    if let Flow::Close(reason) = conn.on_token_due() {
                         close_soon(&mut closing, &outbox, reason);
                     }
                     continue;
@@ -113,12 +125,12 @@ pub(crate) async fn serve(
         let verdict = match message {
             None => return, // the client is gone
             Some(Err(err)) => match close_reason(&err) {
-                Some(reason) => Some(reason),
+                Some(reason) => Flow::Close(reason),
                 None => return, // reset or closed: nobody to tell
             },
             Some(Ok(message)) => on_message(conn, message),
         };
-        if let Some(reason) = verdict {
+        if let Flow::Close(reason) = verdict {
             if reason != CloseReason::ClientClosed {
                 tracing::info!(
                     conn = conn.key().0,
@@ -137,7 +149,7 @@ pub(crate) async fn serve(
 }
 
 /// One frame from the client, handled; the close it calls for, if any.
-fn on_message(conn: &mut Connection, message: Message) -> Option<CloseReason> {
+fn on_message(conn: &mut Connection, message: Message) -> Flow {
     conn.heard();
     let now = Instant::now();
     match message {
@@ -148,10 +160,10 @@ fn on_message(conn: &mut Connection, message: Message) -> Option<CloseReason> {
         // rate like any other frame.
         Message::Ping(_) => conn.on_ws_control("ping", now),
         Message::Pong(_) => conn.on_ws_control("pong", now),
-        Message::Frame(_) => None,
+        Message::Frame(_) => Flow::Continue,
         // Answer the client's close, as the protocol asks (not a bare TCP close: the
         // client would see 1006, "abnormal").
-        Message::Close(_) => Some(CloseReason::ClientClosed),
+        Message::Close(_) => Flow::Close(CloseReason::ClientClosed),
     }
 }
 
@@ -287,49 +299,104 @@ async fn fire(timer: &mut Option<Timer>) {
     }
 }
 
+/// How a greeting ended.
+enum Greeted {
+    /// Welcomed: the connection, and a frame that came first and is still to be handled.
+    Welcomed(Box<(Socket, Connection)>, Option<Message>),
+    /// Refused before its welcome: the socket, and the outbox holding the refusal.
+    Refused(Box<Parting>, CloseReason),
+    /// Gone, or silent: nobody to tell.
+    Gone,
+}
+
+/// What a connection refused before its welcome still needs: a socket to write the refusal
+/// and the close on, the outbox that holds them, the counters.
+type Parting = (Socket, Arc<Outbox>, Arc<Metrics>);
+
 /// Welcomes the connection: a v1 one at once; a v2 one after its first frame, which should
 /// be its `hello` (anything else is welcomed as a new session in `general`, then handled:
-/// it is returned). `Err` carries how the connection ends if it ends first. A client that
-/// says nothing for two heartbeats is let go.
+/// it is returned). A client that says nothing for two heartbeats is let go.
 async fn greet(
-    socket: &mut Socket,
-    conn: &mut Connection,
+    arriving: Box<(Socket, Arrival)>,
     handshake: Handshake,
     heartbeat: &Heartbeat,
-) -> Result<Option<Message>, Option<CloseReason>> {
-    if handshake == Handshake::V1 {
-        return conn.welcome(None).await.map(|()| None).map_err(Some);
-    }
-    let first = match tokio::time::timeout(2 * heartbeat.every(), socket.next()).await {
-        Err(_) => {
-            conn.metrics.close("heartbeat");
-            return Err(None);
-        }
-        Ok(None) => return Err(None),
-        Ok(Some(Err(err))) => return Err(close_reason(&err)),
-        Ok(Some(Ok(message))) => message,
-    };
-    conn.heard();
-    if let Message::Text(text) = &first
-        && let Ok(ClientMsg::Hello {
-            resume,
-            rooms,
-            name,
-            token,
-        }) = decode_client(text.as_str())
-    {
-        conn.metrics.frame_in("hello");
-        let hello = Hello {
-            resume,
-            rooms,
-            name,
-            token,
+) -> Greeted {
+    let (mut socket, mut arrival) = *arriving;
+    let outbox = arrival.outbox().clone();
+    let metrics = arrival.metrics().clone();
+    let (hello, first) = if handshake == Handshake::V1 {
+        (None, None)
+    } else {
+        let first = match tokio::time::timeout(2 * heartbeat.every(), socket.next()).await {
+            Err(_) => {
+                metrics.close("heartbeat");
+                return Greeted::Gone;
+            }
+            Ok(None) => return Greeted::Gone,
+            Ok(Some(Err(err))) => {
+                return match close_reason(&err) {
+                    Some(reason) => Greeted::Refused(Box::new((socket, outbox, metrics)), reason),
+                    None => Greeted::Gone,
+                };
+            }
+            Ok(Some(Ok(message))) => message,
         };
-        conn.welcome(Some(hello)).await.map_err(Some)?;
-        return Ok(None);
+        arrival.heard();
+        match hello_of(&first) {
+            Some(hello) => {
+                metrics.frame_in("hello");
+                (Some(hello), None)
+            }
+            None => (Some(Hello::default()), Some(first)),
+        }
+    };
+    match arrival.welcome(hello).await {
+        Ok(conn) => Greeted::Welcomed(Box::new((socket, conn)), first),
+        Err(reason) => Greeted::Refused(Box::new((socket, outbox, metrics)), reason),
     }
-    conn.welcome(Some(Hello::default())).await.map_err(Some)?;
-    Ok(Some(first))
+}
+
+/// The `hello` a first frame is, if it is one.
+fn hello_of(first: &Message) -> Option<Hello> {
+    let Message::Text(text) = first else {
+        return None;
+    };
+    match decode_client(text.as_str()) {
+        Ok(ClientMsg::Hello {
+            resume,
+            rooms,
+            name,
+            token,
+        }) => Some(Hello {
+            resume,
+            rooms,
+            name,
+            token,
+        }),
+        _ => None,
+    }
+}
+
+/// A connection refused before its welcome: what is queued (the refusal) goes out, then
+/// the close, within [`CLOSE_GRACE`]; nothing more is read.
+async fn part(mut parting: Box<Parting>, reason: CloseReason, heartbeat: &Heartbeat) {
+    let (socket, outbox, metrics) = &mut *parting;
+    outbox.close(reason);
+    let deadline = tokio::time::sleep(CLOSE_GRACE);
+    tokio::pin!(deadline);
+    let every = heartbeat.every();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        tokio::select! {
+            batch = outbox.next_batch() => {
+                match write_out(socket, outbox, metrics, heartbeat, &mut ping, batch).await {
+                    Step::Go => continue,
+                    Step::End => return,
+                }
+            }
+            () = &mut deadline => return,
+        }
+    }
 }
 
 /// The close frame a read error of axum's WebSocket (the echo's) deserves, if any.

@@ -17,15 +17,15 @@ use shared::{
     },
 };
 
-use super::{Connection, Refused};
+use super::super::connection::{Connection, Flow, Refused};
 use crate::{
-    outbox::{CloseReason, Frame, Outbox},
+    outbox::{Frame, Outbox},
     products::AddRefused,
 };
 
 /// A running random ticker: its task stops when this is dropped (stopped, replaced, or the
 /// connection ended).
-pub(super) struct Ticker {
+pub(crate) struct Ticker {
     task: tokio::task::AbortHandle,
 }
 
@@ -92,24 +92,24 @@ async fn run_ticker(outbox: Arc<Outbox>, ticker: u32, every: Duration, counted: 
 
 impl Connection {
     /// `watch_products`: the catalog, then every change to it.
-    pub(super) fn watch_products(&mut self, now: Instant) -> Option<CloseReason> {
+    pub(super) fn watch_products(&mut self, now: Instant) -> Flow {
         self.answer_with(now, |conn| conn.catalog.watch(conn.key, &conn.outbox))
     }
 
     /// `unwatch_products`: no more changes.
-    pub(super) fn unwatch_products(&mut self, now: Instant) -> Option<CloseReason> {
+    pub(super) fn unwatch_products(&mut self, now: Instant) -> Flow {
         self.answer_with(now, |conn| conn.catalog.unwatch(conn.key))
     }
 
     /// `load_products`: the next page of the catalog, within the reply budget.
-    pub(super) fn load_products(&mut self, after: ProductId, now: Instant) -> Option<CloseReason> {
+    pub(super) fn load_products(&mut self, after: ProductId, now: Instant) -> Flow {
         self.answer(now, |conn| {
             conn.catalog.page(Some(after), conn.outbox.reply_budget())
         })
     }
 
     /// `echo`: the same text back, within the text limit.
-    pub(super) fn echo(&mut self, text: String, now: Instant) -> Option<CloseReason> {
+    pub(super) fn echo(&mut self, text: String, now: Instant) -> Flow {
         if let Err(refused) = self.check_length(&text) {
             return self.refuse(now, refused);
         }
@@ -117,12 +117,11 @@ impl Connection {
     }
 
     /// `tic`: logged with the sender's id; never answered.
-    pub(super) fn tic(&mut self, n: u64, now: Instant) -> Option<CloseReason> {
+    pub(super) fn tic(&mut self, n: u64, now: Instant) -> Flow {
         self.answer_with(now, |conn| {
-            let id = conn.who.as_ref().map(|who| who.id.to_string());
             tracing::info!(
                 conn = conn.key.0,
-                id = id.as_deref().unwrap_or("-"),
+                id = %conn.who.id,
                 tic = %format_args!("TIC-{n}"),
                 "tic event"
             );
@@ -130,7 +129,7 @@ impl Connection {
     }
 
     /// `binary`: announces the frame (`binary` with its size and checksum), then sends it.
-    pub(super) fn binary(&mut self, size: u32, now: Instant) -> Option<CloseReason> {
+    pub(super) fn binary(&mut self, size: u32, now: Instant) -> Flow {
         if size == 0 || size > MAX_BINARY_BYTES {
             return self.refuse(
                 now,
@@ -153,12 +152,7 @@ impl Connection {
     }
 
     /// `start_ticker`: starts (or re-times) a ticker, at most [`MAX_TICKERS_PER_CONN`].
-    pub(super) fn start_ticker(
-        &mut self,
-        ticker: u32,
-        every_ms: u32,
-        now: Instant,
-    ) -> Option<CloseReason> {
+    pub(super) fn start_ticker(&mut self, ticker: u32, every_ms: u32, now: Instant) -> Flow {
         if !(MIN_TICKER_MS..=MAX_TICKER_MS).contains(&every_ms) {
             return self.refuse(
                 now,
@@ -195,7 +189,7 @@ impl Connection {
     }
 
     /// `stop_ticker`: stops a ticker; an unknown one is `not_found`.
-    pub(super) fn stop_ticker(&mut self, ticker: u32, now: Instant) -> Option<CloseReason> {
+    pub(super) fn stop_ticker(&mut self, ticker: u32, now: Instant) -> Flow {
         if !self.tickers.contains_key(&ticker) {
             return self.refuse(
                 now,
@@ -213,7 +207,7 @@ impl Connection {
 
     /// A product change's tokens: one of the connection's frames and one of its address's
     /// product writes (shared with the HTTP API). `Err` carries what the refusal returns.
-    fn take_product_write(&mut self, now: Instant) -> Result<(), Option<CloseReason>> {
+    fn take_product_write(&mut self, now: Instant) -> Result<(), Flow> {
         if !self.frames.try_take(now) {
             return Err(self.rate_limited(now, "frame"));
         }
@@ -229,7 +223,7 @@ impl Connection {
 
     /// `add_product`: created off the async threads (the disk write blocks); every watcher
     /// gets `product_added`, the sender too; a refusal comes back as `product_refused`.
-    pub(super) fn add_product(&mut self, product: NewProduct, now: Instant) -> Option<CloseReason> {
+    pub(super) fn add_product(&mut self, product: NewProduct, now: Instant) -> Flow {
         if let Err(close) = self.take_product_write(now) {
             return close;
         }
@@ -266,12 +260,12 @@ impl Connection {
                 }));
             }
         });
-        None
+        Flow::Continue
     }
 
     /// `delete_product`: deleted off the async threads; every watcher gets
     /// `product_removed`; an unknown id is `not_found`.
-    pub(super) fn delete_product(&mut self, id: ProductId, now: Instant) -> Option<CloseReason> {
+    pub(super) fn delete_product(&mut self, id: ProductId, now: Instant) -> Flow {
         if let Err(close) = self.take_product_write(now) {
             return close;
         }
@@ -299,6 +293,6 @@ impl Connection {
             metrics.error(code.as_str());
             outbox.push(Frame::encode(&ServerMsg::error(code, message)));
         });
-        None
+        Flow::Continue
     }
 }
