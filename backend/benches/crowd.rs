@@ -34,11 +34,11 @@ async fn join(url: &str) -> (Ws, usize, usize, bool) {
     loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => {
-                if let Ok(ServerMsg::Joined {
+                if let Ok(ServerMsg::Joined(shared::server::Joined {
                     typing,
                     typing_more,
                     ..
-                }) = decode_server(t.as_str())
+                })) = decode_server(t.as_str())
                 {
                     return (ws, t.len(), typing.len(), typing_more);
                 }

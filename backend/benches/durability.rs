@@ -108,7 +108,7 @@ async fn throughput(memory: bool) {
                     }
                     tx.flush().await.expect("flush");
                     while let Some(Ok(Message::Text(text))) = rx.next().await {
-                        if let Ok(ServerMsg::Ack { .. }) = decode_server(text.as_str()) {
+                        if let Ok(ServerMsg::Ack(_)) = decode_server(text.as_str()) {
                             acked += 1;
                             break;
                         }
@@ -169,7 +169,8 @@ async fn latency() {
                     let Some(Ok(Message::Text(text))) = rx.next().await else {
                         break;
                     };
-                    if let Ok(ServerMsg::Ack { nonce, .. }) = decode_server(text.as_str())
+                    if let Ok(ServerMsg::Ack(shared::server::Ack { nonce, .. })) =
+                        decode_server(text.as_str())
                         && let Some(at) = sent_at.lock().expect("lock").remove(&nonce)
                     {
                         samples.push(at.elapsed().as_secs_f64() * 1000.0);
@@ -214,7 +215,7 @@ async fn catch_up() {
     while last_seq == 0 {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
-                Ok(ServerMsg::Welcome { resume, .. }) => token = resume,
+                Ok(ServerMsg::Welcome(shared::server::Welcome { resume, .. })) => token = resume,
                 Ok(ServerMsg::Message(line)) => last_seq = line.seq.0,
                 _ => {}
             },
@@ -237,7 +238,7 @@ async fn catch_up() {
     let mut acks = 0;
     while acks < MISSED {
         if let Some(Ok(Message::Text(t))) = other.next().await
-            && let Ok(ServerMsg::Ack { .. }) = decode_server(t.as_str())
+            && let Ok(ServerMsg::Ack(_)) = decode_server(t.as_str())
         {
             acks += 1;
         }
@@ -257,8 +258,8 @@ async fn catch_up() {
     while got == 0 {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => match decode_server(t.as_str()) {
-                Ok(ServerMsg::Welcome { resumed, .. }) => assert!(resumed),
-                Ok(ServerMsg::Joined { lines, resumed, .. }) => {
+                Ok(ServerMsg::Welcome(shared::server::Welcome { resumed, .. })) => assert!(resumed),
+                Ok(ServerMsg::Joined(shared::server::Joined { lines, resumed, .. })) => {
                     assert!(resumed);
                     got = lines.len();
                 }

@@ -54,7 +54,7 @@ async fn main() {
                 };
                 frames += 1;
                 bytes += t.len();
-                if let Ok(ServerMsg::Joined { .. }) = decode_server(t.as_str()) {
+                if let Ok(ServerMsg::Joined(_)) = decode_server(t.as_str()) {
                     break;
                 }
             }
@@ -68,7 +68,9 @@ async fn main() {
                 };
                 frames += 1;
                 bytes += t.len();
-                if let Ok(ServerMsg::Presence { online: n, .. }) = decode_server(t.as_str()) {
+                if let Ok(ServerMsg::Presence(shared::server::Presence { online: n, .. })) =
+                    decode_server(t.as_str())
+                {
                     online = n as usize;
                 }
             }

@@ -134,11 +134,11 @@ impl Catalog {
     /// A `products` frame: the page after `after` (the first page: `None`).
     pub(crate) fn page(&self, after: Option<ProductId>, max_bytes: usize) -> Frame {
         let (products, has_more) = self.list_after(after, max_bytes);
-        Frame::encode(&ServerMsg::Products {
+        Frame::encode(&ServerMsg::Products(shared::server::Products {
             products,
             after,
             has_more,
-        })
+        }))
     }
 
     /// Checks and creates a product, durably, and tells every watcher. Blocks on the disk:
@@ -176,9 +176,9 @@ impl Catalog {
         self.metrics.products.inc();
         broadcast(
             &inner,
-            &ServerMsg::ProductAdded {
+            &ServerMsg::ProductAdded(shared::server::ProductAdded {
                 product: product.clone(),
-            },
+            }),
         );
         tracing::info!(id = product.id, code = %product.code, "product added");
         Ok(product)
@@ -198,7 +198,10 @@ impl Catalog {
         }
         inner.products.remove(&id);
         self.metrics.products.dec();
-        broadcast(&inner, &ServerMsg::ProductRemoved { id });
+        broadcast(
+            &inner,
+            &ServerMsg::ProductRemoved(shared::server::ProductRemoved { id }),
+        );
         tracing::info!(id, "product removed");
         Ok(true)
     }
@@ -210,11 +213,13 @@ impl Catalog {
         // that follow. Later pages are asked for (`load_products`); a change to a product
         // on one of them reaches this watcher as a change, and the page then shows it too.
         let (products, has_more) = page_after(&inner.products, None, outbox.reply_budget());
-        outbox.push(Frame::encode(&ServerMsg::Products {
-            products,
-            after: None,
-            has_more,
-        }));
+        outbox.push(Frame::encode(&ServerMsg::Products(
+            shared::server::Products {
+                products,
+                after: None,
+                has_more,
+            },
+        )));
         if inner.watchers.insert(key, outbox.clone()).is_none() {
             self.metrics.product_watchers.inc();
         }

@@ -349,12 +349,14 @@ async fn a_batch_that_fails_part_way_acks_the_lines_that_made_it_and_refuses_onl
     let mut refused = Vec::new();
     while acked.len() + refused.len() < 3 {
         match client.recv().await {
-            shared::ServerMsg::Ack { nonce, seq, .. } => acked.push((nonce, seq.0)),
-            shared::ServerMsg::Error {
+            shared::ServerMsg::Ack(shared::server::Ack { nonce, seq, .. }) => {
+                acked.push((nonce, seq.0))
+            }
+            shared::ServerMsg::Error(shared::server::Error {
                 code,
                 nonce: Some(nonce),
                 ..
-            } => {
+            }) => {
                 assert_eq!(code, ErrorCode::Unavailable);
                 refused.push(nonce);
             }

@@ -25,8 +25,8 @@ async fn raw_joined(client: &mut Client) -> (usize, ServerMsg) {
         };
         let msg = decode_server(text.as_str()).expect("server frames decode");
         match msg {
-            ServerMsg::Joined { .. } => return (text.len(), msg),
-            ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+            ServerMsg::Joined(_) => return (text.len(), msg),
+            ServerMsg::Typing(_) | ServerMsg::Presence(_) => {}
             other => panic!("expected joined, got {other:?}"),
         }
     }
@@ -68,12 +68,12 @@ async fn a_crowd_typing_the_longest_texts_cannot_keep_a_newcomer_out() {
     // A newcomer is let in, with as many typists as its greeting's budget holds.
     let mut newcomer = Client::hello(&url, &hello_general(None, 0)).await;
     let (size, joined) = raw_joined(&mut newcomer).await;
-    let ServerMsg::Joined {
+    let ServerMsg::Joined(shared::server::Joined {
         typing,
         typing_more,
         online,
         ..
-    } = joined
+    }) = joined
     else {
         unreachable!("raw_joined returns joined frames");
     };
@@ -132,7 +132,9 @@ async fn a_typing_crowd_costs_each_member_a_paced_stream_that_ends_on_every_late
             let Message::Text(frame) = member.recv_raw().await else {
                 continue;
             };
-            if let Ok(ServerMsg::Typing { from, text, .. }) = decode_server(frame.as_str()) {
+            if let Ok(ServerMsg::Typing(shared::server::Typing { from, text, .. })) =
+                decode_server(frame.as_str())
+            {
                 bytes += frame.len();
                 last.insert(from, text);
             }
@@ -205,10 +207,10 @@ async fn older_pages_of_the_longest_lines_fit_the_outbox_and_page_back_to_the_st
                 panic!("expected text");
             };
             match decode_server(text.as_str()).expect("decodes") {
-                ServerMsg::Older {
+                ServerMsg::Older(shared::server::Older {
                     lines, has_more, ..
-                } => break (text.len(), lines, has_more),
-                ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+                }) => break (text.len(), lines, has_more),
+                ServerMsg::Typing(_) | ServerMsg::Presence(_) => {}
                 other => panic!("expected older, got {other:?}"),
             }
         };
@@ -259,10 +261,10 @@ async fn the_member_list_comes_in_pages_that_fit_the_outbox() {
                 panic!("expected text");
             };
             match decode_server(text.as_str()).expect("decodes") {
-                ServerMsg::Members {
+                ServerMsg::Members(shared::server::Members {
                     members, has_more, ..
-                } => break (text.len(), members, has_more),
-                ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+                }) => break (text.len(), members, has_more),
+                ServerMsg::Typing(_) | ServerMsg::Presence(_) => {}
                 other => panic!("expected members, got {other:?}"),
             }
         };
@@ -286,9 +288,9 @@ async fn the_member_list_comes_in_pages_that_fit_the_outbox() {
         Client::hello(&format!("ws://{}/ws", server.addr), &hello_general(None, 0)).await;
     let (size, joined) = raw_joined(&mut newcomer).await;
     assert!(size <= 16 * 1024 / 8 + 256, "the greeting is {size} bytes");
-    let ServerMsg::Joined {
+    let ServerMsg::Joined(shared::server::Joined {
         members, online, ..
-    } = joined
+    }) = joined
     else {
         unreachable!("raw_joined returns joined frames");
     };
@@ -317,7 +319,7 @@ async fn fill_catalog(server: &TestServer, n: usize) {
             .await;
         clerk
             .recv_skipping_live("product_added", |m| match m {
-                ServerMsg::ProductAdded { .. } => Picked::Found(()),
+                ServerMsg::ProductAdded(_) => Picked::Found(()),
                 other => Picked::Other(other),
             })
             .await;
@@ -345,12 +347,12 @@ async fn the_product_catalog_comes_in_pages_on_the_socket_and_over_http() {
                 panic!("expected text");
             };
             match decode_server(text.as_str()).expect("decodes") {
-                ServerMsg::Products {
+                ServerMsg::Products(shared::server::Products {
                     products,
                     after,
                     has_more,
-                } => break (text.len(), products, after, has_more),
-                ServerMsg::Presence { .. } => {}
+                }) => break (text.len(), products, after, has_more),
+                ServerMsg::Presence(_) => {}
                 other => panic!("expected products, got {other:?}"),
             }
         };

@@ -173,9 +173,9 @@ async fn older_lines_load_on_demand_page_by_page() {
     };
     alice.send_text(&older(6, 3)).await;
     match alice.recv().await {
-        ServerMsg::Older {
+        ServerMsg::Older(shared::server::Older {
             lines, has_more, ..
-        } => {
+        }) => {
             assert_eq!(lines.iter().map(|l| l.seq.0).collect::<Vec<_>>(), [3, 4, 5]);
             assert!(has_more);
         }
@@ -183,9 +183,9 @@ async fn older_lines_load_on_demand_page_by_page() {
     }
     alice.send_text(&older(3, 100)).await;
     match alice.recv().await {
-        ServerMsg::Older {
+        ServerMsg::Older(shared::server::Older {
             lines, has_more, ..
-        } => {
+        }) => {
             assert_eq!(lines.iter().map(|l| l.seq.0).collect::<Vec<_>>(), [1, 2]);
             assert!(!has_more);
         }
@@ -279,8 +279,10 @@ async fn send_until_acked(client: &mut Client, text: &str, nonce: &str) -> u64 {
         client.send_with_nonce(text, nonce).await;
         loop {
             match client.recv().await {
-                ServerMsg::Ack { nonce: n, seq, .. } if n == nonce => return seq.0,
-                ServerMsg::Error { code, nonce: n, .. } => {
+                ServerMsg::Ack(shared::server::Ack { nonce: n, seq, .. }) if n == nonce => {
+                    return seq.0;
+                }
+                ServerMsg::Error(shared::server::Error { code, nonce: n, .. }) => {
                     assert_eq!(code, shared::ErrorCode::Unavailable);
                     assert_eq!(n.as_deref(), Some(nonce), "a refusal names its nonce");
                     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -201,9 +201,9 @@ async fn echo_messages_come_back_on_the_json_socket() {
         .await;
     assert_eq!(
         client.recv().await,
-        ServerMsg::Echo {
+        ServerMsg::Echo(shared::server::Echo {
             text: "Mensaje 1".into()
-        }
+        })
     );
     client
         .send_msg(&ClientMsg::Echo {
@@ -224,10 +224,10 @@ async fn binary_frames_of_256_b_and_64_kib_arrive_whole_with_their_checksum() {
         let expected = binary_pattern(size);
         assert_eq!(
             announced,
-            ServerMsg::Binary {
+            ServerMsg::Binary(shared::server::Binary {
                 size,
                 checksum: checksum(&expected)
-            }
+            })
         );
         match client.recv_raw().await {
             Message::Binary(bytes) => {
@@ -248,8 +248,8 @@ async fn binary_frames_of_256_b_and_64_kib_arrive_whole_with_their_checksum() {
 async fn next_random(client: &mut Client, ticker: u32) -> u32 {
     loop {
         match client.recv().await {
-            ServerMsg::Random { ticker: t, n } if t == ticker => return n,
-            ServerMsg::Presence { .. } | ServerMsg::Random { .. } => {}
+            ServerMsg::Random(shared::server::Random { ticker: t, n }) if t == ticker => return n,
+            ServerMsg::Presence(_) | ServerMsg::Random(_) => {}
             other => panic!("expected a random number, got {other:?}"),
         }
     }
@@ -267,10 +267,10 @@ async fn a_ticker_sends_numbers_from_1_to_1000_until_it_is_stopped() {
         .await;
     assert_eq!(
         client.recv().await,
-        ServerMsg::Ticker {
+        ServerMsg::Ticker(shared::server::Ticker {
             ticker: 1,
             every_ms: 100
-        }
+        })
     );
     let started = std::time::Instant::now();
     for _ in 0..5 {
@@ -291,14 +291,14 @@ async fn a_ticker_sends_numbers_from_1_to_1000_until_it_is_stopped() {
         .await;
     loop {
         match client.recv().await {
-            ServerMsg::Ticker {
+            ServerMsg::Ticker(shared::server::Ticker {
                 ticker: 1,
                 every_ms,
-            } => {
+            }) => {
                 assert_eq!(every_ms, 150);
                 break;
             }
-            ServerMsg::Random { ticker: 1, .. } => {}
+            ServerMsg::Random(shared::server::Random { ticker: 1, .. }) => {}
             other => panic!("expected the ticker's new interval, got {other:?}"),
         }
     }
@@ -306,8 +306,8 @@ async fn a_ticker_sends_numbers_from_1_to_1000_until_it_is_stopped() {
     client.send_msg(&ClientMsg::StopTicker { ticker: 1 }).await;
     loop {
         match client.recv().await {
-            ServerMsg::TickerStopped { ticker: 1 } => break,
-            ServerMsg::Random { ticker: 1, .. } => {}
+            ServerMsg::TickerStopped(shared::server::TickerStopped { ticker: 1 }) => break,
+            ServerMsg::Random(shared::server::Random { ticker: 1, .. }) => {}
             other => panic!("expected ticker_stopped, got {other:?}"),
         }
     }
@@ -320,9 +320,9 @@ async fn a_ticker_sends_numbers_from_1_to_1000_until_it_is_stopped() {
         .await;
     assert_eq!(
         client.recv().await,
-        ServerMsg::Echo {
+        ServerMsg::Echo(shared::server::Echo {
             text: "after".into()
-        }
+        })
     );
     server.stop().await;
 }
@@ -347,7 +347,7 @@ async fn tickers_are_bounded_per_connection_and_in_interval() {
                 every_ms: 3_600_000,
             })
             .await;
-        assert!(matches!(client.recv().await, ServerMsg::Ticker { .. }));
+        assert!(matches!(client.recv().await, ServerMsg::Ticker(_)));
     }
     client
         .send_msg(&ClientMsg::StartTicker {
@@ -365,10 +365,10 @@ async fn tickers_are_bounded_per_connection_and_in_interval() {
         .await;
     assert!(matches!(
         client.recv().await,
-        ServerMsg::Ticker {
+        ServerMsg::Ticker(shared::server::Ticker {
             ticker: 4,
             every_ms: 1_000
-        }
+        })
     ));
     client.send_msg(&ClientMsg::StopTicker { ticker: 9 }).await;
     client.expect_error(ErrorCode::NotFound).await;
@@ -473,9 +473,9 @@ async fn a_tic_is_logged_with_the_senders_id_and_never_echoed() {
     // Frames are answered in order: the echo's is the first frame since, so no tic was.
     assert_eq!(
         client.recv().await,
-        ServerMsg::Echo {
+        ServerMsg::Echo(shared::server::Echo {
             text: "después".into()
-        }
+        })
     );
     let id = client.id.to_string();
     let mut seen = Vec::new();

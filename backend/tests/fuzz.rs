@@ -218,29 +218,29 @@ async fn fuzz(url: String, seed: u64) -> usize {
             match msg {
                 Message::Text(text) => {
                     match decode_server(text.as_str()).expect("server frames decode") {
-                        ServerMsg::Error { code, .. } => return Ok(code),
+                        ServerMsg::Error(shared::server::Error { code, .. }) => return Ok(code),
                         // Chat and presence from the well-behaved clients pass by.
-                        ServerMsg::Welcome { .. }
+                        ServerMsg::Welcome(_)
                         | ServerMsg::Message(_)
-                        | ServerMsg::Typing { .. }
-                        | ServerMsg::Presence { .. } => {}
-                        other @ (ServerMsg::Ack { .. }
-                        | ServerMsg::Older { .. }
-                        | ServerMsg::Joined { .. }
-                        | ServerMsg::Left { .. }
-                        | ServerMsg::Members { .. }
-                        | ServerMsg::NameSet { .. }
-                        | ServerMsg::Echo { .. }
-                        | ServerMsg::Binary { .. }
-                        | ServerMsg::Ticker { .. }
-                        | ServerMsg::TickerStopped { .. }
-                        | ServerMsg::Random { .. }
-                        | ServerMsg::Products { .. }
-                        | ServerMsg::ProductAdded { .. }
-                        | ServerMsg::ProductRemoved { .. }
-                        | ServerMsg::ProductRefused { .. }
-                        | ServerMsg::TokenExpiring { .. }
-                        | ServerMsg::TokenRefreshed { .. }
+                        | ServerMsg::Typing(_)
+                        | ServerMsg::Presence(_) => {}
+                        other @ (ServerMsg::Ack(_)
+                        | ServerMsg::Older(_)
+                        | ServerMsg::Joined(_)
+                        | ServerMsg::Left(_)
+                        | ServerMsg::Members(_)
+                        | ServerMsg::NameSet(_)
+                        | ServerMsg::Echo(_)
+                        | ServerMsg::Binary(_)
+                        | ServerMsg::Ticker(_)
+                        | ServerMsg::TickerStopped(_)
+                        | ServerMsg::Random(_)
+                        | ServerMsg::Products(_)
+                        | ServerMsg::ProductAdded(_)
+                        | ServerMsg::ProductRemoved(_)
+                        | ServerMsg::ProductRefused(_)
+                        | ServerMsg::TokenExpiring(_)
+                        | ServerMsg::TokenRefreshed(_)
                         | ServerMsg::Pong) => {
                             panic!("junk must not be answered with {other:?}")
                         }

@@ -174,7 +174,7 @@ async fn sends_over_the_burst_get_rate_limited_and_are_dropped() {
     while lines.len() + limited < 30 {
         match alice.recv().await {
             ServerMsg::Message(line) => lines.push(line.text),
-            ServerMsg::Error { code, .. } => {
+            ServerMsg::Error(shared::server::Error { code, .. }) => {
                 assert_eq!(code.as_str(), "rate_limited");
                 limited += 1;
             }
@@ -224,13 +224,13 @@ async fn typing_over_its_rate_is_conflated_and_the_latest_text_arrives() {
     let mut seen = Vec::new();
     loop {
         match watcher.recv().await {
-            ServerMsg::Typing { text, .. } => {
+            ServerMsg::Typing(shared::server::Typing { text, .. }) => {
                 seen.push(text);
                 if seen.last().map(String::as_str) == Some("t99") {
                     break;
                 }
             }
-            ServerMsg::Presence { .. } => {}
+            ServerMsg::Presence(_) => {}
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -247,7 +247,7 @@ async fn typing_over_its_rate_is_conflated_and_the_latest_text_arrives() {
                 assert_eq!(line.text, "done");
                 break;
             }
-            ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+            ServerMsg::Typing(_) | ServerMsg::Presence(_) => {}
             other => panic!("the typist got {other:?}"),
         }
     }
@@ -391,20 +391,20 @@ async fn send_and_count(
         };
         while answered(&acked, &refused) < per_socket {
             match client.recv().await {
-                ServerMsg::Ack { nonce, .. } => {
+                ServerMsg::Ack(shared::server::Ack { nonce, .. }) => {
                     acked.insert(nonce);
                 }
-                ServerMsg::Error {
+                ServerMsg::Error(shared::server::Error {
                     code: got,
                     nonce,
                     room,
                     ..
-                } => {
+                }) => {
                     assert_eq!(got, code);
                     assert_eq!(room.as_ref().map(|r| r.as_str()), Some("general"));
                     refused.push(nonce.expect("a refused send carries its nonce"));
                 }
-                ServerMsg::Message(_) | ServerMsg::Presence { .. } | ServerMsg::Typing { .. } => {}
+                ServerMsg::Message(_) | ServerMsg::Presence(_) | ServerMsg::Typing(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
         }

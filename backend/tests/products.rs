@@ -38,8 +38,10 @@ async fn watcher(server: &TestServer) -> (Client, Vec<Product>) {
     client.send_msg(&ClientMsg::WatchProducts).await;
     loop {
         match client.recv().await {
-            ServerMsg::Products { products, .. } => return (client, products),
-            ServerMsg::Presence { .. } => {}
+            ServerMsg::Products(shared::server::Products { products, .. }) => {
+                return (client, products);
+            }
+            ServerMsg::Presence(_) => {}
             other => panic!("expected the product list, got {other:?}"),
         }
     }
@@ -49,7 +51,7 @@ async fn watcher(server: &TestServer) -> (Client, Vec<Product>) {
 async fn next_change(client: &mut Client) -> ServerMsg {
     loop {
         match client.recv().await {
-            ServerMsg::Presence { .. } => {}
+            ServerMsg::Presence(_) => {}
             other => return other,
         }
     }
@@ -209,9 +211,9 @@ async fn a_change_from_the_api_or_a_page_reaches_every_watcher() {
     for client in [&mut a, &mut b] {
         assert_eq!(
             next_change(client).await,
-            ServerMsg::ProductAdded {
+            ServerMsg::ProductAdded(shared::server::ProductAdded {
                 product: product.clone()
-            }
+            })
         );
     }
 
@@ -221,7 +223,7 @@ async fn a_change_from_the_api_or_a_page_reaches_every_watcher() {
     for client in [&mut a, &mut b] {
         assert_eq!(
             next_change(client).await,
-            ServerMsg::ProductRemoved { id: product.id }
+            ServerMsg::ProductRemoved(shared::server::ProductRemoved { id: product.id })
         );
     }
     a.send_msg(&ClientMsg::DeleteProduct { id: product.id })
@@ -244,7 +246,7 @@ async fn a_change_from_the_api_or_a_page_reaches_every_watcher() {
     let mut seen = Vec::new();
     for client in [&mut a, &mut b] {
         match next_change(client).await {
-            ServerMsg::ProductAdded { product } => seen.push(product),
+            ServerMsg::ProductAdded(shared::server::ProductAdded { product }) => seen.push(product),
             other => panic!("expected product_added, got {other:?}"),
         }
     }
@@ -254,7 +256,7 @@ async fn a_change_from_the_api_or_a_page_reaches_every_watcher() {
     // A refused form gets every field's problem; nobody else hears of it.
     b.send_msg(&ClientMsg::AddProduct { product: new }).await;
     match next_change(&mut b).await {
-        ServerMsg::ProductRefused { code, errors } => {
+        ServerMsg::ProductRefused(shared::server::ProductRefused { code, errors }) => {
             assert_eq!(code, "YERBA");
             assert_eq!(
                 (errors[0].field, errors[0].problem),
@@ -266,7 +268,7 @@ async fn a_change_from_the_api_or_a_page_reaches_every_watcher() {
     a.send_msg(&ClientMsg::Echo { text: "m".into() }).await;
     assert_eq!(
         next_change(&mut a).await,
-        ServerMsg::Echo { text: "m".into() },
+        ServerMsg::Echo(shared::server::Echo { text: "m".into() }),
         "the refusal went to its sender only"
     );
 
@@ -276,11 +278,11 @@ async fn a_change_from_the_api_or_a_page_reaches_every_watcher() {
     a.send_msg(&ClientMsg::Echo { text: "n".into() }).await;
     assert_eq!(
         next_change(&mut a).await,
-        ServerMsg::Echo { text: "n".into() }
+        ServerMsg::Echo(shared::server::Echo { text: "n".into() })
     );
     assert!(matches!(
         next_change(&mut b).await,
-        ServerMsg::ProductAdded { .. }
+        ServerMsg::ProductAdded(_)
     ));
     server.stop().await;
 }
@@ -301,7 +303,9 @@ async fn a_page_that_does_not_watch_still_hears_of_its_own_product() {
         })
         .await;
     match next_change(&mut client).await {
-        ServerMsg::ProductAdded { product } => assert_eq!(product.code, "TERMO"),
+        ServerMsg::ProductAdded(shared::server::ProductAdded { product }) => {
+            assert_eq!(product.code, "TERMO")
+        }
         other => panic!("expected product_added, got {other:?}"),
     }
     server.stop().await;

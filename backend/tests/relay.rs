@@ -63,8 +63,8 @@ async fn a_leaving_typist_has_its_live_text_cleared() {
 async fn next_typing(client: &mut Client) -> (ConnId, String) {
     loop {
         match client.recv().await {
-            ServerMsg::Typing { from, text, .. } => return (from, text),
-            ServerMsg::Presence { .. } => {}
+            ServerMsg::Typing(shared::server::Typing { from, text, .. }) => return (from, text),
+            ServerMsg::Presence(_) => {}
             other => panic!("expected typing, got {other:?}"),
         }
     }

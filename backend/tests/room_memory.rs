@@ -24,10 +24,10 @@ async fn join_eventually(client: &mut Client, room: &str) -> testkit::Joined {
                 "joined or rooms_full",
                 |m| match testkit::Joined::try_from(m) {
                     Ok(joined) => Picked::Found(Some(joined)),
-                    Err(ServerMsg::Error {
+                    Err(ServerMsg::Error(shared::server::Error {
                         code: ErrorCode::RoomsFull,
                         ..
-                    }) => Picked::Found(None),
+                    })) => Picked::Found(None),
                     Err(other) => Picked::Other(other),
                 },
             )
@@ -49,9 +49,9 @@ async fn leave(client: &mut Client, room: &str) {
         .await;
     loop {
         match client.recv().await {
-            ServerMsg::Left { .. } => return,
+            ServerMsg::Left(_) => return,
             // The room's own line after its ack, and live frames.
-            ServerMsg::Message(_) | ServerMsg::Typing { .. } | ServerMsg::Presence { .. } => {}
+            ServerMsg::Message(_) | ServerMsg::Typing(_) | ServerMsg::Presence(_) => {}
             other => panic!("expected left, got {other:?}"),
         }
     }

@@ -36,9 +36,7 @@ async fn five_clients_two_rooms_fifty_lines_each_every_room_in_one_gapless_order
                     ServerMsg::Message(line) => {
                         seen.entry(line.room.clone()).or_default().push(line)
                     }
-                    ServerMsg::Ack { .. }
-                    | ServerMsg::Presence { .. }
-                    | ServerMsg::Typing { .. } => {}
+                    ServerMsg::Ack(_) | ServerMsg::Presence(_) | ServerMsg::Typing(_) => {}
                     other => panic!("unexpected {other:?}"),
                 }
             }
@@ -131,11 +129,11 @@ async fn join_leave_presence_and_typing_stay_in_their_room() {
     ana.send_msg(&ClientMsg::Leave { room: "dev".into() }).await;
     loop {
         match ana.recv().await {
-            ServerMsg::Left { room: left } => {
+            ServerMsg::Left(shared::server::Left { room: left }) => {
                 assert_eq!(left.as_str(), "dev");
                 break;
             }
-            ServerMsg::Presence { .. } | ServerMsg::Typing { .. } => {}
+            ServerMsg::Presence(_) | ServerMsg::Typing(_) => {}
             other => panic!("expected left, got {other:?}"),
         }
     }
@@ -182,7 +180,7 @@ async fn presence_is_coalesced_to_a_few_frames_a_second_per_room() {
         .drain(Duration::from_millis(600), 100)
         .await
         .iter()
-        .filter(|m| matches!(m, ServerMsg::Presence { .. }))
+        .filter(|m| matches!(m, ServerMsg::Presence(_)))
         .count();
     let secs = started.elapsed().as_secs_f64();
     let bound = (secs / 0.25).ceil() as usize + 1;
@@ -226,7 +224,7 @@ async fn every_room_limit_has_its_typed_error() {
     assert_eq!(seen.room, Some(room("three")));
     // An existing room can still be joined, and rooms empty of people and lines go away.
     ben.send_msg(&ClientMsg::Leave { room: "two".into() }).await;
-    assert!(matches!(ben.recv().await, ServerMsg::Left { .. }));
+    assert!(matches!(ben.recv().await, ServerMsg::Left(_)));
     assert_eq!(ben.join("three").await.room, room("three"));
 
     for bad in ["", "   ", &"n".repeat(33), "a\nb"] {
@@ -259,12 +257,12 @@ async fn every_room_limit_has_its_typed_error() {
     .await;
     let (r, members) = ana
         .recv_skipping_live("members", |m| match m {
-            ServerMsg::Members {
+            ServerMsg::Members(shared::server::Members {
                 room,
                 members,
                 has_more: false,
                 offset: None,
-            } => Picked::Found((room, members)),
+            }) => Picked::Found((room, members)),
             other => Picked::Other(other),
         })
         .await;
@@ -301,7 +299,7 @@ async fn names_are_set_trimmed_carried_on_lines_and_shown_in_presence() {
     .await;
     let set = ana
         .recv_skipping_live("name_set", |m| match m {
-            ServerMsg::NameSet { name } => Picked::Found(name),
+            ServerMsg::NameSet(shared::server::NameSet { name }) => Picked::Found(name),
             other => Picked::Other(other),
         })
         .await;

@@ -301,8 +301,8 @@ async fn the_server_asks_for_a_refresh_and_a_refreshed_connection_outlives_its_f
     client.recv_joined().await;
     let in_ms = loop {
         match client.recv().await {
-            ServerMsg::TokenExpiring { in_ms } => break in_ms,
-            ServerMsg::Presence { .. } | ServerMsg::Typing { .. } => {}
+            ServerMsg::TokenExpiring(shared::server::TokenExpiring { in_ms }) => break in_ms,
+            ServerMsg::Presence(_) | ServerMsg::Typing(_) => {}
             other => panic!("expected token_expiring, got {other:?}"),
         }
     };
@@ -310,7 +310,9 @@ async fn the_server_asks_for_a_refresh_and_a_refreshed_connection_outlives_its_f
     let fresh = tokens::hs256(SECRET, &tokens::claims("alice", 3600));
     client.send_msg(&ClientMsg::Refresh { token: fresh }).await;
     match client.recv().await {
-        ServerMsg::TokenRefreshed { exp } => assert!(exp > tokens::now() + 3000),
+        ServerMsg::TokenRefreshed(shared::server::TokenRefreshed { exp }) => {
+            assert!(exp > tokens::now() + 3000)
+        }
         other => panic!("expected token_refreshed, got {other:?}"),
     }
     // Past the first token's exp (waited on the clock, not on the server): still in.
@@ -350,7 +352,9 @@ async fn no_refresh_by_exp_ends_with_token_expired_and_4001() {
             .expect("in time")
         {
             tungstenite::Message::Text(text) => {
-                if let Ok(ServerMsg::Error { code, .. }) = shared::decode_server(text.as_str()) {
+                if let Ok(ServerMsg::Error(shared::server::Error { code, .. })) =
+                    shared::decode_server(text.as_str())
+                {
                     codes.push(code);
                 }
             }
@@ -469,16 +473,10 @@ async fn a_refresh_with_a_token_inside_the_refresh_window_is_not_asked_again() {
     let mut client =
         Client::hello(&server.ws_url(), &tokens::hello(Some(&short), &["general"])).await;
     client.recv_joined().await;
-    assert!(matches!(
-        client.recv().await,
-        ServerMsg::TokenExpiring { .. }
-    ));
+    assert!(matches!(client.recv().await, ServerMsg::TokenExpiring(_)));
     // The same token back: accepted, and no second token_expiring follows it.
     client.send_msg(&ClientMsg::Refresh { token: short }).await;
-    assert!(matches!(
-        client.recv().await,
-        ServerMsg::TokenRefreshed { .. }
-    ));
+    assert!(matches!(client.recv().await, ServerMsg::TokenRefreshed(_)));
     client.send_msg(&ClientMsg::Ping).await;
     let next = client.recv().await;
     assert_eq!(next, ServerMsg::Pong, "nothing in between");

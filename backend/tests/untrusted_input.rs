@@ -190,11 +190,11 @@ async fn a_frame_over_the_size_limit_closes_with_1009_and_others_carry_on() {
     big.send_text(&fits).await;
     loop {
         match big.recv().await {
-            shared::ServerMsg::Typing { text, .. } => {
+            shared::ServerMsg::Typing(shared::server::Typing { text, .. }) => {
                 assert_eq!(text.chars().count(), 2_000);
                 break;
             }
-            shared::ServerMsg::Presence { .. } => {}
+            shared::ServerMsg::Presence(_) => {}
             other => panic!("expected the typing echo, got {other:?}"),
         }
     }
@@ -302,8 +302,8 @@ async fn a_hello_naming_thousands_of_rooms_gets_its_share_and_one_error() {
     let (mut joined, mut errors) = (0, Vec::new());
     loop {
         match client.recv().await {
-            shared::ServerMsg::Joined { .. } => joined += 1,
-            shared::ServerMsg::Error { code, .. } => errors.push(code),
+            shared::ServerMsg::Joined(_) => joined += 1,
+            shared::ServerMsg::Error(shared::server::Error { code, .. }) => errors.push(code),
             shared::ServerMsg::Pong => break,
             _ => {}
         }

@@ -461,7 +461,7 @@ impl Runner {
     /// Applies one server message: events out, and the frames to send in reply.
     fn apply(&mut self, msg: ServerMsg) -> Vec<ClientMsg> {
         let event = match msg {
-            ServerMsg::Welcome {
+            ServerMsg::Welcome(shared::server::Welcome {
                 id,
                 name,
                 resume,
@@ -469,7 +469,7 @@ impl Runner {
                 limits,
                 user,
                 ..
-            } => {
+            }) => {
                 self.welcomed_here = true;
                 let frames =
                     self.session
@@ -486,13 +486,13 @@ impl Runner {
                 });
                 return frames;
             }
-            ServerMsg::Joined {
+            ServerMsg::Joined(shared::server::Joined {
                 room,
                 lines,
                 resumed,
                 online,
                 ..
-            } => {
+            }) => {
                 let (lines, replace) = match self.session.on_joined(room.clone(), lines, resumed) {
                     Shown::Replace(lines) => (lines, true),
                     Shown::Append(lines) => (lines, false),
@@ -508,7 +508,7 @@ impl Runner {
                 Some(line) => Event::Line(line),
                 None => return Vec::new(),
             },
-            ServerMsg::Ack { nonce, seq, .. } => {
+            ServerMsg::Ack(shared::server::Ack { nonce, seq, .. }) => {
                 self.session.on_ack(&nonce);
                 if let Some(acked) = self.acks.remove(&nonce) {
                     let _ = acked.send(Ok(seq));
@@ -516,16 +516,18 @@ impl Runner {
                 return Vec::new();
             }
             // The close with 4001 that follows says the rest.
-            ServerMsg::Error { code, message, .. } if refuses_the_token(code) => {
+            ServerMsg::Error(shared::server::Error { code, message, .. })
+                if refuses_the_token(code) =>
+            {
                 self.refused = Some((code, message));
                 return Vec::new();
             }
-            ServerMsg::Error {
+            ServerMsg::Error(shared::server::Error {
                 code,
                 message,
                 room,
                 nonce: Some(nonce),
-            } => match self.session.on_refused(&nonce, code, now_ms()) {
+            }) => match self.session.on_refused(&nonce, code, now_ms()) {
                 // It goes out again when the session says so.
                 Refusal::Retry => return Vec::new(),
                 Refusal::Dropped(_) => {
@@ -540,39 +542,41 @@ impl Runner {
                     room,
                 },
             },
-            ServerMsg::Error {
+            ServerMsg::Error(shared::server::Error {
                 code,
                 message,
                 room,
                 nonce: None,
-            } => Event::Error {
+            }) => Event::Error {
                 code,
                 message,
                 room,
             },
-            ServerMsg::TokenExpiring { in_ms } => {
+            ServerMsg::TokenExpiring(shared::server::TokenExpiring { in_ms }) => {
                 self.on_token_expiring(in_ms);
                 Event::TokenExpiring { in_ms }
             }
-            ServerMsg::TokenRefreshed { exp } => {
+            ServerMsg::TokenRefreshed(shared::server::TokenRefreshed { exp }) => {
                 self.expires = None;
                 self.retry_at = None;
                 Event::TokenRefreshed { exp }
             }
-            ServerMsg::Typing {
+            ServerMsg::Typing(shared::server::Typing {
                 room,
                 from,
                 name,
                 user,
                 text,
-            } => Event::Typing {
+            }) => Event::Typing {
                 room,
                 from,
                 name,
                 user,
                 text,
             },
-            ServerMsg::Presence { room, online, .. } => Event::Presence { room, online },
+            ServerMsg::Presence(shared::server::Presence { room, online, .. }) => {
+                Event::Presence { room, online }
+            }
             ServerMsg::Pong => return Vec::new(),
             other => Event::Other(other),
         };

@@ -5,8 +5,9 @@
 //! room (history, members, typists, unread count). [`Connection`] owns the socket (a
 //! `gloo-net` WebSocket to `/ws?v=2`) and a [`ClientSession`] (the sans-IO logic from
 //! `shared`: the rooms and the last `seq` held in each, pending lines by nonce, the `hello`
-//! that resumes, the reconnect backoff), and [`Connection::apply`] is the page's one `match`
-//! on [`ServerMsg`], with no `_ =>` arm, so a new message type makes the compiler point here.
+//! that resumes, the reconnect backoff), and [`Connection::apply`] (in `connection::apply`) is
+//! the page's one `match` on [`ServerMsg`](shared::ServerMsg), with no `_ =>` arm, so a new
+//! message type makes the compiler point here.
 //!
 //! It keeps itself connected: the first frame of every socket is the session's `hello`
 //! (resume token, every room with the last `seq` shown there, the display name), so the server
@@ -23,6 +24,7 @@
 //! - `storage`: what outlives the page (name, rooms, resume token, pending lines, dev-login
 //!   identity).
 
+mod apply;
 mod sign_in;
 mod socket;
 mod state;
@@ -37,10 +39,7 @@ pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, room_path};
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
-use shared::{
-    ClientMsg, ClientSession, DisplayName, ErrorCode, NameError, Refusal, RoomName, ServerMsg,
-    Shown,
-};
+use shared::{ClientMsg, ClientSession, DisplayName, ErrorCode, NameError, Refusal, RoomName};
 
 use crate::i18n::Texts;
 use socket::{Socket, Timers, now_ms};
@@ -193,253 +192,6 @@ impl Connection {
             drafts: StoredValue::new(BTreeMap::new()),
             url: StoredValue::new(None),
             persist: StoredValue::new(false),
-        }
-    }
-
-    /// Applies one message from the server: the page's one dispatch on [`ServerMsg`].
-    pub fn apply(&self, msg: ServerMsg) {
-        let state = self.state;
-        match msg {
-            ServerMsg::Welcome {
-                id,
-                // A v2 welcome carries no lines and no count: each room's come in its
-                // `joined`, which follow.
-                history: _,
-                online: _,
-                has_more: _,
-                protocol: _,
-                resume,
-                resumed: _,
-                name,
-                limits,
-                greeting,
-                user,
-            } => {
-                mark("charla:welcome");
-                if user.is_some() {
-                    // Signed in: whatever went wrong with an earlier sign-in is over.
-                    state.sign_in.set(None);
-                }
-                state.me.set(user);
-                self.exercises.greeting.set(greeting);
-                let resend = self
-                    .session
-                    .try_update_value(|s| s.on_welcome_at(id.clone(), resume, limits, now_ms()))
-                    .unwrap_or_default();
-                if let Some(token) = self
-                    .session
-                    .with_value(|s| s.resume_token().map(str::to_owned))
-                {
-                    self.keep(Store::Session, storage::RESUME, &token);
-                }
-                state.my_id.set(Some(id));
-                if let Some(name) = name {
-                    state.my_name.set(name.to_string());
-                }
-                if let Some(limits) = limits {
-                    state.max_text_chars.set(limits.max_text_chars as usize);
-                }
-                state.status.set(ConnState::Connected);
-                state.retry_in.set(None);
-                // What was sent while offline (or never acked) goes out again now, as fast
-                // as the server's limits allow; the server appends each nonce once, so a
-                // resend is never a duplicate.
-                for frame in resend {
-                    self.send_frame(&frame);
-                }
-                // A ticker that ran and the product list that was watched, asked for again.
-                for frame in self.exercises.resubscribe() {
-                    self.send_frame(&frame);
-                }
-                self.schedule_due();
-                let draft = state.draft.get_untracked();
-                if !draft.is_empty() {
-                    self.typing(&draft);
-                }
-                self.sync_pending();
-            }
-            ServerMsg::Joined {
-                room,
-                lines,
-                has_more,
-                resumed,
-                online,
-                members,
-                typing,
-                typing_more: _,
-                private,
-            } => {
-                if !state.is_joined(&room) {
-                    return; // Left while the join was on its way; its `left` follows.
-                }
-                let shown = self
-                    .session
-                    .try_update_value(|s| s.on_joined(room.clone(), lines, resumed));
-                let view = state.room(&room);
-                match shown {
-                    Some(Shown::Replace(lines)) => {
-                        view.history.set(lines);
-                        view.has_more.set(has_more);
-                    }
-                    Some(Shown::Append(lines)) if !lines.is_empty() => {
-                        view.history.update(|h| h.extend(lines));
-                    }
-                    Some(Shown::Append(_)) | None => {}
-                }
-                // Once the lines are on the page (the DOM is updated before the next frame):
-                // the benchmark measures welcome → this.
-                request_animation_frame(|| mark("charla:joined-shown"));
-                view.online.set(online);
-                view.members.set(members);
-                view.private.set(private);
-                view.typists.set(
-                    typing
-                        .into_iter()
-                        .map(|t| LiveText {
-                            from: t.from,
-                            name: t.name.to_string(),
-                            text: t.text,
-                        })
-                        .collect(),
-                );
-                self.sync_pending();
-            }
-            // The reply to a `leave`, which the page applied when it sent it (and a `join`
-            // sent since may already have superseded it): nothing left to do.
-            ServerMsg::Left { room: _ } => {}
-            ServerMsg::Typing {
-                room,
-                from,
-                name,
-                // Typists are told apart by connection; the user is not shown.
-                user: _,
-                text,
-            } => {
-                if state.is_joined(&room) {
-                    state.room(&room).set_typing(from, name, text);
-                }
-            }
-            ServerMsg::Message(line) => {
-                let room = line.room.clone();
-                let settles = line.nonce.is_some();
-                let mine = self.session.with_value(|s| s.is_mine(&line.from));
-                if let Some(line) = self.session.try_update_value(|s| s.on_line(line)).flatten() {
-                    let view = state.room(&room);
-                    view.history.update(|h| h.push(line));
-                    if !mine && !state.is_in_view(&room) {
-                        view.unread.update(|n| *n += 1);
-                    }
-                }
-                if settles {
-                    self.sync_pending();
-                }
-            }
-            ServerMsg::Ack {
-                room: _,
-                nonce,
-                seq: _,
-            } => {
-                if self
-                    .session
-                    .try_update_value(|s| s.on_ack(&nonce))
-                    .unwrap_or(false)
-                {
-                    self.sync_pending();
-                }
-            }
-            ServerMsg::Older {
-                room,
-                lines,
-                has_more,
-            } => {
-                if !state.is_joined(&room) {
-                    return;
-                }
-                let older = self
-                    .session
-                    .try_update_value(|s| s.on_older(&room, lines))
-                    .unwrap_or_default();
-                let view = state.room(&room);
-                if !older.is_empty() {
-                    view.history.update(|h| {
-                        h.splice(0..0, older);
-                    });
-                }
-                view.has_more.set(has_more);
-            }
-            ServerMsg::Pong => self.timers.update_value(|t| t.unanswered = 0),
-            ServerMsg::Presence {
-                room,
-                online,
-                members,
-            } => {
-                if state.is_joined(&room) {
-                    let view = state.room(&room);
-                    view.online.set(online);
-                    view.members.set(members);
-                }
-            }
-            ServerMsg::Members {
-                room,
-                members,
-                offset,
-                has_more,
-            } => {
-                if !state.is_joined(&room) {
-                    return;
-                }
-                let next = offset
-                    .unwrap_or(0)
-                    .saturating_add(u32::try_from(members.len()).unwrap_or(u32::MAX));
-                let view = state.room(&room);
-                if offset.is_none() {
-                    view.members.set(Some(members));
-                } else {
-                    view.members
-                        .update(|list| list.get_or_insert_with(Vec::new).extend(members));
-                }
-                if has_more {
-                    self.send_frame(&ClientMsg::Members {
-                        room: room.as_str().to_owned(),
-                        offset: Some(next),
-                    });
-                }
-            }
-            ServerMsg::NameSet { name } => {
-                state.my_name.set(name.to_string());
-                self.keep(Store::Local, storage::NAME, name.as_str());
-            }
-            ServerMsg::Error {
-                code,
-                message,
-                room,
-                nonce,
-            } => self.refused(code, message, room, nonce),
-            ServerMsg::TokenExpiring { in_ms: _ } => self.refresh_token(),
-            // The new token is in force: nothing changes on the page.
-            ServerMsg::TokenRefreshed { exp: _ } => {}
-            ServerMsg::Echo { text } => self.exercises.echoed(text),
-            ServerMsg::Binary { size, checksum } => {
-                self.exercises.binary_expected.set(Some((size, checksum)));
-            }
-            ServerMsg::Ticker {
-                ticker: _,
-                every_ms,
-            } => self.exercises.ticker_running.set(Some(every_ms)),
-            ServerMsg::TickerStopped { ticker: _ } => self.exercises.ticker_running.set(None),
-            ServerMsg::Random { ticker, n } => self.exercises.random(ticker, n),
-            ServerMsg::Products {
-                products,
-                after,
-                has_more,
-            } => {
-                if let Some(next) = self.exercises.products_page(products, after, has_more) {
-                    self.send_frame(&next);
-                }
-            }
-            ServerMsg::ProductAdded { product } => self.exercises.added(product),
-            ServerMsg::ProductRemoved { id } => self.exercises.removed(id),
-            ServerMsg::ProductRefused { code, errors } => self.exercises.refused(&code, errors),
         }
     }
 

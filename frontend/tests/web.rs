@@ -60,7 +60,7 @@ fn line(room_name: &str, seq: u64, from: &str, who: Option<&str>, text: &str) ->
 
 /// A v2 welcome for `id`, called `who`.
 fn welcome(id: &str, who: &str) -> ServerMsg {
-    ServerMsg::Welcome {
+    ServerMsg::Welcome(shared::server::Welcome {
         id: ConnId::new(id),
         history: vec![],
         online: 1,
@@ -77,12 +77,12 @@ fn welcome(id: &str, who: &str) -> ServerMsg {
         }),
         greeting: None,
         user: None,
-    }
+    })
 }
 
 /// `room` as the server shows it on joining: its latest page.
 fn joined(room_name: &str, lines: Vec<ChatLine>, online: u32) -> ServerMsg {
-    ServerMsg::Joined {
+    ServerMsg::Joined(shared::server::Joined {
         room: room(room_name),
         lines,
         has_more: false,
@@ -92,17 +92,17 @@ fn joined(room_name: &str, lines: Vec<ChatLine>, online: u32) -> ServerMsg {
         typing: vec![],
         typing_more: false,
         private: false,
-    }
+    })
 }
 
 fn typing(room_name: &str, from: &str, who: &str, text: &str) -> ServerMsg {
-    ServerMsg::Typing {
+    ServerMsg::Typing(shared::server::Typing {
         room: room(room_name),
         from: ConnId::new(from),
         name: Some(name(who)),
         user: None,
         text: text.into(),
-    }
+    })
 }
 
 fn member(id: &str, who: &str) -> Member {
@@ -427,7 +427,7 @@ async fn several_typists_show_at_once_each_update_replacing_only_their_own() {
     assert_eq!(text_of(&root, "#live"), "Nobody is typing.");
 
     // Who was typing when this page joined shows at once.
-    conn.apply(ServerMsg::Joined {
+    conn.apply(ServerMsg::Joined(shared::server::Joined {
         room: room("general"),
         lines: vec![],
         has_more: false,
@@ -442,7 +442,7 @@ async fn several_typists_show_at_once_each_update_replacing_only_their_own() {
         }],
         typing_more: false,
         private: false,
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#typists li"), ["Dee: already typing"]);
 }
@@ -454,7 +454,7 @@ async fn names_and_text_holding_markup_render_as_text() {
     let evil = r#"<img src=x onerror="window.__charla_xss=1"><b>bold</b>"#;
     let bold = "<b>x</b>";
     conn.apply(welcome("me", bold));
-    conn.apply(ServerMsg::Joined {
+    conn.apply(ServerMsg::Joined(shared::server::Joined {
         room: room("general"),
         lines: vec![line("general", 1, "AAAA", Some(bold), evil)],
         has_more: false,
@@ -464,7 +464,7 @@ async fn names_and_text_holding_markup_render_as_text() {
         typing: vec![],
         typing_more: false,
         private: false,
-    });
+    }));
     conn.apply(typing("general", "AAAA", bold, evil));
     let _mounted = mount_to(root.clone(), move || {
         view! {
@@ -493,11 +493,11 @@ async fn members_show_by_name_with_their_id_on_hover_and_follow_presence() {
             <Members state=conn.state conn=conn />
         }
     });
-    conn.apply(ServerMsg::Presence {
+    conn.apply(ServerMsg::Presence(shared::server::Presence {
         room: room("general"),
         online: 2,
         members: Some(vec![member("me", "Me"), member("AAAA", "Ana")]),
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#members li"), ["Me", "Ana"]);
     assert_eq!(
@@ -507,41 +507,41 @@ async fn members_show_by_name_with_their_id_on_hover_and_follow_presence() {
     assert_eq!(text_of(&root, "#online"), "2 online");
 
     // Presence in another room changes nothing here.
-    conn.apply(ServerMsg::Presence {
+    conn.apply(ServerMsg::Presence(shared::server::Presence {
         room: room("dev"),
         online: 7,
         members: Some(vec![member("ZZZZ", "Zoe")]),
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#members li"), ["Me", "Ana"]);
     assert_eq!(text_of(&root, "#online"), "2 online");
 
     // A big room: a count, and the list on demand.
-    conn.apply(ServerMsg::Presence {
+    conn.apply(ServerMsg::Presence(shared::server::Presence {
         room: room("general"),
         online: 4000,
         members: None,
-    });
+    }));
     tick().await;
     assert_eq!(text_of(&root, "#online"), "4000 online");
     assert!(texts(&root, "#members li").is_empty());
     assert!(!absent(&root, "#list-members"));
     // Asked for, it comes a page at a time: the first replaces, the next ones add.
-    conn.apply(ServerMsg::Members {
+    conn.apply(ServerMsg::Members(shared::server::Members {
         room: room("general"),
         members: vec![member("AAAA", "Ana")],
         offset: None,
         has_more: true,
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#members li"), ["Ana"]);
     assert!(absent(&root, "#list-members"));
-    conn.apply(ServerMsg::Members {
+    conn.apply(ServerMsg::Members(shared::server::Members {
         room: room("general"),
         members: vec![member("BBBB", "Bea")],
         offset: Some(1),
         has_more: false,
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#members li"), ["Ana", "Bea"]);
 }
@@ -561,7 +561,9 @@ async fn the_status_bar_shows_name_id_and_connection_state() {
     assert_eq!(text_of(&root, "#my-name"), "guest-4f2a");
     assert_eq!(text_of(&root, "#conn-state"), "connected");
 
-    conn.apply(ServerMsg::NameSet { name: name("Ana") });
+    conn.apply(ServerMsg::NameSet(shared::server::NameSet {
+        name: name("Ana"),
+    }));
     tick().await;
     assert_eq!(text_of(&root, "#my-name"), "Ana");
 
@@ -611,7 +613,7 @@ async fn the_composer_refuses_a_blank_line_visibly() {
     assert_eq!(input.value(), "   ", "a refused line stays in the box");
 
     // The server's limit, from its welcome, is the one the composer applies.
-    conn.apply(ServerMsg::Welcome {
+    conn.apply(ServerMsg::Welcome(shared::server::Welcome {
         id: ConnId::new("me"),
         history: vec![],
         online: 1,
@@ -628,7 +630,7 @@ async fn the_composer_refuses_a_blank_line_visibly() {
         }),
         greeting: None,
         user: None,
-    });
+    }));
     submit(&root, "too long");
     tick().await;
     assert_eq!(text_of(&root, "#notice"), "Too long: at most 5 characters.");
@@ -669,11 +671,11 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
 
     // The server stores it: its line arrives (ack first, as the server sends them).
     let nonce = state.pending.get_untracked()[0].nonce.clone();
-    conn.apply(ServerMsg::Ack {
+    conn.apply(ServerMsg::Ack(shared::server::Ack {
         room: room("general"),
         nonce: nonce.clone(),
         seq: Seq(2),
-    });
+    }));
     let mut mine = line("general", 2, "me", Some("Me"), "are you there?");
     mine.nonce = Some(nonce);
     conn.apply(ServerMsg::Message(mine.clone()));
@@ -683,7 +685,7 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
 
     // After a drop, the resumed room replays the same line: it is not shown twice.
     conn.apply(welcome("me", "Me"));
-    conn.apply(ServerMsg::Joined {
+    conn.apply(ServerMsg::Joined(shared::server::Joined {
         room: room("general"),
         lines: vec![mine],
         has_more: false,
@@ -693,7 +695,7 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
         typing: vec![],
         typing_more: false,
         private: false,
-    });
+    }));
     tick().await;
     assert_eq!(items(&root), ["Ana -> hola", "Me -> are you there?"]);
 }
@@ -703,7 +705,7 @@ async fn older_lines_load_above_the_history() {
     let root = container();
     let (_, conn) = offline();
     conn.apply(welcome("me", "Me"));
-    conn.apply(ServerMsg::Joined {
+    conn.apply(ServerMsg::Joined(shared::server::Joined {
         room: room("general"),
         lines: vec![
             line("general", 3, "AAAA", Some("Ana"), "three"),
@@ -716,18 +718,18 @@ async fn older_lines_load_above_the_history() {
         typing: vec![],
         typing_more: false,
         private: false,
-    });
+    }));
     let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
     tick().await;
     assert!(!absent(&root, "#load-older"));
-    conn.apply(ServerMsg::Older {
+    conn.apply(ServerMsg::Older(shared::server::Older {
         room: room("general"),
         lines: vec![
             line("general", 1, "AAAA", Some("Ana"), "one"),
             line("general", 2, "AAAA", Some("Ana"), "two"),
         ],
         has_more: false,
-    });
+    }));
     tick().await;
     assert_eq!(
         items(&root),
@@ -831,12 +833,12 @@ async fn a_refused_join_takes_the_room_off_the_list_and_says_why() {
             <Composer conn=conn />
         }
     });
-    conn.apply(ServerMsg::Error {
+    conn.apply(ServerMsg::Error(shared::server::Error {
         code: ErrorCode::TooManyRooms,
         message: "at most 20 rooms".into(),
         room: Some(room("dev")),
         nonce: None,
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#rooms li .room-name"), ["general"]);
     assert_eq!(state.current.get_untracked(), room("general"));
@@ -890,7 +892,7 @@ async fn a_late_left_does_not_undo_a_join_made_since() {
     conn.leave_room(&room("dev"));
     conn.show(room("dev"));
     // The server's reply to the leave arrives after the page joined again.
-    conn.apply(ServerMsg::Left { room: room("dev") });
+    conn.apply(ServerMsg::Left(shared::server::Left { room: room("dev") }));
     conn.apply(joined(
         "dev",
         vec![line("dev", 1, "AAAA", Some("Ana"), "welcome back")],
@@ -928,12 +930,12 @@ async fn switching_the_language_rewords_the_page_without_a_reload() {
     submit(&root, "   ");
     tick().await;
     assert_eq!(text_of(&root, "#notice"), ES.blank_line);
-    conn.apply(ServerMsg::Error {
+    conn.apply(ServerMsg::Error(shared::server::Error {
         code: ErrorCode::RateLimited,
         message: "slow down".into(),
         room: None,
         nonce: None,
-    });
+    }));
     tick().await;
     assert_eq!(
         text_of(&root, "#notice"),
@@ -1100,10 +1102,10 @@ async fn a_binary_frame_shows_its_size_and_a_checksum_checked_against_the_announ
     assert_eq!(texts(&root, "button"), ["Ask for 256 B", "Ask for 64 KiB"]);
     let bytes = binary_pattern(65_536);
     let sum = checksum(&bytes);
-    conn.apply(ServerMsg::Binary {
+    conn.apply(ServerMsg::Binary(shared::server::Binary {
         size: 65_536,
         checksum: sum,
-    });
+    }));
     tick().await;
     assert_eq!(text_of(&root, "#binary-result"), "Waiting for the frame…");
     conn.exercises.binary_frame(&bytes);
@@ -1120,10 +1122,10 @@ async fn a_binary_frame_shows_its_size_and_a_checksum_checked_against_the_announ
     // One byte off: the size matches, the checksum does not.
     let mut bad = binary_pattern(256);
     bad[100] ^= 1;
-    conn.apply(ServerMsg::Binary {
+    conn.apply(ServerMsg::Binary(shared::server::Binary {
         size: 256,
         checksum: checksum(&binary_pattern(256)),
-    });
+    }));
     conn.exercises.binary_frame(&bad);
     tick().await;
     assert!(
@@ -1149,7 +1151,7 @@ async fn json_echoes_list_in_order_and_tics_start_stopped() {
         Some("false")
     );
     for text in ["uno", "<b>dos</b>"] {
-        conn.apply(ServerMsg::Echo { text: text.into() });
+        conn.apply(ServerMsg::Echo(shared::server::Echo { text: text.into() }));
     }
     tick().await;
     assert_eq!(texts(&root, "#json-echoes li"), ["uno", "<b>dos</b>"]);
@@ -1190,7 +1192,7 @@ async fn the_random_page_shows_the_greeting_each_number_and_the_tickers_state() 
     let (_, conn) = in_general_and_dev();
     let exercises = conn.exercises;
     let mut greeted = welcome("me", "Me");
-    if let ServerMsg::Welcome { greeting, .. } = &mut greeted {
+    if let ServerMsg::Welcome(shared::server::Welcome { greeting, .. }) = &mut greeted {
         *greeting = Some("Hola cliente WS!".into());
     }
     conn.apply(greeted);
@@ -1218,12 +1220,12 @@ async fn the_random_page_shows_the_greeting_each_number_and_the_tickers_state() 
     tick().await;
     assert_eq!(exercises.ticker_wanted.get_untracked(), Some(250));
     assert_eq!(text_of(&root, "#ticker-start"), "Change interval");
-    conn.apply(ServerMsg::Ticker {
+    conn.apply(ServerMsg::Ticker(shared::server::Ticker {
         ticker: 1,
         every_ms: 250,
-    });
+    }));
     for n in [7, 1000, 1] {
-        conn.apply(ServerMsg::Random { ticker: 1, n });
+        conn.apply(ServerMsg::Random(shared::server::Random { ticker: 1, n }));
     }
     tick().await;
     assert_eq!(text_of(&root, "#ticker-state"), "A number every 250 ms");
@@ -1234,7 +1236,10 @@ async fn the_random_page_shows_the_greeting_each_number_and_the_tickers_state() 
     );
 
     element::<HtmlElement>(&root, "#ticker-stop").click();
-    conn.apply(ServerMsg::Random { ticker: 1, n: 5 });
+    conn.apply(ServerMsg::Random(shared::server::Random {
+        ticker: 1,
+        n: 5,
+    }));
     tick().await;
     assert_eq!(text_of(&root, "#ticker-state"), "Stopped");
     assert_eq!(
@@ -1260,19 +1265,19 @@ async fn the_live_product_list_follows_every_change_in_id_order_and_shows_field_
     );
     // The list comes in pages; a product added meanwhile is not shown twice when its
     // page arrives.
-    conn.apply(ServerMsg::Products {
+    conn.apply(ServerMsg::Products(shared::server::Products {
         products: vec![product(1, "Mate", "MATE")],
         after: None,
         has_more: true,
-    });
-    conn.apply(ServerMsg::ProductAdded {
+    }));
+    conn.apply(ServerMsg::ProductAdded(shared::server::ProductAdded {
         product: product(2, "Yerba", "YERBA"),
-    });
-    conn.apply(ServerMsg::Products {
+    }));
+    conn.apply(ServerMsg::Products(shared::server::Products {
         products: vec![product(2, "Yerba", "YERBA"), product(3, "Termo", "TERMO")],
         after: Some(1),
         has_more: false,
-    });
+    }));
     tick().await;
     assert_eq!(
         texts(&root, "#live-products td.title"),
@@ -1287,7 +1292,9 @@ async fn the_live_product_list_follows_every_change_in_id_order_and_shows_field_
         .as_deref(),
         Some("Delete Yerba")
     );
-    conn.apply(ServerMsg::ProductRemoved { id: 1 });
+    conn.apply(ServerMsg::ProductRemoved(shared::server::ProductRemoved {
+        id: 1,
+    }));
     tick().await;
     assert_eq!(texts(&root, "#live-products td.title"), ["Yerba", "Termo"]);
 
@@ -1317,13 +1324,13 @@ async fn the_live_product_list_follows_every_change_in_id_order_and_shows_field_
         .set(frontend::exercises::ProductForm::Sending {
             code: "YERBA".into(),
         });
-    conn.apply(ServerMsg::ProductRefused {
+    conn.apply(ServerMsg::ProductRefused(shared::server::ProductRefused {
         code: "YERBA".into(),
         errors: vec![shared::FieldError::new(
             shared::ProductField::Code,
             shared::Problem::Taken,
         )],
-    });
+    }));
     i18n.lang.set(Lang::Es);
     tick().await;
     assert_eq!(
@@ -1420,7 +1427,7 @@ fn auth(mode: AuthMode, dev_login: bool) -> AuthConfig {
 /// A welcome for `id` signed in as the user `sub` (called `who`, if given).
 fn welcome_user(id: &str, sub: &str, who: Option<&str>) -> ServerMsg {
     let mut welcomed = welcome(id, who.unwrap_or(sub));
-    if let ServerMsg::Welcome { user, .. } = &mut welcomed {
+    if let ServerMsg::Welcome(shared::server::Welcome { user, .. }) = &mut welcomed {
         *user = Some(UserInfo {
             id: UserId::new(sub),
             name: who.map(name),
@@ -1431,12 +1438,12 @@ fn welcome_user(id: &str, sub: &str, who: Option<&str>) -> ServerMsg {
 
 /// The refusal the server sends before it closes with 4001.
 fn sign_in_error(code: ErrorCode, message: &str) -> ServerMsg {
-    ServerMsg::Error {
+    ServerMsg::Error(shared::server::Error {
         code,
         message: message.into(),
         room: None,
         nonce: None,
-    }
+    })
 }
 
 #[wasm_bindgen_test]
@@ -1504,7 +1511,7 @@ async fn a_private_room_shows_a_lock_named_private_in_its_header_and_the_room_li
     let (_, conn) = in_general_and_dev();
     conn.show(room("team-x"));
     let mut team = joined("team-x", vec![], 1);
-    if let ServerMsg::Joined { private, .. } = &mut team {
+    if let ServerMsg::Joined(shared::server::Joined { private, .. }) = &mut team {
         *private = true;
     }
     conn.apply(team);
@@ -1632,12 +1639,12 @@ async fn a_forbidden_join_takes_the_room_off_the_list_and_says_it_is_private() {
         texts(&root, "#rooms li .room-name"),
         ["general", "dev", "team-x"]
     );
-    conn.apply(ServerMsg::Error {
+    conn.apply(ServerMsg::Error(shared::server::Error {
         code: ErrorCode::Forbidden,
         message: "team-x is private".into(),
         room: Some(room("team-x")),
         nonce: None,
-    });
+    }));
     tick().await;
     assert_eq!(texts(&root, "#rooms li .room-name"), ["general", "dev"]);
     assert_eq!(state.current.get_untracked(), room("general"));

@@ -207,36 +207,41 @@ mod tests {
                 proptest::collection::vec(line.clone(), 0..4),
                 any::<u32>()
             )
-                .prop_map(|(id, history, online)| ServerMsg::Welcome {
-                    id: ConnId::new(id),
-                    history,
-                    online,
-                    protocol: 1,
-                    resume: "token".into(),
-                    has_more: online % 2 == 0,
-                    resumed: online % 3 == 0,
+                .prop_map(|(id, history, online)| ServerMsg::Welcome(
+                    crate::server::Welcome {
+                        id: ConnId::new(id),
+                        history,
+                        online,
+                        protocol: 1,
+                        resume: "token".into(),
+                        has_more: online % 2 == 0,
+                        resumed: online % 3 == 0,
+                        name: None,
+                        limits: None,
+                        greeting: None,
+                        user: None,
+                    }
+                )),
+            ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing(
+                crate::server::Typing {
+                    room: RoomName::general(),
+                    from: ConnId::new(from),
                     name: None,
-                    limits: None,
-                    greeting: None,
                     user: None,
-                }),
-            ("[A-Za-z0-9_-]{16}", any::<String>()).prop_map(|(from, text)| ServerMsg::Typing {
-                room: RoomName::general(),
-                from: ConnId::new(from),
-                name: None,
-                user: None,
-                text
-            }),
+                    text
+                }
+            )),
             line.prop_map(ServerMsg::Message),
-            any::<u32>().prop_map(|online| ServerMsg::Presence {
+            any::<u32>().prop_map(|online| ServerMsg::Presence(crate::server::Presence {
                 room: RoomName::general(),
                 online,
                 members: None
-            }),
+            })),
             any::<String>().prop_map(|message| ServerMsg::error(ErrorCode::TooLarge, message)),
-            (any::<u32>(), 1..=1000u32).prop_map(|(ticker, n)| ServerMsg::Random { ticker, n }),
+            (any::<u32>(), 1..=1000u32)
+                .prop_map(|(ticker, n)| ServerMsg::Random(crate::server::Random { ticker, n })),
             (any::<u64>(), any::<String>(), 0.0..1e9f64).prop_map(|(id, title, price)| {
-                ServerMsg::ProductAdded {
+                ServerMsg::ProductAdded(crate::server::ProductAdded {
                     product: crate::Product {
                         id,
                         title,
@@ -245,7 +250,7 @@ mod tests {
                         price: crate::Price(price),
                         stock: 1,
                     },
-                }
+                })
             }),
         ]
     }

@@ -48,6 +48,7 @@ pub mod names;
 #[cfg(any(test, feature = "testing"))]
 pub mod oracle;
 pub mod products;
+pub mod server;
 pub mod session;
 
 pub use codec::{DecodeError, decode_client, decode_server, encode};

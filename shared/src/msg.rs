@@ -11,8 +11,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     DisplayName, ErrorCode, RoomName,
-    products::{FieldError, NewProduct, Product, ProductId},
+    products::{NewProduct, ProductId},
+    server,
 };
+
+/// `TYPES` and `type_name` of a message enum, from one list of its variants and their wire
+/// names (the `type` serde writes, `rename_all = "snake_case"`): each name is written once,
+/// the `match` is exhaustive (a new variant without a name does not compile), and the
+/// literal-JSON tests below check that each name is the one on the wire.
+macro_rules! wire_names {
+    ($enum:ident: $($variant:ident => $name:literal,)*) => {
+        impl $enum {
+            /// Every `type` of this enum, as on the wire.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            /// This message's `type` on the wire.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $($enum::$variant { .. } => $name,)*
+                }
+            }
+        }
+    };
+}
 
 /// A connection's public id, chosen by the server: URL-safe, at least 96 random bits.
 /// A client can never choose it, nor put another one in the `from` of a line.
@@ -294,56 +315,28 @@ pub enum ClientMsg {
     },
 }
 
-impl ClientMsg {
-    /// Every `type` a client may send, as on the wire.
-    pub const TYPES: &'static [&'static str] = &[
-        "hello",
-        "refresh",
-        "typing",
-        "send",
-        "load_older",
-        "ping",
-        "join",
-        "leave",
-        "set_name",
-        "members",
-        "echo",
-        "tic",
-        "binary",
-        "start_ticker",
-        "stop_ticker",
-        "watch_products",
-        "unwatch_products",
-        "load_products",
-        "add_product",
-        "delete_product",
-    ];
-
-    /// This message's `type` on the wire.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ClientMsg::Hello { .. } => "hello",
-            ClientMsg::Refresh { .. } => "refresh",
-            ClientMsg::Typing { .. } => "typing",
-            ClientMsg::Send { .. } => "send",
-            ClientMsg::LoadOlder { .. } => "load_older",
-            ClientMsg::Ping => "ping",
-            ClientMsg::Join { .. } => "join",
-            ClientMsg::Leave { .. } => "leave",
-            ClientMsg::SetName { .. } => "set_name",
-            ClientMsg::Members { .. } => "members",
-            ClientMsg::Echo { .. } => "echo",
-            ClientMsg::Tic { .. } => "tic",
-            ClientMsg::Binary { .. } => "binary",
-            ClientMsg::StartTicker { .. } => "start_ticker",
-            ClientMsg::StopTicker { .. } => "stop_ticker",
-            ClientMsg::WatchProducts => "watch_products",
-            ClientMsg::UnwatchProducts => "unwatch_products",
-            ClientMsg::LoadProducts { .. } => "load_products",
-            ClientMsg::AddProduct { .. } => "add_product",
-            ClientMsg::DeleteProduct { .. } => "delete_product",
-        }
-    }
+wire_names! {
+    ClientMsg:
+    Hello => "hello",
+    Refresh => "refresh",
+    Typing => "typing",
+    Send => "send",
+    LoadOlder => "load_older",
+    Ping => "ping",
+    Join => "join",
+    Leave => "leave",
+    SetName => "set_name",
+    Members => "members",
+    Echo => "echo",
+    Tic => "tic",
+    Binary => "binary",
+    StartTicker => "start_ticker",
+    StopTicker => "stop_ticker",
+    WatchProducts => "watch_products",
+    UnwatchProducts => "unwatch_products",
+    LoadProducts => "load_products",
+    AddProduct => "add_product",
+    DeleteProduct => "delete_product",
 }
 
 /// A frame from the server to a client.
@@ -351,298 +344,94 @@ impl ClientMsg {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
     /// Always the first frame of a connection.
-    Welcome {
-        /// This connection's public id (the same as before when a resume succeeded).
-        id: ConnId,
-        /// For a v1 connection, the lines of `general`, oldest first (see `resumed`). Empty
-        /// for a v2 connection, whose rooms each come in a `joined`.
-        history: Vec<ChatLine>,
-        /// How many are in `general`: for v1 this connection included; for v2 before its
-        /// `joined`s (each of which carries its room's count).
-        online: u32,
-        /// The protocol version ([`crate::limits::PROTOCOL_VERSION`]).
-        protocol: u32,
-        /// A private token: send it in the `hello` of a later connection to keep this id
-        /// and name. Never shown to other clients.
-        #[serde(default)]
-        resume: String,
-        /// Whether lines older than the first in `history` exist (ask with `load_older`).
-        #[serde(default)]
-        has_more: bool,
-        /// Whether this connection resumed a session (same id as before).
-        #[serde(default)]
-        resumed: bool,
-        /// This session's display name.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<DisplayName>,
-        /// The limits this server enforces.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        limits: Option<ServerLimits>,
-        /// The server's greeting ([`crate::exercises::GREETING`]).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        greeting: Option<String>,
-        /// Who signed in (from the `hello`'s token); `null` for a guest.
-        #[serde(default)]
-        user: Option<UserInfo>,
-    },
+    Welcome(server::Welcome),
     /// The reply to `join` (and to each room of a `hello`): the room as it is now.
-    Joined {
-        /// The room.
-        room: RoomName,
-        /// If `resumed`, exactly the lines after the `seq` the client said it holds (append
-        /// them); otherwise the latest page, oldest first (replace with it).
-        lines: Vec<ChatLine>,
-        /// Whether lines older than the first in `lines` exist.
-        has_more: bool,
-        /// See `lines`.
-        resumed: bool,
-        /// How many are in the room, this connection included.
-        online: u32,
-        /// Who is in the room; absent for rooms larger than the server pushes lists for
-        /// (ask with `members`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        members: Option<Vec<Member>>,
-        /// Who is typing there now, with their latest text: as many as fit the greeting's
-        /// budget for live text.
-        #[serde(default)]
-        typing: Vec<Typist>,
-        /// Whether more are typing than `typing` holds (their text arrives with their next
-        /// keystroke).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        typing_more: bool,
-        /// Whether the room is private (`--private-rooms`): only users granted it may join.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        private: bool,
-    },
+    Joined(server::Joined),
     /// The reply to `leave`: this connection is no longer in the room.
-    Left {
-        /// The room.
-        room: RoomName,
-    },
+    Left(server::Left),
     /// Someone's live text in a room; replaces that typist's previous text. Sent to every
     /// member, typist included.
-    Typing {
-        /// The room (absent in v1 frames: `general`).
-        #[serde(default)]
-        room: RoomName,
-        /// The typist.
-        from: ConnId,
-        /// The typist's display name.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        name: Option<DisplayName>,
-        /// The signed-in user typing; none for a guest.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user: Option<UserId>,
-        /// Their input box as it is now; `""` means they cleared it (or left).
-        text: String,
-    },
+    Typing(server::Typing),
     /// A new history line (the line's fields sit beside `type`).
     Message(ChatLine),
     /// The sender's line with this `nonce` is durable, at this `seq`. Sent only to the
     /// sender's connections (every tab of its session) in the room, before the `message`.
-    Ack {
-        /// The room of the line (absent in v1 frames: `general`).
-        #[serde(default)]
-        room: RoomName,
-        /// The nonce of the `send`.
-        nonce: String,
-        /// Where the line is in the room's history.
-        seq: Seq,
-    },
+    Ack(server::Ack),
     /// The reply to `load_older`.
-    Older {
-        /// The room (absent in v1 frames: `general`).
-        #[serde(default)]
-        room: RoomName,
-        /// The lines, oldest first (empty when there are none).
-        lines: Vec<ChatLine>,
-        /// Whether still older lines exist.
-        has_more: bool,
-    },
+    Older(server::Older),
     /// The reply to `ping`.
     Pong,
     /// Who is in a room changed (coalesced: a few times a second at most).
-    Presence {
-        /// The room (absent in v1 frames: `general`).
-        #[serde(default)]
-        room: RoomName,
-        /// How many are in the room now.
-        online: u32,
-        /// Who they are, for rooms small enough (see `joined`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        members: Option<Vec<Member>>,
-    },
+    Presence(server::Presence),
     /// The reply to `members`: a page of who is in the room, by name, then id.
-    Members {
-        /// The room.
-        room: RoomName,
-        /// The members from `offset` on, as many as fit one frame.
-        members: Vec<Member>,
-        /// The `offset` asked for (absent: 0, the first page).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        offset: Option<u32>,
-        /// Whether more members follow (ask with `offset` + this page's length).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        has_more: bool,
-    },
+    Members(server::Members),
     /// The reply to `set_name`: the session's name now.
-    NameSet {
-        /// The name.
-        name: DisplayName,
-    },
+    NameSet(server::NameSet),
     /// The last frame was refused. The connection stays open unless a close frame follows.
-    Error {
-        /// Why, as a stable code.
-        code: ErrorCode,
-        /// Why, for people.
-        message: String,
-        /// The room the refused frame concerned, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        room: Option<RoomName>,
-        /// The nonce of the refused `send`, if it had one.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        nonce: Option<String>,
-    },
+    Error(server::Error),
     /// The connection's token expires in `in_ms` milliseconds: answer with `refresh` and a
     /// new token, or the connection is closed with `token_expired` (4001) when it does.
-    TokenExpiring {
-        /// Milliseconds until the token expires.
-        in_ms: u64,
-    },
+    TokenExpiring(server::TokenExpiring),
     /// The reply to `refresh`: the new token is in force.
-    TokenRefreshed {
-        /// When it expires, in seconds since the Unix epoch (its `exp`).
-        exp: u64,
-    },
+    TokenRefreshed(server::TokenRefreshed),
     /// The reply to `echo`: the same text.
-    Echo {
-        /// The text as it came.
-        text: String,
-    },
+    Echo(server::Echo),
     /// The reply to `binary`: the next frame is binary, this long, with this checksum
     /// ([`crate::exercises::checksum`]).
-    Binary {
-        /// How many bytes.
-        size: u32,
-        /// The FNV-1a hash of the bytes.
-        checksum: u32,
-    },
+    Binary(server::Binary),
     /// The reply to `start_ticker`: the ticker runs at this interval.
-    Ticker {
-        /// The ticker.
-        ticker: u32,
-        /// Its interval, in milliseconds.
-        every_ms: u32,
-    },
+    Ticker(server::Ticker),
     /// The reply to `stop_ticker`: the ticker sends nothing more.
-    TickerStopped {
-        /// The ticker.
-        ticker: u32,
-    },
+    TickerStopped(server::TickerStopped),
     /// A random number from a ticker.
-    Random {
-        /// The ticker.
-        ticker: u32,
-        /// A number from 1 to 1,000.
-        n: u32,
-    },
+    Random(server::Random),
     /// The reply to `watch_products` (the first page) and `load_products` (the next
     /// ones): products by id, as many as fit one frame.
-    Products {
-        /// The products, by id.
-        products: Vec<Product>,
-        /// The `after` of the `load_products` this answers (absent: the first page, which
-        /// replaces any list the client holds).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        after: Option<ProductId>,
-        /// Whether more products follow (ask with `load_products` after the last id here).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        has_more: bool,
-    },
+    Products(server::Products),
     /// A product was created (over HTTP or the WebSocket).
-    ProductAdded {
-        /// The product.
-        product: Product,
-    },
+    ProductAdded(server::ProductAdded),
     /// A product was deleted.
-    ProductRemoved {
-        /// Its id.
-        id: ProductId,
-    },
+    ProductRemoved(server::ProductRemoved),
     /// The reply to an `add_product` that was refused: every field's problem.
-    ProductRefused {
-        /// The code the refused product had (to match it with the form that sent it).
-        code: String,
-        /// What is wrong.
-        errors: Vec<FieldError>,
-    },
+    ProductRefused(server::ProductRefused),
+}
+
+wire_names! {
+    ServerMsg:
+    Welcome => "welcome",
+    Joined => "joined",
+    Left => "left",
+    Typing => "typing",
+    Message => "message",
+    Ack => "ack",
+    Older => "older",
+    Pong => "pong",
+    Presence => "presence",
+    Members => "members",
+    NameSet => "name_set",
+    Error => "error",
+    TokenExpiring => "token_expiring",
+    TokenRefreshed => "token_refreshed",
+    Echo => "echo",
+    Binary => "binary",
+    Ticker => "ticker",
+    TickerStopped => "ticker_stopped",
+    Random => "random",
+    Products => "products",
+    ProductAdded => "product_added",
+    ProductRemoved => "product_removed",
+    ProductRefused => "product_refused",
 }
 
 impl ServerMsg {
-    /// Every `type` a server may send, as on the wire.
-    pub const TYPES: &'static [&'static str] = &[
-        "welcome",
-        "joined",
-        "left",
-        "typing",
-        "message",
-        "ack",
-        "older",
-        "pong",
-        "presence",
-        "members",
-        "name_set",
-        "error",
-        "token_expiring",
-        "token_refreshed",
-        "echo",
-        "binary",
-        "ticker",
-        "ticker_stopped",
-        "random",
-        "products",
-        "product_added",
-        "product_removed",
-        "product_refused",
-    ];
-
-    /// This message's `type` on the wire.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            ServerMsg::Welcome { .. } => "welcome",
-            ServerMsg::Joined { .. } => "joined",
-            ServerMsg::Left { .. } => "left",
-            ServerMsg::Typing { .. } => "typing",
-            ServerMsg::Message(_) => "message",
-            ServerMsg::Ack { .. } => "ack",
-            ServerMsg::Older { .. } => "older",
-            ServerMsg::Pong => "pong",
-            ServerMsg::Presence { .. } => "presence",
-            ServerMsg::Members { .. } => "members",
-            ServerMsg::NameSet { .. } => "name_set",
-            ServerMsg::Error { .. } => "error",
-            ServerMsg::TokenExpiring { .. } => "token_expiring",
-            ServerMsg::TokenRefreshed { .. } => "token_refreshed",
-            ServerMsg::Echo { .. } => "echo",
-            ServerMsg::Binary { .. } => "binary",
-            ServerMsg::Ticker { .. } => "ticker",
-            ServerMsg::TickerStopped { .. } => "ticker_stopped",
-            ServerMsg::Random { .. } => "random",
-            ServerMsg::Products { .. } => "products",
-            ServerMsg::ProductAdded { .. } => "product_added",
-            ServerMsg::ProductRemoved { .. } => "product_removed",
-            ServerMsg::ProductRefused { .. } => "product_refused",
-        }
-    }
-
     /// An `error` about no room and no nonce.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerMsg::Error {
+        ServerMsg::Error(crate::server::Error {
             code,
             message: message.into(),
             room: None,
             nonce: None,
-        }
+        })
     }
 }
 
@@ -650,6 +439,7 @@ impl ServerMsg {
 mod tests {
     //! One literal-JSON test per variant, both ways: these freeze the wire format.
     use super::*;
+    use crate::products::Product;
     use crate::{decode_client, decode_server, encode};
 
     fn room(name: &str) -> RoomName {
@@ -678,12 +468,28 @@ mod tests {
         assert_eq!(encode(&msg), json);
         assert_eq!(decode_client(json).expect("decodes"), msg);
         assert!(ClientMsg::TYPES.contains(&msg.type_name()));
+        assert_eq!(
+            wire_type(json),
+            msg.type_name(),
+            "the wire name is the one serde writes"
+        );
     }
 
     fn server_wire(msg: ServerMsg, json: &str) {
         assert_eq!(encode(&msg), json);
         assert_eq!(decode_server(json).expect("decodes"), msg);
         assert!(ServerMsg::TYPES.contains(&msg.type_name()));
+        assert_eq!(
+            wire_type(json),
+            msg.type_name(),
+            "the wire name is the one serde writes"
+        );
+    }
+
+    /// The `type` of a frame's JSON.
+    fn wire_type(json: &str) -> String {
+        let value: serde_json::Value = serde_json::from_str(json).expect("JSON");
+        value["type"].as_str().expect("a type").to_owned()
     }
 
     #[test]
@@ -733,11 +539,11 @@ mod tests {
     #[test]
     fn server_token_expiring_and_refreshed_wire() {
         server_wire(
-            ServerMsg::TokenExpiring { in_ms: 60_000 },
+            ServerMsg::TokenExpiring(crate::server::TokenExpiring { in_ms: 60_000 }),
             r#"{"type":"token_expiring","in_ms":60000}"#,
         );
         server_wire(
-            ServerMsg::TokenRefreshed { exp: 1_763_773_200 },
+            ServerMsg::TokenRefreshed(crate::server::TokenRefreshed { exp: 1_763_773_200 }),
             r#"{"type":"token_refreshed","exp":1763773200}"#,
         );
     }
@@ -752,7 +558,7 @@ mod tests {
             r#"{"type":"message","room":"general","seq":5,"from":"q8Zr2vLk0aYbXw1c","name":"Alice","user":"alice","text":"hola","at":1763769600000}"#,
         );
         server_wire(
-            ServerMsg::Presence {
+            ServerMsg::Presence(crate::server::Presence {
                 room: room("team-x"),
                 online: 1,
                 members: Some(vec![Member {
@@ -760,21 +566,21 @@ mod tests {
                     name: name("Alice"),
                     user: Some(UserId::new("alice")),
                 }]),
-            },
+            }),
             r#"{"type":"presence","room":"team-x","online":1,"members":[{"id":"q8Zr2vLk0aYbXw1c","name":"Alice","user":"alice"}]}"#,
         );
         server_wire(
-            ServerMsg::Typing {
+            ServerMsg::Typing(crate::server::Typing {
                 room: room("team-x"),
                 from: ConnId::new("q8Zr2vLk0aYbXw1c"),
                 name: Some(name("Alice")),
                 user: Some(UserId::new("alice")),
                 text: "ho".into(),
-            },
+            }),
             r#"{"type":"typing","room":"team-x","from":"q8Zr2vLk0aYbXw1c","name":"Alice","user":"alice","text":"ho"}"#,
         );
         server_wire(
-            ServerMsg::Joined {
+            ServerMsg::Joined(crate::server::Joined {
                 room: room("team-x"),
                 lines: vec![],
                 has_more: false,
@@ -784,7 +590,7 @@ mod tests {
                 typing: vec![],
                 typing_more: true,
                 private: true,
-            },
+            }),
             r#"{"type":"joined","room":"team-x","lines":[],"has_more":false,"resumed":false,"online":1,"typing":[],"typing_more":true,"private":true}"#,
         );
     }
@@ -885,7 +691,7 @@ mod tests {
     #[test]
     fn server_welcome_wire() {
         server_wire(
-            ServerMsg::Welcome {
+            ServerMsg::Welcome(crate::server::Welcome {
                 id: ConnId::new("q8Zr2vLk0aYbXw1c"),
                 history: vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)],
                 online: 2,
@@ -902,11 +708,11 @@ mod tests {
                 }),
                 greeting: Some("Hola cliente WS!".into()),
                 user: None,
-            },
+            }),
             r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":2,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"guest-q8Zr","limits":{"max_text_chars":2000,"max_rooms_per_conn":20,"send_rate":10,"send_burst":20},"greeting":"Hola cliente WS!","user":null}"#,
         );
         server_wire(
-            ServerMsg::Welcome {
+            ServerMsg::Welcome(crate::server::Welcome {
                 id: ConnId::new("q8Zr2vLk0aYbXw1c"),
                 history: vec![],
                 online: 0,
@@ -921,7 +727,7 @@ mod tests {
                     id: UserId::new("alice"),
                     name: Some(name("Alice")),
                 }),
-            },
+            }),
             r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[],"online":0,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"Alice","user":{"id":"alice","name":"Alice"}}"#,
         );
     }
@@ -932,13 +738,13 @@ mod tests {
         let msg = decode_server(
             r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[{"seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"online":1,"protocol":1}"#,
         );
-        let Ok(ServerMsg::Welcome {
+        let Ok(ServerMsg::Welcome(crate::server::Welcome {
             history,
             resumed: false,
             has_more: false,
             name: None,
             ..
-        }) = msg
+        })) = msg
         else {
             panic!("a v1 welcome decodes: {msg:?}");
         };
@@ -948,19 +754,19 @@ mod tests {
         );
         assert_eq!(
             decode_server(r#"{"type":"presence","online":4}"#),
-            Ok(ServerMsg::Presence {
+            Ok(ServerMsg::Presence(crate::server::Presence {
                 room: RoomName::general(),
                 online: 4,
                 members: None
-            })
+            }))
         );
         assert_eq!(
             decode_server(r#"{"type":"ack","nonce":"n-1","seq":3}"#),
-            Ok(ServerMsg::Ack {
+            Ok(ServerMsg::Ack(crate::server::Ack {
                 room: RoomName::general(),
                 nonce: "n-1".into(),
                 seq: Seq(3)
-            })
+            }))
         );
     }
 
@@ -970,7 +776,7 @@ mod tests {
         l.room = room("dev");
         l.name = Some(name("Ana"));
         server_wire(
-            ServerMsg::Joined {
+            ServerMsg::Joined(crate::server::Joined {
                 room: room("dev"),
                 lines: vec![l],
                 has_more: true,
@@ -989,11 +795,11 @@ mod tests {
                 }],
                 typing_more: false,
                 private: false,
-            },
+            }),
             r#"{"type":"joined","room":"dev","lines":[{"room":"dev","seq":7,"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"hola","at":1763769600000}],"has_more":true,"resumed":false,"online":2,"members":[{"id":"AAAAAAAAAAAAAAAA","name":"Ana"}],"typing":[{"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"ho"}]}"#,
         );
         server_wire(
-            ServerMsg::Left { room: room("dev") },
+            ServerMsg::Left(crate::server::Left { room: room("dev") }),
             r#"{"type":"left","room":"dev"}"#,
         );
     }
@@ -1001,11 +807,11 @@ mod tests {
     #[test]
     fn server_ack_wire() {
         server_wire(
-            ServerMsg::Ack {
+            ServerMsg::Ack(crate::server::Ack {
                 room: room("dev"),
                 nonce: "n-1".into(),
                 seq: Seq(3),
-            },
+            }),
             r#"{"type":"ack","room":"dev","nonce":"n-1","seq":3}"#,
         );
     }
@@ -1013,11 +819,11 @@ mod tests {
     #[test]
     fn server_older_wire() {
         server_wire(
-            ServerMsg::Older {
+            ServerMsg::Older(crate::server::Older {
                 room: RoomName::general(),
                 lines: vec![line(1, "AAAAAAAAAAAAAAAA", "hola", 1763769600000)],
                 has_more: false,
-            },
+            }),
             r#"{"type":"older","room":"general","lines":[{"room":"general","seq":1,"from":"AAAAAAAAAAAAAAAA","text":"hola","at":1763769600000}],"has_more":false}"#,
         );
     }
@@ -1030,13 +836,13 @@ mod tests {
     #[test]
     fn server_typing_wire() {
         server_wire(
-            ServerMsg::Typing {
+            ServerMsg::Typing(crate::server::Typing {
                 room: room("dev"),
                 from: ConnId::new("q8Zr2vLk0aYbXw1c"),
                 name: Some(name("Ana")),
                 user: None,
                 text: "hol".into(),
-            },
+            }),
             r#"{"type":"typing","room":"dev","from":"q8Zr2vLk0aYbXw1c","name":"Ana","text":"hol"}"#,
         );
     }
@@ -1059,7 +865,7 @@ mod tests {
     #[test]
     fn server_presence_and_members_wire() {
         server_wire(
-            ServerMsg::Presence {
+            ServerMsg::Presence(crate::server::Presence {
                 room: room("dev"),
                 online: 1,
                 members: Some(vec![Member {
@@ -1067,33 +873,33 @@ mod tests {
                     name: name("Ana"),
                     user: None,
                 }]),
-            },
+            }),
             r#"{"type":"presence","room":"dev","online":1,"members":[{"id":"q8Zr2vLk0aYbXw1c","name":"Ana"}]}"#,
         );
         server_wire(
-            ServerMsg::Presence {
+            ServerMsg::Presence(crate::server::Presence {
                 room: room("big"),
                 online: 4000,
                 members: None,
-            },
+            }),
             r#"{"type":"presence","room":"big","online":4000}"#,
         );
         server_wire(
-            ServerMsg::Members {
+            ServerMsg::Members(crate::server::Members {
                 room: room("big"),
                 members: vec![],
                 offset: None,
                 has_more: false,
-            },
+            }),
             r#"{"type":"members","room":"big","members":[]}"#,
         );
         server_wire(
-            ServerMsg::Members {
+            ServerMsg::Members(crate::server::Members {
                 room: room("big"),
                 members: vec![],
                 offset: Some(500),
                 has_more: true,
-            },
+            }),
             r#"{"type":"members","room":"big","members":[],"offset":500,"has_more":true}"#,
         );
     }
@@ -1101,7 +907,7 @@ mod tests {
     #[test]
     fn server_name_set_wire() {
         server_wire(
-            ServerMsg::NameSet { name: name("Ana") },
+            ServerMsg::NameSet(crate::server::NameSet { name: name("Ana") }),
             r#"{"type":"name_set","name":"Ana"}"#,
         );
     }
@@ -1113,12 +919,12 @@ mod tests {
             r#"{"type":"error","code":"empty","message":"a line cannot be blank"}"#,
         );
         server_wire(
-            ServerMsg::Error {
+            ServerMsg::Error(crate::server::Error {
                 code: ErrorCode::NotJoined,
                 message: "join the room first".into(),
                 room: Some(room("dev")),
                 nonce: Some("n-9".into()),
-            },
+            }),
             r#"{"type":"error","code":"not_joined","message":"join the room first","room":"dev","nonce":"n-9"}"#,
         );
     }
@@ -1189,31 +995,31 @@ mod tests {
     #[test]
     fn server_exercise_messages_wire() {
         server_wire(
-            ServerMsg::Echo {
+            ServerMsg::Echo(crate::server::Echo {
                 text: "hola".into(),
-            },
+            }),
             r#"{"type":"echo","text":"hola"}"#,
         );
         server_wire(
-            ServerMsg::Binary {
+            ServerMsg::Binary(crate::server::Binary {
                 size: 256,
                 checksum: 3_735_928_559,
-            },
+            }),
             r#"{"type":"binary","size":256,"checksum":3735928559}"#,
         );
         server_wire(
-            ServerMsg::Ticker {
+            ServerMsg::Ticker(crate::server::Ticker {
                 ticker: 1,
                 every_ms: 500,
-            },
+            }),
             r#"{"type":"ticker","ticker":1,"every_ms":500}"#,
         );
         server_wire(
-            ServerMsg::TickerStopped { ticker: 1 },
+            ServerMsg::TickerStopped(crate::server::TickerStopped { ticker: 1 }),
             r#"{"type":"ticker_stopped","ticker":1}"#,
         );
         server_wire(
-            ServerMsg::Random { ticker: 1, n: 42 },
+            ServerMsg::Random(crate::server::Random { ticker: 1, n: 42 }),
             r#"{"type":"random","ticker":1,"n":42}"#,
         );
     }
@@ -1222,39 +1028,39 @@ mod tests {
     fn server_product_messages_wire() {
         let product = r#"{"id":7,"title":"Mate","description":"Calabaza","code":"MATE-01","price":12.5,"stock":3}"#;
         server_wire(
-            ServerMsg::Products {
+            ServerMsg::Products(crate::server::Products {
                 products: vec![sample_product()],
                 after: None,
                 has_more: false,
-            },
+            }),
             &format!(r#"{{"type":"products","products":[{product}]}}"#),
         );
         server_wire(
-            ServerMsg::Products {
+            ServerMsg::Products(crate::server::Products {
                 products: vec![sample_product()],
                 after: Some(6),
                 has_more: true,
-            },
+            }),
             &format!(r#"{{"type":"products","products":[{product}],"after":6,"has_more":true}}"#),
         );
         server_wire(
-            ServerMsg::ProductAdded {
+            ServerMsg::ProductAdded(crate::server::ProductAdded {
                 product: sample_product(),
-            },
+            }),
             &format!(r#"{{"type":"product_added","product":{product}}}"#),
         );
         server_wire(
-            ServerMsg::ProductRemoved { id: 7 },
+            ServerMsg::ProductRemoved(crate::server::ProductRemoved { id: 7 }),
             r#"{"type":"product_removed","id":7}"#,
         );
         server_wire(
-            ServerMsg::ProductRefused {
+            ServerMsg::ProductRefused(crate::server::ProductRefused {
                 code: "MATE-01".into(),
                 errors: vec![crate::FieldError::new(
                     crate::ProductField::Code,
                     crate::Problem::Taken,
                 )],
-            },
+            }),
             r#"{"type":"product_refused","code":"MATE-01","errors":[{"field":"code","problem":"taken","message":"another product already has this code"}]}"#,
         );
     }
@@ -1265,7 +1071,7 @@ mod tests {
             r#"{"type":"welcome","id":"abc","history":[],"online":1,"protocol":2,"greeting":"Hola cliente WS!"}"#,
         )
         .expect("decodes");
-        let ServerMsg::Welcome { greeting, .. } = msg else {
+        let ServerMsg::Welcome(crate::server::Welcome { greeting, .. }) = msg else {
             panic!("a welcome");
         };
         assert_eq!(greeting.as_deref(), Some(crate::exercises::GREETING));
@@ -1288,11 +1094,11 @@ mod tests {
         let msg = decode_server(r#"{"type":"presence","online":1,"region":"eu"}"#);
         assert_eq!(
             msg,
-            Ok(ServerMsg::Presence {
+            Ok(ServerMsg::Presence(crate::server::Presence {
                 room: RoomName::general(),
                 online: 1,
                 members: None
-            })
+            }))
         );
         let msg = decode_server(r#"{"type":"error","code":"brand_new","message":"m"}"#);
         assert_eq!(msg, Ok(ServerMsg::error(ErrorCode::Other, "m")));

@@ -700,7 +700,7 @@ mod tests {
             } else {
                 (self.log[first..].to_vec(), false)
             };
-            let welcome = ServerMsg::Welcome {
+            let welcome = ServerMsg::Welcome(crate::server::Welcome {
                 id: ConnId::new(id.clone()),
                 history: Vec::new(),
                 online: 2,
@@ -712,8 +712,8 @@ mod tests {
                 limits: Some(LIMITS),
                 greeting: None,
                 user: None,
-            };
-            let joined = ServerMsg::Joined {
+            });
+            let joined = ServerMsg::Joined(crate::server::Joined {
                 room: RoomName::general(),
                 lines,
                 has_more: first > 0,
@@ -723,7 +723,7 @@ mod tests {
                 typing: Vec::new(),
                 typing_more: false,
                 private: false,
-            };
+            });
             (id, [welcome, joined])
         }
 
@@ -811,30 +811,30 @@ mod tests {
             };
             let now = self.now_ms;
             match msg {
-                ServerMsg::Welcome {
+                ServerMsg::Welcome(crate::server::Welcome {
                     id, resume, limits, ..
-                } => {
+                }) => {
                     let frames = self.session.on_welcome_at(id, resume, limits, now);
                     self.client_sends(frames);
                 }
-                ServerMsg::Joined {
+                ServerMsg::Joined(crate::server::Joined {
                     room,
                     lines,
                     resumed,
                     ..
-                } => self
+                }) => self
                     .session
                     .on_joined(room, lines, resumed)
                     .apply_to(&mut self.shown),
                 ServerMsg::Message(line) => self.shown.extend(self.session.on_line(line)),
-                ServerMsg::Ack { nonce, .. } => {
+                ServerMsg::Ack(crate::server::Ack { nonce, .. }) => {
                     self.session.on_ack(&nonce);
                 }
-                ServerMsg::Error {
+                ServerMsg::Error(crate::server::Error {
                     code,
                     nonce: Some(nonce),
                     ..
-                } => {
+                }) => {
                     self.session.on_refused(&nonce, code, now);
                 }
                 other => panic!("the model sends no {other:?}"),
@@ -854,30 +854,31 @@ mod tests {
             let server = &mut self.server;
             let room = RoomName::general();
             if server.busy {
-                link.to_client.push_back(ServerMsg::Error {
-                    code: ErrorCode::Unavailable,
-                    message: "busy".into(),
-                    room: Some(room),
-                    nonce: Some(nonce),
-                });
+                link.to_client
+                    .push_back(ServerMsg::Error(crate::server::Error {
+                        code: ErrorCode::Unavailable,
+                        message: "busy".into(),
+                        room: Some(room),
+                        nonce: Some(nonce),
+                    }));
                 return;
             }
             let key = (link.id.clone(), nonce.clone());
             if let Some(seq) = server.accepted.get(&key) {
-                link.to_client.push_back(ServerMsg::Ack {
+                link.to_client.push_back(ServerMsg::Ack(crate::server::Ack {
                     room,
                     nonce,
                     seq: *seq,
-                });
+                }));
                 return;
             }
             let line = server.append(&link.id, text, Some(nonce.clone()));
             server.accepted.insert(key, line.seq);
-            link.to_client.push_back(ServerMsg::Ack {
+            link.to_client.push_back(ServerMsg::Ack(crate::server::Ack {
                 room,
                 nonce,
                 seq: line.seq,
-            });
+            }));
             link.to_client.push_back(ServerMsg::Message(line));
         }
 

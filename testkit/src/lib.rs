@@ -108,7 +108,9 @@ pub async fn talk_until_online(sender: &mut Client, online: u32, within: Duratio
         while echoes < 50 {
             match sender.recv().await {
                 ServerMsg::Message(_) => echoes += 1,
-                ServerMsg::Presence { online: n, .. } => now_online = Some(n),
+                ServerMsg::Presence(shared::server::Presence { online: n, .. }) => {
+                    now_online = Some(n)
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -437,7 +439,7 @@ impl TryFrom<ServerMsg> for Joined {
     /// A `joined`'s fields; any other message back.
     fn try_from(msg: ServerMsg) -> Result<Self, ServerMsg> {
         match msg {
-            ServerMsg::Joined {
+            ServerMsg::Joined(shared::server::Joined {
                 room,
                 lines,
                 has_more,
@@ -447,7 +449,7 @@ impl TryFrom<ServerMsg> for Joined {
                 typing,
                 typing_more,
                 private,
-            } => Ok(Joined {
+            }) => Ok(Joined {
                 room,
                 lines,
                 has_more,
@@ -642,7 +644,7 @@ impl Client {
             user: None,
         };
         match decode_server(welcome).expect("server frames decode") {
-            ServerMsg::Welcome {
+            ServerMsg::Welcome(shared::server::Welcome {
                 id,
                 history,
                 online,
@@ -654,7 +656,7 @@ impl Client {
                 limits,
                 greeting,
                 user,
-            } => {
+            }) => {
                 client.user = user;
                 client.greeting = greeting;
                 client.id = id;
@@ -764,7 +766,7 @@ impl Client {
         loop {
             match pick(self.recv().await) {
                 Picked::Found(found) => return found,
-                Picked::Other(ServerMsg::Typing { .. } | ServerMsg::Presence { .. }) => {}
+                Picked::Other(ServerMsg::Typing(_) | ServerMsg::Presence(_)) => {}
                 Picked::Other(other) => panic!("expected {what}, got {other:?}"),
             }
         }
@@ -782,7 +784,7 @@ impl Client {
     /// The next ack's nonce and seq, skipping typing and presence frames.
     pub async fn recv_ack(&mut self) -> (String, u64) {
         self.recv_skipping_live("an ack", |msg| match msg {
-            ServerMsg::Ack { nonce, seq, .. } => Picked::Found((nonce, seq.0)),
+            ServerMsg::Ack(shared::server::Ack { nonce, seq, .. }) => Picked::Found((nonce, seq.0)),
             other => Picked::Other(other),
         })
         .await
@@ -792,11 +794,13 @@ impl Client {
     pub async fn recv_ack_of(&mut self, nonce: &str) -> u64 {
         loop {
             match self.recv().await {
-                ServerMsg::Ack { nonce: n, seq, .. } if n == nonce => return seq.0,
-                ServerMsg::Ack { .. }
+                ServerMsg::Ack(shared::server::Ack { nonce: n, seq, .. }) if n == nonce => {
+                    return seq.0;
+                }
+                ServerMsg::Ack(_)
                 | ServerMsg::Message(_)
-                | ServerMsg::Typing { .. }
-                | ServerMsg::Presence { .. } => {}
+                | ServerMsg::Typing(_)
+                | ServerMsg::Presence(_) => {}
                 other => panic!("expected the ack of {nonce}, got {other:?}"),
             }
         }
@@ -815,13 +819,13 @@ impl Client {
     pub async fn recv_typing(&mut self) -> TypingSeen {
         loop {
             match self.recv().await {
-                ServerMsg::Typing {
+                ServerMsg::Typing(shared::server::Typing {
                     room,
                     from,
                     name,
                     text,
                     ..
-                } => {
+                }) => {
                     return TypingSeen {
                         room,
                         from,
@@ -829,7 +833,7 @@ impl Client {
                         text,
                     };
                 }
-                ServerMsg::Presence { .. } => {}
+                ServerMsg::Presence(_) => {}
                 other => panic!("expected typing, got {other:?}"),
             }
         }
@@ -839,18 +843,18 @@ impl Client {
     pub async fn recv_presence(&mut self) -> PresenceSeen {
         loop {
             match self.recv().await {
-                ServerMsg::Presence {
+                ServerMsg::Presence(shared::server::Presence {
                     room,
                     online,
                     members,
-                } => {
+                }) => {
                     return PresenceSeen {
                         room,
                         online,
                         members,
                     };
                 }
-                ServerMsg::Typing { .. } => {}
+                ServerMsg::Typing(_) => {}
                 other => panic!("expected presence, got {other:?}"),
             }
         }
@@ -869,12 +873,12 @@ impl Client {
     /// The next frame (typing and presence skipped) must be an error; returns it.
     pub async fn recv_error(&mut self) -> ErrorSeen {
         self.recv_skipping_live("an error", |msg| match msg {
-            ServerMsg::Error {
+            ServerMsg::Error(shared::server::Error {
                 code,
                 message,
                 room,
                 nonce,
-            } => Picked::Found(ErrorSeen {
+            }) => Picked::Found(ErrorSeen {
                 code,
                 message,
                 room,
@@ -895,7 +899,7 @@ impl Client {
     /// The next frame must be an error; returns its code.
     pub async fn recv_error_code(&mut self) -> ErrorCode {
         match self.recv().await {
-            ServerMsg::Error { code, .. } => code,
+            ServerMsg::Error(shared::server::Error { code, .. }) => code,
             other => panic!("expected an error, got {other:?}"),
         }
     }
@@ -906,7 +910,7 @@ impl Client {
         let (mut ws, first) = Self::say_hello(url, hello).await;
         let code = match first {
             Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
-                Ok(ServerMsg::Error { code, .. }) => code,
+                Ok(ServerMsg::Error(shared::server::Error { code, .. })) => code,
                 other => panic!("expected an error, got {other:?}"),
             },
             other => panic!("expected an error frame, got {other:?}"),
@@ -1067,19 +1071,19 @@ impl SessionClient {
             }
         };
         match msg {
-            ServerMsg::Welcome {
+            ServerMsg::Welcome(shared::server::Welcome {
                 id, resume, limits, ..
-            } => {
+            }) => {
                 for frame in self.session.on_welcome_at(id, resume, limits, now_ms()) {
                     self.send_frame(&frame).await;
                 }
             }
-            ServerMsg::Joined {
+            ServerMsg::Joined(shared::server::Joined {
                 room,
                 lines,
                 resumed,
                 ..
-            } => {
+            }) => {
                 let shown = self.session.on_joined(room.clone(), lines, resumed);
                 shown.apply_to(self.shown.entry(room).or_default());
             }
@@ -1088,16 +1092,16 @@ impl SessionClient {
                     self.shown.entry(line.room.clone()).or_default().push(line);
                 }
             }
-            ServerMsg::Ack { nonce, seq, .. } => {
+            ServerMsg::Ack(shared::server::Ack { nonce, seq, .. }) => {
                 self.session.on_ack(&nonce);
                 self.acked.insert(nonce, seq.0);
             }
-            ServerMsg::Error {
+            ServerMsg::Error(shared::server::Error {
                 code,
                 message,
                 nonce,
                 ..
-            } => {
+            }) => {
                 // Lines the server will take later are retried by the session; anything
                 // else is a test failure.
                 let retried = nonce.is_some_and(|n| {
@@ -1108,23 +1112,23 @@ impl SessionClient {
                 });
                 assert!(retried, "refused: {code}: {message}");
             }
-            ServerMsg::Typing { .. }
-            | ServerMsg::Presence { .. }
-            | ServerMsg::Echo { .. }
-            | ServerMsg::Binary { .. }
-            | ServerMsg::Ticker { .. }
-            | ServerMsg::TickerStopped { .. }
-            | ServerMsg::Random { .. }
-            | ServerMsg::Products { .. }
-            | ServerMsg::ProductAdded { .. }
-            | ServerMsg::ProductRemoved { .. }
-            | ServerMsg::ProductRefused { .. }
-            | ServerMsg::Older { .. }
-            | ServerMsg::Left { .. }
-            | ServerMsg::Members { .. }
-            | ServerMsg::NameSet { .. }
-            | ServerMsg::TokenExpiring { .. }
-            | ServerMsg::TokenRefreshed { .. }
+            ServerMsg::Typing(_)
+            | ServerMsg::Presence(_)
+            | ServerMsg::Echo(_)
+            | ServerMsg::Binary(_)
+            | ServerMsg::Ticker(_)
+            | ServerMsg::TickerStopped(_)
+            | ServerMsg::Random(_)
+            | ServerMsg::Products(_)
+            | ServerMsg::ProductAdded(_)
+            | ServerMsg::ProductRemoved(_)
+            | ServerMsg::ProductRefused(_)
+            | ServerMsg::Older(_)
+            | ServerMsg::Left(_)
+            | ServerMsg::Members(_)
+            | ServerMsg::NameSet(_)
+            | ServerMsg::TokenExpiring(_)
+            | ServerMsg::TokenRefreshed(_)
             | ServerMsg::Pong => {}
         }
     }

@@ -147,12 +147,12 @@ impl Arrival {
 /// Queues the `error` frame of a refusal, counted.
 fn send_error(metrics: &Metrics, outbox: &Outbox, refused: Refused) {
     metrics.error(refused.code.as_str());
-    outbox.push(Frame::encode(&ServerMsg::Error {
+    outbox.push(Frame::encode(&ServerMsg::Error(shared::server::Error {
         code: refused.code,
         message: refused.message,
         room: refused.room,
         nonce: refused.nonce,
-    }));
+    })));
 }
 
 /// One connection: who it is, the rooms it is in, its outbox, and its rate limits. Dropping

@@ -182,9 +182,9 @@ impl Connection {
             conn.rooms.remove(&room.name);
             conn.held_typing.remove(&room.key);
             conn.hub.leave(&room, conn.key);
-            Frame::encode(&ServerMsg::Left {
+            Frame::encode(&ServerMsg::Left(shared::server::Left {
                 room: room.name.clone(),
-            })
+            }))
         })
     }
 
@@ -306,7 +306,7 @@ impl Connection {
         for room in self.rooms.values() {
             room.rename(self.key, &name);
         }
-        Frame::encode(&ServerMsg::NameSet { name })
+        Frame::encode(&ServerMsg::NameSet(shared::server::NameSet { name }))
     }
 
     /// When the next held-back typing update may go out, if there is one (the clock is

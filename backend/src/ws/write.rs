@@ -277,7 +277,11 @@ mod tests {
         let long = "c".repeat(65_536);
         let mut frames: Vec<Frame> = [&short, &medium, &long, &String::new()]
             .into_iter()
-            .map(|text| Frame::encode(&shared::ServerMsg::Echo { text: text.clone() }))
+            .map(|text| {
+                Frame::encode(&shared::ServerMsg::Echo(shared::server::Echo {
+                    text: text.clone(),
+                }))
+            })
             .collect();
         frames.push(Frame::binary(vec![7u8; 70_000]));
         frames.push(Frame::spliced(
@@ -306,7 +310,11 @@ mod tests {
     async fn a_small_batch_reads_back_whole_and_in_order() {
         let frames: Vec<Frame> = ["a", "", "ü ok"]
             .into_iter()
-            .map(|text| Frame::encode(&shared::ServerMsg::Echo { text: text.into() }))
+            .map(|text| {
+                Frame::encode(&shared::ServerMsg::Echo(shared::server::Echo {
+                    text: text.into(),
+                }))
+            })
             .chain([Frame::binary(vec![1u8, 2, 3])])
             .collect();
         let read = read_back(&frames).await;

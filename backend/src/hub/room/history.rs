@@ -267,17 +267,17 @@ mod tests {
         let lines = vec![quoted(1, "hola \"quoted\" ,]}"), quoted(2, "adiós")];
         let kept: Vec<KeptLine> = lines.iter().cloned().map(keep).collect();
         let refs: Vec<&KeptLine> = kept.iter().collect();
-        let shell = ServerMsg::Older {
+        let shell = ServerMsg::Older(shared::server::Older {
             room: RoomName::general(),
             lines: Vec::new(),
             has_more: true,
-        };
+        });
         let spliced = splice_lines(&shell, "lines", &refs).into_bytes();
-        let whole = ServerMsg::Older {
+        let whole = ServerMsg::Older(shared::server::Older {
             room: RoomName::general(),
             lines: lines.clone(),
             has_more: true,
-        };
+        });
         assert_eq!(spliced.as_str(), encode(&whole));
         assert_eq!(decode_server(spliced.as_str()), Ok(whole));
         let empty = splice_lines(&shell, "lines", &[]).into_bytes();

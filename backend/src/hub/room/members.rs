@@ -170,7 +170,7 @@ impl Room {
         match greeting {
             Greeting::Joined { private } => {
                 let online = count(state.online(self.config.presence_list_max));
-                let shell = ServerMsg::Joined {
+                let shell = ServerMsg::Joined(shared::server::Joined {
                     room: self.name.clone(),
                     lines: Vec::new(),
                     has_more,
@@ -180,15 +180,15 @@ impl Room {
                     typing,
                     typing_more,
                     private,
-                };
+                });
                 splice_lines(&shell, "lines", &lines)
             }
             Greeting::Welcome(mut welcome) => {
-                if let ServerMsg::Welcome {
+                if let ServerMsg::Welcome(shared::server::Welcome {
                     has_more: more,
                     online,
                     ..
-                } = welcome.as_mut()
+                }) = welcome.as_mut()
                 {
                     *more = has_more;
                     *online = count(state.online(self.config.presence_list_max));
@@ -275,12 +275,12 @@ impl Room {
             page.push(member.clone());
         }
         let has_more = from + page.len() < all.len();
-        Frame::encode(&ServerMsg::Members {
+        Frame::encode(&ServerMsg::Members(shared::server::Members {
             room: self.name.clone(),
             members: page,
             offset: (offset > 0).then_some(offset),
             has_more,
-        })
+        }))
     }
 }
 

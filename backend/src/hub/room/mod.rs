@@ -221,11 +221,11 @@ impl Room {
     pub(crate) fn publish(self: &Arc<Self>, lines: Vec<ChatLine>, repeats: Vec<RepeatedAck>) {
         let mut state = self.lock();
         for repeat in repeats {
-            let ack = Frame::encode(&ServerMsg::Ack {
+            let ack = Frame::encode(&ServerMsg::Ack(shared::server::Ack {
                 room: self.name.clone(),
                 nonce: repeat.nonce,
                 seq: repeat.seq,
-            });
+            }));
             state.push_to(&repeat.from, &ack);
         }
         // In order (always, alone): straight out. Ahead of a gap: held in `early`.
@@ -250,11 +250,11 @@ impl Room {
             .inc_by(gauge(kept_after) - gauge(state.history.len()));
         for line in ready {
             if let Some(nonce) = &line.nonce {
-                let ack = Frame::encode(&ServerMsg::Ack {
+                let ack = Frame::encode(&ServerMsg::Ack(shared::server::Ack {
                     room: self.name.clone(),
                     nonce: nonce.clone(),
                     seq: line.seq,
-                });
+                }));
                 state.push_to(&line.from, &ack);
             }
             let message = state.history.push(line);
@@ -272,12 +272,12 @@ impl Room {
 
     /// Tells the sender of a line that it was not stored.
     pub(crate) fn refuse(&self, from: &ConnId, nonce: Option<String>, code: ErrorCode, why: &str) {
-        let error = Frame::encode(&ServerMsg::Error {
+        let error = Frame::encode(&ServerMsg::Error(shared::server::Error {
             code,
             message: why.to_owned(),
             room: Some(self.name.clone()),
             nonce,
-        });
+        }));
         self.lock().push_to(from, &error);
     }
 
@@ -286,11 +286,11 @@ impl Room {
     pub(crate) fn older(&self, before: Seq, limit: usize, max_bytes: usize) -> Frame {
         let state = self.lock();
         let (lines, has_more) = state.history.older(before, limit, max_bytes);
-        let shell = ServerMsg::Older {
+        let shell = ServerMsg::Older(shared::server::Older {
             room: self.name.clone(),
             lines: Vec::new(),
             has_more,
-        };
+        });
         splice_lines(&shell, "lines", &lines)
     }
 
@@ -430,7 +430,9 @@ mod tests {
         assert!(room.synced(), "someone waited");
         let greeting = outbox.take().expect("greeted").frames;
         match decode_server(greeting[0].clone().into_bytes().as_str()) {
-            Ok(ServerMsg::Joined { lines, .. }) => assert_eq!(lines.len(), 1),
+            Ok(ServerMsg::Joined(shared::server::Joined { lines, .. })) => {
+                assert_eq!(lines.len(), 1)
+            }
             other => panic!("expected joined, got {other:?}"),
         }
         // Line 3 overtakes line 2: it waits, and the link is asked to fill after 1.
@@ -481,7 +483,7 @@ mod tests {
             .into_iter()
             .filter_map(|f| match decode_server(f.into_bytes().as_str()) {
                 Ok(ServerMsg::Message(line)) => Some(format!("line {}", line.seq.0)),
-                Ok(ServerMsg::Joined { lines, resumed, .. }) => {
+                Ok(ServerMsg::Joined(shared::server::Joined { lines, resumed, .. })) => {
                     Some(format!("joined resumed={resumed} lines={}", lines.len()))
                 }
                 _ => None,

@@ -81,11 +81,11 @@ impl Room {
                 link.presence(self, count(state.someones.len()), members);
             }
         }
-        let frame = Frame::encode(&ServerMsg::Presence {
+        let frame = Frame::encode(&ServerMsg::Presence(shared::server::Presence {
             room: self.name.clone(),
             online: count(state.online(self.config.presence_list_max)),
             members: state.member_list(self.config.presence_list_max),
-        });
+        }));
         let slot = Slot::Presence { room: self.key };
         for (key, m) in &state.members {
             if Some(*key) != except {
@@ -131,13 +131,13 @@ impl Room {
         typist: Typist,
         tell_link: bool,
     ) {
-        let frame = Frame::encode(&ServerMsg::Typing {
+        let frame = Frame::encode(&ServerMsg::Typing(shared::server::Typing {
             room: self.name.clone(),
             from: typist.from.clone(),
             name: Some(typist.name.clone()),
             user: typist.user.clone(),
             text: typist.text.clone(),
-        });
+        }));
         let change = Change {
             slot,
             frame,

@@ -84,7 +84,10 @@ async fn run_ticker(outbox: Arc<Outbox>, ticker: u32, every: Duration, counted: 
     loop {
         interval.tick().await;
         let n = random_number();
-        if !outbox.push(Frame::encode(&ServerMsg::Random { ticker, n })) {
+        if !outbox.push(Frame::encode(&ServerMsg::Random(shared::server::Random {
+            ticker,
+            n,
+        }))) {
             return; // The connection is closing (or stopped reading).
         }
     }
@@ -113,7 +116,9 @@ impl Connection {
         if let Err(refused) = self.check_length(&text) {
             return self.refuse(now, refused);
         }
-        self.answer(now, |_| Frame::encode(&ServerMsg::Echo { text }))
+        self.answer(now, |_| {
+            Frame::encode(&ServerMsg::Echo(shared::server::Echo { text }))
+        })
     }
 
     /// `tic`: logged with the sender's id; never answered.
@@ -145,7 +150,10 @@ impl Connection {
             // Announce and frame back to back: the frame is the next one after its
             // announcement, whatever else is being sent to this client.
             conn.outbox.push_all([
-                Frame::encode(&ServerMsg::Binary { size, checksum }),
+                Frame::encode(&ServerMsg::Binary(shared::server::Binary {
+                    size,
+                    checksum,
+                })),
                 Frame::binary(bytes),
             ]);
         })
@@ -184,7 +192,10 @@ impl Connection {
                     task: task.abort_handle(),
                 },
             );
-            Frame::encode(&ServerMsg::Ticker { ticker, every_ms })
+            Frame::encode(&ServerMsg::Ticker(shared::server::Ticker {
+                ticker,
+                every_ms,
+            }))
         })
     }
 
@@ -201,7 +212,9 @@ impl Connection {
         }
         self.answer(now, |conn| {
             conn.tickers.remove(&ticker);
-            Frame::encode(&ServerMsg::TickerStopped { ticker })
+            Frame::encode(&ServerMsg::TickerStopped(shared::server::TickerStopped {
+                ticker,
+            }))
         })
     }
 
@@ -235,7 +248,9 @@ impl Connection {
             Ok(added) => {
                 // A watcher already got it with everyone else.
                 if !catalog.is_watching(key) {
-                    outbox.push(Frame::encode(&ServerMsg::ProductAdded { product: added }));
+                    outbox.push(Frame::encode(&ServerMsg::ProductAdded(
+                        shared::server::ProductAdded { product: added },
+                    )));
                 }
             }
             Err(AddRefused::Store(err)) => {
@@ -254,10 +269,12 @@ impl Connection {
                 )));
             }
             Err(refused) => {
-                outbox.push(Frame::encode(&ServerMsg::ProductRefused {
-                    code: product.code,
-                    errors: refused.errors(),
-                }));
+                outbox.push(Frame::encode(&ServerMsg::ProductRefused(
+                    shared::server::ProductRefused {
+                        code: product.code,
+                        errors: refused.errors(),
+                    },
+                )));
             }
         });
         Flow::Continue
@@ -277,7 +294,9 @@ impl Connection {
             let (code, message) = match catalog.remove(id) {
                 Ok(true) => {
                     if !catalog.is_watching(key) {
-                        outbox.push(Frame::encode(&ServerMsg::ProductRemoved { id }));
+                        outbox.push(Frame::encode(&ServerMsg::ProductRemoved(
+                            shared::server::ProductRemoved { id },
+                        )));
                     }
                     return;
                 }

@@ -145,8 +145,9 @@ impl Connection {
                 let user = self.sign_in.user.as_ref();
                 let exp_ms = user.map_or(0, |u| u.exp.saturating_mul(1000));
                 let in_ms = exp_ms.saturating_sub(now);
-                self.outbox
-                    .push(Frame::encode(&ServerMsg::TokenExpiring { in_ms }));
+                self.outbox.push(Frame::encode(&ServerMsg::TokenExpiring(
+                    shared::server::TokenExpiring { in_ms },
+                )));
                 self.sign_in.arm(TokenDue::Expired);
                 Flow::Continue
             }
@@ -180,8 +181,9 @@ impl Connection {
                 {
                     self.sign_in.arm(TokenDue::Expired);
                 }
-                self.outbox
-                    .push(Frame::encode(&ServerMsg::TokenRefreshed { exp }));
+                self.outbox.push(Frame::encode(&ServerMsg::TokenRefreshed(
+                    shared::server::TokenRefreshed { exp },
+                )));
                 Flow::Continue
             }
             Ok(_) => {

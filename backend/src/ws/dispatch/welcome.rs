@@ -152,7 +152,7 @@ impl Arrival {
             .hub
             .room(&RoomName::general())
             .map_or(0, |general| general.online());
-        ServerMsg::Welcome {
+        ServerMsg::Welcome(shared::server::Welcome {
             id: opened.session.id.clone(),
             history: Vec::new(),
             online: u32::try_from(online).unwrap_or(u32::MAX),
@@ -164,7 +164,7 @@ impl Arrival {
             limits: Some(self.app.limits.for_clients()),
             greeting: Some(shared::exercises::GREETING.to_owned()),
             user: self.sign_in.user.as_ref().map(|u| u.info()),
-        }
+        })
     }
 
     /// Hands session changes to the committer and waits until they are on disk.
