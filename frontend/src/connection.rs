@@ -155,7 +155,14 @@ impl RouteError {
     }
 }
 
-/// The page's connection to the server. `Copy`: components get it as a prop.
+/// The page's connection, as the app provides it in the context: components reach it with
+/// this instead of being handed it as a prop. Panics outside the app (or a test that did
+/// not `provide_context` one): a component without a connection is a bug.
+pub fn use_connection() -> Connection {
+    expect_context::<Connection>()
+}
+
+/// The page's connection to the server. `Copy`, and in the context of every component.
 #[derive(Clone, Copy)]
 pub struct Connection {
     /// What the page shows; updated by every message received.
@@ -195,10 +202,56 @@ impl Connection {
         }
     }
 
-    /// Sends an exercise's frame (echo, tic, binary, ticker, products) if connected;
-    /// returns whether it went out.
-    pub fn send_msg(&self, msg: &ClientMsg) -> bool {
-        self.send_frame(msg)
+    /// The exercises' intents: each sends its frame if connected and says whether it went
+    /// out (what must survive a reconnect is asked again by `Exercises::resubscribe`).
+    /// `tic` n: a named event the server logs.
+    pub fn tic(&self, n: u64) -> bool {
+        self.send_frame(&ClientMsg::Tic { n })
+    }
+
+    /// `echo`: the server sends the text back.
+    pub fn echo(&self, text: String) -> bool {
+        self.send_frame(&ClientMsg::Echo { text })
+    }
+
+    /// `binary`: the server answers with a binary frame of `size` bytes.
+    pub fn binary(&self, size: u32) -> bool {
+        self.send_frame(&ClientMsg::Binary { size })
+    }
+
+    /// Starts (or changes) the page's random ticker.
+    pub fn start_ticker(&self, every_ms: u32) -> bool {
+        self.send_frame(&ClientMsg::StartTicker {
+            ticker: crate::exercises::PAGE_TICKER,
+            every_ms,
+        })
+    }
+
+    /// Stops the page's random ticker.
+    pub fn stop_ticker(&self) -> bool {
+        self.send_frame(&ClientMsg::StopTicker {
+            ticker: crate::exercises::PAGE_TICKER,
+        })
+    }
+
+    /// Watches the product list (its pages, then every change).
+    pub fn watch_products(&self) -> bool {
+        self.send_frame(&ClientMsg::WatchProducts)
+    }
+
+    /// Stops watching the product list.
+    pub fn unwatch_products(&self) -> bool {
+        self.send_frame(&ClientMsg::UnwatchProducts)
+    }
+
+    /// Creates a product (answered by `product_added` or `product_refused`).
+    pub fn add_product(&self, product: shared::NewProduct) -> bool {
+        self.send_frame(&ClientMsg::AddProduct { product })
+    }
+
+    /// Deletes a product.
+    pub fn delete_product(&self, id: shared::ProductId) -> bool {
+        self.send_frame(&ClientMsg::DeleteProduct { id })
     }
 
     /// The server refused a frame: a line (by nonce), a room (a join), or something else.

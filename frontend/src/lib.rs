@@ -44,7 +44,7 @@ use leptos_router::{
 
 pub use connection::{
     AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, GoTo, LiveText, Notice,
-    RoomState, RouteError, SendError, SignInNotice, room_path,
+    RoomState, RouteError, SendError, SignInNotice, room_path, use_connection,
 };
 
 use components::{
@@ -64,9 +64,11 @@ pub fn App() -> impl IntoView {
     conn.connect();
     // The socket and its timers belong to the page: gone with it.
     on_cleanup(move || conn.disconnect());
+    // Every component reaches the connection through the context (`use_connection`).
+    provide_context(conn);
     view! {
         <Router>
-            <Shell conn=conn />
+            <Shell />
         </Router>
     }
 }
@@ -81,7 +83,8 @@ fn total_unread(state: ChatState) -> u32 {
 /// The page's frame: header (name, status, language), the rooms panel, and the room the URL
 /// names.
 #[component]
-fn Shell(conn: Connection) -> impl IntoView {
+fn Shell() -> impl IntoView {
+    let conn = use_connection();
     let state = conn.state;
     let i18n = use_i18n();
     // On a phone-sized screen the panel folds away behind a button; on a desktop the style
@@ -108,15 +111,13 @@ fn Shell(conn: Connection) -> impl IntoView {
     });
     let location = use_location();
     // The chat's pages show the rooms; the exercise pages do not.
-    let is_chat = Memo::new(move |_| location.pathname.with(|p| p == "/" || p.starts_with("/r/")));
+    let is_chat = Memo::new(move |_| location.pathname.with(|p| components::nav::is_chat(p)));
     Effect::new(move |_| {
         let t = i18n.t();
-        let page = location.pathname.with(|p| match p.as_str() {
-            "/echo" => Some(t.echo_title),
-            "/random" => Some(t.random_title),
-            "/products" => Some(t.products_title),
-            "/realtimeproducts" => Some(t.live_products_title),
-            _ => None,
+        let page = location.pathname.with(|p| {
+            components::nav::page_of(p)
+                .and_then(|page| page.title)
+                .map(|title| title(t))
         });
         let title = match page {
             Some(page) => format!("{page} · {}", t.app_name),
@@ -158,26 +159,26 @@ fn Shell(conn: Connection) -> impl IntoView {
                     </Show>
                     <h1>{move || i18n.t().app_name}</h1>
                 </div>
-                <StatusBar conn=conn />
-                <SignIn conn=conn />
+                <StatusBar />
+                <SignIn />
                 <Show when=move || is_chat.get()>
-                    <NameForm conn=conn />
+                    <NameForm />
                 </Show>
             </header>
             <div class="layout" class:wide=move || !is_chat.get()>
                 <Show when=move || is_chat.get()>
                     <nav id="room-panel" class="panel" class:open=move || panel_open.get() aria-label=move || i18n.t().rooms>
-                        <RoomsPanel conn=conn />
+                        <RoomsPanel />
                     </nav>
                 </Show>
                 <main class="chat" class:exercises=move || !is_chat.get()>
                     <Routes fallback=NotFound>
-                        <Route path=path!("/") view=move || view! { <RoomPage conn=conn /> } />
-                        <Route path=path!("/r/:room") view=move || view! { <RoomPage conn=conn /> } />
-                        <Route path=path!("/echo") view=move || view! { <EchoPage conn=conn /> } />
-                        <Route path=path!("/random") view=move || view! { <RandomPage conn=conn /> } />
+                        <Route path=path!("/") view=RoomPage />
+                        <Route path=path!("/r/:room") view=RoomPage />
+                        <Route path=path!("/echo") view=EchoPage />
+                        <Route path=path!("/random") view=RandomPage />
                         <Route path=path!("/products") view=ProductsPage />
-                        <Route path=path!("/realtimeproducts") view=move || view! { <LiveProductsPage conn=conn /> } />
+                        <Route path=path!("/realtimeproducts") view=LiveProductsPage />
                     </Routes>
                 </main>
             </div>

@@ -182,7 +182,10 @@ fn submit(root: &Element, text: &str) {
 async fn history_lines_read_name_arrow_text_with_the_sender_id_on_hover() {
     let root = container();
     let (_, conn) = offline();
-    let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <History /> }
+    });
     tick().await;
     assert!(items(&root).is_empty());
     assert!(text_of(&root, ".empty").contains("No lines yet"));
@@ -266,9 +269,10 @@ async fn each_room_has_its_own_history() {
         "in dev",
     )));
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <RoomHeader conn=conn />
-            <History conn=conn />
+            <RoomHeader />
+            <History />
         }
     });
     tick().await;
@@ -294,7 +298,10 @@ async fn each_room_has_its_own_history() {
 async fn the_room_list_counts_unread_lines_of_rooms_not_in_view_until_shown() {
     let root = container();
     let (state, conn) = in_general_and_dev();
-    let _mounted = mount_to(root.clone(), move || view! { <RoomsPanel conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <RoomsPanel /> }
+    });
     tick().await;
     assert_eq!(texts(&root, "#rooms li .room-name"), ["general", "dev"]);
     assert_eq!(
@@ -467,11 +474,12 @@ async fn names_and_text_holding_markup_render_as_text() {
     }));
     conn.apply(typing("general", "AAAA", bold, evil));
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <StatusBar conn=conn />
-            <Members state=conn.state conn=conn />
+            <StatusBar />
+            <Members state=conn.state />
             <LiveTyping state=conn.state />
-            <History conn=conn />
+            <History />
         }
     });
     tick().await;
@@ -488,9 +496,10 @@ async fn members_show_by_name_with_their_id_on_hover_and_follow_presence() {
     let root = container();
     let (_, conn) = in_general_and_dev();
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <RoomHeader conn=conn />
-            <Members state=conn.state conn=conn />
+            <RoomHeader />
+            <Members state=conn.state />
         }
     });
     conn.apply(ServerMsg::Presence(shared::server::Presence {
@@ -550,7 +559,10 @@ async fn members_show_by_name_with_their_id_on_hover_and_follow_presence() {
 async fn the_status_bar_shows_name_id_and_connection_state() {
     let root = container();
     let (state, conn) = offline();
-    let _mounted = mount_to(root.clone(), move || view! { <StatusBar conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <StatusBar /> }
+    });
     tick().await;
     assert_eq!(text_of(&root, "#conn-state"), "connecting");
     assert!(absent(&root, "#reconnect"));
@@ -598,7 +610,10 @@ async fn a_name_is_checked_before_it_is_sent() {
 async fn the_composer_refuses_a_blank_line_visibly() {
     let root = container();
     let (_, conn) = offline();
-    let _mounted = mount_to(root.clone(), move || view! { <Composer conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <Composer /> }
+    });
     tick().await;
     let input: HtmlInputElement = element(&root, "#composer-input");
     let label = root.query_selector("label[for=composer-input]").expect("q");
@@ -646,9 +661,10 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
         2,
     ));
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <Composer conn=conn />
-            <History conn=conn />
+            <Composer />
+            <History />
         }
     });
     tick().await;
@@ -719,7 +735,10 @@ async fn older_lines_load_above_the_history() {
         typing_more: false,
         private: false,
     }));
-    let _mounted = mount_to(root.clone(), move || view! { <History conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <History /> }
+    });
     tick().await;
     assert!(!absent(&root, "#load-older"));
     conn.apply(ServerMsg::Older(shared::server::Older {
@@ -742,7 +761,10 @@ async fn older_lines_load_above_the_history() {
 async fn the_join_form_refuses_a_bad_name_and_joins_a_good_one() {
     let root = container();
     let (state, conn) = offline();
-    let _mounted = mount_to(root.clone(), move || view! { <RoomsPanel conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <RoomsPanel /> }
+    });
     tick().await;
     assert_eq!(texts(&root, "#rooms li .room-name"), ["general"]);
 
@@ -789,9 +811,10 @@ async fn leaving_the_room_in_view_shows_another_and_asks_the_url_to_follow() {
         "hola",
     )));
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <RoomsPanel conn=conn />
-            <RoomHeader conn=conn />
+            <RoomsPanel />
+            <RoomHeader />
         }
     });
     tick().await;
@@ -828,9 +851,10 @@ async fn a_refused_join_takes_the_room_off_the_list_and_says_why() {
     let (state, conn) = in_general_and_dev();
     conn.show(room("dev"));
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <RoomsPanel conn=conn />
-            <Composer conn=conn />
+            <RoomsPanel />
+            <Composer />
         }
     });
     conn.apply(ServerMsg::Error(shared::server::Error {
@@ -868,7 +892,10 @@ async fn a_url_that_names_no_room_says_why() {
 async fn each_room_keeps_its_own_draft() {
     let root = container();
     let (state, conn) = in_general_and_dev();
-    let _mounted = mount_to(root.clone(), move || view! { <Composer conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <Composer /> }
+    });
     tick().await;
     type_in(&root, "#composer-input", "half a thought");
     conn.show(room("dev"));
@@ -909,10 +936,11 @@ async fn switching_the_language_rewords_the_page_without_a_reload() {
     let i18n = I18n::new(Lang::Es);
     let _mounted = mount_to(root.clone(), move || {
         provide_context(i18n);
+        provide_context(conn);
         view! {
-            <StatusBar conn=conn />
-            <RoomHeader conn=conn />
-            <Composer conn=conn />
+            <StatusBar />
+            <RoomHeader />
+            <Composer />
             <LiveTyping state=conn.state />
         }
     });
@@ -981,9 +1009,10 @@ async fn the_language_switch_marks_applies_and_remembers_the_choice() {
     let (_, conn) = offline();
     let mounted = mount_to(root.clone(), move || {
         provide_i18n();
+        provide_context(conn);
         view! {
             <LangSwitch />
-            <StatusBar conn=conn />
+            <StatusBar />
         }
     });
     tick().await;
@@ -1028,9 +1057,10 @@ async fn the_language_switch_marks_applies_and_remembers_the_choice() {
     let (_, conn) = offline();
     let mounted = mount_to(again.clone(), move || {
         provide_i18n();
+        provide_context(conn);
         view! {
             <LangSwitch />
-            <StatusBar conn=conn />
+            <StatusBar />
         }
     });
     tick().await;
@@ -1097,7 +1127,10 @@ async fn a_binary_frame_shows_its_size_and_a_checksum_checked_against_the_announ
     use shared::exercises::{binary_pattern, checksum};
     let root = container();
     let (_, conn) = offline();
-    let _mounted = mount_to(root.clone(), move || view! { <BinaryFrames conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <BinaryFrames /> }
+    });
     tick().await;
     assert_eq!(texts(&root, "button"), ["Ask for 256 B", "Ask for 64 KiB"]);
     let bytes = binary_pattern(65_536);
@@ -1143,7 +1176,10 @@ async fn a_binary_frame_shows_its_size_and_a_checksum_checked_against_the_announ
 async fn json_echoes_list_in_order_and_tics_start_stopped() {
     let root = container();
     let (_, conn) = offline();
-    let _mounted = mount_to(root.clone(), move || view! { <NamedEvents conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <NamedEvents /> }
+    });
     tick().await;
     assert_eq!(text_of(&root, "#tic-last"), "No tic sent yet.");
     assert_eq!(
@@ -1196,7 +1232,10 @@ async fn the_random_page_shows_the_greeting_each_number_and_the_tickers_state() 
         *greeting = Some("Hola cliente WS!".into());
     }
     conn.apply(greeted);
-    let _mounted = mount_to(root.clone(), move || view! { <RandomPage conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <RandomPage /> }
+    });
     tick().await;
     assert_eq!(
         text_of(&root, "#greeting"),
@@ -1256,7 +1295,8 @@ async fn the_live_product_list_follows_every_change_in_id_order_and_shows_field_
     let i18n = I18n::new(Lang::En);
     let _mounted = mount_to(root.clone(), move || {
         provide_context(i18n);
-        view! { <LiveProductsPage conn=conn /> }
+        provide_context(conn);
+        view! { <LiveProductsPage /> }
     });
     tick().await;
     assert!(
@@ -1453,7 +1493,8 @@ async fn the_sign_in_area_shows_who_is_signed_in_from_the_welcome_or_guest() {
     let i18n = I18n::new(Lang::En);
     let _mounted = mount_to(root.clone(), move || {
         provide_context(i18n);
-        view! { <SignIn conn=conn /> }
+        provide_context(conn);
+        view! { <SignIn /> }
     });
     tick().await;
     assert!(
@@ -1516,9 +1557,10 @@ async fn a_private_room_shows_a_lock_named_private_in_its_header_and_the_room_li
     }
     conn.apply(team);
     let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
         view! {
-            <RoomsPanel conn=conn />
-            <RoomHeader conn=conn />
+            <RoomsPanel />
+            <RoomHeader />
         }
     });
     tick().await;
@@ -1559,7 +1601,8 @@ async fn a_refused_or_expired_sign_in_is_announced_and_the_page_is_a_guest_again
     let i18n = I18n::new(Lang::En);
     let _mounted = mount_to(root.clone(), move || {
         provide_context(i18n);
-        view! { <SignIn conn=conn /> }
+        provide_context(conn);
+        view! { <SignIn /> }
     });
     conn.apply(welcome_user("q8Zr2vLk0aYbXw1c", "alice", Some("Alice")));
     tick().await;
@@ -1629,9 +1672,10 @@ async fn a_forbidden_join_takes_the_room_off_the_list_and_says_it_is_private() {
     let i18n = I18n::new(Lang::En);
     let _mounted = mount_to(root.clone(), move || {
         provide_context(i18n);
+        provide_context(conn);
         view! {
-            <RoomsPanel conn=conn />
-            <Composer conn=conn />
+            <RoomsPanel />
+            <Composer />
         }
     });
     tick().await;
@@ -1666,7 +1710,10 @@ async fn the_dev_login_form_is_labelled_refuses_a_blank_id_and_says_when_the_ser
     let root = container();
     let (state, conn) = offline();
     state.auth.set(Some(auth(AuthMode::Optional, true)));
-    let _mounted = mount_to(root.clone(), move || view! { <SignIn conn=conn /> });
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <SignIn /> }
+    });
     tick().await;
     for (input, label) in [
         ("dev-sub", "User id"),

@@ -4,11 +4,13 @@
 
 use leptos::prelude::*;
 
-use crate::{Connection, Notice, i18n::use_i18n};
+use crate::use_connection;
+use crate::{Notice, i18n::use_i18n};
 
 /// The labelled input box and its Send button. Blank lines are refused with a visible message.
 #[component]
-pub fn Composer(conn: Connection) -> impl IntoView {
+pub fn Composer() -> impl IntoView {
+    let conn = use_connection();
     let state = conn.state;
     let draft = state.draft;
     let notice = state.notice;

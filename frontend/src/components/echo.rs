@@ -10,11 +10,12 @@ use futures_util::{
 };
 use gloo_net::websocket::{Message, futures::WebSocket as Stream};
 use leptos::{prelude::*, task::spawn_local};
-use shared::{ClientMsg, exercises::BINARY_SIZES, session::Backoff};
+use shared::{exercises::BINARY_SIZES, session::Backoff};
 use wasm_bindgen::JsCast;
 use web_sys::WebSocket;
 
-use crate::{Connection, connection::page_ws_url, i18n::use_i18n};
+use crate::use_connection;
+use crate::{connection::page_ws_url, i18n::use_i18n};
 
 /// The echo socket's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,14 +149,15 @@ impl EchoSocket {
 
 /// The whole echo page.
 #[component]
-pub fn EchoPage(conn: Connection) -> impl IntoView {
+pub fn EchoPage() -> impl IntoView {
+    let _conn = use_connection();
     let i18n = use_i18n();
     view! {
         <section class="exercise" aria-labelledby="echo-title">
             <h2 id="echo-title">{move || i18n.t().echo_title}</h2>
             <EchoServer />
-            <NamedEvents conn=conn />
-            <BinaryFrames conn=conn />
+            <NamedEvents />
+            <BinaryFrames />
         </section>
     }
 }
@@ -213,7 +215,8 @@ pub fn EchoServer() -> impl IntoView {
 /// Named events: a `tic` every second while on (logged by the server, never answered), and
 /// ordinary `echo` messages (answered) on the chat's JSON socket.
 #[component]
-pub fn NamedEvents(conn: Connection) -> impl IntoView {
+pub fn NamedEvents() -> impl IntoView {
+    let conn = use_connection();
     let i18n = use_i18n();
     let exercises = conn.exercises;
     let ticking = RwSignal::new(false);
@@ -233,7 +236,7 @@ pub fn NamedEvents(conn: Connection) -> impl IntoView {
         let handle = set_interval_with_handle(
             move || {
                 let n = exercises.tics.get_untracked() + 1;
-                if conn.send_msg(&ClientMsg::Tic { n }) {
+                if conn.tic(n) {
                     exercises.tics.set(n);
                 }
             },
@@ -250,7 +253,7 @@ pub fn NamedEvents(conn: Connection) -> impl IntoView {
         if text.trim().is_empty() {
             return;
         }
-        let sent = conn.send_msg(&ClientMsg::Echo { text });
+        let sent = conn.echo(text);
         offline.set(!sent);
         if sent {
             draft.set(String::new());
@@ -303,12 +306,13 @@ pub fn NamedEvents(conn: Connection) -> impl IntoView {
 /// Binary frames: ask for 256 B or 64 KiB; the page shows the size and the checksum it
 /// verified.
 #[component]
-pub fn BinaryFrames(conn: Connection) -> impl IntoView {
+pub fn BinaryFrames() -> impl IntoView {
+    let conn = use_connection();
     let i18n = use_i18n();
     let exercises = conn.exercises;
     let ask = move |size: u32| {
         exercises.binary.set(None);
-        conn.send_msg(&ClientMsg::Binary { size });
+        conn.binary(size);
     };
     view! {
         <section class="card" aria-labelledby="binary-title">

@@ -4,13 +4,15 @@
 
 use leptos::prelude::*;
 
-use crate::{ChatState, Connection, i18n::use_i18n};
+use crate::use_connection;
+use crate::{ChatState, i18n::use_i18n};
 
 /// The room's history, with a "load older" button while older lines exist, and the pending
 /// lines below it. New lines are announced to screen readers (`aria-live`); the list is made
 /// anew for each room, so switching rooms does not read a whole history out.
 #[component]
-pub fn History(conn: Connection) -> impl IntoView {
+pub fn History() -> impl IntoView {
+    let conn = use_connection();
     let state: ChatState = conn.state;
     let i18n = use_i18n();
     let me = move || {

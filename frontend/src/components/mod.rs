@@ -20,7 +20,7 @@ mod echo;
 mod history;
 mod live_typing;
 mod name;
-mod nav;
+pub mod nav;
 mod products;
 mod random;
 mod room;

@@ -4,12 +4,14 @@ use leptos::{html, prelude::*};
 
 use shared::NameError;
 
-use crate::{Connection, i18n::use_i18n};
+use crate::i18n::use_i18n;
+use crate::use_connection;
 
 /// A labelled input holding this page's name and a button to change it. A name is 1–32
 /// characters once trimmed, without control characters; a refused one says why.
 #[component]
-pub fn NameForm(conn: Connection) -> impl IntoView {
+pub fn NameForm() -> impl IntoView {
+    let conn = use_connection();
     let my_name = conn.state.my_name;
     let i18n = use_i18n();
     let input = NodeRef::<html::Input>::new();

@@ -6,25 +6,64 @@ use leptos_router::hooks::use_location;
 
 use crate::i18n::{LangSwitch, Texts, use_i18n};
 
-/// A page in the bar: its path, the text of its link, and whether a path is it.
-type Page = (&'static str, fn(&Texts) -> &'static str, fn(&str) -> bool);
+/// A page of the app: its path, its link in the bar, its title (none: the chat's own, which
+/// names the room and the unread count), and whether a path is it. The chat's pages show
+/// the rooms panel; the others take the whole width.
+pub struct Page {
+    /// Where it is (the link's `href`).
+    pub path: &'static str,
+    /// The text of its link.
+    pub link: fn(&Texts) -> &'static str,
+    /// Its title, before the app's name.
+    pub title: Option<fn(&Texts) -> &'static str>,
+    /// Whether a path shows it.
+    pub shows: fn(&str) -> bool,
+}
 
-/// The pages, in the bar's order.
-const PAGES: [Page; 5] = [
-    (
-        "/",
-        |t| t.nav_chat,
-        |path| path == "/" || path.starts_with("/r/"),
-    ),
-    ("/echo", |t| t.nav_echo, |path| path == "/echo"),
-    ("/random", |t| t.nav_random, |path| path == "/random"),
-    ("/products", |t| t.nav_products, |path| path == "/products"),
-    (
-        "/realtimeproducts",
-        |t| t.nav_live_products,
-        |path| path == "/realtimeproducts",
-    ),
+/// Every page, in the bar's order: the one table the bar, the titles and the layout read
+/// (the router's `Routes` name the same paths, each with its view).
+pub const PAGES: [Page; 5] = [
+    Page {
+        path: "/",
+        link: |t| t.nav_chat,
+        title: None,
+        shows: |path| path == "/" || path.starts_with("/r/"),
+    },
+    Page {
+        path: "/echo",
+        link: |t| t.nav_echo,
+        title: Some(|t| t.echo_title),
+        shows: |path| path == "/echo",
+    },
+    Page {
+        path: "/random",
+        link: |t| t.nav_random,
+        title: Some(|t| t.random_title),
+        shows: |path| path == "/random",
+    },
+    Page {
+        path: "/products",
+        link: |t| t.nav_products,
+        title: Some(|t| t.products_title),
+        shows: |path| path == "/products",
+    },
+    Page {
+        path: "/realtimeproducts",
+        link: |t| t.nav_live_products,
+        title: Some(|t| t.live_products_title),
+        shows: |path| path == "/realtimeproducts",
+    },
 ];
+
+/// The page a path shows, if any.
+pub fn page_of(path: &str) -> Option<&'static Page> {
+    PAGES.iter().find(|page| (page.shows)(path))
+}
+
+/// Whether a path is one of the chat's pages (`/`, `/r/<room>`).
+pub fn is_chat(path: &str) -> bool {
+    page_of(path).is_some_and(|page| page.title.is_none())
+}
 
 /// The site's navigation bar, on every page.
 #[component]
@@ -36,14 +75,15 @@ pub fn NavBar() -> impl IntoView {
             <nav id="site-nav" class="site-nav" aria-label=move || i18n.t().nav_label>
                 <ul>
                     {PAGES
-                        .into_iter()
-                        .map(|(href, text, is_it)| {
+                        .iter()
+                        .map(|page| {
+                            let (href, text, shows) = (page.path, page.link, page.shows);
                             view! {
                                 <li>
                                     <a
                                         href=href
                                         aria-current=move || {
-                                            location.pathname.with(|p| is_it(p)).then_some("page")
+                                            location.pathname.with(|p| shows(p)).then_some("page")
                                         }
                                     >
                                         {move || text(i18n.t())}

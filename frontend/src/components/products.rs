@@ -4,8 +4,9 @@
 //! button per product). Both list products by id, so every list shows the same order.
 
 use leptos::{prelude::*, task::spawn_local};
-use shared::{ClientMsg, FieldError, NewProduct, Product, ProductField};
+use shared::{FieldError, NewProduct, Product, ProductField};
 
+use crate::use_connection;
 use crate::{
     Connection,
     exercises::ProductForm,
@@ -65,7 +66,7 @@ pub fn ProductTable(
                                                             type="button"
                                                             aria-label=move || (i18n.t().delete_named)(&title)
                                                             on:click=move |_| {
-                                                                conn.send_msg(&ClientMsg::DeleteProduct { id });
+                                                                conn.delete_product(id);
                                                             }
                                                         >
                                                             {move || i18n.t().delete}
@@ -145,22 +146,23 @@ pub fn ProductsPage() -> impl IntoView {
 /// `/realtimeproducts`: the live list (watched while the page is open), the add form, and a
 /// delete button per product.
 #[component]
-pub fn LiveProductsPage(conn: Connection) -> impl IntoView {
+pub fn LiveProductsPage() -> impl IntoView {
+    let conn = use_connection();
     let i18n = use_i18n();
     let exercises = conn.exercises;
     exercises.watching.set(true);
-    conn.send_msg(&ClientMsg::WatchProducts);
+    conn.watch_products();
     on_cleanup(move || {
         exercises.watching.try_set(false);
         exercises.products.try_set(None);
-        conn.send_msg(&ClientMsg::UnwatchProducts);
+        conn.unwatch_products();
     });
     let products = Signal::derive(move || exercises.products.get().unwrap_or_default());
     view! {
         <section class="exercise" aria-labelledby="live-title">
             <h2 id="live-title">{move || i18n.t().live_products_title}</h2>
             <p>{move || i18n.t().live_intro}</p>
-            <ProductFormView conn=conn />
+            <ProductFormView />
             <section class="card" aria-labelledby="live-list-title">
                 <h3 id="live-list-title">{move || i18n.t().products_title}</h3>
                 <Show
@@ -185,7 +187,8 @@ fn field_problem(t: &Texts, errors: &[FieldError], field: ProductField) -> Optio
 /// The add form: checked here with the server's own rules first, then sent over the
 /// WebSocket; the server's refusal shows field by field.
 #[component]
-fn ProductFormView(conn: Connection) -> impl IntoView {
+fn ProductFormView() -> impl IntoView {
+    let conn = use_connection();
     let i18n = use_i18n();
     let exercises = conn.exercises;
     let values: [RwSignal<String>; 5] = std::array::from_fn(|_| RwSignal::new(String::new()));
@@ -214,7 +217,7 @@ fn ProductFormView(conn: Connection) -> impl IntoView {
             Ok(product) => {
                 local_errors.set(Vec::new());
                 let code = product.code.clone();
-                if conn.send_msg(&ClientMsg::AddProduct { product }) {
+                if conn.add_product(product) {
                     offline.set(false);
                     exercises.form.set(ProductForm::Sending { code });
                 } else {

@@ -3,19 +3,18 @@
 //! the page is left.
 
 use leptos::prelude::*;
-use shared::{
-    ClientMsg,
-    exercises::{MAX_TICKER_MS, MIN_TICKER_MS},
-};
+use shared::exercises::{MAX_TICKER_MS, MIN_TICKER_MS};
 
-use crate::{Connection, exercises::PAGE_TICKER, i18n::use_i18n};
+use crate::i18n::use_i18n;
+use crate::use_connection;
 
 /// The interval the form starts with, in ms.
 const DEFAULT_EVERY_MS: u32 = 1_000;
 
 /// The whole random ticker page.
 #[component]
-pub fn RandomPage(conn: Connection) -> impl IntoView {
+pub fn RandomPage() -> impl IntoView {
+    let conn = use_connection();
     let i18n = use_i18n();
     let exercises = conn.exercises;
     let every = RwSignal::new(DEFAULT_EVERY_MS.to_string());
@@ -30,9 +29,7 @@ pub fn RandomPage(conn: Connection) -> impl IntoView {
             .is_some()
         {
             exercises.ticker_wanted.try_set(None);
-            conn.send_msg(&ClientMsg::StopTicker {
-                ticker: PAGE_TICKER,
-            });
+            conn.stop_ticker();
         }
     });
     let start = move |ev: leptos::ev::SubmitEvent| {
@@ -51,10 +48,7 @@ pub fn RandomPage(conn: Connection) -> impl IntoView {
             exercises.randoms.set(Vec::new());
         }
         exercises.ticker_wanted.set(Some(every_ms));
-        let sent = conn.send_msg(&ClientMsg::StartTicker {
-            ticker: PAGE_TICKER,
-            every_ms,
-        });
+        let sent = conn.start_ticker(every_ms);
         // Not connected: the connection asks for it once it is (`Exercises::resubscribe`).
         offline.set(!sent);
     };
@@ -62,9 +56,7 @@ pub fn RandomPage(conn: Connection) -> impl IntoView {
         exercises.ticker_wanted.set(None);
         exercises.ticker_running.set(None);
         offline.set(false);
-        conn.send_msg(&ClientMsg::StopTicker {
-            ticker: PAGE_TICKER,
-        });
+        conn.stop_ticker();
     };
     let running = move || exercises.ticker_wanted.get().is_some();
     view! {

@@ -5,15 +5,17 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
 
+use crate::use_connection;
 use crate::{
-    ChatState, Connection,
+    ChatState,
     components::{Composer, History, LiveTyping, PrivateLock},
     i18n::use_i18n,
 };
 
 /// The room the URL names, shown (and joined if need be); or why the URL names no room.
 #[component]
-pub fn RoomPage(conn: Connection) -> impl IntoView {
+pub fn RoomPage() -> impl IntoView {
+    let conn = use_connection();
     let params = use_params_map();
     let wanted = Memo::new(move |_| params.with(|p| p.get("room")));
     Effect::new(move |_| conn.show_route(wanted.get().as_deref()));
@@ -38,7 +40,7 @@ pub fn RoomPage(conn: Connection) -> impl IntoView {
                 }
             }
         >
-            <RoomView conn=conn />
+            <RoomView />
         </Show>
     }
 }
@@ -57,20 +59,22 @@ pub fn NotFound() -> impl IntoView {
 
 /// The room in view: header, who is here, composer, who is typing, history.
 #[component]
-pub fn RoomView(conn: Connection) -> impl IntoView {
+pub fn RoomView() -> impl IntoView {
+    let conn = use_connection();
     view! {
-        <RoomHeader conn=conn />
-        <Members state=conn.state conn=conn />
-        <Composer conn=conn />
+        <RoomHeader />
+        <Members state=conn.state />
+        <Composer />
         <LiveTyping state=conn.state />
-        <History conn=conn />
+        <History />
     }
 }
 
 /// The room's name (`#room-title`, with a lock when the room is private), how many are in it
 /// (`#online`: "2 online"), and the button to leave it (disabled when it is the only room).
 #[component]
-pub fn RoomHeader(conn: Connection) -> impl IntoView {
+pub fn RoomHeader() -> impl IntoView {
+    let conn = use_connection();
     let state = conn.state;
     let only_room = move || state.joined.with(|joined| joined.len() <= 1);
     let i18n = use_i18n();
@@ -99,7 +103,8 @@ pub fn RoomHeader(conn: Connection) -> impl IntoView {
 /// Who is in the room in view, by name (their id on hover). The server lists members of
 /// rooms up to a hundred; for bigger ones the list is fetched on demand.
 #[component]
-pub fn Members(state: ChatState, conn: Connection) -> impl IntoView {
+pub fn Members(state: ChatState) -> impl IntoView {
+    let conn = use_connection();
     let members = move || state.in_view().members.get();
     let i18n = use_i18n();
     view! {

@@ -4,12 +4,14 @@
 use leptos::{html, prelude::*};
 use shared::{NameError, RoomName};
 
-use crate::{ChatState, Connection, components::PrivateLock, i18n::use_i18n, room_path};
+use crate::use_connection;
+use crate::{ChatState, components::PrivateLock, i18n::use_i18n, room_path};
 
 /// The list of rooms (`#rooms`) and the join form. The room in view is marked
 /// `aria-current="page"`; a room with lines not yet seen shows how many.
 #[component]
-pub fn RoomsPanel(conn: Connection) -> impl IntoView {
+pub fn RoomsPanel() -> impl IntoView {
+    let conn = use_connection();
     let state = conn.state;
     let i18n = use_i18n();
     view! {
@@ -19,7 +21,7 @@ pub fn RoomsPanel(conn: Connection) -> impl IntoView {
                 <RoomLink state=state room=room />
             </For>
         </ul>
-        <JoinRoom conn=conn />
+        <JoinRoom />
     }
 }
 
@@ -59,7 +61,8 @@ fn RoomLink(state: ChatState, room: RoomName) -> impl IntoView {
 /// The form to join a room by name (created if nobody is in it yet), which then shows it.
 /// Names are lower-cased and trimmed; one that is still not a room name is refused here.
 #[component]
-pub fn JoinRoom(conn: Connection) -> impl IntoView {
+pub fn JoinRoom() -> impl IntoView {
+    let conn = use_connection();
     let i18n = use_i18n();
     let input = NodeRef::<html::Input>::new();
     // What was typed and why it is no room name: shown in the language in view.

@@ -3,14 +3,16 @@
 
 use leptos::{html, prelude::*};
 
-use crate::{AuthConfig, Connection, DevIdentity, i18n::use_i18n};
+use crate::use_connection;
+use crate::{AuthConfig, DevIdentity, i18n::use_i18n};
 
 /// The sign-in area (`#sign-in`), shown when the server signs users in: who is signed in
 /// (`#signed-in`, from the `welcome`), the sign-in notice (`#sign-in-notice`, an alert:
 /// refused, expired, signed out by the server, required), and with the server's dev-login
 /// the "sign in as…" form or the "sign out" button.
 #[component]
-pub fn SignIn(conn: Connection) -> impl IntoView {
+pub fn SignIn() -> impl IntoView {
+    let conn = use_connection();
     let state = conn.state;
     let i18n = use_i18n();
     let shown = move || {
@@ -62,7 +64,7 @@ pub fn SignIn(conn: Connection) -> impl IntoView {
                     }}
                 </p>
                 <Show when=move || dev_login() && !remembered()>
-                    <DevLoginForm conn=conn />
+                    <DevLoginForm />
                 </Show>
             </section>
         </Show>
@@ -72,7 +74,8 @@ pub fn SignIn(conn: Connection) -> impl IntoView {
 /// The dev-login form (`#dev-login`): a user id, an optional display name and optional
 /// private-room patterns; the server mints the token, the page connects again as that user.
 #[component]
-fn DevLoginForm(conn: Connection) -> impl IntoView {
+fn DevLoginForm() -> impl IntoView {
+    let conn = use_connection();
     let state = conn.state;
     let i18n = use_i18n();
     let sub = NodeRef::<html::Input>::new();

@@ -2,13 +2,15 @@
 
 use leptos::prelude::*;
 
-use crate::{ChatState, ConnState, Connection, i18n::use_i18n};
+use crate::use_connection;
+use crate::{ChatState, ConnState, i18n::use_i18n};
 
 /// Shows who this page is (its name; its id, which tells apart two people of the same name)
 /// and whether it is connected (or when it will try again). While it waits to reconnect it
 /// offers to try right away.
 #[component]
-pub fn StatusBar(conn: Connection) -> impl IntoView {
+pub fn StatusBar() -> impl IntoView {
+    let conn = use_connection();
     let state: ChatState = conn.state;
     let i18n = use_i18n();
     view! {
