@@ -122,6 +122,12 @@ enum Command {
     Typing(Arc<Room>, Typist),
 }
 
+/// Redis did not answer in time (or the answer could not be read): the caller must not act
+/// as if the other servers had said "no".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the other servers could not be reached (Redis did not answer)")]
+pub(crate) struct Unreachable;
+
 /// This server's handle on the cluster.
 pub(crate) struct Cluster {
     /// This server's name among the others (random per start).
@@ -174,18 +180,18 @@ impl Cluster {
         &self,
         user: &UserId,
         revoked_before: Option<u64>,
-    ) -> Result<usize, ()> {
+    ) -> Result<usize, Unreachable> {
         // Its own connection: the replies are waited for with a blocking pop.
         let mut conn = timed(self.client.get_multiplexed_async_connection())
             .await
-            .map_err(|_| ())?;
+            .map_err(|_| Unreachable)?;
         let reply = format!("charla:reply:{}", crate::hub::random_token(12));
         let request = CloseUser {
             user: user.clone(),
             revoked_before,
             reply: reply.clone(),
         };
-        let json = serde_json::to_string(&request).map_err(|_| ())?;
+        let json = serde_json::to_string(&request).map_err(|_| Unreachable)?;
         let servers: usize = timed(
             redis::cmd("PUBLISH")
                 .arg(USERS_CHANNEL)
@@ -193,7 +199,7 @@ impl Cluster {
                 .query_async(&mut conn),
         )
         .await
-        .map_err(|_| ())?;
+        .map_err(|_| Unreachable)?;
         let mut closed = 0;
         let deadline = Instant::now() + CALL_TIMEOUT;
         for _ in 0..servers {
@@ -211,8 +217,8 @@ impl Cluster {
                     .query_async(&mut conn),
             )
             .await
-            .map_err(|_| ())?
-            .map_err(|_| ())?;
+            .map_err(|_| Unreachable)?
+            .map_err(|_| Unreachable)?;
             match popped {
                 Some((_, n)) => closed += n,
                 None => break,
@@ -259,7 +265,10 @@ impl Cluster {
     /// The session `token` names, as another server stored it. `Err` if Redis did not
     /// answer (the caller must not open a new session in its place: resent lines would
     /// then count as another sender's).
-    pub(crate) async fn find_session(&self, token: &str) -> Result<Option<StoredSession>, ()> {
+    pub(crate) async fn find_session(
+        &self,
+        token: &str,
+    ) -> Result<Option<StoredSession>, Unreachable> {
         // The connection is multiplexed: clone it out of the lock, so lookups (a storm of
         // clients resuming here after their node died) run side by side.
         let mut conn = {
@@ -272,10 +281,10 @@ impl Cluster {
                 .await;
                 match conn {
                     Ok(Ok(conn)) => *lookups = Some(conn),
-                    _ => return Err(()),
+                    _ => return Err(Unreachable),
                 }
             }
-            lookups.clone().ok_or(())?
+            lookups.clone().ok_or(Unreachable)?
         };
         let mut get = redis::cmd("GET");
         get.arg(session_key(token));
@@ -286,7 +295,7 @@ impl Cluster {
                 .map(|s| s.into_stored(token))),
             _ => {
                 *self.lookups.lock().await = None;
-                Err(())
+                Err(Unreachable)
             }
         }
     }

@@ -73,7 +73,8 @@ pub(crate) struct Published {
 }
 
 /// The line could not be stored (the store failed); it was not appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the line could not be stored")]
 pub(crate) struct Unstored;
 
 /// Users whose tokens issued before a time are refused from now on, and whom to tell once
@@ -414,7 +415,7 @@ impl Round {
                 }
                 SessionChanges::default()
             }
-            Err(()) => SessionChanges {
+            Err(Unstored) => SessionChanges {
                 store: self.batch.sessions,
                 forget: self.batch.forget_sessions,
                 ids_gone: self.ids_gone,
@@ -500,7 +501,7 @@ fn commit_shared(
     jobs: Vec<LineJob>,
     at: u64,
     metrics: &Metrics,
-) -> Result<(), ()> {
+) -> Result<(), Unstored> {
     let lines: Vec<ChatLine> = jobs
         .iter()
         .map(|job| ChatLine {
@@ -520,12 +521,12 @@ fn commit_shared(
         Ok(_) => {
             tracing::error!("the store answered for a different number of lines");
             refuse_all(jobs);
-            return Err(());
+            return Err(Unstored);
         }
         Err(err) => {
             tracing::error!(%err, lines = lines.len(), "commit failed; the lines were refused");
             refuse_all(jobs);
-            return Err(());
+            return Err(Unstored);
         }
     };
     metrics.commits.inc();

@@ -389,7 +389,7 @@ async fn close_everywhere(
         Some(cluster) => cluster
             .close_user(user, revoked_before)
             .await
-            .map_err(|()| {
+            .map_err(|_unreachable| {
                 api_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ErrorCode::Unavailable.as_str(),

@@ -9,6 +9,7 @@
 //!
 //! - [`msg`]: [`ClientMsg`] (client → server) and [`ServerMsg`] (server → client), and the types
 //!   inside them: [`ChatLine`], [`ConnId`], [`Seq`], [`Member`], [`Typist`], [`ServerLimits`].
+//! - [`server`]: the named struct each [`ServerMsg`] variant carries (`server::Joined`, …).
 //! - [`names`]: [`RoomName`] and [`DisplayName`], checked where clients send them.
 //! - [`codec`]: [`decode_client`] / [`encode`] and friends; decoding untrusted text yields a
 //!   typed [`DecodeError`] that maps to a stable [`ErrorCode`].
@@ -27,12 +28,14 @@
 //!
 //! # Adding a message type
 //!
-//! 1. Add the variant to [`ClientMsg`] or [`ServerMsg`] in `src/msg.rs` (new fields on an
-//!    existing variant must be optional, `#[serde(default)]`, to stay compatible). For a
-//!    `ClientMsg`, add its name to [`ClientMsg::type_name`] too (the compiler insists).
+//! 1. Add the variant to [`ClientMsg`] or [`ServerMsg`] in `src/msg.rs` (a `ServerMsg`
+//!    variant carries a struct of its own in `src/server.rs`; new fields on an existing one
+//!    must be optional, `#[serde(default)]`, to stay compatible), and its wire name to the
+//!    enum's `wire_names!` list (the compiler insists).
 //! 2. `cargo check --workspace`: the compiler now lists every place to touch, because the
-//!    backend has one exhaustive `match` on `ClientMsg` (`backend/src/ws/dispatch.rs`) and the page one on
-//!    `ServerMsg` (`frontend/src/connection.rs`), neither with a `_ =>` arm.
+//!    backend has one exhaustive `match` on `ClientMsg` (`backend/src/ws/dispatch.rs`) and
+//!    the page one on `ServerMsg` (`frontend/src/connection/apply.rs`), neither with a `_ =>`
+//!    arm.
 //! 3. Add its literal-JSON test in `src/msg.rs` (`tests` module): the exact JSON text, both
 //!    ways. That test is what freezes the wire.
 //! 4. Add its line and an example to `docs/PROTOCOL.md`. Raise [`limits::PROTOCOL_VERSION`]

@@ -97,7 +97,7 @@ impl Arrival {
             Ok(Some(stored)) => self.app.hub.sessions.adopt(stored),
             Ok(None) if known => self.app.hub.sessions.forget_unshared(token),
             Ok(None) => {}
-            Err(()) => return Err(CloseReason::Busy),
+            Err(_unreachable) => return Err(CloseReason::Busy),
         }
         Ok(())
     }
