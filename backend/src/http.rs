@@ -6,10 +6,7 @@ use std::{net::SocketAddr, path::Path};
 use axum::{
     Router,
     body::Body,
-    extract::{
-        ConnectInfo, Request, State,
-        ws::{WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
-    },
+    extract::{ConnectInfo, Request, State},
     http::{HeaderMap, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -39,7 +36,7 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
             |r: Response<tower_http::services::fs::ServeFileSystemResponseBody>| r.map(Body::new),
         )
         .service(page);
-    let echo = move |upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    let echo = move |upgrade: Result<ws::Upgrade, ws::UpgradeRejection>,
                      app: State<AppState>,
                      peer: ConnectInfo<SocketAddr>,
                      headers: HeaderMap,

@@ -93,16 +93,12 @@ pub async fn serve(
     let settings = settings::Settings::from(&config);
     let mut core = startup::Core::open(&settings)?;
     let background = core.start_background(&settings);
-    let (shutting_down, shutdown_seen) = tokio::sync::watch::channel(false);
-    let state = core.app_state(&settings, listener.local_addr()?, shutdown_seen);
+    let state = core.app_state(&settings, listener.local_addr()?);
     let router = http::app(state, &settings.dist);
     let hub = core.hub.clone();
     // Upgraded sockets are not HTTP requests: tell each client why it is going, so pages
     // can show it and come back later.
-    let close_all = move || {
-        hub.close_all();
-        let _ = shutting_down.send(true);
-    };
+    let close_all = move || hub.close_all();
     let metrics = core.metrics.clone();
     accept::serve(
         listener,

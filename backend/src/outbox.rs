@@ -122,6 +122,14 @@ impl Frame {
         }
     }
 
+    /// A text frame of these bytes as they came (the echo server's).
+    pub fn echo(text: Utf8Bytes) -> Frame {
+        Frame {
+            kind: "echo_frame",
+            body: Body::Text(text),
+        }
+    }
+
     /// A binary frame of these bytes.
     pub fn binary(bytes: impl Into<axum::body::Bytes>) -> Frame {
         Frame {

@@ -115,14 +115,8 @@ impl Core {
     }
 
     /// What request handlers and connections reach, for a server bound to `local`.
-    pub(crate) fn app_state(
-        &self,
-        s: &Settings,
-        local: std::net::SocketAddr,
-        shutdown: tokio::sync::watch::Receiver<bool>,
-    ) -> AppState {
+    pub(crate) fn app_state(&self, s: &Settings, local: std::net::SocketAddr) -> AppState {
         AppState {
-            shutdown,
             hub: self.hub.clone(),
             committer: self.committer.clone(),
             metrics: self.metrics.clone(),
@@ -162,7 +156,7 @@ impl Core {
     /// then makes sure every accepted line is durable.
     pub(crate) async fn finish(self, background: Background) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while self.hub.online() > 0 && tokio::time::Instant::now() < deadline {
+        while self.hub.open_connections() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         for task in background.0 {

@@ -37,9 +37,6 @@ pub(crate) struct AppState {
     pub limits: Limits,
     /// Send limits shared across connections.
     pub sends: Arc<SharedSendLimits>,
-    /// Becomes `true` when the server shuts down: connections outside the hub (`/echo`)
-    /// close with 1001 then, as the chat's do.
-    pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// The other servers sharing the chat (`--redis`), if any.
     pub cluster: Option<Arc<Cluster>>,
     /// Sign-in: token checks and the policy.

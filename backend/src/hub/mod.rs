@@ -55,6 +55,8 @@ pub(crate) struct Hub {
     pub(crate) sessions: Sessions,
     /// Every open connection's outbox, to close them all on shutdown.
     conns: Mutex<HashMap<ConnKey, Arc<Outbox>>>,
+    /// The echo server's connections (`/echo`), closed at shutdown like the chat's.
+    echoes: Mutex<HashMap<ConnKey, Arc<Outbox>>>,
     /// Each signed-in user's open connections, so the server API can close them.
     users: Mutex<HashMap<UserId, HashMap<ConnKey, Arc<Outbox>>>>,
     next_conn: AtomicU64,
@@ -151,6 +153,7 @@ impl Hub {
             next_room,
             sessions,
             conns: Mutex::new(HashMap::new()),
+            echoes: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             config,
@@ -173,6 +176,29 @@ impl Hub {
         conns.insert(key, outbox.clone());
         self.metrics.connections.set(gauge(conns.len()));
         (key, outbox)
+    }
+
+    /// Registers an echo connection (`/echo`): an outbox the shutdown closes like the chat's,
+    /// not counted among the chat's connections.
+    pub(crate) fn connect_echo(&self) -> (ConnKey, Arc<Outbox>) {
+        let key = ConnKey(self.next_conn.fetch_add(1, Ordering::Relaxed));
+        let outbox = Arc::new(Outbox::new(self.config.outbox_bytes));
+        self.echoes().insert(key, outbox.clone());
+        (key, outbox)
+    }
+
+    /// Forgets an echo connection.
+    pub(crate) fn disconnect_echo(&self, key: ConnKey) {
+        self.echoes().remove(&key);
+    }
+
+    /// Connections of any kind still open (the chat's and the echo's).
+    pub(crate) fn open_connections(&self) -> usize {
+        self.conns().len() + self.echoes().len()
+    }
+
+    fn echoes(&self) -> MutexGuard<'_, HashMap<ConnKey, Arc<Outbox>>> {
+        self.echoes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Forgets a connection (it has left its rooms already). Returns how many remain.
@@ -375,11 +401,6 @@ impl Hub {
         rooms.get(name).cloned()
     }
 
-    /// How many connections are open.
-    pub(crate) fn online(&self) -> usize {
-        self.conns().len()
-    }
-
     /// Notes a connection of a signed-in user (until [`Hub::signed_out`]).
     pub(crate) fn signed_in(&self, user: &UserId, key: ConnKey, outbox: &Arc<Outbox>) {
         let mut users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
@@ -423,6 +444,9 @@ impl Hub {
     /// Closes every connection with 1001 "going away" (server shutdown).
     pub(crate) fn close_all(&self) {
         for outbox in self.conns().values() {
+            outbox.close(CloseReason::GoingAway);
+        }
+        for outbox in self.echoes().values() {
             outbox.close(CloseReason::GoingAway);
         }
     }

@@ -4,32 +4,38 @@
 //! staying over it closes with 1008), and the same heartbeat. Frames may be as large as the
 //! exercise's largest binary frame, 64 KiB (or `--max-frame-bytes`, if larger); past that,
 //! 1009.
+//!
+//! It is a second [`Handler`] on the chat's own upgrade and loop ([`welcomed`]): the same
+//! writes and their deadlines, the same heartbeat, the same close frames, and the same
+//! 1001 when the server goes away (the hub closes its outbox with the chat's).
 
-use std::{net::SocketAddr, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use axum::{
-    extract::{
-        ConnectInfo, State,
-        ws::{Message, WebSocket, WebSocketUpgrade},
-    },
+    body::Bytes,
+    extract::{ConnectInfo, State, ws::Utf8Bytes},
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use futures_util::SinkExt;
 use shared::exercises::MAX_BINARY_BYTES;
+use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 
-use super::{CLOSE_GRACE, admit, read::close_reason_axum};
+use super::{
+    Upgrade, admit,
+    connection::Flow,
+    read::{Handler, welcomed},
+    write::Heartbeat,
+};
 use crate::{
-    admission::Permit,
-    metrics::TypeLabel,
-    outbox::CloseReason,
+    metrics::{Metrics, TypeLabel},
+    outbox::{CloseReason, ConnKey, Frame, Outbox},
     rate::{Persistence, TokenBucket},
     state::AppState,
 };
 
 /// Upgrades to the echo server, once admitted like `/ws`.
 pub(crate) async fn upgrade(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -42,108 +48,97 @@ pub(crate) async fn upgrade(
         .limits
         .max_frame_bytes
         .max(usize::try_from(MAX_BINARY_BYTES).unwrap_or(usize::MAX));
-    ws.max_message_size(max)
-        .max_frame_size(max)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
         .read_buffer_size(super::READ_BUFFER_BYTES)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| run(socket, app, permit))
-        .into_response()
+        .write_buffer_size(0);
+    ws.on_upgrade(config, move |socket| {
+        let echo = Echo::new(&app);
+        let key = echo.key;
+        let heartbeat = Heartbeat::new(app.limits.heartbeat);
+        let live = Box::new((socket, echo));
+        let hub = app.hub.clone();
+        async move {
+            welcomed(live, None, &heartbeat).await;
+            hub.disconnect_echo(key);
+            drop(permit);
+        }
+    })
 }
 
-/// Counts an open echo connection for as long as it lives.
-struct Open(prometheus_client::metrics::gauge::Gauge);
+/// One echo connection: its outbox (registered with the hub, so shutdown closes it), its
+/// frame rate, and when it was last heard.
+pub(crate) struct Echo {
+    key: ConnKey,
+    outbox: Arc<Outbox>,
+    metrics: Arc<Metrics>,
+    frames: TokenBucket,
+    over_limit: Persistence,
+    last_heard: Instant,
+}
 
-impl Drop for Open {
-    fn drop(&mut self) {
-        self.0.dec();
+impl Echo {
+    fn new(app: &AppState) -> Self {
+        let now = Instant::now();
+        let limits = app.limits;
+        let (key, outbox) = app.hub.connect_echo();
+        app.metrics.echo_connections.inc();
+        Echo {
+            key,
+            outbox,
+            metrics: app.metrics.clone(),
+            frames: TokenBucket::new(limits.frame_rate, limits.frame_rate, now),
+            over_limit: Persistence::new(limits.close_after),
+            last_heard: now,
+        }
     }
 }
 
-async fn run(mut socket: WebSocket, app: AppState, permit: Permit) {
-    let _permit = permit;
-    app.metrics.echo_connections.inc();
-    let _open = Open(app.metrics.echo_connections.clone());
-    let limits = app.limits;
-    let mut frames = TokenBucket::new(limits.frame_rate, limits.frame_rate, Instant::now());
-    let mut over_limit = Persistence::new(limits.close_after);
-    let every = limits.heartbeat;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let mut last_heard = Instant::now();
-    let close = |reason: CloseReason| {
-        app.metrics.close(reason.label());
-        Message::Close(Some(reason.frame()))
-    };
-    let mut shutdown = app.shutdown.clone();
-    let going_away = async move {
-        let _ = shutdown.wait_for(|closing| *closing).await;
-    };
-    tokio::pin!(going_away);
-    loop {
-        let message = tokio::select! {
-            message = socket.recv() => message,
-            // The server is going away: say so (1001), as the chat's connections do.
-            () = &mut going_away => {
-                let reason = close(CloseReason::GoingAway);
-                let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(reason)).await;
-                return;
-            }
-            _ = ping.tick() => {
-                if last_heard.elapsed() > 2 * every {
-                    app.metrics.close("heartbeat");
-                    return;
-                }
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
+impl Drop for Echo {
+    fn drop(&mut self) {
+        self.metrics.echo_connections.dec();
+    }
+}
+
+impl Handler for Echo {
+    fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+    fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+    fn key(&self) -> ConnKey {
+        self.key
+    }
+    fn last_heard(&self) -> Instant {
+        self.last_heard
+    }
+
+    fn on_message(&mut self, message: Message) -> Flow {
         let now = Instant::now();
-        let message = match message {
-            None => return,
-            Some(Ok(message)) => message,
-            Some(Err(err)) => {
-                if let Some(reason) = close_reason_axum(err) {
-                    let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(close(reason))).await;
-                }
-                return;
-            }
-        };
-        last_heard = now;
+        self.last_heard = now;
         let echo = match message {
-            Message::Text(_) | Message::Binary(_) => true,
+            Message::Text(text) => Utf8Bytes::try_from(Bytes::from(text)).ok().map(Frame::echo),
+            Message::Binary(bytes) => Some(Frame::binary(bytes)),
             // Pings are answered by the WebSocket layer; they count against the rate.
-            Message::Ping(_) => false,
-            Message::Pong(_) => continue,
-            Message::Close(_) => {
-                // The answer to the close is queued; flushing sends it.
-                let _ = tokio::time::timeout(CLOSE_GRACE, socket.flush()).await;
-                return;
-            }
+            Message::Ping(_) => None,
+            Message::Pong(_) | Message::Frame(_) => return Flow::Continue,
+            Message::Close(_) => return Flow::Close(CloseReason::ClientClosed),
         };
-        if !frames.try_take(now) {
-            app.metrics
+        if !self.frames.try_take(now) {
+            self.metrics
                 .rate_limited
                 .get_or_create(&TypeLabel { r#type: "echo" })
                 .inc();
-            if over_limit.refused(now) {
-                let reason = close(CloseReason::RateLimited);
-                let _ = tokio::time::timeout(CLOSE_GRACE, socket.send(reason)).await;
-                return;
+            if self.over_limit.refused(now) {
+                return Flow::Close(CloseReason::RateLimited);
             }
-            continue;
+            return Flow::Continue;
         }
-        if echo {
-            // A client that stops reading stops being read: the echo waits for it, at most
-            // two heartbeats.
-            match tokio::time::timeout(2 * every, socket.send(message)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    app.metrics.close("stalled");
-                    return;
-                }
-            }
+        if let Some(frame) = echo {
+            self.outbox.push(frame);
         }
+        Flow::Continue
     }
 }

@@ -27,7 +27,8 @@ use axum::{
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub(crate) use connection::{Arrival, Connection, Hello};
-use upgrade::{Socket, Upgrade};
+use upgrade::Socket;
+pub(crate) use upgrade::{Upgrade, UpgradeRejection};
 
 use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
 
