@@ -13,24 +13,21 @@ use testkit::{Client, Picked, RedisServer, TIMEOUT, TestServer, metric, unlimite
 
 /// Joins `room`, asking again while the server answers `rooms_full` (a room that just
 /// emptied may still be finishing a commit or a catch-up); fails after [`TIMEOUT`].
-async fn join_eventually(client: &mut Client, room: &str) -> testkit::Joined {
+async fn join_eventually(client: &mut Client, room: &str) -> shared::server::Joined {
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     loop {
         client
             .send_msg(&ClientMsg::Join { room: room.into() })
             .await;
         let answer = client
-            .recv_skipping_live(
-                "joined or rooms_full",
-                |m| match testkit::Joined::try_from(m) {
-                    Ok(joined) => Picked::Found(Some(joined)),
-                    Err(ServerMsg::Error(shared::server::Error {
-                        code: ErrorCode::RoomsFull,
-                        ..
-                    })) => Picked::Found(None),
-                    Err(other) => Picked::Other(other),
-                },
-            )
+            .recv_skipping_live("joined or rooms_full", |m| match m {
+                ServerMsg::Joined(joined) => Picked::Found(Some(joined)),
+                ServerMsg::Error(shared::server::Error {
+                    code: ErrorCode::RoomsFull,
+                    ..
+                }) => Picked::Found(None),
+                other => Picked::Other(other),
+            })
             .await;
         if let Some(joined) = answer {
             return joined;

@@ -13,8 +13,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration}
 use backend::Config;
 use futures_util::{SinkExt, StreamExt};
 use shared::{
-    ChatLine, ClientMsg, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerMsg, Typist,
-    decode_server, encode,
+    ChatLine, ClientMsg, ConnId, DisplayName, ErrorCode, RoomName, Seq, ServerMsg, decode_server,
+    encode, server,
 };
 use tokio::{net::TcpStream, sync::oneshot, task::JoinHandle};
 use tokio_tungstenite::{
@@ -412,98 +412,6 @@ pub async fn try_connect_as(
     }
 }
 
-/// A `joined` frame's fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Joined {
-    /// The room.
-    pub room: RoomName,
-    /// Its lines (see `resumed`).
-    pub lines: Vec<ChatLine>,
-    /// Whether older lines exist.
-    pub has_more: bool,
-    /// Whether `lines` are exactly the missed ones.
-    pub resumed: bool,
-    /// How many are in the room.
-    pub online: u32,
-    /// Who, for small rooms.
-    pub members: Option<Vec<Member>>,
-    /// Who is typing.
-    pub typing: Vec<Typist>,
-    /// Whether more are typing than `typing` holds.
-    pub typing_more: bool,
-    /// Whether the room is private.
-    pub private: bool,
-}
-
-impl TryFrom<ServerMsg> for Joined {
-    type Error = ServerMsg;
-
-    /// A `joined`'s fields; any other message back.
-    fn try_from(msg: ServerMsg) -> Result<Self, ServerMsg> {
-        match msg {
-            ServerMsg::Joined(shared::server::Joined {
-                room,
-                lines,
-                has_more,
-                resumed,
-                online,
-                members,
-                typing,
-                typing_more,
-                private,
-            }) => Ok(Joined {
-                room,
-                lines,
-                has_more,
-                resumed,
-                online,
-                members,
-                typing,
-                typing_more,
-                private,
-            }),
-            other => Err(other),
-        }
-    }
-}
-
-/// A `typing` frame's fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TypingSeen {
-    /// The room.
-    pub room: RoomName,
-    /// The typist.
-    pub from: ConnId,
-    /// The typist's name.
-    pub name: Option<DisplayName>,
-    /// The text ("" clears).
-    pub text: String,
-}
-
-/// A `presence` frame's fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PresenceSeen {
-    /// The room.
-    pub room: RoomName,
-    /// How many are in it.
-    pub online: u32,
-    /// Who, for small rooms.
-    pub members: Option<Vec<Member>>,
-}
-
-/// An `error` frame's fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ErrorSeen {
-    /// The code.
-    pub code: ErrorCode,
-    /// Why, for people.
-    pub message: String,
-    /// The room it concerned.
-    pub room: Option<RoomName>,
-    /// The nonce it concerned.
-    pub nonce: Option<String>,
-}
-
 /// What a picker made of a frame: what the test waits for, or another frame.
 pub enum Picked<T> {
     /// The awaited frame's contents.
@@ -596,7 +504,11 @@ impl Client {
 
     /// Connects (v2) resuming `token`, holding `rooms` up to the given seqs; returns the
     /// welcomed client and the `joined` of each room, in name order.
-    pub async fn resume(url: &str, token: &str, rooms: &[(&str, u64)]) -> (Self, Vec<Joined>) {
+    pub async fn resume(
+        url: &str,
+        token: &str,
+        rooms: &[(&str, u64)],
+    ) -> (Self, Vec<server::Joined>) {
         let hello = ClientMsg::Hello {
             resume: Some(token.to_owned()),
             rooms: Some(
@@ -740,7 +652,7 @@ impl Client {
     }
 
     /// `join`s `room` and reads until its `joined`.
-    pub async fn join(&mut self, room: &str) -> Joined {
+    pub async fn join(&mut self, room: &str) -> server::Joined {
         self.send_msg(&ClientMsg::Join { room: room.into() }).await;
         self.recv_joined().await
     }
@@ -775,10 +687,10 @@ impl Client {
     }
 
     /// The next `joined`, skipping typing and presence frames.
-    pub async fn recv_joined(&mut self) -> Joined {
-        self.recv_skipping_live("joined", |msg| match Joined::try_from(msg) {
-            Ok(joined) => Picked::Found(joined),
-            Err(other) => Picked::Other(other),
+    pub async fn recv_joined(&mut self) -> server::Joined {
+        self.recv_skipping_live("joined", |msg| match msg {
+            ServerMsg::Joined(joined) => Picked::Found(joined),
+            other => Picked::Other(other),
         })
         .await
     }
@@ -818,23 +730,10 @@ impl Client {
     }
 
     /// The next typing frame, skipping presence frames.
-    pub async fn recv_typing(&mut self) -> TypingSeen {
+    pub async fn recv_typing(&mut self) -> server::Typing {
         loop {
             match self.recv().await {
-                ServerMsg::Typing(shared::server::Typing {
-                    room,
-                    from,
-                    name,
-                    text,
-                    ..
-                }) => {
-                    return TypingSeen {
-                        room,
-                        from,
-                        name,
-                        text,
-                    };
-                }
+                ServerMsg::Typing(typing) => return typing,
                 ServerMsg::Presence(_) => {}
                 other => panic!("expected typing, got {other:?}"),
             }
@@ -842,20 +741,10 @@ impl Client {
     }
 
     /// The next presence frame, skipping typing frames.
-    pub async fn recv_presence(&mut self) -> PresenceSeen {
+    pub async fn recv_presence(&mut self) -> server::Presence {
         loop {
             match self.recv().await {
-                ServerMsg::Presence(shared::server::Presence {
-                    room,
-                    online,
-                    members,
-                }) => {
-                    return PresenceSeen {
-                        room,
-                        online,
-                        members,
-                    };
-                }
+                ServerMsg::Presence(presence) => return presence,
                 ServerMsg::Typing(_) => {}
                 other => panic!("expected presence, got {other:?}"),
             }
@@ -863,7 +752,7 @@ impl Client {
     }
 
     /// Reads presence frames until one for `room` says `online`; returns it.
-    pub async fn await_presence(&mut self, room: &str, online: u32) -> PresenceSeen {
+    pub async fn await_presence(&mut self, room: &str, online: u32) -> server::Presence {
         loop {
             let seen = self.recv_presence().await;
             if seen.room.as_str() == room && seen.online == online {
@@ -873,26 +762,16 @@ impl Client {
     }
 
     /// The next frame (typing and presence skipped) must be an error; returns it.
-    pub async fn recv_error(&mut self) -> ErrorSeen {
+    pub async fn recv_error(&mut self) -> server::Error {
         self.recv_skipping_live("an error", |msg| match msg {
-            ServerMsg::Error(shared::server::Error {
-                code,
-                message,
-                room,
-                nonce,
-            }) => Picked::Found(ErrorSeen {
-                code,
-                message,
-                room,
-                nonce,
-            }),
+            ServerMsg::Error(error) => Picked::Found(error),
             other => Picked::Other(other),
         })
         .await
     }
 
     /// The next frame (typing and presence skipped) must be an error with `code`.
-    pub async fn expect_error(&mut self, code: ErrorCode) -> ErrorSeen {
+    pub async fn expect_error(&mut self, code: ErrorCode) -> server::Error {
         let seen = self.recv_error().await;
         assert_eq!(seen.code, code, "wrong error: {seen:?}");
         seen

@@ -405,10 +405,8 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn a_linked_room_greets_after_sync_holds_back_overtaking_lines_and_skips_repeats() {
-        let link = Arc::new(Recorder::default());
-        let room = linked_room(&link);
+    /// Bea joins `room` as connection 1, a newcomer; her outbox.
+    fn join_bea(room: &Arc<Room>) -> Arc<Outbox> {
         let outbox = Arc::new(Outbox::new(1 << 20));
         let member = RoomMember {
             id: ConnId::new("BBBBBBBBBBBBBBBB"),
@@ -422,6 +420,14 @@ mod tests {
             After::default(),
             Greeting::Joined { private: false },
         );
+        outbox
+    }
+
+    #[tokio::test]
+    async fn a_linked_room_greets_after_sync_holds_back_overtaking_lines_and_skips_repeats() {
+        let link = Arc::new(Recorder::default());
+        let room = linked_room(&link);
+        let outbox = join_bea(&room);
         assert!(
             outbox.take().is_none(),
             "no greeting before the room caught up"
@@ -456,19 +462,7 @@ mod tests {
     /// A room with one member (its outbox), caught up at line 1.
     fn synced_room_with_a_member(link: &Arc<Recorder>) -> (Arc<Room>, Arc<Outbox>) {
         let room = linked_room(link);
-        let outbox = Arc::new(Outbox::new(1 << 20));
-        let member = RoomMember {
-            id: ConnId::new("BBBBBBBBBBBBBBBB"),
-            name: DisplayName::parse("Bea").expect("name"),
-            user: None,
-            outbox: outbox.clone(),
-        };
-        room.join(
-            ConnKey(1),
-            member,
-            After::default(),
-            Greeting::Joined { private: false },
-        );
+        let outbox = join_bea(&room);
         room.publish(vec![line(1, "uno")], Vec::new());
         assert!(room.synced());
         let _ = outbox.take();
