@@ -23,7 +23,8 @@
 //!   greeting, then loop), `ws::connection` (`Arrival` before the welcome, `Connection`
 //!   after), `ws::dispatch` (the one `match` on `ClientMsg` and the chat's handlers;
 //!   `welcome`, `sign_in` and `exercises` beside it), `ws::write` (batched writes,
-//!   heartbeat), `ws::echo` (`/echo`).
+//!   heartbeat), `ws::wire` (what the loop needs of a socket, so it runs over any
+//!   WebSocket stream: an in-memory pipe in its tests), `ws::echo` (`/echo`).
 //! - `outbox`: one connection's bounded outbound queue; typing and presence are
 //!   latest-value-wins slots in it.
 //! - `rate`: token buckets, per connection and shared per address or session, and when

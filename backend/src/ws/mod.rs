@@ -1,8 +1,10 @@
 //! One WebSocket connection: admission and upgrade here; then [`read`] (the connection's
 //! one task: the greeting, then the loop), [`connection`] (an [`Arrival`] before its
 //! welcome, a [`Connection`] after: its state and what every handler does with it),
-//! [`dispatch`] (the one `match` on `ClientMsg`, the handlers, the welcome and sign-in) and
-//! [`write`] (batched writes).
+//! [`dispatch`] (the one `match` on `ClientMsg`, the handlers, the welcome and sign-in),
+//! [`write`] (batched writes), [`wire`] (what the loop needs of a socket: any WebSocket
+//! stream, so the tests below run a connection over an in-memory pipe, with no server),
+//! [`upgrade`] (the handshake) and [`echo`] (`/echo`, a second handler on the same loop).
 //!
 //! Before the upgrade, [`Admission`](crate::admission::Admission) checks the origin and the
 //! connection limits. A v1 connection (`GET /ws`) is welcomed at once, in `general`; a v2
@@ -15,6 +17,7 @@ mod dispatch;
 pub(crate) mod echo;
 mod read;
 mod upgrade;
+mod wire;
 mod write;
 
 use std::{net::SocketAddr, time::Duration};
@@ -27,7 +30,6 @@ use axum::{
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 pub(crate) use connection::{Arrival, Connection, Hello};
-use upgrade::Socket;
 pub(crate) use upgrade::{Upgrade, UpgradeRejection};
 
 use crate::{admission::Permit, metrics::ReasonLabel, state::AppState};
@@ -131,8 +133,8 @@ impl IntoResponse for Refused {
 /// Runs one connection until the client leaves, the socket fails, or a close was written.
 /// Not an `async fn`: the setup runs here, and the future returned keeps only what the
 /// connection needs while it lives (every byte of it is held by every idle connection).
-fn run(
-    socket: Socket,
+fn run<W: wire::Wire>(
+    socket: W,
     app: AppState,
     handshake: Handshake,
     peer: SocketAddr,
@@ -151,5 +153,187 @@ fn run(
         let online = hub.disconnect(key);
         drop(permit);
         tracing::debug!(conn = key.0, online, "client disconnected");
+    }
+}
+
+/// A connection's whole life (greeting, dispatch, writes, close) with no server around it:
+/// the loop runs over an in-memory pipe, a WebSocket client on its other end.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::{SinkExt, StreamExt};
+    use shared::{ClientMsg, ErrorCode, ServerMsg, decode_server, encode};
+    use tokio::io::DuplexStream;
+    use tokio_tungstenite::{WebSocketStream, tungstenite::protocol::Role};
+    use tungstenite::Message;
+
+    use super::*;
+    use crate::{
+        config::{Config, Store},
+        settings::Settings,
+        startup::Core,
+    };
+
+    type Client = WebSocketStream<DuplexStream>;
+
+    /// The app's state over the memory store, as `serve` builds it (no port, no accept loop).
+    fn app() -> (Core, AppState) {
+        let config = Config {
+            store: Store::Memory,
+            ..Config::default()
+        };
+        let settings = Settings::from(&config);
+        let core = Core::open(&settings).expect("opens in memory");
+        let state = core.app_state(&settings, "127.0.0.1:0".parse().expect("an address"));
+        (core, state)
+    }
+
+    /// A client connected to a connection task running `run`, as the upgrade would start it.
+    async fn connect(app: &AppState, handshake: Handshake) -> Client {
+        connect_task(app, handshake).await.0
+    }
+
+    /// The same, and the connection's task (it ends once the connection has left the hub).
+    async fn connect_task(
+        app: &AppState,
+        handshake: Handshake,
+    ) -> (Client, tokio::task::JoinHandle<()>) {
+        let (server, client) = tokio::io::duplex(64 * 1024);
+        let peer: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+        let permit = app.admission.admit(peer.ip()).expect("a place");
+        let server = WebSocketStream::from_raw_socket(server, Role::Server, None).await;
+        let task = tokio::spawn(run(server, app.clone(), handshake, peer, permit));
+        let client = WebSocketStream::from_raw_socket(client, Role::Client, None).await;
+        (client, task)
+    }
+
+    async fn say(client: &mut Client, msg: &ClientMsg) {
+        let text = encode(msg);
+        client.send(Message::text(text)).await.expect("sent");
+    }
+
+    /// The next message from the server (pings are answered by the client's stream).
+    async fn next(client: &mut Client) -> ServerMsg {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), client.next())
+                .await
+                .expect("a frame within 10 s")
+                .expect("the connection is open")
+                .expect("a frame");
+            if let Message::Text(text) = frame {
+                return decode_server(text.as_str()).expect("a server message");
+            }
+        }
+    }
+
+    /// The next message that `pick` accepts, skipping others (presence, typing…).
+    async fn next_of<T>(client: &mut Client, pick: impl Fn(ServerMsg) -> Option<T>) -> T {
+        loop {
+            if let Some(found) = pick(next(client).await) {
+                return found;
+            }
+        }
+    }
+
+    fn send(text: &str, nonce: &str) -> ClientMsg {
+        ClientMsg::Send {
+            room: None,
+            text: text.into(),
+            nonce: Some(nonce.into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn two_connections_chat_without_a_server() {
+        let (_core, app) = app();
+        let mut ana = connect(&app, Handshake::V2).await;
+        say(
+            &mut ana,
+            &ClientMsg::Hello {
+                resume: None,
+                rooms: None,
+                name: None,
+                token: None,
+            },
+        )
+        .await;
+        let welcome = next_of(&mut ana, |m| match m {
+            ServerMsg::Welcome(w) => Some(w),
+            _ => None,
+        })
+        .await;
+        let mut bea = connect(&app, Handshake::V1).await;
+        next_of(&mut bea, |m| {
+            matches!(m, ServerMsg::Welcome(_)).then_some(())
+        })
+        .await;
+
+        say(&mut ana, &send("hola", "n1")).await;
+        let ack = next_of(&mut ana, |m| match m {
+            ServerMsg::Ack(ack) => Some(ack),
+            _ => None,
+        })
+        .await;
+        assert_eq!((ack.nonce.as_str(), ack.room.as_str()), ("n1", "general"));
+        let line = next_of(&mut bea, |m| match m {
+            ServerMsg::Message(line) => Some(line),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            (line.seq, line.from, line.text.as_str()),
+            (ack.seq, welcome.id, "hola")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_bad_frame_gets_a_typed_error_and_the_connection_goes_on() {
+        let (_core, app) = app();
+        let mut ana = connect(&app, Handshake::V1).await;
+        next_of(&mut ana, |m| {
+            matches!(m, ServerMsg::Welcome(_)).then_some(())
+        })
+        .await;
+        ana.send(Message::text("{not json")).await.expect("sent");
+        let error = next_of(&mut ana, |m| match m {
+            ServerMsg::Error(error) => Some(error),
+            _ => None,
+        })
+        .await;
+        assert_eq!(error.code, ErrorCode::BadJson);
+        say(&mut ana, &send("still here", "n2")).await;
+        let ack = next_of(&mut ana, |m| match m {
+            ServerMsg::Ack(ack) => Some(ack),
+            _ => None,
+        })
+        .await;
+        assert_eq!(ack.nonce, "n2");
+    }
+
+    #[tokio::test]
+    async fn the_clients_close_is_answered_and_frees_its_place() {
+        let (core, app) = app();
+        let (mut ana, task) = connect_task(&app, Handshake::V1).await;
+        next_of(&mut ana, |m| {
+            matches!(m, ServerMsg::Welcome(_)).then_some(())
+        })
+        .await;
+        assert_eq!(core.hub.open_connections(), 1);
+        ana.close(None).await.expect("close sent");
+        // The server answers the close, then the stream ends.
+        let mut answered = false;
+        while let Some(frame) = tokio::time::timeout(Duration::from_secs(10), ana.next())
+            .await
+            .expect("the server answers within 10 s")
+        {
+            answered |= matches!(frame, Ok(Message::Close(_)));
+        }
+        assert!(answered, "the server answered the close with its own");
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the connection's task ends")
+            .expect("without a panic");
+        assert_eq!(core.hub.open_connections(), 0, "its place is free");
     }
 }

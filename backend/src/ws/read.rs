@@ -18,8 +18,9 @@ use tungstenite::Message;
 use shared::{ClientMsg, decode_client};
 
 use super::{
-    Arrival, CLOSE_GRACE, Connection, Handshake, Hello, Socket,
+    Arrival, CLOSE_GRACE, Connection, Handshake, Hello,
     connection::Flow,
+    wire::Wire,
     write::{Heartbeat, Written, count_frames, write_batch},
 };
 use crate::{
@@ -34,8 +35,8 @@ const READ_BURST: u32 = 64;
 /// Runs the connection until the client leaves, the socket fails, or a close was written:
 /// the greeting, then the welcomed connection's loop (or, refused before its welcome, the
 /// refusal and the close).
-pub(crate) async fn serve(
-    arriving: Box<(Socket, Arrival)>,
+pub(crate) async fn serve<W: Wire>(
+    arriving: Box<(W, Arrival)>,
     handshake: Handshake,
     heartbeat: Heartbeat,
 ) {
@@ -118,8 +119,8 @@ impl Handler for Connection {
 }
 
 /// A connection's loop, once it has a handler (a welcomed chat connection, an echo).
-pub(crate) async fn welcomed<H: Handler>(
-    mut live: Box<(Socket, H)>,
+pub(crate) async fn welcomed<W: Wire, H: Handler>(
+    mut live: Box<(W, H)>,
     first: Option<Message>,
     heartbeat: &Heartbeat,
 ) {
@@ -259,8 +260,8 @@ enum Step {
 
 /// Writes one batch of the outbox, and the close it carries (boxed, and only while it
 /// runs).
-fn write_out<'a>(
-    socket: &'a mut Socket,
+fn write_out<'a, W: Wire>(
+    socket: &'a mut W,
     outbox: &'a Outbox,
     metrics: &'a Metrics,
     heartbeat: &'a Heartbeat,
@@ -307,8 +308,8 @@ enum Beat {
 
 /// On the heartbeat: a client silent for two intervals is let go; otherwise a ping, with
 /// a deadline (boxed, and only while it runs).
-fn heartbeat_due<'a>(
-    socket: &'a mut Socket,
+fn heartbeat_due<'a, W: Wire>(
+    socket: &'a mut W,
     last_heard: Instant,
     heartbeat: &'a Heartbeat,
     metrics: &'a Metrics,
@@ -364,27 +365,27 @@ async fn fire(timer: &mut Option<Timer>) {
 }
 
 /// How a greeting ended.
-enum Greeted {
+enum Greeted<W> {
     /// Welcomed: the connection, and a frame that came first and is still to be handled.
-    Welcomed(Box<(Socket, Connection)>, Option<Message>),
+    Welcomed(Box<(W, Connection)>, Option<Message>),
     /// Refused before its welcome: the socket, and the outbox holding the refusal.
-    Refused(Box<Parting>, CloseReason),
+    Refused(Box<Parting<W>>, CloseReason),
     /// Gone, or silent: nobody to tell.
     Gone,
 }
 
 /// What a connection refused before its welcome still needs: a socket to write the refusal
 /// and the close on, the outbox that holds them, the counters.
-type Parting = (Socket, Arc<Outbox>, Arc<Metrics>);
+type Parting<W> = (W, Arc<Outbox>, Arc<Metrics>);
 
 /// Welcomes the connection: a v1 one at once; a v2 one after its first frame, which should
 /// be its `hello` (anything else is welcomed as a new session in `general`, then handled:
 /// it is returned). A client that says nothing for two heartbeats is let go.
-async fn greet(
-    arriving: Box<(Socket, Arrival)>,
+async fn greet<W: Wire>(
+    arriving: Box<(W, Arrival)>,
     handshake: Handshake,
     heartbeat: &Heartbeat,
-) -> Greeted {
+) -> Greeted<W> {
     let (mut socket, mut arrival) = *arriving;
     let outbox = arrival.outbox().clone();
     let metrics = arrival.metrics().clone();
@@ -443,7 +444,7 @@ fn hello_of(first: &Message) -> Option<Hello> {
 
 /// A connection refused before its welcome: what is queued (the refusal) goes out, then
 /// the close, within [`CLOSE_GRACE`]; nothing more is read.
-async fn part(mut parting: Box<Parting>, reason: CloseReason, heartbeat: &Heartbeat) {
+async fn part<W: Wire>(mut parting: Box<Parting<W>>, reason: CloseReason, heartbeat: &Heartbeat) {
     let (socket, outbox, metrics) = &mut *parting;
     outbox.close(reason);
     let deadline = tokio::time::sleep(CLOSE_GRACE);

@@ -24,7 +24,7 @@ use futures_util::{FutureExt as _, SinkExt};
 use tokio::io::AsyncWriteExt;
 use tungstenite::Message;
 
-use super::{CLOSE_GRACE, Socket};
+use super::{CLOSE_GRACE, wire::Wire};
 use crate::{
     metrics::{Metrics, TypeLabel},
     outbox::{CloseReason, Frame, Outbox},
@@ -64,8 +64,8 @@ pub(super) fn count_frames(metrics: &Metrics, frames: &[Frame]) {
 /// is talking would look silent. A client that neither reads nor talks stalls the write.
 /// And "no progress" is measured on the write itself, polled once more before judging: a
 /// server that was too busy to poll it (a loaded machine) never blames the client for it.
-pub(super) async fn write_batch(
-    socket: &mut Socket,
+pub(super) async fn write_batch<W: Wire>(
+    socket: &mut W,
     outbox: &Outbox,
     metrics: &Metrics,
     heartbeat: &Heartbeat,
@@ -84,7 +84,7 @@ pub(super) async fn write_batch(
     let write = async {
         // A pong or close tungstenite owes goes first, whole.
         socket.flush().await?;
-        write_frames(socket.get_mut(), frames, &progress).await?;
+        socket.write_frames(frames, &progress).await?;
         match close {
             // tungstenite queued the answer to the client's close when it read it: flushing
             // sends it (a second close would be refused).
@@ -133,7 +133,7 @@ pub(super) async fn write_batch(
 /// Writes whole data frames to the socket: for each frame its header, then its payload's
 /// pieces, gathered into `writev` calls until every byte is written. `progress` counts the
 /// bytes written so far.
-async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+pub(super) async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[Frame],
     progress: &AtomicUsize,
