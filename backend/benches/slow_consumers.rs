@@ -1,7 +1,8 @@
 //! Slow consumers: does a client that never reads cost the server memory, or slow down
 //! everyone else?
 //!
-//! Runs the real server in a child process (this same binary, re-executed) so its memory can
+//! Runs the real server in a child process (the `backend` binary, through testkit's
+//! [`ServerProcess`](testkit::ServerProcess)) so its memory can
 //! be read from `/proc`, connects N clients, makes some of them never read, and has a tenth of
 //! the healthy ones send lines at 10/s each (the default per-connection limit). Every healthy
 //! client measures how long each line took to reach it. Prints server RSS (start, peak, end),
@@ -15,17 +16,14 @@
 
 use std::{
     net::SocketAddr,
-    process::Stdio,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use futures_util::{SinkExt, StreamExt};
 use shared::{ClientMsg, ServerMsg, decode_server, encode};
-use tokio::{io::AsyncBufReadExt, sync::Mutex};
+use tokio::sync::Mutex;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
-
-const SERVER_ENV: &str = "CHARLA_BENCH_SERVER";
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -39,10 +37,6 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    if std::env::var_os(SERVER_ENV).is_some() {
-        runtime.block_on(run_server());
-        return;
-    }
     let clients = env_or("CHARLA_BENCH_CLIENTS", 200) as usize;
     let secs = env_or("CHARLA_BENCH_SECS", 20);
     let line_bytes = env_or("CHARLA_BENCH_LINE_BYTES", 1024) as usize;
@@ -53,23 +47,26 @@ fn main() {
     });
 }
 
-/// The child: the real server with default settings (SQLite in a fresh directory, so every
-/// run starts with an empty history), except that all clients come from one address (so the
-/// per-IP limit is raised).
-async fn run_server() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    println!("{}", listener.local_addr().expect("addr"));
-    let data_dir = std::env::temp_dir().join(format!("charla-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let config = backend::Config {
-        store: backend::Store::Sqlite(data_dir),
-        ..testkit::for_load()
-    };
-    backend::serve(listener, config, std::future::pending())
-        .await
-        .expect("serve");
+/// The real server as its own process, with the limits out of the way (all clients come
+/// from one address) and SQLite in a fresh directory, so every run starts with an empty
+/// history.
+async fn start_server() -> (testkit::ServerProcess, std::path::PathBuf) {
+    let data_dir = testkit::fresh_data_dir();
+    let dir = data_dir.to_str().expect("a UTF-8 temporary directory");
+    let args = [
+        "--data-dir",
+        dir,
+        "--max-connections",
+        "100000",
+        "--max-connections-per-ip",
+        "100000",
+        "--max-tcp-per-ip",
+        "100000",
+        "--resumes-per-min",
+        "1000000",
+    ];
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_backend"));
+    (testkit::ServerProcess::start(bin, &args).await, data_dir)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -84,21 +81,8 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
-    let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
-        .env(SERVER_ENV, "1")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("server child");
-    let pid = child.id().expect("pid");
-    let mut out = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let addr: SocketAddr = out
-        .next_line()
-        .await
-        .expect("read")
-        .expect("address")
-        .parse()
-        .expect("addr");
+    let (server, data_dir) = start_server().await;
+    let (pid, addr) = (server.pid(), server.addr);
     let url = format!("ws://{addr}/ws");
 
     let base = Instant::now();
@@ -208,7 +192,8 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
             .to_owned()
     };
     drop(stuck_sockets);
-    let _ = child.kill().await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(data_dir);
 
     let mut l = latencies.lock().await.clone();
     l.sort_by(f64::total_cmp);

@@ -4,15 +4,14 @@
 
 #![allow(missing_docs)]
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use shared::{
     ClientMsg, ErrorCode, ServerMsg,
     exercises::{GREETING, binary_pattern, checksum},
 };
-use testkit::{Client, TestServer, metric};
-use tokio::io::AsyncBufReadExt;
+use testkit::{Client, ServerProcess, TestServer, metric};
 use tokio_tungstenite::{
     connect_async,
     tungstenite::{Message, client::IntoClientRequest, http::HeaderValue},
@@ -426,33 +425,19 @@ async fn every_ticker_ends_with_its_connection() {
 
 #[tokio::test]
 async fn a_tic_is_logged_with_the_senders_id_and_never_echoed() {
-    let data = testkit::fresh_data_dir();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_backend"))
-        .args(["--addr", "127.0.0.1:0", "--memory", "--data-dir"])
-        .arg(&data)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the server");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (server, mut log) = ServerProcess::start_logged(
+        std::path::Path::new(env!("CARGO_BIN_EXE_backend")),
+        &["--memory"],
+    )
+    .await;
     let mut next_line = async || {
-        tokio::time::timeout(TIMEOUT, lines.next_line())
+        tokio::time::timeout(TIMEOUT, log.recv())
             .await
             .expect("a log line in time")
-            .expect("read the log")
             .expect("the server is still running")
     };
-    let addr = loop {
-        let line = next_line().await;
-        if let Some(at) = line.find("serving http://") {
-            let rest = &line[at + "serving http://".len()..];
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
     let mut client = Client::hello(
-        &format!("ws://{addr}/ws"),
+        &server.ws_url(),
         &ClientMsg::Hello {
             resume: None,
             rooms: None,
@@ -492,8 +477,7 @@ async fn a_tic_is_logged_with_the_senders_id_and_never_echoed() {
     for (n, line) in (1..=3).zip(&seen) {
         assert!(line.contains(&format!("TIC-{n}")), "{line}");
     }
-    let _ = child.kill().await;
-    let _ = std::fs::remove_dir_all(data);
+    drop(server);
 }
 
 #[tokio::test]

@@ -48,14 +48,24 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Runs `bin` (the `backend` binary: `env!("CARGO_BIN_EXE_backend")` in its tests) on a
-    /// free port of 127.0.0.1 with `args` and [`UNLIMITED_FLAGS`], and waits until it says
-    /// where it listens. Its log is read (and dropped) so it never blocks on a full pipe.
+    /// Runs `bin` (the `backend` binary: `env!("CARGO_BIN_EXE_backend")` in its tests and
+    /// benches) on a free port of 127.0.0.1 with `args`, and [`UNLIMITED_FLAGS`] for every
+    /// limit `args` does not set, and waits until it says where it listens. Its log is read
+    /// (and dropped) so it never blocks on a full pipe.
     pub async fn start(bin: &Path, args: &[&str]) -> Self {
+        Self::start_logged(bin, args).await.0
+    }
+
+    /// [`start`](Self::start), keeping its log: every line it writes after the one that
+    /// says where it listens, in order.
+    pub async fn start_logged(
+        bin: &Path,
+        args: &[&str],
+    ) -> (Self, tokio::sync::mpsc::UnboundedReceiver<String>) {
         let mut child = Command::new(bin)
             .args(["--addr", "127.0.0.1:0"])
             .args(args)
-            .args(UNLIMITED_FLAGS)
+            .args(defaults_not_in(args))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -78,8 +88,19 @@ impl ServerProcess {
         })
         .await
         .expect("the server started in time");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        ServerProcess { child, addr }
+        let (log, logged) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                // Nobody listening is fine: the pipe is still drained.
+                let _ = log.send(line);
+            }
+        });
+        (ServerProcess { child, addr }, logged)
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// `ws://…/ws`.
@@ -89,7 +110,7 @@ impl ServerProcess {
 
     /// Sends signal `name` (`KILL`, `TERM`, …) to the process.
     pub fn signal(&self, name: &str) {
-        let pid = self.child.id().expect("running").to_string();
+        let pid = self.pid().to_string();
         let status = std::process::Command::new("kill")
             .args(["-s", name, &pid])
             .status()
@@ -104,6 +125,17 @@ impl ServerProcess {
             .expect("the server exited in time")
             .expect("wait")
     }
+}
+
+/// The pairs of [`UNLIMITED_FLAGS`] whose flag `args` does not give (a flag given twice is
+/// an error).
+fn defaults_not_in<'a>(args: &[&str]) -> Vec<&'a str> {
+    UNLIMITED_FLAGS
+        .chunks(2)
+        .filter(|pair| !args.contains(&pair[0]))
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// A `redis-server` of the test's own: a free port, a fresh directory, AOF with
