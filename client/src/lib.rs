@@ -36,10 +36,12 @@
 //!
 //! A runnable example: `cargo run -p client --example hello -- ws://127.0.0.1:3000`.
 //!
-//! Layout: this file (the client, its options, events and errors), `runner` (the task that
-//! owns the socket and the session: reconnecting, acks, token refresh), [`token`] (token
+//! Layout: this file (the client, its options, events and errors), [`mod@apply`] (what one
+//! server message does to the session, without a socket), `runner` (the task that owns the
+//! socket and the session: reconnecting, acks, token refresh), [`token`] (token
 //! sources; minting, for `charla token`), [`mod@bench`] (the load generator).
 
+pub mod apply;
 pub mod bench;
 mod runner;
 pub mod token;

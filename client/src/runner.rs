@@ -8,8 +8,7 @@ use std::{collections::HashMap, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use shared::{
-    ClientMsg, ClientSession, ErrorCode, Refusal, RoomName, Seq, ServerMsg, Shown, decode_server,
-    encode,
+    ClientMsg, ClientSession, ErrorCode, RoomName, Seq, ServerMsg, decode_server, encode,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::{
@@ -19,8 +18,9 @@ use tokio_tungstenite::{
 
 use crate::{
     CLOSE_TOKEN_REFUSED, CLOSE_USER_DISCONNECTED, Command, Event, PING_EVERY, SendError, SignedOut,
-    TOKEN_FRESH_FOR, TOKEN_RETRY, TOKEN_RETRY_MIN, TokenSource, now_ms, refuses_the_token, token,
-    unit, ws_config,
+    TOKEN_FRESH_FOR, TOKEN_RETRY, TOKEN_RETRY_MIN, TokenSource,
+    apply::{Applied, LineFate, apply},
+    now_ms, refuses_the_token, token, unit, ws_config,
 };
 
 /// Starts the task for a session that is ready to say `hello`; `welcomed` hears of the first
@@ -458,129 +458,55 @@ impl Runner {
         Vec::new()
     }
 
-    /// Applies one server message: events out, and the frames to send in reply.
+    /// Applies one server message: events out, acks to who waits for them, and the frames
+    /// to send in reply. The sign-in's messages are the runner's; the rest is
+    /// [`apply`](crate::apply::apply)'s.
     fn apply(&mut self, msg: ServerMsg) -> Vec<ClientMsg> {
-        let event = match msg {
-            ServerMsg::Welcome(shared::server::Welcome {
-                id,
-                name,
-                resume,
-                resumed,
-                limits,
-                user,
-                ..
-            }) => {
+        match &msg {
+            // The close with 4001 that follows says the rest.
+            ServerMsg::Error(shared::server::Error { code, message, .. })
+                if refuses_the_token(*code) =>
+            {
+                self.refused = Some((*code, message.clone()));
+                return Vec::new();
+            }
+            ServerMsg::TokenExpiring(shared::server::TokenExpiring { in_ms }) => {
+                self.on_token_expiring(*in_ms);
+            }
+            ServerMsg::TokenRefreshed(_) => {
+                self.expires = None;
+                self.retry_at = None;
+            }
+            _ => {}
+        }
+        let Applied {
+            event,
+            line,
+            replies,
+        } = apply(&mut self.session, msg);
+        let settled = match line {
+            Some(LineFate::Acked { nonce, seq }) => Some((nonce, Ok(seq))),
+            Some(LineFate::Refused {
+                nonce,
+                code,
+                message,
+            }) => Some((nonce, Err(SendError::Refused { code, message }))),
+            Some(LineFate::Retrying { .. }) | None => None,
+        };
+        if let Some((nonce, result)) = settled
+            && let Some(acked) = self.acks.remove(&nonce)
+        {
+            let _ = acked.send(result);
+        }
+        if let Some(event) = event {
+            if matches!(event, Event::Welcome { .. }) {
                 self.welcomed_here = true;
-                let frames =
-                    self.session
-                        .on_welcome_at(id.clone(), resume.clone(), limits, now_ms());
                 if let Some(first) = self.welcomed.take() {
                     let _ = first.send(Ok(()));
                 }
-                let _ = self.events.send(Event::Welcome {
-                    id,
-                    name,
-                    resumed,
-                    resume,
-                    user,
-                });
-                return frames;
             }
-            ServerMsg::Joined(shared::server::Joined {
-                room,
-                lines,
-                resumed,
-                online,
-                ..
-            }) => {
-                let (lines, replace) = match self.session.on_joined(room.clone(), lines, resumed) {
-                    Shown::Replace(lines) => (lines, true),
-                    Shown::Append(lines) => (lines, false),
-                };
-                Event::Joined {
-                    room,
-                    lines,
-                    replace,
-                    online,
-                }
-            }
-            ServerMsg::Message(line) => match self.session.on_line(line) {
-                Some(line) => Event::Line(line),
-                None => return Vec::new(),
-            },
-            ServerMsg::Ack(shared::server::Ack { nonce, seq, .. }) => {
-                self.session.on_ack(&nonce);
-                if let Some(acked) = self.acks.remove(&nonce) {
-                    let _ = acked.send(Ok(seq));
-                }
-                return Vec::new();
-            }
-            // The close with 4001 that follows says the rest.
-            ServerMsg::Error(shared::server::Error { code, message, .. })
-                if refuses_the_token(code) =>
-            {
-                self.refused = Some((code, message));
-                return Vec::new();
-            }
-            ServerMsg::Error(shared::server::Error {
-                code,
-                message,
-                room,
-                nonce: Some(nonce),
-            }) => match self.session.on_refused(&nonce, code, now_ms()) {
-                // It goes out again when the session says so.
-                Refusal::Retry => return Vec::new(),
-                Refusal::Dropped(_) => {
-                    if let Some(acked) = self.acks.remove(&nonce) {
-                        let _ = acked.send(Err(SendError::Refused { code, message }));
-                    }
-                    return Vec::new();
-                }
-                Refusal::Unknown => Event::Error {
-                    code,
-                    message,
-                    room,
-                },
-            },
-            ServerMsg::Error(shared::server::Error {
-                code,
-                message,
-                room,
-                nonce: None,
-            }) => Event::Error {
-                code,
-                message,
-                room,
-            },
-            ServerMsg::TokenExpiring(shared::server::TokenExpiring { in_ms }) => {
-                self.on_token_expiring(in_ms);
-                Event::TokenExpiring { in_ms }
-            }
-            ServerMsg::TokenRefreshed(shared::server::TokenRefreshed { exp }) => {
-                self.expires = None;
-                self.retry_at = None;
-                Event::TokenRefreshed { exp }
-            }
-            ServerMsg::Typing(shared::server::Typing {
-                room,
-                from,
-                name,
-                user,
-                text,
-            }) => Event::Typing {
-                room,
-                from,
-                name,
-                user,
-                text,
-            },
-            ServerMsg::Presence(shared::server::Presence { room, online, .. }) => {
-                Event::Presence { room, online }
-            }
-            ServerMsg::Pong => return Vec::new(),
-            other => Event::Other(other),
-        };
-        let _ = self.events.send(event);
-        Vec::new()
+            let _ = self.events.send(event);
+        }
+        replies
     }
 }

@@ -11,6 +11,7 @@
 use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf, time::Duration};
 
 use backend::Config;
+use client::{Event, apply::LineFate};
 use futures_util::{SinkExt, StreamExt};
 use shared::{
     ChatLine, ClientMsg, ConnId, DisplayName, ErrorCode, RoomName, Seq, ServerMsg, decode_server,
@@ -849,8 +850,10 @@ impl Client {
     }
 }
 
-/// A client driven by `shared::ClientSession`, as the page is: it says `hello` with its
-/// token and per-room positions, resends unacknowledged lines, and shows each line once.
+/// A client driven by `shared::ClientSession` and the `client` crate's
+/// [`apply`](client::apply::apply), as the `charla` client is, one step at a time: it says
+/// `hello` with its token and per-room positions, resends unacknowledged lines, and shows each
+/// line once; the test says when to read, when the socket is cut and when to reconnect.
 pub struct SessionClient {
     /// The session logic.
     pub session: shared::ClientSession,
@@ -951,66 +954,41 @@ impl SessionClient {
                 return;
             }
         };
-        match msg {
-            ServerMsg::Welcome(shared::server::Welcome {
-                id, resume, limits, ..
-            }) => {
-                for frame in self.session.on_welcome_at(id, resume, limits, now_ms()) {
-                    self.send_frame(&frame).await;
-                }
-            }
-            ServerMsg::Joined(shared::server::Joined {
-                room,
-                lines,
-                resumed,
-                ..
-            }) => {
-                let shown = self.session.on_joined(room.clone(), lines, resumed);
-                shown.apply_to(self.shown.entry(room).or_default());
-            }
-            ServerMsg::Message(line) => {
-                if let Some(line) = self.session.on_line(line) {
-                    self.shown.entry(line.room.clone()).or_default().push(line);
-                }
-            }
-            ServerMsg::Ack(shared::server::Ack { nonce, seq, .. }) => {
-                self.session.on_ack(&nonce);
+        let client::apply::Applied {
+            event,
+            line,
+            replies,
+        } = client::apply::apply(&mut self.session, msg);
+        for frame in replies {
+            self.send_frame(&frame).await;
+        }
+        match line {
+            Some(LineFate::Acked { nonce, seq }) => {
                 self.acked.insert(nonce, seq.0);
             }
-            ServerMsg::Error(shared::server::Error {
-                code,
-                message,
-                nonce,
+            // Lines the server will take later are retried by the session.
+            Some(LineFate::Retrying { nonce, code }) => self.refused.push((code, nonce)),
+            Some(LineFate::Refused { code, message, .. }) => panic!("refused: {code}: {message}"),
+            None => {}
+        }
+        match event {
+            Some(Event::Joined {
+                room,
+                lines,
+                replace,
                 ..
             }) => {
-                // Lines the server will take later are retried by the session; anything
-                // else is a test failure.
-                let retried = nonce.is_some_and(|n| {
-                    let retry =
-                        self.session.on_refused(&n, code, now_ms()) == shared::Refusal::Retry;
-                    self.refused.push((code, n));
-                    retry
-                });
-                assert!(retried, "refused: {code}: {message}");
+                let shown = self.shown.entry(room).or_default();
+                if replace {
+                    *shown = lines;
+                } else {
+                    shown.extend(lines);
+                }
             }
-            ServerMsg::Typing(_)
-            | ServerMsg::Presence(_)
-            | ServerMsg::Echo(_)
-            | ServerMsg::Binary(_)
-            | ServerMsg::Ticker(_)
-            | ServerMsg::TickerStopped(_)
-            | ServerMsg::Random(_)
-            | ServerMsg::Products(_)
-            | ServerMsg::ProductAdded(_)
-            | ServerMsg::ProductRemoved(_)
-            | ServerMsg::ProductRefused(_)
-            | ServerMsg::Older(_)
-            | ServerMsg::Left(_)
-            | ServerMsg::Members(_)
-            | ServerMsg::NameSet(_)
-            | ServerMsg::TokenExpiring(_)
-            | ServerMsg::TokenRefreshed(_)
-            | ServerMsg::Pong => {}
+            Some(Event::Line(line)) => self.shown.entry(line.room.clone()).or_default().push(line),
+            // Any other refusal is a test failure.
+            Some(Event::Error { code, message, .. }) => panic!("refused: {code}: {message}"),
+            _ => {}
         }
     }
 
