@@ -21,7 +21,8 @@
 //! - [`exercises`]: what the exercise pages show, as signals, fed by the same `match`.
 //! - [`App`]: puts them together under a `leptos_router` [`Router`]: `/` shows `general`,
 //!   `/r/<name>` that room (joined on arrival), so a link opens a room and back/forward move
-//!   between rooms. `main.rs` only mounts it.
+//!   between rooms; every other page's route, link and title come from one table,
+//!   `components::nav::PAGES`. `main.rs` only mounts it.
 //! - [`i18n`]: every text the page shows, in Spanish and English ([`i18n::Texts`]), the
 //!   language in the context ([`i18n::I18n`]) and the switch in the header
 //!   ([`i18n::LangSwitch`]). Components read their words with `use_i18n().t()`.
@@ -37,7 +38,9 @@ pub mod i18n;
 use leptos::prelude::*;
 use leptos_router::{
     NavigateOptions,
-    components::{Route, Router, Routes},
+    components::{
+        Outlet, ParentRoute, ParentRouteProps, Route, RouteChildren, Router, Routes, RoutesProps,
+    },
     hooks::use_navigate,
     path,
 };
@@ -47,10 +50,7 @@ pub use connection::{
     RoomState, RouteError, SendError, SignInNotice, room_path, use_connection,
 };
 
-use components::{
-    EchoPage, LiveProductsPage, NameForm, NavBar, NotFound, ProductsPage, RandomPage, RoomPage,
-    RoomsPanel, SignIn, StatusBar,
-};
+use components::{NameForm, NavBar, NotFound, RoomPage, RoomsPanel, SignIn, StatusBar};
 use i18n::{provide_i18n, use_i18n};
 use leptos_router::hooks::use_location;
 
@@ -73,6 +73,59 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The router's routes: the chat's two (`/`, `/r/:room`) in its layout, then every page of
+/// [`components::nav::PAGES`] with a view of its own, the whole width; anything else is
+/// "not found", the whole width too.
+fn routes(panel_open: RwSignal<bool>) -> impl IntoView {
+    let chat = view! {
+        <ParentRoute path=path!("") view=move || view! { <ChatLayout panel_open /> }>
+            <Route path=path!("") view=RoomPage />
+            <Route path=path!("r/:room") view=RoomPage />
+        </ParentRoute>
+    }
+    .into_inner();
+    let pages = ParentRoute(
+        ParentRouteProps::builder()
+            .path(path!(""))
+            .view(|| view! { <Wide><Outlet /></Wide> })
+            .children(RouteChildren::to_children(components::nav::page_routes))
+            .build(),
+    );
+    Routes(
+        RoutesProps::builder()
+            .fallback(|| view! { <Wide><NotFound /></Wide> })
+            .children(RouteChildren::to_children(move || (chat, pages)))
+            .build(),
+    )
+}
+
+/// The chat's layout: the rooms panel (folded away on a phone unless `panel_open`) beside
+/// the room the route shows.
+#[component]
+fn ChatLayout(panel_open: RwSignal<bool>) -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <div class="layout">
+            <nav id="room-panel" class="panel" class:open=move || panel_open.get() aria-label=move || i18n.t().rooms>
+                <RoomsPanel />
+            </nav>
+            <main class="chat">
+                <Outlet />
+            </main>
+        </div>
+    }
+}
+
+/// Every other page's layout: the whole width.
+#[component]
+fn Wide(children: Children) -> impl IntoView {
+    view! {
+        <div class="layout wide">
+            <main class="chat exercises">{children()}</main>
+        </div>
+    }
+}
+
 /// Lines not yet seen in every room this page is in (tracked).
 fn total_unread(state: ChatState) -> u32 {
     state
@@ -80,8 +133,9 @@ fn total_unread(state: ChatState) -> u32 {
         .with(|joined| joined.iter().map(|r| state.room(r).unread.get()).sum())
 }
 
-/// The page's frame: header (name, status, language), the rooms panel, and the room the URL
-/// names.
+/// The page's frame: header (name, status, language), then what the route shows in its
+/// layout: the chat's pages beside the rooms panel, the others the whole width (the routes
+/// come from [`components::nav::PAGES`]).
 #[component]
 fn Shell() -> impl IntoView {
     let conn = use_connection();
@@ -165,23 +219,7 @@ fn Shell() -> impl IntoView {
                     <NameForm />
                 </Show>
             </header>
-            <div class="layout" class:wide=move || !is_chat.get()>
-                <Show when=move || is_chat.get()>
-                    <nav id="room-panel" class="panel" class:open=move || panel_open.get() aria-label=move || i18n.t().rooms>
-                        <RoomsPanel />
-                    </nav>
-                </Show>
-                <main class="chat" class:exercises=move || !is_chat.get()>
-                    <Routes fallback=NotFound>
-                        <Route path=path!("/") view=RoomPage />
-                        <Route path=path!("/r/:room") view=RoomPage />
-                        <Route path=path!("/echo") view=EchoPage />
-                        <Route path=path!("/random") view=RandomPage />
-                        <Route path=path!("/products") view=ProductsPage />
-                        <Route path=path!("/realtimeproducts") view=LiveProductsPage />
-                    </Routes>
-                </main>
-            </div>
+            {routes(panel_open)}
         </div>
     }
 }

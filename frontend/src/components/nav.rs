@@ -1,14 +1,21 @@
-//! The navigation bar: the chat and every exercise page, and the language switch. The link
-//! of the page in view is marked `aria-current="page"`.
+//! The app's pages as one table ([`PAGES`]): the router's routes, the navigation bar, the
+//! titles and the layout all read it. The bar's links are the router's `<A>`, which marks
+//! the page in view `aria-current="page"`; the language switch sits beside them.
 
-use leptos::prelude::*;
-use leptos_router::hooks::use_location;
+use leptos::{prelude::*, tachys::view::iterators::StaticVec};
+use leptos_router::{
+    StaticSegment,
+    any_nested_route::{AnyNestedRoute, IntoAnyNestedRoute},
+    components::{A, Route, RouteProps},
+};
 
+use super::{EchoPage, LiveProductsPage, ProductsPage, RandomPage};
 use crate::i18n::{LangSwitch, Texts, use_i18n};
 
 /// A page of the app: its path, its link in the bar, its title (none: the chat's own, which
-/// names the room and the unread count), and whether a path is it. The chat's pages show
-/// the rooms panel; the others take the whole width.
+/// names the room and the unread count), whether a path is it, and its view (none: the
+/// chat's, whose routes `/` and `/r/:room` show a room beside the rooms panel). The other
+/// pages take the whole width.
 pub struct Page {
     /// Where it is (the link's `href`).
     pub path: &'static str,
@@ -18,40 +25,47 @@ pub struct Page {
     pub title: Option<fn(&Texts) -> &'static str>,
     /// Whether a path shows it.
     pub shows: fn(&str) -> bool,
+    /// What it shows, under its path (none: the chat).
+    pub view: Option<fn() -> AnyView>,
 }
 
-/// Every page, in the bar's order: the one table the bar, the titles and the layout read
-/// (the router's `Routes` name the same paths, each with its view).
+/// Every page, in the bar's order: the one table the routes, the bar, the titles and the
+/// layout read.
 pub const PAGES: [Page; 5] = [
     Page {
         path: "/",
         link: |t| t.nav_chat,
         title: None,
         shows: |path| path == "/" || path.starts_with("/r/"),
+        view: None,
     },
     Page {
         path: "/echo",
         link: |t| t.nav_echo,
         title: Some(|t| t.echo_title),
         shows: |path| path == "/echo",
+        view: Some(|| view! { <EchoPage /> }.into_any()),
     },
     Page {
         path: "/random",
         link: |t| t.nav_random,
         title: Some(|t| t.random_title),
         shows: |path| path == "/random",
+        view: Some(|| view! { <RandomPage /> }.into_any()),
     },
     Page {
         path: "/products",
         link: |t| t.nav_products,
         title: Some(|t| t.products_title),
         shows: |path| path == "/products",
+        view: Some(|| view! { <ProductsPage /> }.into_any()),
     },
     Page {
         path: "/realtimeproducts",
         link: |t| t.nav_live_products,
         title: Some(|t| t.live_products_title),
         shows: |path| path == "/realtimeproducts",
+        view: Some(|| view! { <LiveProductsPage /> }.into_any()),
     },
 ];
 
@@ -65,11 +79,24 @@ pub fn is_chat(path: &str) -> bool {
     page_of(path).is_some_and(|page| page.title.is_none())
 }
 
+/// The routes of every page with a view of its own (the exercises), for the router.
+pub fn page_routes() -> StaticVec<AnyNestedRoute> {
+    PAGES
+        .iter()
+        .filter_map(|page| {
+            let view = page.view?;
+            let path = StaticSegment(page.path.trim_start_matches('/'));
+            let route = Route(RouteProps::builder().path(path).view(view).build());
+            Some(route.into_any_nested_route())
+        })
+        .collect::<Vec<_>>()
+        .into()
+}
+
 /// The site's navigation bar, on every page.
 #[component]
 pub fn NavBar() -> impl IntoView {
     let i18n = use_i18n();
-    let location = use_location();
     view! {
         <div class="site-bar">
             <nav id="site-nav" class="site-nav" aria-label=move || i18n.t().nav_label>
@@ -77,17 +104,10 @@ pub fn NavBar() -> impl IntoView {
                     {PAGES
                         .iter()
                         .map(|page| {
-                            let (href, text, shows) = (page.path, page.link, page.shows);
+                            let (href, text) = (page.path, page.link);
                             view! {
                                 <li>
-                                    <a
-                                        href=href
-                                        aria-current=move || {
-                                            location.pathname.with(|p| shows(p)).then_some("page")
-                                        }
-                                    >
-                                        {move || text(i18n.t())}
-                                    </a>
+                                    <A href=href>{move || text(i18n.t())}</A>
                                 </li>
                             }
                         })
