@@ -75,7 +75,12 @@ fn error(status: StatusCode, code: &'static str, message: impl Into<String>) -> 
 }
 
 fn bad_request(code: ErrorCode, message: impl Into<String>) -> Response {
-    error(StatusCode::BAD_REQUEST, code.as_str(), message)
+    refusal(code, message).into_response()
+}
+
+/// 400 with `code`.
+fn refusal(code: ErrorCode, message: impl Into<String>) -> ApiError {
+    api_error(StatusCode::BAD_REQUEST, code.as_str(), message)
 }
 
 /// 404 without a key configured, 401 without the right one.
@@ -137,6 +142,87 @@ struct NewLine {
     idempotency_key: Option<String>,
 }
 
+/// A [`NewLine`] whose every field was checked.
+struct CheckedLine {
+    text: String,
+    name: DisplayName,
+    user: Option<UserId>,
+    idempotency_key: Option<String>,
+}
+
+impl NewLine {
+    /// Reads the body: at most [`MAX_BODY_BYTES`] of JSON with only this struct's fields.
+    async fn read(body: Body) -> Result<NewLine, ApiError> {
+        let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return Err(refusal(
+                ErrorCode::TooLarge,
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            ));
+        };
+        serde_json::from_slice(&body).map_err(|err| {
+            let code = if err.is_data() {
+                ErrorCode::BadField
+            } else {
+                ErrorCode::BadJson
+            };
+            refusal(code, err.to_string())
+        })
+    }
+
+    /// Checks every field as a `send` is checked (text not blank and within `max_chars`; a
+    /// valid name; a 1–64 character user; a nonce-sized key). A line without a name is
+    /// shown under its user's, or as "app".
+    fn check(self, max_chars: usize) -> Result<CheckedLine, ApiError> {
+        if self.text.trim().is_empty() {
+            return Err(refusal(ErrorCode::Empty, "a line cannot be blank"));
+        }
+        if self.text.chars().nth(max_chars).is_some() {
+            return Err(refusal(
+                ErrorCode::TooLarge,
+                format!("text is longer than {max_chars} characters"),
+            ));
+        }
+        let name = match self.name.as_deref().map(DisplayName::parse) {
+            None => None,
+            Some(Ok(name)) => Some(name),
+            Some(Err(why)) => {
+                return Err(refusal(ErrorCode::BadName, format!("bad name: {why}")));
+            }
+        };
+        let user = match self.user {
+            Some(user) if user.is_empty() || user.chars().count() > 64 => {
+                return Err(refusal(
+                    ErrorCode::BadField,
+                    "`user` must be 1–64 characters",
+                ));
+            }
+            user => user.map(UserId::new),
+        };
+        let key = self.idempotency_key;
+        if key
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.chars().nth(MAX_NONCE_CHARS).is_some())
+        {
+            return Err(refusal(
+                ErrorCode::BadField,
+                format!("`idempotency_key` must be 1–{MAX_NONCE_CHARS} characters"),
+            ));
+        }
+        let name = name
+            .or_else(|| {
+                user.as_ref()
+                    .and_then(|u| DisplayName::parse(u.as_str()).ok())
+            })
+            .unwrap_or_else(|| DisplayName::parse("app").unwrap_or_else(|_| unreachable!("valid")));
+        Ok(CheckedLine {
+            text: self.text,
+            name,
+            user,
+            idempotency_key: key,
+        })
+    }
+}
+
 /// 201 `{"room", "seq"}` once the line is durable and delivered; 200 with the same `seq` for
 /// an `idempotency_key` already used in the room.
 async fn publish(
@@ -152,48 +238,26 @@ async fn publish(
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
     };
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return bad_request(
-            ErrorCode::TooLarge,
-            format!("the body is over {MAX_BODY_BYTES} bytes"),
-        );
+    let line = match NewLine::read(body).await {
+        Ok(line) => line.check(app.limits.max_text_chars),
+        Err(refused) => return refused.into_response(),
     };
-    let line: NewLine = match serde_json::from_slice(&body) {
-        Ok(line) => line,
-        Err(err) if err.is_data() => return bad_request(ErrorCode::BadField, err.to_string()),
-        Err(err) => return bad_request(ErrorCode::BadJson, err.to_string()),
-    };
-    if line.text.trim().is_empty() {
-        return bad_request(ErrorCode::Empty, "a line cannot be blank");
+    match line {
+        Ok(line) => commit_line(&app, room, line).await,
+        Err(refused) => refused.into_response(),
     }
-    let max = app.limits.max_text_chars;
-    if line.text.chars().nth(max).is_some() {
-        return bad_request(
-            ErrorCode::TooLarge,
-            format!("text is longer than {max} characters"),
-        );
-    }
-    let name = match line.name.as_deref().map(DisplayName::parse) {
-        None => None,
-        Some(Ok(name)) => Some(name),
-        Some(Err(why)) => return bad_request(ErrorCode::BadName, format!("bad name: {why}")),
+}
+
+/// Appends a checked line to `room` through the committer, as a connection's `send` is,
+/// and answers once it is durable.
+async fn commit_line(app: &AppState, room: RoomName, line: CheckedLine) -> Response {
+    let unavailable = |message| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            message,
+        )
     };
-    let user = match line.user {
-        Some(user) if user.is_empty() || user.chars().count() > 64 => {
-            return bad_request(ErrorCode::BadField, "`user` must be 1–64 characters");
-        }
-        user => user.map(UserId::new),
-    };
-    if line
-        .idempotency_key
-        .as_ref()
-        .is_some_and(|k| k.is_empty() || k.chars().nth(MAX_NONCE_CHARS).is_some())
-    {
-        return bad_request(
-            ErrorCode::BadField,
-            format!("`idempotency_key` must be 1–{MAX_NONCE_CHARS} characters"),
-        );
-    }
     let Ok(target) = app.hub.room_for_api(&room) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -201,28 +265,18 @@ async fn publish(
             "the server has as many rooms as it may hold",
         );
     };
-    let name = name
-        .or_else(|| {
-            user.as_ref()
-                .and_then(|u| DisplayName::parse(u.as_str()).ok())
-        })
-        .unwrap_or_else(|| DisplayName::parse("app").unwrap_or_else(|_| unreachable!("valid")));
     let (reply, published) = oneshot::channel();
     let job = Job::Line(LineJob {
         room: target,
         from: ConnId::new(API_SENDER),
-        name,
+        name: line.name,
         text: line.text,
         nonce: line.idempotency_key,
-        user,
+        user: line.user,
         reply: Some(reply),
     });
     if app.committer.submit(job).is_err() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable.as_str(),
-            "the server is busy; try again later",
-        );
+        return unavailable("the server is busy; try again later");
     }
     match published.await {
         Ok(Ok(Published { seq, new })) => {
@@ -233,11 +287,7 @@ async fn publish(
             };
             (status, Json(json!({ "room": room, "seq": seq }))).into_response()
         }
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable.as_str(),
-            "the line could not be stored; try again later",
-        ),
+        _ => unavailable("the line could not be stored; try again later"),
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 use super::{
@@ -252,202 +252,240 @@ impl HistoryStore for SqliteStore {
     }
 
     fn load(&mut self) -> Result<Loaded, StoreError> {
-        let mut lines_stmt = self
-            .db
-            .prepare(
-                "SELECT room, seq, sender, name, text, at, nonce, user FROM lines ORDER BY room, seq",
-            )
-            .map_err(err)?;
-        let lines = lines_stmt
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    line_of_row(row, 1, RoomName::general())?,
-                ))
-            })
-            .map_err(err)?
-            .map(|row| {
-                let (room, mut line) = row.map_err(err)?;
-                line.room = RoomName::parse(&room)
-                    .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?;
-                Ok(line)
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut sessions_stmt = self
-            .db
-            .prepare("SELECT token, id, name, last_used, replaced, user FROM sessions")
-            .map_err(err)?;
-        let sessions = sessions_stmt
-            .query_map([], |row| {
-                Ok(StoredSession {
-                    token: ResumeToken(row.get(0)?),
-                    id: ConnId::new(row.get::<_, String>(1)?),
-                    name: stored_name(row.get(2)?),
-                    last_used: row.get::<_, i64>(3)?.unsigned_abs(),
-                    replaced: row.get::<_, i64>(4)? != 0,
-                    user: row.get::<_, Option<String>>(5)?.map(UserId::new),
-                })
-            })
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        let mut nonces_stmt = self
-            .db
-            .prepare("SELECT sender, room, nonce, seq FROM nonces ORDER BY sender, seq")
-            .map_err(err)?;
-        let nonces = nonces_stmt
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
-            })
-            .map_err(err)?
-            .map(|row| {
-                let (sender, room, nonce, seq) = row.map_err(err)?;
-                Ok(StoredNonce {
-                    sender: ConnId::new(sender),
-                    room: RoomName::parse(&room)
-                        .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?,
-                    nonce,
-                    seq: Seq(seq.unsigned_abs()),
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut revocations_stmt = self
-            .db
-            .prepare("SELECT user, before FROM revocations")
-            .map_err(err)?;
-        let revocations = revocations_stmt
-            .query_map([], |row| {
-                Ok(Revocation {
-                    user: UserId::new(row.get::<_, String>(0)?),
-                    before: row.get::<_, i64>(1)?.unsigned_abs(),
-                })
-            })
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
         Ok(Loaded {
-            lines,
-            sessions,
-            nonces,
-            revocations,
+            lines: load_lines(&self.db)?,
+            sessions: load_sessions(&self.db)?,
+            nonces: load_nonces(&self.db)?,
+            revocations: load_revocations(&self.db)?,
         })
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(err)?;
-        {
-            let mut insert_line = tx
-                .prepare_cached(
-                    "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .map_err(err)?;
-            for line in &batch.lines {
-                insert_line
-                    .execute(params![
-                        line.room.as_str(),
-                        i64::try_from(line.seq.0).map_err(err)?,
-                        line.from.as_str(),
-                        line.name.as_ref().map(DisplayName::as_str),
-                        line.text,
-                        i64::try_from(line.at).map_err(err)?,
-                        line.nonce,
-                        line.user.as_ref().map(UserId::as_str),
-                    ])
-                    .map_err(err)?;
-            }
-            let mut insert_nonce = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO nonces (sender, room, nonce, seq) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(err)?;
-            for line in &batch.lines {
-                if let Some(nonce) = &line.nonce {
-                    insert_nonce
-                        .execute(params![
-                            line.from.as_str(),
-                            line.room.as_str(),
-                            nonce,
-                            i64::try_from(line.seq.0).map_err(err)?,
-                        ])
-                        .map_err(err)?;
-                }
-            }
-            let mut upsert_session = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced, user)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(err)?;
-            for session in &batch.sessions {
-                upsert_session
-                    .execute(params![
-                        session.token.0,
-                        session.id.as_str(),
-                        session.name.as_ref().map(DisplayName::as_str),
-                        i64::try_from(session.last_used).map_err(err)?,
-                        i64::from(session.replaced),
-                        session.user.as_ref().map(UserId::as_str),
-                    ])
-                    .map_err(err)?;
-            }
-            let mut forget_nonce = tx
-                .prepare_cached("DELETE FROM nonces WHERE sender = ?1 AND room = ?2 AND nonce = ?3")
-                .map_err(err)?;
-            for nonce in &batch.forget_nonces {
-                forget_nonce
-                    .execute(params![
-                        nonce.sender.as_str(),
-                        nonce.room.as_str(),
-                        nonce.nonce
-                    ])
-                    .map_err(err)?;
-            }
-            let mut forget_session = tx
-                .prepare_cached("DELETE FROM sessions WHERE token = ?1")
-                .map_err(err)?;
-            let mut forget_sender = tx
-                .prepare_cached(
-                    "DELETE FROM nonces WHERE sender = ?1
-                     AND NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND token != ?2)",
-                )
-                .map_err(err)?;
-            for (token, id) in &batch.forget_sessions {
-                forget_session.execute(params![token.0]).map_err(err)?;
-                forget_sender
-                    .execute(params![id.as_str(), token.0])
-                    .map_err(err)?;
-            }
-            let mut forget = tx
-                .prepare_cached("DELETE FROM lines WHERE room = ?1 AND seq < ?2")
-                .map_err(err)?;
-            for (room, below) in &batch.forget_below {
-                forget
-                    .execute(params![room.as_str(), i64::try_from(below.0).map_err(err)?])
-                    .map_err(err)?;
-            }
-            let mut revoke = tx
-                .prepare_cached(
-                    "INSERT INTO revocations (user, before) VALUES (?1, ?2)
-                     ON CONFLICT (user) DO UPDATE SET before = MAX(before, excluded.before)",
-                )
-                .map_err(err)?;
-            for r in &batch.revocations {
-                revoke
-                    .execute(params![
-                        r.user.as_str(),
-                        i64::try_from(r.before).map_err(err)?
-                    ])
-                    .map_err(err)?;
-            }
-        }
+        insert_lines(&tx, &batch.lines)?;
+        upsert_sessions(&tx, &batch.sessions)?;
+        forget(&tx, batch)?;
+        revoke(&tx, &batch.revocations)?;
         tx.commit().map_err(err)
     }
+}
+
+/// Every kept line, by room and `seq`.
+fn load_lines(db: &Connection) -> Result<Vec<ChatLine>, StoreError> {
+    let mut lines_stmt = db
+        .prepare(
+            "SELECT room, seq, sender, name, text, at, nonce, user FROM lines ORDER BY room, seq",
+        )
+        .map_err(err)?;
+    let lines = lines_stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                line_of_row(row, 1, RoomName::general())?,
+            ))
+        })
+        .map_err(err)?
+        .map(|row| {
+            let (room, mut line) = row.map_err(err)?;
+            line.room = RoomName::parse(&room)
+                .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?;
+            Ok(line)
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(lines)
+}
+
+/// Every session.
+fn load_sessions(db: &Connection) -> Result<Vec<StoredSession>, StoreError> {
+    let mut sessions_stmt = db
+        .prepare("SELECT token, id, name, last_used, replaced, user FROM sessions")
+        .map_err(err)?;
+    let sessions = sessions_stmt
+        .query_map([], |row| {
+            Ok(StoredSession {
+                token: ResumeToken(row.get(0)?),
+                id: ConnId::new(row.get::<_, String>(1)?),
+                name: stored_name(row.get(2)?),
+                last_used: row.get::<_, i64>(3)?.unsigned_abs(),
+                replaced: row.get::<_, i64>(4)? != 0,
+                user: row.get::<_, Option<String>>(5)?.map(UserId::new),
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(sessions)
+}
+
+/// Every remembered nonce, by sender and `seq`.
+fn load_nonces(db: &Connection) -> Result<Vec<StoredNonce>, StoreError> {
+    let mut nonces_stmt = db
+        .prepare("SELECT sender, room, nonce, seq FROM nonces ORDER BY sender, seq")
+        .map_err(err)?;
+    let nonces = nonces_stmt
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(err)?
+        .map(|row| {
+            let (sender, room, nonce, seq) = row.map_err(err)?;
+            Ok(StoredNonce {
+                sender: ConnId::new(sender),
+                room: RoomName::parse(&room)
+                    .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?,
+                nonce,
+                seq: Seq(seq.unsigned_abs()),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(nonces)
+}
+
+/// Every user's revocation.
+fn load_revocations(db: &Connection) -> Result<Vec<Revocation>, StoreError> {
+    let mut revocations_stmt = db
+        .prepare("SELECT user, before FROM revocations")
+        .map_err(err)?;
+    let revocations = revocations_stmt
+        .query_map([], |row| {
+            Ok(Revocation {
+                user: UserId::new(row.get::<_, String>(0)?),
+                before: row.get::<_, i64>(1)?.unsigned_abs(),
+            })
+        })
+        .map_err(err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    Ok(revocations)
+}
+
+/// Appends the batch's lines and remembers their nonces.
+fn insert_lines(tx: &Transaction<'_>, lines: &[ChatLine]) -> Result<(), StoreError> {
+    let mut insert_line = tx
+        .prepare_cached(
+            "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .map_err(err)?;
+    for line in lines {
+        insert_line
+            .execute(params![
+                line.room.as_str(),
+                i64::try_from(line.seq.0).map_err(err)?,
+                line.from.as_str(),
+                line.name.as_ref().map(DisplayName::as_str),
+                line.text,
+                i64::try_from(line.at).map_err(err)?,
+                line.nonce,
+                line.user.as_ref().map(UserId::as_str),
+            ])
+            .map_err(err)?;
+    }
+    let mut insert_nonce = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO nonces (sender, room, nonce, seq) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .map_err(err)?;
+    for line in lines {
+        if let Some(nonce) = &line.nonce {
+            insert_nonce
+                .execute(params![
+                    line.from.as_str(),
+                    line.room.as_str(),
+                    nonce,
+                    i64::try_from(line.seq.0).map_err(err)?,
+                ])
+                .map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the batch's sessions (new ones, or changed).
+fn upsert_sessions(tx: &Transaction<'_>, sessions: &[StoredSession]) -> Result<(), StoreError> {
+    let mut upsert_session = tx
+        .prepare_cached(
+            "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced, user)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(err)?;
+    for session in sessions {
+        upsert_session
+            .execute(params![
+                session.token.0,
+                session.id.as_str(),
+                session.name.as_ref().map(DisplayName::as_str),
+                i64::try_from(session.last_used).map_err(err)?,
+                i64::from(session.replaced),
+                session.user.as_ref().map(UserId::as_str),
+            ])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Forgets what the batch says to: nonces, sessions (and their sender's nonces, unless another session of theirs lives), and lines below a room's new start.
+fn forget(tx: &Transaction<'_>, batch: &Batch) -> Result<(), StoreError> {
+    let mut forget_nonce = tx
+        .prepare_cached("DELETE FROM nonces WHERE sender = ?1 AND room = ?2 AND nonce = ?3")
+        .map_err(err)?;
+    for nonce in &batch.forget_nonces {
+        forget_nonce
+            .execute(params![
+                nonce.sender.as_str(),
+                nonce.room.as_str(),
+                nonce.nonce
+            ])
+            .map_err(err)?;
+    }
+    let mut forget_session = tx
+        .prepare_cached("DELETE FROM sessions WHERE token = ?1")
+        .map_err(err)?;
+    let mut forget_sender = tx
+        .prepare_cached(
+            "DELETE FROM nonces WHERE sender = ?1
+             AND NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND token != ?2)",
+        )
+        .map_err(err)?;
+    for (token, id) in &batch.forget_sessions {
+        forget_session.execute(params![token.0]).map_err(err)?;
+        forget_sender
+            .execute(params![id.as_str(), token.0])
+            .map_err(err)?;
+    }
+    let mut forget = tx
+        .prepare_cached("DELETE FROM lines WHERE room = ?1 AND seq < ?2")
+        .map_err(err)?;
+    for (room, below) in &batch.forget_below {
+        forget
+            .execute(params![room.as_str(), i64::try_from(below.0).map_err(err)?])
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Records revocations; a user's keeps its latest moment.
+fn revoke(tx: &Transaction<'_>, revocations: &[Revocation]) -> Result<(), StoreError> {
+    let mut revoke = tx
+        .prepare_cached(
+            "INSERT INTO revocations (user, before) VALUES (?1, ?2)
+             ON CONFLICT (user) DO UPDATE SET before = MAX(before, excluded.before)",
+        )
+        .map_err(err)?;
+    for r in revocations {
+        revoke
+            .execute(params![
+                r.user.as_str(),
+                i64::try_from(r.before).map_err(err)?
+            ])
+            .map_err(err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
