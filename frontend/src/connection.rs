@@ -262,27 +262,8 @@ impl Connection {
         room: Option<RoomName>,
         nonce: Option<String>,
     ) {
-        let state = self.state;
         let notice = match (nonce, room) {
-            (Some(nonce), _) => {
-                let refusal = self
-                    .session
-                    .try_update_value(|s| s.on_refused(&nonce, code, now_ms()));
-                self.sync_pending();
-                match refusal {
-                    Some(Refusal::Retry) => {
-                        self.schedule_due();
-                        if code == ErrorCode::RateLimited {
-                            Notice::SlowDown
-                        } else {
-                            Notice::ServerBusy
-                        }
-                    }
-                    Some(Refusal::Dropped(_) | Refusal::Unknown) | None => {
-                        Notice::LineRefused { code, message }
-                    }
-                }
-            }
+            (Some(nonce), _) => self.line_refused(&nonce, code, message),
             (None, _)
                 if matches!(
                     code,
@@ -302,32 +283,63 @@ impl Connection {
                         | ErrorCode::Forbidden
                 ) =>
             {
-                // A join (or a room of the hello) was refused: this page is not in it.
-                if state.is_joined(&room) {
-                    self.session.update_value(|s| {
-                        let _ = s.leave(&room);
-                    });
-                    self.forget_room(&room);
-                }
-                Notice::JoinRefused {
-                    room,
-                    code,
-                    message,
-                }
+                self.join_refused(room, code, message)
             }
             (None, Some(room)) if code == ErrorCode::NotJoined => {
-                if state.is_joined(&room) {
-                    // The server lost track of this page in the room (it may have
-                    // restarted): join again, which brings its latest page.
-                    self.send_frame(&ClientMsg::Join {
-                        room: room.as_str().to_owned(),
-                    });
-                }
+                self.rejoin(&room);
                 return;
             }
             (None, _) => Notice::Refused { code, message },
         };
-        state.notice.set(Some(notice));
+        self.state.notice.set(Some(notice));
+    }
+
+    /// The server refused the line sent as `nonce`: the session decides whether it goes out
+    /// again later (rate-limited or busy: said as such) or is dropped (said with the reason).
+    fn line_refused(&self, nonce: &str, code: ErrorCode, message: String) -> Notice {
+        let refusal = self
+            .session
+            .try_update_value(|s| s.on_refused(nonce, code, now_ms()));
+        self.sync_pending();
+        match refusal {
+            Some(Refusal::Retry) => {
+                self.schedule_due();
+                if code == ErrorCode::RateLimited {
+                    Notice::SlowDown
+                } else {
+                    Notice::ServerBusy
+                }
+            }
+            Some(Refusal::Dropped(_) | Refusal::Unknown) | None => {
+                Notice::LineRefused { code, message }
+            }
+        }
+    }
+
+    /// A join (or a room of the hello) was refused: this page is not in `room`, so it leaves
+    /// the panel (and the session) if it was there.
+    fn join_refused(&self, room: RoomName, code: ErrorCode, message: String) -> Notice {
+        if self.state.is_joined(&room) {
+            self.session.update_value(|s| {
+                let _ = s.leave(&room);
+            });
+            self.forget_room(&room);
+        }
+        Notice::JoinRefused {
+            room,
+            code,
+            message,
+        }
+    }
+
+    /// The server says this page is not in `room`: if the page thinks it is, the server lost
+    /// track of it (it may have restarted), so join again, which brings its latest page.
+    fn rejoin(&self, room: &RoomName) {
+        if self.state.is_joined(room) {
+            self.send_frame(&ClientMsg::Join {
+                room: room.as_str().to_owned(),
+            });
+        }
     }
 
     /// Shows `room` (joining it first if this page is not in it): the composer moves there

@@ -166,50 +166,14 @@ fn Shell() -> impl IntoView {
     let location = use_location();
     // The chat's pages show the rooms; the exercise pages do not.
     let is_chat = Memo::new(move |_| location.pathname.with(|p| components::nav::is_chat(p)));
-    Effect::new(move |_| {
-        let t = i18n.t();
-        let page = location.pathname.with(|p| {
-            components::nav::page_of(p)
-                .and_then(|page| page.title)
-                .map(|title| title(t))
-        });
-        let title = match page {
-            Some(page) => format!("{page} · {}", t.app_name),
-            None => (t.title)(state.current.get().as_str(), total_unread(state)),
-        };
-        document().set_title(&title);
-    });
+    keep_title(state, i18n, location.pathname);
     view! {
         <div class="app">
             <header class="top">
                 <NavBar />
                 <div class="brand">
                     <Show when=move || is_chat.get()>
-                    <button
-                        id="rooms-toggle"
-                        class="quiet toggle"
-                        type="button"
-                        aria-controls="room-panel"
-                        aria-expanded=move || panel_open.get().to_string()
-                        on:click=move |_| panel_open.update(|open| *open = !*open)
-                    >
-                        {move || i18n.t().rooms}
-                        // Folded away, the panel's badges are out of sight: their sum is not.
-                        {move || {
-                            let unread = total_unread(state);
-                            (unread > 0)
-                                .then(|| {
-                                    view! {
-                                        " "
-                                        <span class="unread">{unread}</span>
-                                        <span class="visually-hidden">
-                                            " "
-                                            {move || i18n.t().unread}
-                                        </span>
-                                    }
-                                })
-                        }}
-                    </button>
+                        <RoomsToggle panel_open />
                     </Show>
                     <h1>{move || i18n.t().app_name}</h1>
                 </div>
@@ -221,5 +185,63 @@ fn Shell() -> impl IntoView {
             </header>
             {routes(panel_open)}
         </div>
+    }
+}
+
+/// Keeps the document's title up to date: a page's own title (from
+/// [`components::nav::PAGES`]) after the app's name, or on the chat's pages the room in view
+/// and the lines not yet seen, so a background tab shows that something arrived.
+fn keep_title(state: ChatState, i18n: i18n::I18n, pathname: Memo<String>) {
+    Effect::new(move |_| {
+        let t = i18n.t();
+        let page = pathname.with(|p| {
+            components::nav::page_of(p)
+                .and_then(|page| page.title)
+                .map(|title| title(t))
+        });
+        let title = match page {
+            Some(page) => format!("{page} · {}", t.app_name),
+            None => (t.title)(state.current.get().as_str(), total_unread(state)),
+        };
+        document().set_title(&title);
+    });
+}
+
+/// The header's button (`#rooms-toggle`) that unfolds the rooms panel on a phone-sized
+/// screen, with the unread lines of every room on it while the panel's own badges are folded
+/// away.
+#[component]
+fn RoomsToggle(
+    /// Whether the rooms panel is unfolded.
+    panel_open: RwSignal<bool>,
+) -> impl IntoView {
+    let state = use_connection().state;
+    let i18n = use_i18n();
+    view! {
+        <button
+            id="rooms-toggle"
+            class="quiet toggle"
+            type="button"
+            aria-controls="room-panel"
+            aria-expanded=move || panel_open.get().to_string()
+            on:click=move |_| panel_open.update(|open| *open = !*open)
+        >
+            {move || i18n.t().rooms}
+            // Folded away, the panel's badges are out of sight: their sum is not.
+            {move || {
+                let unread = total_unread(state);
+                (unread > 0)
+                    .then(|| {
+                        view! {
+                            " "
+                            <span class="unread">{unread}</span>
+                            <span class="visually-hidden">
+                                " "
+                                {move || i18n.t().unread}
+                            </span>
+                        }
+                    })
+            }}
+        </button>
     }
 }

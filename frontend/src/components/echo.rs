@@ -216,6 +216,21 @@ pub fn EchoServer() -> impl IntoView {
 /// ordinary `echo` messages (answered) on the chat's JSON socket.
 #[component]
 pub fn NamedEvents() -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <section class="card" aria-labelledby="events-title">
+            <h3 id="events-title">{move || i18n.t().events_title}</h3>
+            <p>{move || i18n.t().events_intro}</p>
+            <TicToggle />
+            <JsonEcho />
+        </section>
+    }
+}
+
+/// The `tic` switch: while on, a `tic` goes out every second (counted only when sent), and
+/// the last one sent shows below it. The timer ends with the page.
+#[component]
+fn TicToggle() -> impl IntoView {
     let conn = use_connection();
     let i18n = use_i18n();
     let exercises = conn.exercises;
@@ -245,6 +260,31 @@ pub fn NamedEvents() -> impl IntoView {
         timer.set_value(handle.ok());
         ticking.set(true);
     };
+    view! {
+        <button
+            id="tic-toggle"
+            type="button"
+            aria-pressed=move || ticking.get().to_string()
+            on:click=toggle
+        >
+            {move || if ticking.get() { i18n.t().tic_stop } else { i18n.t().tic_start }}
+        </button>
+        <p id="tic-last" role="status">
+            {move || match exercises.tics.get() {
+                0 => i18n.t().tic_none.to_owned(),
+                n => (i18n.t().tic_last)(n),
+            }}
+        </p>
+    }
+}
+
+/// The JSON echo: a form whose text goes out as an `echo` (kept in the box if it could not be
+/// sent, with a notice), and what came back, oldest first.
+#[component]
+fn JsonEcho() -> impl IntoView {
+    let conn = use_connection();
+    let i18n = use_i18n();
+    let exercises = conn.exercises;
     let draft = RwSignal::new(String::new());
     let offline = RwSignal::new(false);
     let send_echo = move |ev: leptos::ev::SubmitEvent| {
@@ -260,46 +300,28 @@ pub fn NamedEvents() -> impl IntoView {
         }
     };
     view! {
-        <section class="card" aria-labelledby="events-title">
-            <h3 id="events-title">{move || i18n.t().events_title}</h3>
-            <p>{move || i18n.t().events_intro}</p>
-            <button
-                id="tic-toggle"
-                type="button"
-                aria-pressed=move || ticking.get().to_string()
-                on:click=toggle
-            >
-                {move || if ticking.get() { i18n.t().tic_stop } else { i18n.t().tic_start }}
-            </button>
-            <p id="tic-last" role="status">
-                {move || match exercises.tics.get() {
-                    0 => i18n.t().tic_none.to_owned(),
-                    n => (i18n.t().tic_last)(n),
-                }}
-            </p>
-            <form id="json-echo-form" class="inline-form" on:submit=send_echo>
-                <label for="json-echo-input">{move || i18n.t().json_echo_label}</label>
-                <input
-                    id="json-echo-input"
-                    type="text"
-                    autocomplete="off"
-                    maxlength="2000"
-                    prop:value=move || draft.get()
-                    on:input=move |ev| draft.set(event_target_value(&ev))
-                />
-                <button id="json-echo-send" type="submit">{move || i18n.t().send}</button>
-            </form>
-            <Show when=move || offline.get()>
-                <p class="notice" role="alert">{move || i18n.t().offline}</p>
-            </Show>
-            <ul id="json-echoes" class="echoes" aria-live="polite">
-                <For
-                    each=move || exercises.echoes.get().into_iter().enumerate()
-                    key=|(i, _)| *i
-                    children=move |(_, text)| view! { <li class="echoed">{text}</li> }
-                />
-            </ul>
-        </section>
+        <form id="json-echo-form" class="inline-form" on:submit=send_echo>
+            <label for="json-echo-input">{move || i18n.t().json_echo_label}</label>
+            <input
+                id="json-echo-input"
+                type="text"
+                autocomplete="off"
+                maxlength="2000"
+                prop:value=move || draft.get()
+                on:input=move |ev| draft.set(event_target_value(&ev))
+            />
+            <button id="json-echo-send" type="submit">{move || i18n.t().send}</button>
+        </form>
+        <Show when=move || offline.get()>
+            <p class="notice" role="alert">{move || i18n.t().offline}</p>
+        </Show>
+        <ul id="json-echoes" class="echoes" aria-live="polite">
+            <For
+                each=move || exercises.echoes.get().into_iter().enumerate()
+                key=|(i, _)| *i
+                children=move |(_, text)| view! { <li class="echoed">{text}</li> }
+            />
+        </ul>
     }
 }
 

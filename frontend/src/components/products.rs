@@ -4,7 +4,7 @@
 //! button per product). Both list products by id, so every list shows the same order.
 
 use leptos::{prelude::*, task::spawn_local};
-use shared::{FieldError, NewProduct, Product, ProductField};
+use shared::{FieldError, NewProduct, Product, ProductField, ProductId};
 
 use crate::use_connection;
 use crate::{
@@ -33,55 +33,87 @@ pub fn ProductTable(
             <div class="table-scroll">
                 <table id=id class="products">
                     <caption class="visually-hidden">{move || i18n.t().products_title}</caption>
-                    <thead>
-                        <tr>
-                            <th scope="col">{move || i18n.t().field_title}</th>
-                            <th scope="col">{move || i18n.t().field_description}</th>
-                            <th scope="col">{move || i18n.t().field_code}</th>
-                            <th scope="col" class="num">{move || i18n.t().field_price}</th>
-                            <th scope="col" class="num">{move || i18n.t().field_stock}</th>
-                            {conn.map(|_| view! { <th scope="col">{move || i18n.t().actions}</th> })}
-                        </tr>
-                    </thead>
+                    <ProductHead actions=conn.is_some() />
                     <tbody>
                         <For
                             each=move || products.get()
                             key=|p| p.id
-                            children=move |p| {
-                                let (id, title) = (p.id, p.title.clone());
-                                view! {
-                                    <tr data-id=id.to_string()>
-                                        <td class="title">{p.title}</td>
-                                        <td>{p.description}</td>
-                                        <td><code>{p.code}</code></td>
-                                        <td class="num">{p.price.to_string()}</td>
-                                        <td class="num">{p.stock}</td>
-                                        {conn
-                                            .map(|conn| {
-                                                let title = title.clone();
-                                                view! {
-                                                    <td>
-                                                        <button
-                                                            class="delete quiet"
-                                                            type="button"
-                                                            aria-label=move || (i18n.t().delete_named)(&title)
-                                                            on:click=move |_| {
-                                                                conn.delete_product(id);
-                                                            }
-                                                        >
-                                                            {move || i18n.t().delete}
-                                                        </button>
-                                                    </td>
-                                                }
-                                            })}
-                                    </tr>
-                                }
-                            }
+                            children=move |product| view! { <ProductRow product conn /> }
                         />
                     </tbody>
                 </table>
             </div>
         </Show>
+    }
+}
+
+/// The table's head: one column per field, and with `actions` one for the delete buttons.
+#[component]
+fn ProductHead(
+    /// Whether the rows have a delete button.
+    actions: bool,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <thead>
+            <tr>
+                <th scope="col">{move || i18n.t().field_title}</th>
+                <th scope="col">{move || i18n.t().field_description}</th>
+                <th scope="col">{move || i18n.t().field_code}</th>
+                <th scope="col" class="num">{move || i18n.t().field_price}</th>
+                <th scope="col" class="num">{move || i18n.t().field_stock}</th>
+                {actions.then(|| view! { <th scope="col">{move || i18n.t().actions}</th> })}
+            </tr>
+        </thead>
+    }
+}
+
+/// One product's row (`data-id` is its id); with `conn`, its delete button last.
+#[component]
+fn ProductRow(
+    /// The product shown.
+    product: Product,
+    /// Where its delete goes (none: no delete button).
+    conn: Option<Connection>,
+) -> impl IntoView {
+    let (id, title) = (product.id, product.title.clone());
+    view! {
+        <tr data-id=id.to_string()>
+            <td class="title">{product.title}</td>
+            <td>{product.description}</td>
+            <td><code>{product.code}</code></td>
+            <td class="num">{product.price.to_string()}</td>
+            <td class="num">{product.stock}</td>
+            {conn.map(|conn| view! { <DeleteCell conn id title /> })}
+        </tr>
+    }
+}
+
+/// The cell with a product's delete button, labelled with the product's title for screen
+/// readers (every row's button says only "delete").
+#[component]
+fn DeleteCell(
+    /// Where the delete goes.
+    conn: Connection,
+    /// The product to delete.
+    id: ProductId,
+    /// Its title, for the button's label.
+    title: String,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <td>
+            <button
+                class="delete quiet"
+                type="button"
+                aria-label=move || (i18n.t().delete_named)(&title)
+                on:click=move |_| {
+                    conn.delete_product(id);
+                }
+            >
+                {move || i18n.t().delete}
+            </button>
+        </td>
     }
 }
 
@@ -202,10 +234,10 @@ fn ProductFormView() -> impl IntoView {
             }
         }
     });
-    let errors = move || match exercises.form.get() {
+    let errors = Signal::derive(move || match exercises.form.get() {
         ProductForm::Refused(errors) => errors,
         _ => local_errors.get(),
-    };
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let [title, description, code, price, stock] = values.map(|v| v.get_untracked());
@@ -226,69 +258,97 @@ fn ProductFormView() -> impl IntoView {
             }
         }
     };
-    let field = move |field: ProductField, index: usize| {
-        let id = format!("product-{}", field.as_str());
-        let error_id = format!("{id}-error");
-        let (kind, mode) = match field {
-            ProductField::Price => ("text", "decimal"),
-            ProductField::Stock => ("text", "numeric"),
-            _ => ("text", "text"),
-        };
-        let label = move || {
-            let t = i18n.t();
-            match field {
-                ProductField::Title => t.field_title,
-                ProductField::Description => t.field_description,
-                ProductField::Code => t.field_code,
-                ProductField::Price => t.field_price,
-                ProductField::Stock => t.field_stock,
-            }
-        };
-        let problem = move || field_problem(i18n.t(), &errors(), field);
-        let value = values[index];
-        let described = error_id.clone();
-        view! {
-            <div class="field">
-                <label for=id.clone()>{label}</label>
-                <input
-                    id=id
-                    type=kind
-                    inputmode=mode
-                    autocomplete="off"
-                    aria-invalid=move || problem().is_some().to_string()
-                    aria-describedby=move || problem().map(|_| described.clone())
-                    prop:value=move || value.get()
-                    on:input=move |ev| {
-                        value.set(event_target_value(&ev));
-                        if !matches!(exercises.form.get_untracked(), ProductForm::Idle) {
-                            exercises.form.set(ProductForm::Idle);
-                        }
-                    }
-                />
-                <span id=error_id class="field-error">{problem}</span>
-            </div>
-        }
-    };
     view! {
         <section class="card" aria-labelledby="add-product-title">
             <h3 id="add-product-title">{move || i18n.t().add_product_title}</h3>
             <form id="product-form" class="product-form" on:submit=submit novalidate>
                 {ProductField::ALL
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, f)| field(f, i))
+                    .zip(values)
+                    .map(|(field, value)| view! { <ProductInput field value errors /> })
                     .collect_view()}
                 <button id="product-add" type="submit">{move || i18n.t().add_product}</button>
             </form>
-            <p id="product-form-state" role="status">
-                {move || match exercises.form.get() {
-                    ProductForm::Sending { .. } => i18n.t().sending.to_owned(),
-                    ProductForm::Saved { id } => (i18n.t().product_added)(id),
-                    ProductForm::Refused(_) => i18n.t().product_refused.to_owned(),
-                    ProductForm::Idle if offline.get() => i18n.t().offline.to_owned(),
-                    ProductForm::Idle => String::new(),
-                }}
-            </p>
+            <ProductFormState offline />
         </section>
+    }
+}
+
+/// A field's label, in the language of `t`.
+fn field_label(t: &Texts, field: ProductField) -> &'static str {
+    match field {
+        ProductField::Title => t.field_title,
+        ProductField::Description => t.field_description,
+        ProductField::Code => t.field_code,
+        ProductField::Price => t.field_price,
+        ProductField::Stock => t.field_stock,
+    }
+}
+
+/// One field of the add form (`#product-<field>`) and its problem (`#product-<field>-error`),
+/// which the input points to while there is one. Typing again clears the form's last outcome.
+#[component]
+fn ProductInput(
+    /// Which field.
+    field: ProductField,
+    /// What is typed in it.
+    value: RwSignal<String>,
+    /// The problems the form has: the server's refusal, else the form's own check.
+    errors: Signal<Vec<FieldError>>,
+) -> impl IntoView {
+    let exercises = use_connection().exercises;
+    let i18n = use_i18n();
+    let id = format!("product-{}", field.as_str());
+    let error_id = format!("{id}-error");
+    let (kind, mode) = match field {
+        ProductField::Price => ("text", "decimal"),
+        ProductField::Stock => ("text", "numeric"),
+        _ => ("text", "text"),
+    };
+    let label = move || field_label(i18n.t(), field);
+    let problem = move || field_problem(i18n.t(), &errors.get(), field);
+    let described = error_id.clone();
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label}</label>
+            <input
+                id=id
+                type=kind
+                inputmode=mode
+                autocomplete="off"
+                aria-invalid=move || problem().is_some().to_string()
+                aria-describedby=move || problem().map(|_| described.clone())
+                prop:value=move || value.get()
+                on:input=move |ev| {
+                    value.set(event_target_value(&ev));
+                    if !matches!(exercises.form.get_untracked(), ProductForm::Idle) {
+                        exercises.form.set(ProductForm::Idle);
+                    }
+                }
+            />
+            <span id=error_id class="field-error">{problem}</span>
+        </div>
+    }
+}
+
+/// What became of the last add (`#product-form-state`): sending, added (with its id),
+/// refused, or not sent for being offline.
+#[component]
+fn ProductFormState(
+    /// Whether the last add could not be sent (not connected).
+    offline: RwSignal<bool>,
+) -> impl IntoView {
+    let exercises = use_connection().exercises;
+    let i18n = use_i18n();
+    view! {
+        <p id="product-form-state" role="status">
+            {move || match exercises.form.get() {
+                ProductForm::Sending { .. } => i18n.t().sending.to_owned(),
+                ProductForm::Saved { id } => (i18n.t().product_added)(id),
+                ProductForm::Refused(_) => i18n.t().product_refused.to_owned(),
+                ProductForm::Idle if offline.get() => i18n.t().offline.to_owned(),
+                ProductForm::Idle => String::new(),
+            }}
+        </p>
     }
 }

@@ -76,7 +76,6 @@ pub fn SignIn() -> impl IntoView {
 #[component]
 fn DevLoginForm() -> impl IntoView {
     let conn = use_connection();
-    let state = conn.state;
     let i18n = use_i18n();
     let sub = NodeRef::<html::Input>::new();
     let name = NodeRef::<html::Input>::new();
@@ -85,13 +84,7 @@ fn DevLoginForm() -> impl IntoView {
     let blank = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let value = |input: NodeRef<html::Input>| {
-            input
-                .get_untracked()
-                .map(|field| field.value())
-                .unwrap_or_default()
-        };
-        match DevIdentity::from_form(&value(sub), &value(name), &value(rooms)) {
+        match DevIdentity::from_form(&input_value(sub), &input_value(name), &input_value(rooms)) {
             Some(identity) => {
                 blank.set(false);
                 conn.sign_in_dev(identity);
@@ -104,19 +97,7 @@ fn DevLoginForm() -> impl IntoView {
             <h2 id="dev-login-title">{move || i18n.t().dev_login_title}</h2>
             <p class="hint">{move || i18n.t().dev_login_hint}</p>
             <div class="fields">
-                <div class="field">
-                    <label for="dev-sub">{move || i18n.t().dev_user_id}</label>
-                    <input
-                        id="dev-sub"
-                        type="text"
-                        autocomplete="username"
-                        autocapitalize="none"
-                        spellcheck="false"
-                        aria-invalid=move || blank.get().to_string()
-                        aria-describedby="dev-login-error"
-                        node_ref=sub
-                    />
-                </div>
+                <DevUserIdField input=sub blank />
                 <div class="field">
                     <label for="dev-name">{move || i18n.t().dev_display_name}</label>
                     <input id="dev-name" type="text" autocomplete="nickname" node_ref=name />
@@ -132,17 +113,63 @@ fn DevLoginForm() -> impl IntoView {
                         node_ref=rooms
                     />
                 </div>
-                <button id="dev-sign-in" type="submit" disabled=move || state.signing_in.get()>
-                    {move || {
-                        let t = i18n.t();
-                        if state.signing_in.get() { t.signing_in } else { t.dev_sign_in }
-                    }}
-                </button>
+                <DevSignInButton />
             </div>
             <p id="dev-login-error" class="notice" role="alert">
                 {move || blank.get().then(|| i18n.t().dev_user_id_missing)}
             </p>
         </form>
+    }
+}
+
+/// What is typed in `input` now (empty before it is mounted).
+fn input_value(input: NodeRef<html::Input>) -> String {
+    input
+        .get_untracked()
+        .map(|field| field.value())
+        .unwrap_or_default()
+}
+
+/// The dev-login's user id field (`#dev-sub`), marked invalid while the form refuses a blank
+/// id, and pointing to the form's error for why.
+#[component]
+fn DevUserIdField(
+    /// The input, for the form to read on submit.
+    input: NodeRef<html::Input>,
+    /// Whether the form refused a blank id.
+    blank: RwSignal<bool>,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <div class="field">
+            <label for="dev-sub">{move || i18n.t().dev_user_id}</label>
+            <input
+                id="dev-sub"
+                type="text"
+                autocomplete="username"
+                autocapitalize="none"
+                spellcheck="false"
+                aria-invalid=move || blank.get().to_string()
+                aria-describedby="dev-login-error"
+                node_ref=input
+            />
+        </div>
+    }
+}
+
+/// The dev-login's submit button (`#dev-sign-in`): disabled, and saying so, while a sign-in
+/// is under way.
+#[component]
+fn DevSignInButton() -> impl IntoView {
+    let state = use_connection().state;
+    let i18n = use_i18n();
+    view! {
+        <button id="dev-sign-in" type="submit" disabled=move || state.signing_in.get()>
+            {move || {
+                let t = i18n.t();
+                if state.signing_in.get() { t.signing_in } else { t.dev_sign_in }
+            }}
+        </button>
     }
 }
 
