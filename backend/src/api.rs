@@ -19,7 +19,7 @@ use axum::{
     routing::{delete, get},
 };
 use serde_json::json;
-use shared::{FieldError, NewProduct, ProductId};
+use shared::{FieldError, NewProduct, Product, ProductId};
 
 use crate::{products::AddRefused, rate::AddressKey, state::AppState};
 
@@ -139,34 +139,9 @@ async fn create(
     if let Err(refused) = check_write(&app, &headers, peer) {
         return refused.into_response();
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "not_json",
-            "send the product as JSON, with Content-Type: application/json",
-        );
-    }
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is over {MAX_BODY_BYTES} bytes"),
-        );
-    };
-    let value: serde_json::Value = match serde_json::from_slice(&body) {
+    let value = match read_json(&headers, body).await {
         Ok(value) => value,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad_json",
-                format!("the body is not JSON: {err}"),
-            );
-        }
+        Err(refused) => return refused,
     };
     let product = match NewProduct::from_json(&value) {
         Ok(product) => product,
@@ -175,37 +150,74 @@ async fn create(
     let catalog = app.catalog.clone();
     let added = tokio::task::spawn_blocking(move || catalog.add(&product)).await;
     match added {
-        Ok(Ok(product)) => (
+        Ok(added) => added_response(added),
+        Err(_) => unavailable(),
+    }
+}
+
+/// The body of a request that must be JSON: 415 without `Content-Type: application/json`,
+/// 413 past [`MAX_BODY_BYTES`], 400 if it does not parse.
+async fn read_json(headers: &HeaderMap, body: Body) -> Result<serde_json::Value, Response> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not_json",
+            "send the product as JSON, with Content-Type: application/json",
+        ));
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("the body is over {MAX_BODY_BYTES} bytes"),
+        ));
+    };
+    serde_json::from_slice(&body).map_err(|err| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the body is not JSON: {err}"),
+        )
+    })
+}
+
+/// 201 with the product added (and its `Location`), or why the catalog refused it.
+fn added_response(added: Result<Product, AddRefused>) -> Response {
+    match added {
+        Ok(product) => (
             StatusCode::CREATED,
             [(header::LOCATION, format!("/api/products/{}", product.id))],
             Json(product),
         )
             .into_response(),
-        Ok(Err(refused @ AddRefused::Invalid(_))) => {
+        Err(refused @ AddRefused::Invalid(_)) => {
             field_errors(StatusCode::BAD_REQUEST, refused.errors())
         }
-        Ok(Err(refused @ AddRefused::Taken(_))) => {
-            field_errors(StatusCode::CONFLICT, refused.errors())
-        }
-        Ok(Err(AddRefused::Full(max))) => error(
+        Err(refused @ AddRefused::Taken(_)) => field_errors(StatusCode::CONFLICT, refused.errors()),
+        Err(AddRefused::Full(max)) => error(
             StatusCode::INSUFFICIENT_STORAGE,
             "full",
             format!("the catalog holds its maximum of {max} products; delete one first"),
         ),
-        Ok(Err(AddRefused::Store(err))) => {
+        Err(AddRefused::Store(err)) => {
             tracing::error!(%err, "could not store a product");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "unavailable",
-                "the server could not store the product; try again later",
-            )
+            unavailable()
         }
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "unavailable",
-            "the server could not store the product; try again later",
-        ),
     }
+}
+
+/// 500: the product could not be stored.
+fn unavailable() -> Response {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unavailable",
+        "the server could not store the product; try again later",
+    )
 }
 
 /// `DELETE /api/products/{id}`: 204, or 404 if there is no such product.

@@ -46,6 +46,73 @@ struct DevLogin {
     rooms: Vec<String>,
 }
 
+/// A request refused: its status, code and message.
+struct Refused(StatusCode, &'static str, String);
+
+fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refused {
+    Refused(status, code, message.into())
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
+    }
+}
+
+impl DevLogin {
+    /// Reads the body: at most [`MAX_BODY_BYTES`] of JSON with only this struct's fields.
+    async fn read(body: Body) -> Result<DevLogin, Refused> {
+        let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return Err(refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is over {MAX_BODY_BYTES} bytes"),
+            ));
+        };
+        serde_json::from_slice(&body)
+            .map_err(|err| refused(StatusCode::BAD_REQUEST, "bad_json", err.to_string()))
+    }
+
+    /// Trims and checks every field: a 1–64 character `sub` without control characters, a
+    /// valid name (a blank one is none), at most 32 non-blank rooms.
+    fn check(self) -> Result<DevLogin, Refused> {
+        let sub = self.sub.trim();
+        if sub.is_empty() || sub.chars().count() > 64 || sub.chars().any(char::is_control) {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "bad_field",
+                "`sub` must be 1–64 characters",
+            ));
+        }
+        let name = self
+            .name
+            .as_deref()
+            .map(str::trim)
+            .filter(|n| !n.is_empty());
+        if let Some(name) = name
+            && let Err(why) = shared::DisplayName::parse(name)
+        {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "bad_name",
+                format!("bad name: {why}"),
+            ));
+        }
+        let rooms = self
+            .rooms
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .take(32)
+            .collect();
+        Ok(DevLogin {
+            sub: sub.to_owned(),
+            name: name.map(str::to_owned),
+            rooms,
+        })
+    }
+}
+
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let message: String = message.into();
     let body = json!({ "error": code, "code": code, "message": message });
@@ -87,47 +154,12 @@ async fn dev_token(
             "too many sign-ins from your address: slow down",
         );
     }
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is over {MAX_BODY_BYTES} bytes"),
-        );
-    };
-    let login: DevLogin = match serde_json::from_slice(&body) {
+    let login = match DevLogin::read(body).await.and_then(DevLogin::check) {
         Ok(login) => login,
-        Err(err) => return error(StatusCode::BAD_REQUEST, "bad_json", err.to_string()),
+        Err(refused) => return refused.into_response(),
     };
-    let sub = login.sub.trim();
-    if sub.is_empty() || sub.chars().count() > 64 || sub.chars().any(char::is_control) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_field",
-            "`sub` must be 1–64 characters",
-        );
-    }
-    let name = login
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
-    if let Some(name) = name
-        && let Err(why) = shared::DisplayName::parse(name)
-    {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad_name",
-            format!("bad name: {why}"),
-        );
-    }
-    let rooms: Vec<String> = login
-        .rooms
-        .iter()
-        .map(|r| r.trim().to_owned())
-        .filter(|r| !r.is_empty())
-        .take(32)
-        .collect();
-    match app.auth.mint(sub, name, &rooms, now_secs()) {
+    let (sub, name, rooms) = (&login.sub, login.name.as_deref(), &login.rooms);
+    match app.auth.mint(sub, name, rooms, now_secs()) {
         Some((token, exp)) => Json(json!({ "token": token, "exp": exp })).into_response(),
         None => error(
             StatusCode::INTERNAL_SERVER_ERROR,

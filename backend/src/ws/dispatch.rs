@@ -228,47 +228,22 @@ impl Connection {
                 return self.refuse(now, refused.about(room, nonce));
             }
         };
-        let id = self.who.id.clone();
-        let shared = if self.sends.try_take(now) {
-            self.shared_sends.try_send(&id, self.address, now)
-        } else {
-            Err(SendRefused::Sender)
-        };
-        match shared {
-            Ok(()) => {}
-            Err(SendRefused::Sender) => {
-                return self.rate_limited_about(now, "send", Some(room.name.clone()), nonce);
-            }
-            Err(SendRefused::Server) => {
-                let refused = Refused::new(
-                    ErrorCode::Unavailable,
-                    "the server is at its line rate; send it again in a moment",
-                )
-                .about(Some(room.name.clone()), nonce);
-                self.metrics
-                    .rate_limited
-                    .get_or_create(&TypeLabel { r#type: "server" })
-                    .inc();
-                self.send_error(refused);
-                return Flow::Continue;
-            }
+        if let Err(refused) = self.take_send(&room.name, &nonce, now) {
+            return refused;
         }
-        let about =
-            |r: Refused, nonce: &Option<String>| r.about(Some(room.name.clone()), nonce.clone());
-        if text.trim().is_empty() {
-            let refused = Refused::new(ErrorCode::Empty, "a line cannot be blank");
-            return self.refuse(now, about(refused, &nonce));
-        }
-        if let Err(refused) = self.check_length(&text) {
-            return self.refuse(now, about(refused, &nonce));
+        if let Err(refused) = self.check_line(&text) {
+            return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
         }
         if nonce
             .as_ref()
             .is_some_and(|n| n.chars().nth(MAX_NONCE_CHARS).is_some())
         {
+            // Too long to be kept, so not repeated in the refusal either.
             let why = format!("nonce is longer than {MAX_NONCE_CHARS} characters");
-            return self.refuse(now, about(Refused::new(ErrorCode::BadField, why), &None));
+            let refused = Refused::new(ErrorCode::BadField, why);
+            return self.refuse(now, refused.about(Some(room.name.clone()), None));
         }
+        let id = self.who.id.clone();
         if nonce.is_some() && !self.told_nonces {
             // Before the line can be accepted: its client may resend it under this id.
             self.hub.sessions.holds_nonces(&id);
@@ -288,9 +263,51 @@ impl Connection {
                 ErrorCode::Unavailable,
                 "the server is busy; send it again later",
             );
-            return self.refuse(now, about(refused, &nonce));
+            return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
         }
         Flow::Continue
+    }
+
+    /// Takes one send from this connection's rate, then from the shared ones (its address,
+    /// its session, the server's); the refusal, if one says no.
+    fn take_send(
+        &mut self,
+        room: &RoomName,
+        nonce: &Option<String>,
+        now: Instant,
+    ) -> Result<(), Flow> {
+        let shared = if self.sends.try_take(now) {
+            self.shared_sends.try_send(&self.who.id, self.address, now)
+        } else {
+            Err(SendRefused::Sender)
+        };
+        match shared {
+            Ok(()) => Ok(()),
+            Err(SendRefused::Sender) => {
+                Err(self.rate_limited_about(now, "send", Some(room.clone()), nonce.clone()))
+            }
+            Err(SendRefused::Server) => {
+                let refused = Refused::new(
+                    ErrorCode::Unavailable,
+                    "the server is at its line rate; send it again in a moment",
+                )
+                .about(Some(room.clone()), nonce.clone());
+                self.metrics
+                    .rate_limited
+                    .get_or_create(&TypeLabel { r#type: "server" })
+                    .inc();
+                self.send_error(refused);
+                Err(Flow::Continue)
+            }
+        }
+    }
+
+    /// Whether a line's text may be appended: not blank, within the length limit.
+    fn check_line(&self, text: &str) -> Result<(), Refused> {
+        if text.trim().is_empty() {
+            return Err(Refused::new(ErrorCode::Empty, "a line cannot be blank"));
+        }
+        self.check_length(text)
     }
 
     /// Changes this session's name everywhere; returns the `name_set` reply.
