@@ -261,6 +261,22 @@ struct RoomBatches {
     index: HashMap<RoomKey, usize>,
 }
 
+impl RoomBatches {
+    /// `room`'s share, added (with `before`, its last `seq` now) the first time it appears.
+    fn share(&mut self, room: &Arc<Room>, before: Seq) -> &mut RoomBatch {
+        let index = *self.index.entry(room.key).or_insert_with(|| {
+            self.shares.push(RoomBatch {
+                room: room.clone(),
+                before,
+                lines: Vec::new(),
+                repeats: Vec::new(),
+            });
+            self.shares.len() - 1
+        });
+        &mut self.shares[index]
+    }
+}
+
 /// One room's share of a batch.
 struct RoomBatch {
     room: Arc<Room>,
@@ -502,19 +518,8 @@ fn commit_shared(
     at: u64,
     metrics: &Metrics,
 ) -> Result<(), Unstored> {
-    let lines: Vec<ChatLine> = jobs
-        .iter()
-        .map(|job| ChatLine {
-            room: job.room.name.clone(),
-            seq: Seq(0),
-            from: job.from.clone(),
-            name: Some(job.name.clone()),
-            user: job.user.clone(),
-            text: job.text.clone(),
-            at,
-            nonce: job.nonce.clone(),
-        })
-        .collect();
+    // Numbered by the store.
+    let lines: Vec<ChatLine> = jobs.iter().map(|job| job.line(Seq(0), at)).collect();
     let appended = store.commit(batch).and_then(|()| store.append(&lines));
     let outcomes = match appended {
         Ok(outcomes) if outcomes.len() == lines.len() => outcomes,
@@ -543,16 +548,7 @@ fn commit_shared(
         if let Some(reply) = job.reply.take() {
             let _ = reply.send(Ok(published));
         }
-        let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
-            rooms.shares.push(RoomBatch {
-                room: job.room.clone(),
-                before: Seq(0),
-                lines: Vec::new(),
-                repeats: Vec::new(),
-            });
-            rooms.shares.len() - 1
-        });
-        let share = &mut rooms.shares[index];
+        let share = rooms.share(&job.room, Seq(0));
         match outcome {
             Appended::New(seq) => {
                 metrics.lines_committed.inc();
@@ -599,16 +595,7 @@ impl Sequencer {
         answers: &mut Vec<Answer>,
     ) {
         let numbering = self.rooms.entry(job.room.name.clone()).or_default();
-        let index = *rooms.index.entry(job.room.key).or_insert_with(|| {
-            rooms.shares.push(RoomBatch {
-                room: job.room.clone(),
-                before: numbering.last_seq,
-                lines: Vec::new(),
-                repeats: Vec::new(),
-            });
-            rooms.shares.len() - 1
-        });
-        let share = &mut rooms.shares[index];
+        let share = rooms.share(&job.room, numbering.last_seq);
         if let Some(nonce) = &job.nonce
             && let Some(done) = self.accepted.get(&job.from, &job.room.name, nonce)
         {
@@ -642,16 +629,23 @@ impl Sequencer {
             let key = (job.room.name.clone(), nonce.clone());
             forgotten.extend(self.accepted.remember(&job.from, key, numbering.last_seq));
         }
-        share.lines.push(ChatLine {
-            room: job.room.name.clone(),
-            seq: numbering.last_seq,
-            from: job.from,
-            name: Some(job.name),
-            user: job.user,
-            text: job.text,
+        share.lines.push(job.line(numbering.last_seq, at));
+    }
+}
+
+impl LineJob {
+    /// The line this job appends, at `seq`, stored at `at`.
+    fn line(&self, seq: Seq, at: u64) -> ChatLine {
+        ChatLine {
+            room: self.room.name.clone(),
+            seq,
+            from: self.from.clone(),
+            name: Some(self.name.clone()),
+            user: self.user.clone(),
+            text: self.text.clone(),
             at,
-            nonce: job.nonce,
-        });
+            nonce: self.nonce.clone(),
+        }
     }
 }
 
