@@ -188,6 +188,29 @@ pub(crate) struct AuthSettings {
     pub dev_token_ttl: Duration,
 }
 
+/// What a token must carry to be taken: `exp` and `sub`, and `iss`/`aud` when the server
+/// names them, within `leeway` seconds of clock difference.
+fn validation(alg: Algorithm, leeway: u64, settings: &AuthSettings) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = leeway;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    match &settings.issuer {
+        Some(iss) => {
+            validation.set_issuer(&[iss]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        None => validation.iss = None,
+    }
+    match &settings.audience {
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            validation.required_spec_claims.insert("aud".into());
+        }
+        None => validation.validate_aud = false,
+    }
+    validation
+}
+
 impl Auth {
     /// Builds the checks; a dev login with no key gets a random secret of its own.
     pub(crate) fn new(settings: AuthSettings) -> Result<Self, AuthConfigError> {
@@ -219,26 +242,7 @@ impl Auth {
             (None, None) => AuthMode::Off,
         };
         let leeway = settings.leeway.as_secs();
-        let key = key.map(|(key, alg)| {
-            let mut validation = Validation::new(alg);
-            validation.leeway = leeway;
-            validation.set_required_spec_claims(&["exp", "sub"]);
-            match &settings.issuer {
-                Some(iss) => {
-                    validation.set_issuer(&[iss]);
-                    validation.required_spec_claims.insert("iss".into());
-                }
-                None => validation.iss = None,
-            }
-            match &settings.audience {
-                Some(aud) => {
-                    validation.set_audience(&[aud]);
-                    validation.required_spec_claims.insert("aud".into());
-                }
-                None => validation.validate_aud = false,
-            }
-            (key, validation)
-        });
+        let key = key.map(|(key, alg)| (key, validation(alg, leeway, &settings)));
         let minter = match (&secret, settings.dev_login) {
             (Some(secret), true) => EncodingKey::from_secret(secret.as_bytes()).ok(),
             _ => None,

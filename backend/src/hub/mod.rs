@@ -11,7 +11,7 @@ mod room;
 mod sessions;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, MutexGuard, PoisonError, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -89,6 +89,42 @@ pub(crate) enum JoinRefused {
     RoomsFull,
 }
 
+/// The loaded lines, room by room: the rooms to hold in memory, and the ones left in the
+/// store. `general` always exists (v1 clients are put there) and is never left out. With
+/// an archive (rooms can be read back on demand), the most recently active rooms are held,
+/// as many as `--max-rooms` and `--max-history-lines` allow; without one, every room.
+fn rooms_to_open(
+    lines: Vec<ChatLine>,
+    config: &HubConfig,
+    archive: bool,
+) -> (Vec<(RoomName, Vec<ChatLine>)>, HashSet<RoomName>) {
+    let mut by_room: HashMap<RoomName, Vec<ChatLine>> =
+        HashMap::from([(RoomName::general(), Vec::new())]);
+    for line in lines {
+        by_room.entry(line.room.clone()).or_default().push(line);
+    }
+    let mut by_room: Vec<(RoomName, Vec<ChatLine>)> = by_room.into_iter().collect();
+    let mut archived = HashSet::new();
+    if archive {
+        by_room.sort_by_key(|(name, lines)| {
+            let newest = lines.last().map_or(0, |l| l.at);
+            (name != &RoomName::general(), std::cmp::Reverse(newest))
+        });
+        let (mut kept, mut rooms) = (0, 0);
+        by_room.retain(|(name, lines)| {
+            kept += lines.len().min(config.room.history_cap.max(1));
+            rooms += 1;
+            let fits =
+                rooms == 1 || (rooms <= config.max_rooms && kept <= config.max_history_lines);
+            if !fits {
+                archived.insert(name.clone());
+            }
+            fits
+        });
+    }
+    (by_room, archived)
+}
+
 impl Hub {
     /// A hub over the history and sessions loaded from the store.
     pub(crate) fn new(
@@ -99,36 +135,8 @@ impl Hub {
         link: Option<Arc<dyn RoomLink>>,
         archive: Option<Arc<dyn RoomLink>>,
     ) -> Self {
-        // `general` always exists (v1 clients are put there) and is never forgotten.
-        let mut by_room: HashMap<RoomName, Vec<ChatLine>> =
-            HashMap::from([(RoomName::general(), Vec::new())]);
-        for line in lines {
-            by_room.entry(line.room.clone()).or_default().push(line);
-        }
         let next_room = AtomicU64::new(0);
-        // With a link, rooms can be read back on demand: start with the most recently
-        // active ones, as many as the memory bounds allow; the others wait in the store.
-        let mut by_room: Vec<(RoomName, Vec<ChatLine>)> = by_room.into_iter().collect();
-        let mut archived = std::collections::HashSet::new();
-        if archive.is_some() {
-            by_room.sort_by_key(|(name, lines)| {
-                let newest = lines.last().map_or(0, |l| l.at);
-                (name != &RoomName::general(), std::cmp::Reverse(newest))
-            });
-            let mut kept = 0;
-            let mut rooms = 0;
-            by_room.retain(|(name, lines)| {
-                let cap = config.room.history_cap.max(1);
-                kept += lines.len().min(cap);
-                rooms += 1;
-                let fits =
-                    rooms == 1 || (rooms <= config.max_rooms && kept <= config.max_history_lines);
-                if !fits {
-                    archived.insert(name.clone());
-                }
-                fits
-            });
-        }
+        let (by_room, archived) = rooms_to_open(lines, &config, archive.is_some());
         let rooms = by_room
             .into_iter()
             .map(|(name, lines)| {

@@ -250,43 +250,20 @@ impl Sessions {
             .filter(|(_, e)| !e.expired(now_ms, &self.rules))
             // A session is only ever its own user's (or, for a guest's, a guest's).
             .filter(|(_, e)| e.user.as_ref() == user);
-        let (token, entry, resumed) = match known {
-            Some((old_token, mut old)) => {
-                if !self.resumes.try_take(&address, Instant::now()) {
-                    return Err(OpenRefused::TooManyResumes);
-                }
-                // Rotation: the old token lingers briefly, marked replaced. One replaced
-                // already keeps the moment it was replaced: its grace is not restarted.
-                if !old.replaced {
-                    let mut replaced = old.clone();
-                    replaced.replaced = true;
-                    replaced.last_used = now_ms;
-                    changes.store.push(replaced.stored(&old_token));
-                    table.insert(old_token, replaced);
-                }
-                old.replaced = false;
-                old.last_used = now_ms;
-                if let Some(name) = name {
-                    old.name = name;
-                }
-                (ResumeToken(random_token(16)), old, true)
-            }
-            None => {
-                if !self.new_sessions.try_take(&address, Instant::now()) {
-                    return Err(OpenRefused::TooManyNew);
-                }
-                let id = ConnId::new(random_token(12));
-                let name = name.unwrap_or_else(|| guest_name(&id));
-                let entry = Entry {
-                    id,
-                    name,
-                    last_used: now_ms,
-                    replaced: false,
-                    user: user.cloned(),
-                };
-                (ResumeToken(random_token(16)), entry, false)
-            }
+        let resumed = known.is_some();
+        let entry = match known {
+            Some((old_token, old)) => self.rotate(
+                &mut table,
+                old_token,
+                old,
+                name,
+                &address,
+                now_ms,
+                &mut changes,
+            )?,
+            None => self.new_entry(name, user, &address, now_ms)?,
         };
+        let token = ResumeToken(random_token(16));
         if table.by_token.len() >= self.rules.max_sessions {
             evict_oldest(&mut table, self.rules.max_sessions / 100 + 1, &mut changes);
             if !resumed && table.by_token.len() >= self.rules.max_sessions {
@@ -304,6 +281,60 @@ impl Sessions {
             },
             resumed,
             changes,
+        })
+    }
+
+    /// A resumed session under a new token: the old token lingers briefly, marked
+    /// replaced (one replaced already keeps the moment it was replaced: its grace is not
+    /// restarted); `name`, if given, becomes its name. Resumes are rate-limited per address.
+    #[allow(clippy::too_many_arguments)] // The parts of `open` it continues, by name.
+    fn rotate(
+        &self,
+        table: &mut Table,
+        old_token: ResumeToken,
+        mut old: Entry,
+        name: Option<DisplayName>,
+        address: &AddressKey,
+        now_ms: u64,
+        changes: &mut SessionChanges,
+    ) -> Result<Entry, OpenRefused> {
+        if !self.resumes.try_take(address, Instant::now()) {
+            return Err(OpenRefused::TooManyResumes);
+        }
+        if !old.replaced {
+            let mut replaced = old.clone();
+            replaced.replaced = true;
+            replaced.last_used = now_ms;
+            changes.store.push(replaced.stored(&old_token));
+            table.insert(old_token, replaced);
+        }
+        old.replaced = false;
+        old.last_used = now_ms;
+        if let Some(name) = name {
+            old.name = name;
+        }
+        Ok(old)
+    }
+
+    /// A new session (named `name`, or a generated `guest-xxxx`), rate-limited per address.
+    fn new_entry(
+        &self,
+        name: Option<DisplayName>,
+        user: Option<&UserId>,
+        address: &AddressKey,
+        now_ms: u64,
+    ) -> Result<Entry, OpenRefused> {
+        if !self.new_sessions.try_take(address, Instant::now()) {
+            return Err(OpenRefused::TooManyNew);
+        }
+        let id = ConnId::new(random_token(12));
+        let name = name.unwrap_or_else(|| guest_name(&id));
+        Ok(Entry {
+            id,
+            name,
+            last_used: now_ms,
+            replaced: false,
+            user: user.cloned(),
         })
     }
 
