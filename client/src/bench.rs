@@ -263,6 +263,80 @@ fn count_messages(ws: Socket, delivered: Arc<AtomicU64>, tasks: &mut JoinSet<()>
     });
 }
 
+/// The frame that sends `text` under `nonce`. Both are written straight into the frame, so a
+/// caller's `format_args!` costs no allocation of its own.
+fn send_frame(text: impl std::fmt::Display, nonce: impl std::fmt::Display) -> Message {
+    Message::text(format!(
+        r#"{{"type":"send","text":"{text}","nonce":"{nonce}"}}"#
+    ))
+}
+
+/// Microseconds since `epoch`, the clock the benches stamp their lines with.
+fn micros_since(epoch: Instant) -> u64 {
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The sending half of a load-generator connection.
+type Sink = futures_util::stream::SplitSink<Socket, Message>;
+
+/// One `fanout` sender: keeps `window` lines in flight until `stop_at`, then waits for the
+/// last acks. It is in `general` too, so it counts the deliveries it gets like any client.
+struct WindowedSender {
+    /// Which sender this is, for unique nonces.
+    index: usize,
+    window: usize,
+    text: String,
+    stop_at: Instant,
+    delivered: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+impl WindowedSender {
+    /// Fills the window, then sends a line for every ack until `stop_at`; returns once the
+    /// window has drained (or the connection failed).
+    async fn run(self, ws: Socket) {
+        let (mut sink, mut stream) = ws.split();
+        let mut next = 0u64;
+        let mut in_flight = 0usize;
+        while in_flight < self.window && Instant::now() < self.stop_at {
+            next += 1;
+            if !self.send(&mut sink, next).await {
+                return;
+            }
+            in_flight += 1;
+        }
+        while let Some(Ok(frame)) = stream.next().await {
+            let Message::Text(frame) = frame else {
+                continue;
+            };
+            if frame.starts_with(r#"{"type":"message""#) {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            } else if frame.starts_with(r#"{"type":"ack""#) {
+                self.sent.fetch_add(1, Ordering::Relaxed);
+                in_flight -= 1;
+                if Instant::now() < self.stop_at {
+                    next += 1;
+                    if !self.send(&mut sink, next).await {
+                        return;
+                    }
+                    in_flight += 1;
+                } else if in_flight == 0 {
+                    return;
+                }
+            } else if frame.starts_with(r#"{"type":"error""#) {
+                // Refused (rate limits): the place in the window frees up all the same.
+                in_flight = in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Sends line `n`; `false` when the connection is gone.
+    async fn send(&self, sink: &mut Sink, n: u64) -> bool {
+        let frame = send_frame(&self.text, format_args!("b{}-{n}", self.index));
+        sink.send(frame).await.is_ok()
+    }
+}
+
 /// `fanout`: `clients` in `general`, `senders` of them sending `size`-byte lines with
 /// `window` in flight each, for `duration`.
 pub async fn fanout(
@@ -289,50 +363,16 @@ pub async fn fanout(
     let server_before = cpu_of(server_pids);
     let delivered_before = delivered.load(Ordering::Relaxed);
     let started = Instant::now();
-    for (s, ws) in sender_sockets.into_iter().enumerate() {
-        let delivered = delivered.clone();
-        let sent = sent.clone();
-        let text = text.clone();
-        tasks.spawn(async move {
-            let (mut sink, mut stream) = ws.split();
-            let mut next = 0u64;
-            let mut in_flight = 0usize;
-            let send_one = async |sink: &mut futures_util::stream::SplitSink<Socket, Message>,
-                                  n: u64| {
-                let frame = format!(r#"{{"type":"send","text":"{text}","nonce":"b{s}-{n}"}}"#);
-                sink.send(Message::text(frame)).await.is_ok()
-            };
-            while in_flight < window && Instant::now() < stop_at {
-                next += 1;
-                if !send_one(&mut sink, next).await {
-                    return;
-                }
-                in_flight += 1;
-            }
-            while let Some(Ok(frame)) = stream.next().await {
-                let Message::Text(frame) = frame else {
-                    continue;
-                };
-                if frame.starts_with(r#"{"type":"message""#) {
-                    delivered.fetch_add(1, Ordering::Relaxed);
-                } else if frame.starts_with(r#"{"type":"ack""#) {
-                    sent.fetch_add(1, Ordering::Relaxed);
-                    in_flight -= 1;
-                    if Instant::now() < stop_at {
-                        next += 1;
-                        if !send_one(&mut sink, next).await {
-                            return;
-                        }
-                        in_flight += 1;
-                    } else if in_flight == 0 {
-                        return;
-                    }
-                } else if frame.starts_with(r#"{"type":"error""#) {
-                    // Refused (rate limits): the place in the window frees up all the same.
-                    in_flight = in_flight.saturating_sub(1);
-                }
-            }
-        });
+    for (index, ws) in sender_sockets.into_iter().enumerate() {
+        let sender = WindowedSender {
+            index,
+            window,
+            text: text.clone(),
+            stop_at,
+            delivered: delivered.clone(),
+            sent: sent.clone(),
+        };
+        tasks.spawn(sender.run(ws));
     }
     tokio::time::sleep_until((stop_at + Duration::from_millis(200)).into()).await;
     let wall = started.elapsed();
@@ -346,6 +386,21 @@ pub async fn fanout(
     report.row("lines acked", lines as f64, "");
     report.row("lines/s", lines as f64 / wall.as_secs_f64(), "");
     report.row("deliveries/s", deliveries as f64 / wall.as_secs_f64(), "");
+    server_cpu(&mut report, server_before, server_pids, wall, deliveries);
+    own_cpu(&mut report, cpu_before, wall);
+    tasks.abort_all();
+    Ok(report)
+}
+
+/// Notes the servers' CPU use over `wall` (all of `server_pids` together, since
+/// `server_before`), in all and per delivery.
+fn server_cpu(
+    report: &mut Report,
+    server_before: Option<f64>,
+    server_pids: &[u32],
+    wall: Duration,
+    deliveries: u64,
+) {
     if let (Some(before), Some(after)) = (server_before, cpu_of(server_pids)) {
         let cpu = after - before;
         report.row(
@@ -361,10 +416,10 @@ pub async fn fanout(
             );
         }
     }
-    own_cpu(&mut report, cpu_before, wall);
-    tasks.abort_all();
-    Ok(report)
 }
+
+/// Send → delivery times, in µs, shared by every receiver of a `latency` run.
+type Latencies = Arc<std::sync::Mutex<Histogram<u64>>>;
 
 /// `latency`: `clients` in `general`; one sender sends `rate` lines a second for
 /// `duration`, each carrying its send time; every client records send → delivery.
@@ -383,46 +438,11 @@ pub async fn latency(
     let mut tasks = JoinSet::new();
     let sender = sockets.pop().ok_or("no sender")?;
     for ws in sockets {
-        let histogram = histogram.clone();
-        let (_, mut stream) = ws.split();
-        tasks.spawn(async move {
-            while let Some(Ok(frame)) = stream.next().await {
-                let Message::Text(text) = frame else { continue };
-                if !text.starts_with(r#"{"type":"message""#) {
-                    continue;
-                }
-                // The text is `t<µs since the epoch>`.
-                let Some(at) = text
-                    .split(r#""text":"t"#)
-                    .nth(1)
-                    .and_then(|rest| rest.split('"').next())
-                    .and_then(|n| n.parse::<u64>().ok())
-                else {
-                    continue;
-                };
-                let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-                if let Ok(mut all) = histogram.lock() {
-                    let _ = all.record(now.saturating_sub(at));
-                }
-            }
-        });
+        time_deliveries(ws, epoch, histogram.clone(), &mut tasks);
     }
     let cpu_before = cpu_seconds(None);
     let started = Instant::now();
-    let (mut sink, mut acks) = sender.split();
-    tasks.spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
-    let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-    let mut tick = tokio::time::interval(every);
-    let mut n = 0u64;
-    while started.elapsed() < duration {
-        tick.tick().await;
-        n += 1;
-        let at = epoch.elapsed().as_micros();
-        let frame = format!(r#"{{"type":"send","text":"t{at}","nonce":"l{n}"}}"#);
-        if sink.send(Message::text(frame)).await.is_err() {
-            return Err("the sender's connection closed".into());
-        }
-    }
+    let n = send_at_rate(sender, epoch, rate, started, duration, &mut tasks).await?;
     // The last lines' deliveries.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let wall = started.elapsed();
@@ -439,6 +459,62 @@ pub async fn latency(
     percentiles(&mut report, "send → delivery", &histogram);
     own_cpu(&mut report, cpu_before, wall);
     Ok(report)
+}
+
+/// Reads a `latency` client's frames, recording each `message`'s time since it was sent.
+fn time_deliveries(ws: Socket, epoch: Instant, histogram: Latencies, tasks: &mut JoinSet<()>) {
+    let (_, mut stream) = ws.split();
+    tasks.spawn(async move {
+        while let Some(Ok(frame)) = stream.next().await {
+            let Message::Text(text) = frame else { continue };
+            if !text.starts_with(r#"{"type":"message""#) {
+                continue;
+            }
+            let Some(at) = sent_at(&text) else {
+                continue;
+            };
+            let now = micros_since(epoch);
+            if let Ok(mut all) = histogram.lock() {
+                let _ = all.record(now.saturating_sub(at));
+            }
+        }
+    });
+}
+
+/// When a `latency` line was sent: its text is `t<µs since the epoch>`.
+fn sent_at(text: &str) -> Option<u64> {
+    text.split(r#""text":"t"#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse::<u64>().ok())
+}
+
+/// Sends `rate` lines a second from `sender` until `duration` after `started`, each
+/// stamped with its send time; its acks are read (and dropped) by a task in `tasks`.
+/// Returns how many lines were sent.
+async fn send_at_rate(
+    sender: Socket,
+    epoch: Instant,
+    rate: u32,
+    started: Instant,
+    duration: Duration,
+    tasks: &mut JoinSet<()>,
+) -> Result<u64, String> {
+    let (mut sink, mut acks) = sender.split();
+    tasks.spawn(async move { while let Some(Ok(_)) = acks.next().await {} });
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut tick = tokio::time::interval(every);
+    let mut n = 0u64;
+    while started.elapsed() < duration {
+        tick.tick().await;
+        n += 1;
+        let at = epoch.elapsed().as_micros();
+        let frame = send_frame(format_args!("t{at}"), format_args!("l{n}"));
+        if sink.send(frame).await.is_err() {
+            return Err("the sender's connection closed".into());
+        }
+    }
+    Ok(n)
 }
 
 /// `idle`: opens `clients` connections (`in_flight` handshakes at a time), holds them, and
@@ -668,6 +744,308 @@ struct StormState {
     restarted_us: AtomicU64,
 }
 
+/// The server a storm runs itself, so that it can kill it: `cmd` through `sh -c`.
+struct StormServer {
+    cmd: String,
+    addr: SocketAddr,
+    process: tokio::process::Child,
+}
+
+impl StormServer {
+    /// Starts the server and waits until it listens on `addr`.
+    async fn start(cmd: &str, addr: SocketAddr) -> Result<Self, String> {
+        let process = Self::spawn(cmd)?;
+        let server = StormServer {
+            cmd: cmd.to_owned(),
+            addr,
+            process,
+        };
+        server.wait_up().await?;
+        Ok(server)
+    }
+
+    /// Runs `cmd`; the process is killed if the storm ends early (dropped).
+    fn spawn(cmd: &str) -> Result<tokio::process::Child, String> {
+        tokio::process::Command::new("sh")
+            .args(["-c", &format!("exec {cmd}")])
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("start the server: {e}"))
+    }
+
+    /// Waits (10 s at most) until the server accepts connections.
+    async fn wait_up(&self) -> Result<(), String> {
+        for _ in 0..400 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err("the server did not start listening".to_owned())
+    }
+
+    /// kill -9, and start it again at once; the restart's time goes in `restarted_us`
+    /// (µs after `epoch`) before the server listens, so resumes are timed from it.
+    async fn restart(&mut self, shared: &StormState, epoch: Instant) -> Result<(), String> {
+        self.process.start_kill().map_err(|e| e.to_string())?;
+        let _ = self.process.wait().await;
+        self.process = Self::spawn(&self.cmd)?;
+        shared
+            .restarted_us
+            .store(micros_since(epoch), Ordering::Relaxed);
+        self.wait_up().await
+    }
+
+    /// Kills the server for good.
+    async fn stop(mut self) {
+        let _ = self.process.start_kill();
+        let _ = self.process.wait().await;
+    }
+}
+
+/// One storm client's task: it connects, reconnects and resumes through restarts, checks
+/// what it reads, and (for a sender) sends a line every `send_every`, resending what was
+/// not acked after a reconnection.
+struct StormPeer {
+    /// Which client this is, for unique nonces.
+    index: usize,
+    target: Target,
+    source: IpAddr,
+    /// Bounds the handshakes in flight, over every client.
+    gate: Arc<Semaphore>,
+    shared: Arc<StormState>,
+    epoch: Instant,
+    sender: bool,
+    send_every: Duration,
+    /// What this client has seen, published for the tool's checks after every frame.
+    seen: Arc<std::sync::Mutex<StormClient>>,
+    /// The nonces the server acked.
+    acked: Arc<std::sync::Mutex<Vec<String>>>,
+    session: StormClient,
+    sent: u64,
+    /// The nonces sent and not yet acked.
+    pending: Vec<String>,
+}
+
+/// The sending half of a storm client's connection.
+type StormSink = futures_util::stream::SplitSink<Socket, Message>;
+
+impl StormPeer {
+    /// Runs until aborted: connect, chat until the connection ends, again.
+    async fn run(mut self) {
+        // The page's reconnect backoff: full jitter, 250 ms doubling up to 4 s.
+        let mut backoff = shared::session::Backoff::new(250, 4_000);
+        let mut first = true;
+        loop {
+            let (ws, resumed) = self.reconnect(&mut backoff).await;
+            self.count(first, resumed);
+            first = false;
+            self.chat(ws).await;
+        }
+    }
+
+    /// Connects (one of the gate's handshakes at a time), waiting out the backoff after each
+    /// failure; returns the socket and whether the session resumed with the same id.
+    async fn reconnect(&mut self, backoff: &mut shared::session::Backoff) -> (Socket, bool) {
+        loop {
+            let permit = self.gate.clone().acquire_owned().await.ok();
+            let result = self.session.connect(&self.target, self.source).await;
+            drop(permit);
+            match result {
+                Ok(ok) => {
+                    backoff.reset();
+                    return ok;
+                }
+                Err(_) => {
+                    let wait = backoff.next_delay_ms(crate::unit());
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+            }
+        }
+    }
+
+    /// Counts a connection: the first one, or a resume (and how long after the restart).
+    fn count(&self, first: bool, resumed: bool) {
+        if first {
+            self.shared.connected.fetch_add(1, Ordering::Relaxed);
+        } else if resumed {
+            self.shared.resumed.fetch_add(1, Ordering::Relaxed);
+            let restarted = self.shared.restarted_us.load(Ordering::Relaxed);
+            let now = micros_since(self.epoch);
+            if restarted > 0 {
+                self.shared
+                    .last_resume_us
+                    .fetch_max(now.saturating_sub(restarted), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Resends what was not acked, then reads (and sends, for a sender) until the
+    /// connection ends.
+    async fn chat(&mut self, ws: Socket) {
+        let (mut sink, mut stream) = ws.split();
+        // What was not acked goes again: the server appends each nonce once.
+        for nonce in &self.pending {
+            let _ = sink.send(send_frame(nonce, nonce)).await;
+        }
+        let mut tick = tokio::time::interval(self.send_every);
+        loop {
+            let open = tokio::select! {
+                frame = stream.next() => self.on_frame(frame),
+                _ = tick.tick(), if self.sender => self.send_next(&mut sink).await,
+            };
+            if !open {
+                break;
+            }
+            self.publish();
+        }
+    }
+
+    /// One frame: lines are checked, acks settle their nonce. `false` once the
+    /// connection has ended.
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> bool {
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                if text.starts_with(r#"{"type":"message""#) {
+                    self.session.take(&text);
+                } else if text.starts_with(r#"{"type":"ack""#)
+                    && let Some(nonce) = field(&text, "nonce")
+                {
+                    self.pending.retain(|p| p != nonce);
+                    if let Ok(mut acked) = self.acked.lock() {
+                        acked.push(nonce.to_owned());
+                    }
+                }
+                true
+            }
+            Some(Ok(Message::Close(frame))) => {
+                if frame.is_some_and(|f| u16::from(f.code) == 1013) {
+                    self.shared.closed_by_server.fetch_add(1, Ordering::Relaxed);
+                }
+                false
+            }
+            Some(Ok(_)) => true,
+            Some(Err(_)) | None => false,
+        }
+    }
+
+    /// Sends the next line, its nonce as its text; `false` when the connection is gone.
+    async fn send_next(&mut self, sink: &mut StormSink) -> bool {
+        self.sent += 1;
+        let nonce = format!("s{}-{}", self.index, self.sent);
+        self.pending.push(nonce.clone());
+        sink.send(send_frame(&nonce, &nonce)).await.is_ok()
+    }
+
+    /// Publishes what this client has seen, for the tool's checks.
+    fn publish(&self) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.last = self.session.last;
+            s.lines = self.session.lines;
+            s.gaps = self.session.gaps;
+            s.repeats = self.session.repeats;
+            s.pages = self.session.pages;
+        }
+    }
+}
+
+/// The storm's clients, as the tool watches them.
+struct Crowd {
+    /// What each client has seen.
+    seen: Vec<Arc<std::sync::Mutex<StormClient>>>,
+    /// What each sender had acked.
+    acked: Vec<Arc<std::sync::Mutex<Vec<String>>>>,
+    tasks: JoinSet<()>,
+}
+
+impl Crowd {
+    /// Starts `clients` clients, the first `senders` of them sending a line every
+    /// `send_every`.
+    fn spawn(
+        target: &Target,
+        clients: usize,
+        senders: usize,
+        send_every: Duration,
+        shared: &Arc<StormState>,
+        epoch: Instant,
+    ) -> Self {
+        let gate = Arc::new(Semaphore::new(target.in_flight.max(1)));
+        let mut crowd = Crowd {
+            seen: Vec::with_capacity(clients),
+            acked: Vec::new(),
+            tasks: JoinSet::new(),
+        };
+        for index in 0..clients {
+            let sender = index < senders;
+            let peer = StormPeer {
+                index,
+                target: target.clone(),
+                source: target.sources[index % target.sources.len()],
+                gate: gate.clone(),
+                shared: shared.clone(),
+                epoch,
+                sender,
+                send_every,
+                seen: Arc::default(),
+                acked: Arc::default(),
+                session: StormClient::default(),
+                sent: 0,
+                pending: Vec::new(),
+            };
+            crowd.seen.push(peer.seen.clone());
+            if sender {
+                crowd.acked.push(peer.acked.clone());
+            }
+            crowd.tasks.spawn(peer.run());
+        }
+        crowd
+    }
+
+    /// Stops every client.
+    async fn stop(&mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Every client's counts added up (lines, gaps, repeats, pages).
+    fn seen(&self) -> StormClient {
+        let mut all = StormClient::default();
+        for seen in &self.seen {
+            if let Ok(s) = seen.lock() {
+                all.gaps += s.gaps;
+                all.repeats += s.repeats;
+                all.lines += s.lines;
+                all.pages += s.pages;
+            }
+        }
+        all
+    }
+
+    /// Every line the senders had acked.
+    fn acked(&self) -> Vec<String> {
+        self.acked
+            .iter()
+            .filter_map(|a| a.lock().ok().map(|a| a.clone()))
+            .flatten()
+            .collect()
+    }
+}
+
+/// Polls `done` every `every` until it holds (`true`) or `within` has passed (`false`).
+async fn poll_until(within: Duration, every: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while !done() {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(every).await;
+    }
+    true
+}
+
 /// `storm`: `clients` connected to a server the tool runs itself (`server_cmd`, through
 /// `sh -c`, so it can kill it); 10 of them send a line every `send_every` each. After `before`, the
 /// server is killed with SIGKILL and started again; every client reconnects (backoff with
@@ -681,195 +1059,88 @@ pub async fn storm(
     before: Duration,
     send_every: Duration,
 ) -> Result<Report, String> {
-    let mut report = Report::new("storm");
-    let spawn = || {
-        tokio::process::Command::new("sh")
-            .args(["-c", &format!("exec {server_cmd}")])
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("start the server: {e}"))
-    };
-    let addr = target.addr;
-    let wait_up = async move || {
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Err("the server did not start listening".to_owned())
-    };
-    let mut server = spawn()?;
-    wait_up().await?;
+    let mut server = StormServer::start(server_cmd, target.addr).await?;
     let epoch = Instant::now();
-    let gate = Arc::new(Semaphore::new(target.in_flight.max(1)));
     let shared = Arc::new(StormState::default());
     let senders = 10.min(clients.saturating_sub(1));
-    let mut states = Vec::with_capacity(clients);
-    let mut acked_by_senders = Vec::new();
-    let mut tasks = JoinSet::new();
-    for i in 0..clients {
-        let target = target.clone();
-        let source = target.sources[i % target.sources.len()];
-        let gate = gate.clone();
-        let shared = shared.clone();
-        let sender = i < senders;
-        let state = Arc::new(std::sync::Mutex::new(StormClient::default()));
-        let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        states.push(state.clone());
-        if sender {
-            acked_by_senders.push(acked.clone());
-        }
-        tasks.spawn(async move {
-            let mut session = StormClient::default();
-            let mut sent = 0u64;
-            let mut pending: Vec<String> = Vec::new();
-            // The page's reconnect backoff: full jitter, 250 ms doubling up to 4 s.
-            let mut backoff = shared::session::Backoff::new(250, 4_000);
-            let mut first = true;
-            loop {
-                let permit = gate.clone().acquire_owned().await.ok();
-                let result = session.connect(&target, source).await;
-                drop(permit);
-                let (ws, resumed) = match result {
-                    Ok(ok) => ok,
-                    Err(_) => {
-                        let wait = backoff.next_delay_ms(crate::unit());
-                        tokio::time::sleep(Duration::from_millis(wait)).await;
-                        continue;
-                    }
-                };
-                backoff.reset();
-                if first {
-                    shared.connected.fetch_add(1, Ordering::Relaxed);
-                    first = false;
-                } else if resumed {
-                    shared.resumed.fetch_add(1, Ordering::Relaxed);
-                    let restarted = shared.restarted_us.load(Ordering::Relaxed);
-                    let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    if restarted > 0 {
-                        shared
-                            .last_resume_us
-                            .fetch_max(now.saturating_sub(restarted), Ordering::Relaxed);
-                    }
-                }
-                let (mut sink, mut stream) = ws.split();
-                // What was not acked goes again: the server appends each nonce once.
-                for nonce in &pending {
-                    let frame = format!(r#"{{"type":"send","text":"{nonce}","nonce":"{nonce}"}}"#);
-                    let _ = sink.send(Message::text(frame)).await;
-                }
-                let mut tick = tokio::time::interval(send_every);
-                loop {
-                    tokio::select! {
-                        frame = stream.next() => match frame {
-                            Some(Ok(Message::Text(text))) => {
-                                if text.starts_with(r#"{"type":"message""#) {
-                                    session.take(&text);
-                                } else if text.starts_with(r#"{"type":"ack""#)
-                                    && let Some(nonce) = field(&text, "nonce")
-                                {
-                                    pending.retain(|p| p != nonce);
-                                    if let Ok(mut acked) = acked.lock() {
-                                        acked.push(nonce.to_owned());
-                                    }
-                                }
-                            }
-                            Some(Ok(Message::Close(frame))) => {
-                                if frame.is_some_and(|f| u16::from(f.code) == 1013) {
-                                    shared.closed_by_server.fetch_add(1, Ordering::Relaxed);
-                                }
-                                break;
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(_)) | None => break,
-                        },
-                        _ = tick.tick(), if sender => {
-                            sent += 1;
-                            let nonce = format!("s{i}-{sent}");
-                            pending.push(nonce.clone());
-                            let frame = format!(r#"{{"type":"send","text":"{nonce}","nonce":"{nonce}"}}"#);
-                            if sink.send(Message::text(frame)).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    // Publish what this client has seen, for the tool's checks.
-                    if let Ok(mut s) = state.lock() {
-                        s.last = session.last;
-                        s.lines = session.lines;
-                        s.gaps = session.gaps;
-                        s.repeats = session.repeats;
-                        s.pages = session.pages;
-                    }
-                }
-            }
-        });
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while shared.connected.load(Ordering::Relaxed) < clients as u64 {
-        if Instant::now() > deadline {
-            return Err("not every client connected within 120 s".into());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut crowd = Crowd::spawn(target, clients, senders, send_every, &shared, epoch);
+    let everyone = clients as u64;
+    let connected = || shared.connected.load(Ordering::Relaxed) >= everyone;
+    if !poll_until(
+        Duration::from_secs(120),
+        Duration::from_millis(50),
+        connected,
+    )
+    .await
+    {
+        return Err("not every client connected within 120 s".into());
     }
     tokio::time::sleep(before).await;
-    // kill -9, and start it again at once.
-    server.start_kill().map_err(|e| e.to_string())?;
-    let _ = server.wait().await;
-    let mut server = spawn()?;
-    shared.restarted_us.store(
-        u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX),
-        Ordering::Relaxed,
-    );
-    wait_up().await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while shared.resumed.load(Ordering::Relaxed) < clients as u64 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server.restart(&shared, epoch).await?;
+    let resumed = || shared.resumed.load(Ordering::Relaxed) >= everyone;
+    poll_until(Duration::from_secs(60), Duration::from_millis(20), resumed).await;
     // The senders go on a little: their resends and new lines must arrive too.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    crowd.stop().await;
     let history = whole_history(target).await;
-    let _ = server.start_kill();
-    let _ = server.wait().await;
-    let history = history?;
-
-    let resumed = shared.resumed.load(Ordering::Relaxed);
-    let (mut gaps, mut repeats, mut lines, mut pages) = (0, 0, 0, 0);
-    for state in &states {
-        if let Ok(s) = state.lock() {
-            gaps += s.gaps;
-            repeats += s.repeats;
-            lines += s.lines;
-            pages += s.pages;
-        }
-    }
-    let observed = history;
-    let acked: Vec<String> = acked_by_senders
-        .iter()
-        .filter_map(|a| a.lock().ok().map(|a| a.clone()))
-        .flatten()
-        .collect();
-    let observed: std::collections::HashMap<&str, usize> =
-        observed
-            .iter()
-            .fold(std::collections::HashMap::new(), |mut m, t| {
-                *m.entry(t.as_str()).or_default() += 1;
-                m
-            });
-    let lost = acked
-        .iter()
-        .filter(|n| !observed.contains_key(n.as_str()))
-        .count();
-    let twice = observed.values().filter(|&&n| n > 1).count();
+    server.stop().await;
+    let check = HistoryCheck::new(&crowd.acked(), &history?);
+    let mut report = Report::new("storm");
     report.row("clients", clients as f64, "");
     report.row(
         "lines sent per second, all senders",
         senders as f64 / send_every.as_secs_f64(),
         "",
     );
+    storm_rows(&mut report, clients, &shared, &crowd.seen(), &check);
+    Ok(report)
+}
+
+/// The history read after a storm, held against the lines the senders had acked.
+struct HistoryCheck {
+    acked: usize,
+    /// Acked lines that are not in the history.
+    lost: usize,
+    /// Lines in the history more than once.
+    twice: usize,
+    /// Distinct lines in the history.
+    distinct: usize,
+}
+
+impl HistoryCheck {
+    /// Counts `acked` lines missing from `history`, and lines in it twice.
+    fn new(acked: &[String], history: &[String]) -> Self {
+        let observed: std::collections::HashMap<&str, usize> =
+            history
+                .iter()
+                .fold(std::collections::HashMap::new(), |mut m, t| {
+                    *m.entry(t.as_str()).or_default() += 1;
+                    m
+                });
+        let lost = acked
+            .iter()
+            .filter(|n| !observed.contains_key(n.as_str()))
+            .count();
+        let twice = observed.values().filter(|&&n| n > 1).count();
+        HistoryCheck {
+            acked: acked.len(),
+            lost,
+            twice,
+            distinct: observed.len(),
+        }
+    }
+}
+
+/// The storm's findings: resumes, what the history holds, what the clients saw; and a note
+/// when a client did not resume or a line was lost or repeated.
+fn storm_rows(
+    report: &mut Report,
+    clients: usize,
+    shared: &StormState,
+    seen: &StormClient,
+    check: &HistoryCheck,
+) {
+    let resumed = shared.resumed.load(Ordering::Relaxed);
     report.row("resumed with the same id", resumed as f64, "");
     report.row(
         "every client resumed within",
@@ -881,26 +1152,29 @@ pub async fn storm(
         shared.closed_by_server.load(Ordering::Relaxed) as f64,
         "",
     );
-    report.row("lines acked", acked.len() as f64, "");
-    report.row("acked lines missing from the history", lost as f64, "");
-    report.row("lines in the history twice", twice as f64, "");
-    report.row("lines in the history", observed.len() as f64, "");
-    report.row("lines seen, all clients", lines as f64, "");
+    report.row("lines acked", check.acked as f64, "");
+    report.row(
+        "acked lines missing from the history",
+        check.lost as f64,
+        "",
+    );
+    report.row("lines in the history twice", check.twice as f64, "");
+    report.row("lines in the history", check.distinct as f64, "");
+    report.row("lines seen, all clients", seen.lines as f64, "");
     report.row(
         "resumes answered with the latest page",
-        pages as f64,
+        seen.pages as f64,
         "(too far behind; older lines on demand)",
     );
-    report.row("gaps seen by clients", gaps as f64, "lines");
-    report.row("lines shown twice to a client", repeats as f64, "");
+    report.row("gaps seen by clients", seen.gaps as f64, "lines");
+    report.row("lines shown twice to a client", seen.repeats as f64, "");
     if resumed < clients as u64 {
         report.note(format!(
             "{} clients did not resume",
             clients as u64 - resumed
         ));
     }
-    if lost + twice > 0 || gaps + repeats > 0 {
+    if check.lost + check.twice > 0 || seen.gaps + seen.repeats > 0 {
         report.note("LINES WERE LOST OR REPEATED");
     }
-    Ok(report)
 }

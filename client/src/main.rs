@@ -11,7 +11,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use client::{Client, ConnectError, Event, Options, SendError, SignedOut, TokenSource, line_text};
-use shared::{ErrorCode, RoomName, Seq};
+use shared::{ConnId, ErrorCode, RoomName, Seq};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Charla from a terminal.
@@ -56,118 +56,138 @@ enum Command {
     /// live lines as they come and who is typing (`… is typing: text`) on lines of their
     /// own; every line typed on stdin is sent. Reconnects and resumes by itself. Ends at
     /// the end of stdin (Ctrl-D).
-    Chat {
-        /// The server: ws://host:port or http://host:port.
-        url: String,
-        /// The room.
-        #[arg(long, default_value = "general")]
-        room: String,
-        /// The display name to use.
-        #[arg(long)]
-        name: Option<String>,
-        #[command(flatten)]
-        sign_in: SignIn,
-    },
+    Chat(ChatArgs),
     /// Sends one line; exits 0 once the server has stored it (printing its seq), non-zero
     /// with the error code otherwise (2: refused, 1: could not connect or timed out, 3: the
     /// sign-in was refused or the app disconnected the user).
-    Send {
-        /// The server: ws://host:port or http://host:port.
-        url: String,
-        /// The line.
-        text: String,
-        /// The room.
-        #[arg(long, default_value = "general")]
-        room: String,
-        /// The display name to send it under.
-        #[arg(long)]
-        name: Option<String>,
-        /// How long to wait for the server's acknowledgement, in seconds.
-        #[arg(long, default_value_t = 10)]
-        timeout: u64,
-        #[command(flatten)]
-        sign_in: SignIn,
-    },
+    Send(SendArgs),
     /// Prints a room's lines, then follows it: one line each, as `<name or id> -> <text>`
     /// or (with --json) as the line's JSON object.
-    Tail {
-        /// The server: ws://host:port or http://host:port.
-        url: String,
-        /// The room.
-        #[arg(long, default_value = "general")]
-        room: String,
-        /// Only lines after this seq (0: the latest page).
-        #[arg(long, default_value_t = 0)]
-        after: u64,
-        /// One JSON object per line (seq, from, name, text, at, room).
-        #[arg(long)]
-        json: bool,
-        /// Print what is there and exit, instead of following.
-        #[arg(long)]
-        no_follow: bool,
-        #[command(flatten)]
-        sign_in: SignIn,
-    },
+    Tail(TailArgs),
     /// Prints a sign-in token (HS256, what an app's backend makes for each of its users)
     /// for a server run with the same --jwt-secret: for trying sign-in out and for scripts.
-    Token {
-        /// The secret the server checks tokens with (its --jwt-secret).
-        #[arg(long, env = "CHARLA_JWT_SECRET", hide_env_values = true)]
-        secret: String,
-        /// The user's id (the `sub` claim): 1 to 64 characters.
-        #[arg(long)]
-        sub: String,
-        /// The display name (`name`).
-        #[arg(long)]
-        name: Option<String>,
-        /// A private room the user may join, or a prefix ending in `*` (`team-*`). Repeat,
-        /// or separate with commas.
-        #[arg(long, value_delimiter = ',')]
-        rooms: Vec<String>,
-        /// A role (`moderator`, `admin`). Repeat, or separate with commas.
-        #[arg(long, value_delimiter = ',')]
-        roles: Vec<String>,
-        /// How long it is valid: 45s, 30m, 1h, 7d.
-        #[arg(long, default_value = "1h", value_parser = client::token::parse_duration)]
-        ttl: Duration,
-        /// The issuer (`iss`), for a server run with --jwt-issuer.
-        #[arg(long)]
-        issuer: Option<String>,
-        /// The audience (`aud`), for a server run with --jwt-audience.
-        #[arg(long)]
-        audience: Option<String>,
-    },
+    Token(TokenArgs),
     /// The load generator: drives a server with many real clients and prints a table
     /// (scripts/bench.sh runs every scenario; docs/BENCHMARKS.md explains the numbers).
-    Bench {
-        /// The server's address (host:port).
-        #[arg(long, default_value = "127.0.0.1:3000")]
-        addr: std::net::SocketAddr,
-        /// More servers of the same cluster (`backend --redis`): the clients are spread over
-        /// --addr and these in turn (fanout, idle, latency). Repeat, or separate with commas.
-        #[arg(long, value_delimiter = ',')]
-        also_addr: Vec<std::net::SocketAddr>,
-        /// Source addresses to spread the clients over (each is its own client address for
-        /// the server's limits; together they fit 20,000 sockets in the port range).
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
-        )]
-        sources: Vec<std::net::IpAddr>,
-        /// Handshakes in flight at once.
-        #[arg(long, default_value_t = 64)]
-        in_flight: usize,
-        /// The server's process id: its CPU and memory are read from /proc. With several
-        /// servers, repeat it: CPU is added up over all of them (memory is the first's).
-        #[arg(long)]
-        server_pid: Vec<u32>,
-        /// Also write the results as JSON to this file.
-        #[arg(long)]
-        json: Option<std::path::PathBuf>,
-        #[command(subcommand)]
-        scenario: Scenario,
-    },
+    Bench(BenchArgs),
+}
+
+/// `charla chat`: where to chat, and as whom.
+#[derive(Args)]
+struct ChatArgs {
+    /// The server: ws://host:port or http://host:port.
+    url: String,
+    /// The room.
+    #[arg(long, default_value = "general")]
+    room: String,
+    /// The display name to use.
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    sign_in: SignIn,
+}
+
+/// `charla send`: the line, where to send it, and how long to wait for its ack.
+#[derive(Args)]
+struct SendArgs {
+    /// The server: ws://host:port or http://host:port.
+    url: String,
+    /// The line.
+    text: String,
+    /// The room.
+    #[arg(long, default_value = "general")]
+    room: String,
+    /// The display name to send it under.
+    #[arg(long)]
+    name: Option<String>,
+    /// How long to wait for the server's acknowledgement, in seconds.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+    #[command(flatten)]
+    sign_in: SignIn,
+}
+
+/// `charla tail`: which room, from where, and how to print it.
+#[derive(Args)]
+struct TailArgs {
+    /// The server: ws://host:port or http://host:port.
+    url: String,
+    /// The room.
+    #[arg(long, default_value = "general")]
+    room: String,
+    /// Only lines after this seq (0: the latest page).
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+    /// One JSON object per line (seq, from, name, text, at, room).
+    #[arg(long)]
+    json: bool,
+    /// Print what is there and exit, instead of following.
+    #[arg(long)]
+    no_follow: bool,
+    #[command(flatten)]
+    sign_in: SignIn,
+}
+
+/// `charla token`: the secret and the claims to sign.
+#[derive(Args)]
+struct TokenArgs {
+    /// The secret the server checks tokens with (its --jwt-secret).
+    #[arg(long, env = "CHARLA_JWT_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The user's id (the `sub` claim): 1 to 64 characters.
+    #[arg(long)]
+    sub: String,
+    /// The display name (`name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// A private room the user may join, or a prefix ending in `*` (`team-*`). Repeat,
+    /// or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    rooms: Vec<String>,
+    /// A role (`moderator`, `admin`). Repeat, or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    roles: Vec<String>,
+    /// How long it is valid: 45s, 30m, 1h, 7d.
+    #[arg(long, default_value = "1h", value_parser = client::token::parse_duration)]
+    ttl: Duration,
+    /// The issuer (`iss`), for a server run with --jwt-issuer.
+    #[arg(long)]
+    issuer: Option<String>,
+    /// The audience (`aud`), for a server run with --jwt-audience.
+    #[arg(long)]
+    audience: Option<String>,
+}
+
+/// `charla bench`: where the servers are, how to connect, and the scenario.
+#[derive(Args)]
+struct BenchArgs {
+    /// The server's address (host:port).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: std::net::SocketAddr,
+    /// More servers of the same cluster (`backend --redis`): the clients are spread over
+    /// --addr and these in turn (fanout, idle, latency). Repeat, or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    also_addr: Vec<std::net::SocketAddr>,
+    /// Source addresses to spread the clients over (each is its own client address for
+    /// the server's limits; together they fit 20,000 sockets in the port range).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4"
+    )]
+    sources: Vec<std::net::IpAddr>,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 64)]
+    in_flight: usize,
+    /// The server's process id: its CPU and memory are read from /proc. With several
+    /// servers, repeat it: CPU is added up over all of them (memory is the first's).
+    #[arg(long)]
+    server_pid: Vec<u32>,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
 }
 
 #[derive(Subcommand)]
@@ -241,82 +261,83 @@ fn room(name: &str) -> Result<RoomName, ExitCode> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Chat {
-            url,
-            room: r,
-            name,
-            sign_in,
-        } => match room(&r) {
-            Ok(r) => chat(&url, r, name, sign_in.source()).await,
-            Err(code) => Err(code),
-        },
-        Command::Send {
-            url,
-            text,
-            room: r,
-            name,
-            timeout,
-            sign_in,
-        } => match room(&r) {
-            Ok(r) => {
-                let timeout = Duration::from_secs(timeout);
-                send(&url, r, text, name, sign_in.source(), timeout).await
-            }
-            Err(code) => Err(code),
-        },
-        Command::Tail {
-            url,
-            room: r,
-            after,
-            json,
-            no_follow,
-            sign_in,
-        } => match room(&r) {
-            Ok(r) => tail(&url, r, Seq(after), json, !no_follow, sign_in.source()).await,
-            Err(code) => Err(code),
-        },
-        Command::Token {
-            secret,
-            sub,
-            name,
-            rooms,
-            roles,
-            ttl,
-            issuer,
-            audience,
-        } => {
-            let claims = client::token::Claims {
-                sub,
-                name,
-                rooms,
-                roles,
-                ttl,
-                issuer,
-                audience,
-            };
-            mint(&secret, &claims)
-        }
-        Command::Bench {
-            addr,
-            also_addr,
-            sources,
-            in_flight,
-            server_pid,
-            json,
-            scenario,
-        } => {
-            let target = client::bench::Target {
-                addr,
-                also: also_addr,
-                sources,
-                in_flight,
-            };
-            bench(&target, server_pid, json, scenario).await
-        }
+    let result = match Cli::parse().command {
+        Command::Chat(args) => args.run().await,
+        Command::Send(args) => args.run().await,
+        Command::Tail(args) => args.run().await,
+        Command::Token(args) => args.run(),
+        Command::Bench(args) => args.run().await,
     };
     result.err().unwrap_or(ExitCode::SUCCESS)
+}
+
+impl ChatArgs {
+    /// Checks the room's name, then chats until the end of stdin.
+    async fn run(self) -> Result<(), ExitCode> {
+        let room = room(&self.room)?;
+        chat(&self.url, room, self.name, self.sign_in.source()).await
+    }
+}
+
+impl SendArgs {
+    /// Checks the room's name, then sends the line and waits for its ack.
+    async fn run(self) -> Result<(), ExitCode> {
+        let room = room(&self.room)?;
+        let timeout = Duration::from_secs(self.timeout);
+        let token = self.sign_in.source();
+        send(&self.url, room, self.text, self.name, token, timeout).await
+    }
+}
+
+impl TailArgs {
+    /// Checks the room's name, then prints its lines (and follows it, unless told not to).
+    async fn run(self) -> Result<(), ExitCode> {
+        let room = room(&self.room)?;
+        let token = self.sign_in.source();
+        let (after, follow) = (Seq(self.after), !self.no_follow);
+        tail(&self.url, room, after, self.json, follow, token).await
+    }
+}
+
+impl TokenArgs {
+    /// Mints the token and prints it.
+    fn run(self) -> Result<(), ExitCode> {
+        let claims = client::token::Claims {
+            sub: self.sub,
+            name: self.name,
+            rooms: self.rooms,
+            roles: self.roles,
+            ttl: self.ttl,
+            issuer: self.issuer,
+            audience: self.audience,
+        };
+        mint(&self.secret, &claims)
+    }
+}
+
+impl BenchArgs {
+    /// Runs the scenario, prints its table, and writes it as JSON if asked to.
+    async fn run(self) -> Result<(), ExitCode> {
+        let target = client::bench::Target {
+            addr: self.addr,
+            also: self.also_addr,
+            sources: self.sources,
+            in_flight: self.in_flight,
+        };
+        let report = self
+            .scenario
+            .run(&target, &self.server_pid)
+            .await
+            .map_err(|err| {
+                eprintln!("error: {err}");
+                ExitCode::from(1)
+            })?;
+        print!("{}", report.table());
+        match self.json {
+            Some(path) => write_json(&report, &path),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The exit code when the sign-in was refused or the user disconnected by the app.
@@ -491,77 +512,122 @@ async fn chat(
     let mut out = tokio::io::stdout();
     let mut me = None;
     let mut sending = tokio::task::JoinSet::new();
-    let mut result = Ok(());
-    loop {
-        let text = tokio::select! {
+    let result = loop {
+        let step = tokio::select! {
             line = stdin.next_line() => match line {
                 Ok(Some(line)) => {
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let chat = chat.clone();
-                    let room = room.clone();
-                    // Acks come back as the line itself; a refusal is said on stderr.
-                    sending.spawn(async move {
-                        if let Err(err) = chat.send(&room, line).await {
-                            eprintln!("error: {err}");
-                        }
-                    });
-                    continue;
+                    send_typed(&chat, &room, line, &mut sending);
+                    Step::Skip
                 }
-                _ => break,
+                _ => Step::Stop(Ok(())),
             },
-            event = events.next() => match event {
-                None => break,
-                Some(Event::Welcome { id, resumed, .. }) => {
-                    me = Some(id);
-                    if resumed {
-                        eprintln!("(reconnected)");
-                    }
-                    continue;
-                }
-                Some(Event::Joined { room: r, lines, .. }) if r == room => {
-                    lines.iter().map(|l| line_text(l) + "\n").collect::<String>()
-                }
-                Some(Event::Line(line)) if line.room == room => line_text(&line) + "\n",
-                Some(Event::Typing { room: r, from, name, text, .. }) if r == room && Some(&from) != me.as_ref() => {
-                    if text.is_empty() {
-                        continue;
-                    }
-                    let who = name.map_or_else(|| from.to_string(), |n| n.to_string());
-                    format!("{who} is typing: {text}\n")
-                }
-                Some(Event::Disconnected { retry_in_ms }) => {
-                    eprintln!("(disconnected; reconnecting in {retry_in_ms} ms)");
-                    continue;
-                }
-                Some(Event::Error { code: ErrorCode::Forbidden, message, room: Some(r) }) if r == room => {
-                    eprintln!("error: forbidden: {message}");
-                    result = Err(ExitCode::from(2));
-                    break;
-                }
-                Some(Event::Error { code, message, .. }) => {
-                    eprintln!("error: {code}: {message}");
-                    continue;
-                }
-                Some(Event::TokenRefreshFailed { why }) => {
-                    eprintln!("(could not refresh the sign-in token: {why})");
-                    continue;
-                }
-                Some(Event::SignedOut(failure)) => {
-                    result = Err(signed_out(&failure));
-                    break;
-                }
-                Some(_) => continue,
-            },
+            event = events.next() => on_event(event, &room, &mut me),
+        };
+        let text = match step {
+            Step::Print(text) => text,
+            Step::Skip => continue,
+            Step::Stop(result) => break result,
         };
         if out.write_all(text.as_bytes()).await.is_err() {
-            break;
+            break Ok(());
         }
         let _ = out.flush().await;
+    };
+    wait_for_acks(sending).await;
+    chat.close().await;
+    result
+}
+
+/// What `charla chat` does after a line typed or an event.
+enum Step {
+    /// Prints this on stdout.
+    Print(String),
+    /// Nothing to print (or it went to stderr).
+    Skip,
+    /// Ends the chat, with this result.
+    Stop(Result<(), ExitCode>),
+}
+
+/// Sends a line typed on stdin (unless blank), beside the chat: its ack comes back as the
+/// line itself, and a refusal is said on stderr.
+fn send_typed(
+    chat: &Client,
+    room: &RoomName,
+    line: String,
+    sending: &mut tokio::task::JoinSet<()>,
+) {
+    if line.trim().is_empty() {
+        return;
     }
-    // Lines typed just before the end of input are stored before leaving (or given up on
-    // after a while, if the server stays away).
+    let chat = chat.clone();
+    let room = room.clone();
+    sending.spawn(async move {
+        if let Err(err) = chat.send(&room, line).await {
+            eprintln!("error: {err}");
+        }
+    });
+}
+
+/// What one event shows in `charla chat`: lines and who is typing on stdout, the
+/// connection's ups and downs and refusals on stderr. `me` is this session's id (from the
+/// welcome), whose own typing is not shown.
+fn on_event(event: Option<Event>, room: &RoomName, me: &mut Option<ConnId>) -> Step {
+    let Some(event) = event else {
+        return Step::Stop(Ok(()));
+    };
+    match event {
+        Event::Welcome { id, resumed, .. } => {
+            *me = Some(id);
+            if resumed {
+                eprintln!("(reconnected)");
+            }
+            Step::Skip
+        }
+        Event::Joined { room: r, lines, .. } if r == *room => {
+            Step::Print(lines.iter().map(|l| line_text(l) + "\n").collect())
+        }
+        Event::Line(line) if line.room == *room => Step::Print(line_text(&line) + "\n"),
+        Event::Typing {
+            room: r,
+            from,
+            name,
+            text,
+            ..
+        } if r == *room && Some(&from) != me.as_ref() => {
+            if text.is_empty() {
+                return Step::Skip;
+            }
+            let who = name.map_or_else(|| from.to_string(), |n| n.to_string());
+            Step::Print(format!("{who} is typing: {text}\n"))
+        }
+        Event::Disconnected { retry_in_ms } => {
+            eprintln!("(disconnected; reconnecting in {retry_in_ms} ms)");
+            Step::Skip
+        }
+        Event::Error {
+            code: ErrorCode::Forbidden,
+            message,
+            room: Some(r),
+        } if r == *room => {
+            eprintln!("error: forbidden: {message}");
+            Step::Stop(Err(ExitCode::from(2)))
+        }
+        Event::Error { code, message, .. } => {
+            eprintln!("error: {code}: {message}");
+            Step::Skip
+        }
+        Event::TokenRefreshFailed { why } => {
+            eprintln!("(could not refresh the sign-in token: {why})");
+            Step::Skip
+        }
+        Event::SignedOut(failure) => Step::Stop(Err(signed_out(&failure))),
+        _ => Step::Skip,
+    }
+}
+
+/// Lines typed just before the end of input are stored before leaving (or given up on
+/// after a while, if the server stays away).
+async fn wait_for_acks(mut sending: tokio::task::JoinSet<()>) {
     let stored = async { while sending.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(10), stored)
         .await
@@ -569,73 +635,71 @@ async fn chat(
     {
         eprintln!("error: timeout: some lines were not acknowledged");
     }
-    chat.close().await;
-    result
 }
 
-async fn bench(
-    target: &client::bench::Target,
-    server_pids: Vec<u32>,
-    json: Option<std::path::PathBuf>,
-    scenario: Scenario,
-) -> Result<(), ExitCode> {
-    use client::bench;
-    let report = match scenario {
-        Scenario::Fanout {
-            clients,
-            senders,
-            window,
-            size,
-            seconds,
-        } => {
-            bench::fanout(
-                target,
+impl Scenario {
+    /// Runs this scenario against `target`, reading the servers' CPU and memory from
+    /// `server_pids`.
+    async fn run(
+        self,
+        target: &client::bench::Target,
+        server_pids: &[u32],
+    ) -> Result<client::bench::Report, String> {
+        use client::bench;
+        match self {
+            Scenario::Fanout {
                 clients,
                 senders,
                 window,
                 size,
-                Duration::from_secs(seconds),
-                &server_pids,
-            )
-            .await
-        }
-        Scenario::Latency {
-            clients,
-            rate,
-            seconds,
-        } => bench::latency(target, clients, rate, Duration::from_secs(seconds)).await,
-        Scenario::Storm {
-            clients,
-            server_cmd,
-            before,
-            send_every_ms,
-        } => {
-            let every = Duration::from_millis(send_every_ms.max(1));
-            bench::storm(
-                target,
+                seconds,
+            } => {
+                bench::fanout(
+                    target,
+                    clients,
+                    senders,
+                    window,
+                    size,
+                    Duration::from_secs(seconds),
+                    server_pids,
+                )
+                .await
+            }
+            Scenario::Latency {
                 clients,
-                &server_cmd,
-                Duration::from_secs(before),
-                every,
-            )
-            .await
+                rate,
+                seconds,
+            } => bench::latency(target, clients, rate, Duration::from_secs(seconds)).await,
+            Scenario::Storm {
+                clients,
+                server_cmd,
+                before,
+                send_every_ms,
+            } => {
+                let every = Duration::from_millis(send_every_ms.max(1));
+                bench::storm(
+                    target,
+                    clients,
+                    &server_cmd,
+                    Duration::from_secs(before),
+                    every,
+                )
+                .await
+            }
+            Scenario::Idle { clients, hold } => {
+                let server_pid = server_pids.first().copied();
+                bench::idle(target, clients, Duration::from_secs(hold), server_pid).await
+            }
         }
-        Scenario::Idle { clients, hold } => {
-            let server_pid = server_pids.first().copied();
-            bench::idle(target, clients, Duration::from_secs(hold), server_pid).await
-        }
-    };
-    let report = report.map_err(|err| {
-        eprintln!("error: {err}");
-        ExitCode::from(1)
-    })?;
-    print!("{}", report.table());
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
-        if let Err(err) = std::fs::write(&path, text + "\n") {
-            eprintln!("error: {}: {err}", path.display());
-            return Err(ExitCode::from(1));
-        }
+    }
+}
+
+/// Writes a bench's results as JSON to `path` (for scripts/bench.sh and the docs' tables).
+fn write_json(report: &client::bench::Report, path: &std::path::Path) -> Result<(), ExitCode> {
+    let text = serde_json::to_string_pretty(&report.json()).unwrap_or_default();
+    if let Err(err) = std::fs::write(path, text + "\n") {
+        eprintln!("error: {}: {err}", path.display());
+        return Err(ExitCode::from(1));
     }
     Ok(())
 }

@@ -4,7 +4,11 @@
 //! token source for a new token on `token_expiring` and before a reconnection, and stopping
 //! for good after a close with 4001 or 4003.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    ops::ControlFlow::{self, Break, Continue},
+    time::Duration,
+};
 
 use futures_util::{SinkExt, StreamExt};
 use shared::{
@@ -288,6 +292,8 @@ impl Runner {
         frame
     }
 
+    /// Runs one connection: says `hello`, then turns frames, commands, token fetches, due
+    /// resends and pings into frames to send, until the connection ends.
     async fn connected(
         &mut self,
         mut ws: Socket,
@@ -311,67 +317,90 @@ impl Runner {
                 .next_due_ms(now_ms())
                 .map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
             let retry_at = self.retry_at;
-            let out: Vec<ClientMsg> = tokio::select! {
-                frame = ws.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
-                        Ok(msg) => {
-                            if matches!(msg, ServerMsg::Pong) {
-                                unanswered = 0;
-                            }
-                            self.apply(msg)
-                        }
-                        // A newer server's message types are skipped.
-                        Err(_) => Vec::new(),
-                    },
-                    Some(Ok(Message::Close(frame))) => return self.closed_by_server(frame),
-                    None | Some(Err(_)) => return self.dropped(),
-                    Some(Ok(_)) => Vec::new(),
-                },
-                command = commands.recv() => match command {
-                    None => {
-                        let _ = ws.close(None).await;
-                        return Ended::Closed;
-                    }
-                    Some(Command::Close(done)) => {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
-                        self.fail_pending(&SendError::Closed);
-                        let _ = done.send(());
-                        return Ended::Closed;
-                    }
-                    Some(Command::Send { room, text, acked }) => {
-                        self.queue_line(room, text, acked).into_iter().collect()
-                    }
-                    Some(Command::Join(room)) => vec![self.session.join(room)],
-                    Some(Command::Token(token)) => {
-                        self.session.set_token(Some(token.clone()));
-                        vec![ClientMsg::Refresh { token }]
-                    }
-                    Some(Command::Frame(msg)) => vec![msg],
-                },
-                Some(fetched) = tokens.recv() => self.on_fetched(fetched),
+            let next = tokio::select! {
+                frame = ws.next() => self.on_frame(frame, &mut unanswered),
+                command = commands.recv() => self.on_command(command, &mut ws).await,
+                Some(fetched) = tokens.recv() => Continue(self.on_fetched(fetched)),
                 () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)),
                     if retry_at.is_some() =>
                 {
                     self.retry_at = None;
                     self.start_fetch();
-                    Vec::new()
+                    Continue(Vec::new())
                 }
                 () = tokio::time::sleep(due_in.unwrap_or_default()), if due_in.is_some() => {
-                    self.session.due(now_ms())
+                    Continue(self.session.due(now_ms()))
                 }
                 _ = ping.tick() => {
                     unanswered += 1;
                     if unanswered > 2 {
                         return self.dropped();
                     }
-                    vec![ClientMsg::Ping]
+                    Continue(vec![ClientMsg::Ping])
                 }
+            };
+            let out = match next {
+                Continue(out) => out,
+                Break(ended) => return ended,
             };
             for msg in out {
                 if ws.send(Message::text(encode(&msg))).await.is_err() {
                     return self.dropped();
                 }
             }
+        }
+    }
+
+    /// A frame from the server: its replies, or how the connection ended. A pong answers
+    /// the pings (`unanswered` starts over); a newer server's message types are skipped.
+    fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tungstenite::Error>>,
+        unanswered: &mut u32,
+    ) -> ControlFlow<Ended, Vec<ClientMsg>> {
+        match frame {
+            Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
+                Ok(msg) => {
+                    if matches!(msg, ServerMsg::Pong) {
+                        *unanswered = 0;
+                    }
+                    Continue(self.apply(msg))
+                }
+                Err(_) => Continue(Vec::new()),
+            },
+            Some(Ok(Message::Close(frame))) => Break(self.closed_by_server(frame)),
+            None | Some(Err(_)) => Break(self.dropped()),
+            Some(Ok(_)) => Continue(Vec::new()),
+        }
+    }
+
+    /// A command from the [`Client`](crate::Client): the frames it sends, or the end of the
+    /// connection when the client was closed (or dropped).
+    async fn on_command(
+        &mut self,
+        command: Option<Command>,
+        ws: &mut Socket,
+    ) -> ControlFlow<Ended, Vec<ClientMsg>> {
+        match command {
+            None => {
+                let _ = ws.close(None).await;
+                Break(Ended::Closed)
+            }
+            Some(Command::Close(done)) => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                self.fail_pending(&SendError::Closed);
+                let _ = done.send(());
+                Break(Ended::Closed)
+            }
+            Some(Command::Send { room, text, acked }) => {
+                Continue(self.queue_line(room, text, acked).into_iter().collect())
+            }
+            Some(Command::Join(room)) => Continue(vec![self.session.join(room)]),
+            Some(Command::Token(token)) => {
+                self.session.set_token(Some(token.clone()));
+                Continue(vec![ClientMsg::Refresh { token }])
+            }
+            Some(Command::Frame(msg)) => Continue(vec![msg]),
         }
     }
 
