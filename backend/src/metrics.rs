@@ -78,6 +78,13 @@ impl Default for Metrics {
     }
 }
 
+/// Registers each named field of `$m` in `$registry`, under the field's name, with its help.
+macro_rules! register {
+    ($registry:ident, $m:ident, $($field:ident: $help:literal,)*) => {
+        $($registry.register(stringify!($field), $help, $m.$field.clone());)*
+    };
+}
+
 impl Metrics {
     /// Fresh metrics, all zero, registered under `charla_`.
     pub fn new() -> Self {
@@ -104,76 +111,29 @@ impl Metrics {
             product_watchers: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "connections",
-            "Open WebSocket connections",
-            m.connections.clone(),
-        );
-        registry.register(
-            "connections_accepted",
-            "WebSocket connections accepted",
-            m.connections_accepted.clone(),
-        );
-        registry.register(
-            "connections_refused",
-            "WebSocket upgrades refused, by reason",
-            m.connections_refused.clone(),
-        );
-        registry.register("frames_in", "Frames received, by type", m.frames_in.clone());
-        registry.register(
-            "frames_out",
-            "Frames written, by type",
-            m.frames_out.clone(),
-        );
-        registry.register("errors", "Error frames sent, by code", m.errors.clone());
-        registry.register(
-            "rate_limited",
-            "Frames over a rate limit (send/frame refused, typing conflated)",
-            m.rate_limited.clone(),
-        );
-        registry.register(
-            "closes",
-            "Connections closed by the server, by reason",
-            m.closes.clone(),
-        );
-        registry.register(
-            "history_lines",
-            "Lines kept in memory, every room's",
-            m.history_lines.clone(),
-        );
-        registry.register("rooms", "Rooms the server holds", m.rooms.clone());
-        registry.register(
-            "cluster_waiting",
-            "Requests of the rooms waiting for the cluster task (--redis)",
-            m.cluster_waiting.clone(),
-        );
-        registry.register(
-            "http_timeouts",
-            "HTTP connections cut off for making no progress within --http-timeout",
-            m.http_timeouts.clone(),
-        );
-        registry.register(
-            "presence_flushes",
-            "Presence frames built, each sent to every member of its room",
-            m.presence_flushes.clone(),
-        );
-        registry.register("commits", "Group commits made", m.commits.clone());
-        registry.register(
-            "lines_committed",
-            "Lines made durable",
-            m.lines_committed.clone(),
-        );
-        registry.register("tickers", "Random tickers running", m.tickers.clone());
-        registry.register(
-            "echo_connections",
-            "Open /echo connections",
-            m.echo_connections.clone(),
-        );
-        registry.register("products", "Products in the catalog", m.products.clone());
-        registry.register(
-            "product_watchers",
-            "Connections watching the product list",
-            m.product_watchers.clone(),
+        // Each under its field's name, in this order on /metrics.
+        register!(
+            registry,
+            m,
+            connections: "Open WebSocket connections",
+            connections_accepted: "WebSocket connections accepted",
+            connections_refused: "WebSocket upgrades refused, by reason",
+            frames_in: "Frames received, by type",
+            frames_out: "Frames written, by type",
+            errors: "Error frames sent, by code",
+            rate_limited: "Frames over a rate limit (send/frame refused, typing conflated)",
+            closes: "Connections closed by the server, by reason",
+            history_lines: "Lines kept in memory, every room's",
+            rooms: "Rooms the server holds",
+            cluster_waiting: "Requests of the rooms waiting for the cluster task (--redis)",
+            http_timeouts: "HTTP connections cut off for making no progress within --http-timeout",
+            presence_flushes: "Presence frames built, each sent to every member of its room",
+            commits: "Group commits made",
+            lines_committed: "Lines made durable",
+            tickers: "Random tickers running",
+            echo_connections: "Open /echo connections",
+            products: "Products in the catalog",
+            product_watchers: "Connections watching the product list",
         );
         Metrics { registry, ..m }
     }

@@ -119,6 +119,7 @@ impl Handler for Connection {
 }
 
 /// A connection's loop, once it has a handler (a welcomed chat connection, an echo).
+// long: one `select!` on the socket, outbox and timers; locals keep idle futures small.
 pub(crate) async fn welcomed<W: Wire, H: Handler>(
     mut live: Box<(W, H)>,
     first: Option<Message>,
@@ -187,22 +188,10 @@ pub(crate) async fn welcomed<W: Wire, H: Handler>(
                 }
             }
         };
-        let verdict = match message {
-            None => return, // the client is gone
-            Some(Err(err)) => match close_reason(&err) {
-                Some(reason) => Flow::Close(reason),
-                None => return, // reset or closed: nobody to tell
-            },
-            Some(Ok(message)) => conn.on_message(message),
+        let Some(verdict) = handle(conn, message) else {
+            return; // the client is gone
         };
         if let Flow::Close(reason) = verdict {
-            if reason != CloseReason::ClientClosed {
-                tracing::info!(
-                    conn = conn.key().0,
-                    reason = reason.label(),
-                    "closing a client that broke the rules"
-                );
-            }
             close_soon(&mut closing, &outbox, reason);
         } else if burst < READ_BURST {
             // Frames the client sent together are handled together, so their answers go
@@ -211,6 +200,28 @@ pub(crate) async fn welcomed<W: Wire, H: Handler>(
             ready = socket.next().now_or_never();
         }
     }
+}
+
+/// What the socket gave, handled: the close it calls for, if any; none if the client is
+/// gone (reset or closed: nobody to tell).
+fn handle<H: Handler>(
+    conn: &mut H,
+    message: Option<Result<Message, tungstenite::Error>>,
+) -> Option<Flow> {
+    let verdict = match message? {
+        Err(err) => Flow::Close(close_reason(&err)?),
+        Ok(message) => conn.on_message(message),
+    };
+    if let Flow::Close(reason) = verdict
+        && reason != CloseReason::ClientClosed
+    {
+        tracing::info!(
+            conn = conn.key().0,
+            reason = reason.label(),
+            "closing a client that broke the rules"
+        );
+    }
+    Some(verdict)
 }
 
 /// One frame from the client, handled; the close it calls for, if any.
