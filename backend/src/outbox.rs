@@ -253,65 +253,33 @@ impl CloseReason {
 
     /// The close frame sent to the client.
     pub fn frame(self) -> CloseFrame {
-        match self {
-            CloseReason::SlowConsumer => CloseFrame {
-                code: close_code::AGAIN,
-                reason: Utf8Bytes::from_static("slow consumer: too many frames waiting"),
-            },
-            CloseReason::GoingAway => CloseFrame {
-                code: close_code::AWAY,
-                reason: Utf8Bytes::from_static("server shutting down"),
-            },
-            CloseReason::TooBig => CloseFrame {
-                code: close_code::SIZE,
-                reason: Utf8Bytes::from_static("frame too large"),
-            },
-            CloseReason::InvalidUtf8 => CloseFrame {
-                code: close_code::INVALID,
-                reason: Utf8Bytes::from_static("text frame is not UTF-8"),
-            },
-            CloseReason::ProtocolError => CloseFrame {
-                code: close_code::PROTOCOL,
-                reason: Utf8Bytes::from_static("WebSocket protocol error"),
-            },
-            CloseReason::RateLimited => CloseFrame {
-                code: close_code::POLICY,
-                reason: Utf8Bytes::from_static("over the rate limit for too long"),
-            },
-            CloseReason::Busy => CloseFrame {
-                code: close_code::AGAIN,
-                reason: Utf8Bytes::from_static("server busy: try again later"),
-            },
-            CloseReason::ClientClosed => CloseFrame {
-                code: close_code::NORMAL,
-                reason: Utf8Bytes::from_static("bye"),
-            },
-            CloseReason::TooManySessions => CloseFrame {
-                code: close_code::POLICY,
-                reason: Utf8Bytes::from_static(
-                    "too many new sessions from your address: resume one, or wait a minute",
-                ),
-            },
-            CloseReason::TooManyResumes => CloseFrame {
-                code: close_code::POLICY,
-                reason: Utf8Bytes::from_static("too many resumes from your address: wait a minute"),
-            },
-            CloseReason::AuthRequired => CloseFrame {
-                code: CLOSE_AUTH,
-                reason: Utf8Bytes::from_static("sign-in required"),
-            },
-            CloseReason::BadToken => CloseFrame {
-                code: CLOSE_AUTH,
-                reason: Utf8Bytes::from_static("sign-in refused"),
-            },
-            CloseReason::TokenExpired => CloseFrame {
-                code: CLOSE_AUTH,
-                reason: Utf8Bytes::from_static("sign-in expired"),
-            },
-            CloseReason::Disconnected => CloseFrame {
-                code: CLOSE_DISCONNECTED,
-                reason: Utf8Bytes::from_static("disconnected by the server"),
-            },
+        let (code, reason) = match self {
+            CloseReason::SlowConsumer => {
+                (close_code::AGAIN, "slow consumer: too many frames waiting")
+            }
+            CloseReason::GoingAway => (close_code::AWAY, "server shutting down"),
+            CloseReason::TooBig => (close_code::SIZE, "frame too large"),
+            CloseReason::InvalidUtf8 => (close_code::INVALID, "text frame is not UTF-8"),
+            CloseReason::ProtocolError => (close_code::PROTOCOL, "WebSocket protocol error"),
+            CloseReason::RateLimited => (close_code::POLICY, "over the rate limit for too long"),
+            CloseReason::Busy => (close_code::AGAIN, "server busy: try again later"),
+            CloseReason::ClientClosed => (close_code::NORMAL, "bye"),
+            CloseReason::TooManySessions => (
+                close_code::POLICY,
+                "too many new sessions from your address: resume one, or wait a minute",
+            ),
+            CloseReason::TooManyResumes => (
+                close_code::POLICY,
+                "too many resumes from your address: wait a minute",
+            ),
+            CloseReason::AuthRequired => (CLOSE_AUTH, "sign-in required"),
+            CloseReason::BadToken => (CLOSE_AUTH, "sign-in refused"),
+            CloseReason::TokenExpired => (CLOSE_AUTH, "sign-in expired"),
+            CloseReason::Disconnected => (CLOSE_DISCONNECTED, "disconnected by the server"),
+        };
+        CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
         }
     }
 

@@ -131,31 +131,13 @@ impl From<&Config> for Settings {
                 new_per_address_per_min: c.new_sessions_per_min,
                 resumes_per_address_per_min: c.resumes_per_min,
             },
-            hub: HubConfig {
-                room: RoomConfig {
-                    history_cap: to_usize(c.history_cap),
-                    welcome_lines: to_usize(c.welcome_lines),
-                    presence_list_max: to_usize(c.presence_list_max),
-                },
-                outbox_bytes: c.outbox_bytes,
-                max_rooms: to_usize(c.max_rooms),
-                max_history_lines: to_usize(c.max_history_lines),
-            },
+            hub: hub_config(c),
             committer: CommitterConfig {
                 history_cap: c.history_cap,
                 queue: to_usize(c.commit_queue),
                 stall: c.commit_stall,
             },
-            limits: Limits {
-                max_frame_bytes: to_usize(c.max_frame_bytes),
-                max_text_chars: to_usize(c.max_text_chars),
-                send_rate: c.send_rate,
-                send_burst: c.send_burst,
-                frame_rate: c.frame_rate,
-                close_after: Duration::from_secs(u64::from(c.rate_limit_close_after)),
-                heartbeat: c.heartbeat,
-                max_rooms_per_conn: to_usize(c.max_rooms_per_conn),
-            },
+            limits: limits(c),
             sends: SendRates {
                 per_session: (c.send_rate, c.send_burst),
                 per_address: (c.ip_send_rate, c.ip_send_burst),
@@ -175,6 +157,34 @@ impl From<&Config> for Settings {
                 max_per_address: to_usize(c.max_connections_per_ip),
             },
         }
+    }
+}
+
+/// The rooms' and the hub's bounds.
+fn hub_config(c: &Config) -> HubConfig {
+    HubConfig {
+        room: RoomConfig {
+            history_cap: to_usize(c.history_cap),
+            welcome_lines: to_usize(c.welcome_lines),
+            presence_list_max: to_usize(c.presence_list_max),
+        },
+        outbox_bytes: c.outbox_bytes,
+        max_rooms: to_usize(c.max_rooms),
+        max_history_lines: to_usize(c.max_history_lines),
+    }
+}
+
+/// What every connection is held to.
+fn limits(c: &Config) -> Limits {
+    Limits {
+        max_frame_bytes: to_usize(c.max_frame_bytes),
+        max_text_chars: to_usize(c.max_text_chars),
+        send_rate: c.send_rate,
+        send_burst: c.send_burst,
+        frame_rate: c.frame_rate,
+        close_after: Duration::from_secs(u64::from(c.rate_limit_close_after)),
+        heartbeat: c.heartbeat,
+        max_rooms_per_conn: to_usize(c.max_rooms_per_conn),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     products::Catalog,
     settings::{SHUTDOWN_GRACE, Settings},
     state::AppState,
-    store::{self, HistoryStore, MemoryStore, RedisStore, SqliteStore, StoreError},
+    store::{self, HistoryStore, Loaded, MemoryStore, RedisStore, SqliteStore, StoreError},
 };
 
 /// Why the server could not start (or stopped on an error).
@@ -56,14 +56,7 @@ impl Core {
             Store::Redis(url) => Some(Cluster::new(url)?),
             Store::Sqlite(_) | Store::Memory => None,
         };
-        let mut store = open_store(s)?;
-        if let Some(quiet_since) = retention_cutoff(s.room_retention) {
-            let expired = store.expire_rooms(quiet_since)?;
-            if !expired.is_empty() {
-                tracing::info!(rooms = expired.len(), "quiet rooms' history expired");
-            }
-        }
-        let loaded = store.load()?;
+        let (store, loaded) = load(s)?;
         let auth = Arc::new(Auth::new(s.auth.clone())?);
         for revoked in &loaded.revocations {
             auth.revoke(&revoked.user, revoked.before);
@@ -168,6 +161,19 @@ impl Core {
 
 /// The server's background tasks, aborted at shutdown.
 pub(crate) struct Background(Vec<JoinHandle<()>>);
+
+/// The store, opened, with the history retention expires deleted, and what it keeps.
+fn load(s: &Settings) -> Result<(Box<dyn HistoryStore>, Loaded), StoreError> {
+    let mut store = open_store(s)?;
+    if let Some(quiet_since) = retention_cutoff(s.room_retention) {
+        let expired = store.expire_rooms(quiet_since)?;
+        if !expired.is_empty() {
+            tracing::info!(rooms = expired.len(), "quiet rooms' history expired");
+        }
+    }
+    let loaded = store.load()?;
+    Ok((store, loaded))
+}
 
 fn open_store(s: &Settings) -> Result<Box<dyn HistoryStore>, StoreError> {
     Ok(match &s.store {

@@ -112,19 +112,7 @@ pub(crate) async fn serve(
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors, most likely: let some close before trying again.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            },
-        };
+    while let Some((tcp, peer)) = accept(&listener, &mut shutdown).await {
         while conns.try_join_next().is_some() {} // reap the finished ones
         let Some(permit) = counts.take(peer.ip(), limits.max_tcp_per_ip) else {
             metrics
@@ -161,6 +149,26 @@ pub(crate) async fn serve(
         );
     }
     conns.shutdown().await;
+}
+
+/// The next connection, or none once `shutdown` completes.
+async fn accept(
+    listener: &TcpListener,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            () = shutdown.as_mut() => return None,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(err) => {
+                    // Out of file descriptors, most likely: let some close before trying again.
+                    tracing::warn!(%err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            },
+        }
+    }
 }
 
 /// One TCP connection: HTTP/1.1 with upgrades (the WebSocket), until it closes or shutdown.

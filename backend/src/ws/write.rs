@@ -81,17 +81,7 @@ pub(super) async fn write_batch<W: Wire>(
         Some(CloseReason::ClientClosed) => &[][..],
         _ => &batch.frames[..],
     };
-    let write = async {
-        // A pong or close tungstenite owes goes first, whole.
-        socket.flush().await?;
-        socket.write_frames(frames, &progress).await?;
-        match close {
-            // tungstenite queued the answer to the client's close when it read it: flushing
-            // sends it (a second close would be refused).
-            Some(CloseReason::ClientClosed) | None => socket.flush().await,
-            Some(reason) => socket.send(Message::Close(Some(reason.ws_frame()))).await,
-        }
-    };
+    let write = write_all(socket, frames, close, &progress);
     tokio::pin!(write);
     let mut seen = 0;
     let mut stuck_since = Instant::now();
@@ -127,6 +117,24 @@ pub(super) async fn write_batch<W: Wire>(
                 }
             }
         }
+    }
+}
+
+/// What is owed first (a pong, a close tungstenite owes), then the frames, then the close
+/// if there is one.
+async fn write_all<W: Wire>(
+    socket: &mut W,
+    frames: &[Frame],
+    close: Option<CloseReason>,
+    progress: &AtomicUsize,
+) -> Result<(), tungstenite::Error> {
+    socket.flush().await?;
+    socket.write_frames(frames, progress).await?;
+    match close {
+        // tungstenite queued the answer to the client's close when it read it: flushing
+        // sends it (a second close would be refused).
+        Some(CloseReason::ClientClosed) | None => socket.flush().await,
+        Some(reason) => socket.send(Message::Close(Some(reason.ws_frame()))).await,
     }
 }
 
