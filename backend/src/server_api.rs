@@ -11,8 +11,8 @@
 use axum::{
     Json, Router,
     body::Body,
-    extract::{Path, Query, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{FromRequestParts, Path, Query, State},
+    http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
@@ -81,6 +81,18 @@ fn bad_request(code: ErrorCode, message: impl Into<String>) -> Response {
 /// 400 with `code`.
 fn refusal(code: ErrorCode, message: impl Into<String>) -> ApiError {
     api_error(StatusCode::BAD_REQUEST, code.as_str(), message)
+}
+
+/// A request that presented the API key: as a handler's first argument, it answers 404
+/// without a key configured and 401 without the right one before anything else is read.
+struct ApiKey;
+
+impl FromRequestParts<AppState> for ApiKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        check_key(app, &parts.headers).map(|()| ApiKey)
+    }
 }
 
 /// 404 without a key configured, 401 without the right one.
@@ -226,14 +238,11 @@ impl NewLine {
 /// 201 `{"room", "seq"}` once the line is durable and delivered; 200 with the same `seq` for
 /// an `idempotency_key` already used in the room.
 async fn publish(
+    _: ApiKey,
     State(app): State<AppState>,
     Path(room): Path<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refused) = check_key(&app, &headers) {
-        return refused.into_response();
-    }
     let room = match room_name(&room) {
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
@@ -292,10 +301,7 @@ async fn commit_line(app: &AppState, room: RoomName, line: CheckedLine) -> Respo
 }
 
 /// `GET /api/rooms`: every room this server holds.
-async fn rooms(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = check_key(&app, &headers) {
-        return refused.into_response();
-    }
+async fn rooms(_: ApiKey, State(app): State<AppState>) -> Response {
     let list: Vec<serde_json::Value> = app
         .hub
         .rooms()
@@ -313,14 +319,7 @@ async fn rooms(State(app): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /api/rooms/{room}/members`: who is in it (each user once).
-async fn members(
-    State(app): State<AppState>,
-    Path(room): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = check_key(&app, &headers) {
-        return refused.into_response();
-    }
+async fn members(_: ApiKey, State(app): State<AppState>, Path(room): Path<String>) -> Response {
     let room = match room_name(&room) {
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
@@ -349,14 +348,11 @@ struct Page {
 /// `GET /api/rooms/{room}/messages?after=SEQ&limit=N`: kept lines after `after`, in `seq`
 /// order, at most `limit` (500).
 async fn messages(
+    _: ApiKey,
     State(app): State<AppState>,
     Path(room): Path<String>,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = check_key(&app, &headers) {
-        return refused.into_response();
-    }
     let room = match room_name(&room) {
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
@@ -377,14 +373,7 @@ async fn messages(
 
 /// `POST /api/users/{user}/disconnect`: closes every connection of the user (4003), on
 /// every server.
-async fn disconnect(
-    State(app): State<AppState>,
-    Path(user): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = check_key(&app, &headers) {
-        return refused.into_response();
-    }
+async fn disconnect(_: ApiKey, State(app): State<AppState>, Path(user): Path<String>) -> Response {
     let user = UserId::new(user);
     match close_everywhere(&app, &user, None).await {
         Ok(closed) => Json(json!({ "closed": closed })).into_response(),
@@ -394,14 +383,7 @@ async fn disconnect(
 
 /// `POST /api/users/{user}/revoke`: disconnects the user and refuses, durably, every token
 /// of theirs issued before now.
-async fn revoke(
-    State(app): State<AppState>,
-    Path(user): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = check_key(&app, &headers) {
-        return refused.into_response();
-    }
+async fn revoke(_: ApiKey, State(app): State<AppState>, Path(user): Path<String>) -> Response {
     let user = UserId::new(user);
     // A token issued in this very second is still good: `iat` counts whole seconds.
     let before = now_secs();
