@@ -606,47 +606,43 @@ impl Client {
 
     /// `send` to `general` (no room named) with a nonce.
     pub async fn send_with_nonce(&mut self, line: &str, nonce: &str) {
-        self.send_msg(&ClientMsg::Send {
-            room: None,
-            text: line.into(),
-            nonce: Some(nonce.into()),
-        })
-        .await;
+        self.send_as(None, line, Some(nonce)).await;
     }
 
     /// `send` to `general` (no room named), no nonce.
     pub async fn send_line(&mut self, line: &str) {
-        self.send_msg(&ClientMsg::Send {
-            room: None,
-            text: line.into(),
-            nonce: None,
-        })
-        .await;
+        self.send_as(None, line, None).await;
     }
 
     /// `send` to `room`, with a nonce.
     pub async fn send_to(&mut self, room: &str, line: &str, nonce: &str) {
+        self.send_as(Some(room), line, Some(nonce)).await;
+    }
+
+    /// `send` to `room` (none: no room named), with `nonce` if one is given.
+    async fn send_as(&mut self, room: Option<&str>, line: &str, nonce: Option<&str>) {
         self.send_msg(&ClientMsg::Send {
-            room: Some(room.into()),
+            room: room.map(str::to_owned),
             text: line.into(),
-            nonce: Some(nonce.into()),
+            nonce: nonce.map(str::to_owned),
         })
         .await;
     }
 
     /// `typing` in `general` (no room named).
     pub async fn typing(&mut self, text: &str) {
-        self.send_msg(&ClientMsg::Typing {
-            room: None,
-            text: text.into(),
-        })
-        .await;
+        self.typing_as(None, text).await;
     }
 
     /// `typing` in `room`.
     pub async fn typing_in(&mut self, room: &str, text: &str) {
+        self.typing_as(Some(room), text).await;
+    }
+
+    /// `typing` in `room` (none: no room named).
+    async fn typing_as(&mut self, room: Option<&str>, text: &str) {
         self.send_msg(&ClientMsg::Typing {
-            room: Some(room.into()),
+            room: room.map(str::to_owned),
             text: text.into(),
         })
         .await;
