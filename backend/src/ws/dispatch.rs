@@ -15,9 +15,6 @@ mod exercises;
 pub(crate) mod sign_in;
 mod welcome;
 
-pub(crate) use exercises::Ticker;
-pub(crate) use sign_in::SignIn;
-
 use super::connection::{Connection, Flow, Refused, bad_room};
 use crate::{
     auth::{Action, Forbidden},

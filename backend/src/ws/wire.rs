@@ -3,7 +3,8 @@
 //! close), and data frames out, written whole from the outbox's shared bytes
 //! ([`Wire::write_frames`]).
 //!
-//! Every [`WebSocketStream`] is one, over any byte stream: the upgraded TCP socket in the
+//! Every `WebSocketStream` is one, over any byte stream (its implementation is in
+//! [`write`](super::write), beside the framing it uses): the upgraded TCP socket in the
 //! server, an in-memory pipe in the tests (so a connection's dispatch runs without a
 //! server; see the tests at the end of [`read`](super::read)). A transport that is not a
 //! WebSocket (Server-Sent Events out, POSTs in) is a second implementation of this trait,
@@ -12,8 +13,6 @@
 use std::sync::atomic::AtomicUsize;
 
 use futures_util::{Sink, Stream};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
 use tungstenite::{Error, Message};
 
 use crate::outbox::Frame;
@@ -29,14 +28,4 @@ pub(crate) trait Wire:
         frames: &'a [Frame],
         progress: &'a AtomicUsize,
     ) -> impl Future<Output = std::io::Result<()>> + Send + 'a;
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Wire for WebSocketStream<S> {
-    fn write_frames<'a>(
-        &'a mut self,
-        frames: &'a [Frame],
-        progress: &'a AtomicUsize,
-    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
-        super::write::write_frames(self.get_mut(), frames, progress)
-    }
 }

@@ -21,7 +21,8 @@ use std::{
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{FutureExt as _, SinkExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio_tungstenite::WebSocketStream;
 use tungstenite::Message;
 
 use super::{CLOSE_GRACE, wire::Wire};
@@ -138,10 +139,21 @@ async fn write_all<W: Wire>(
     }
 }
 
+/// A WebSocket over any byte stream writes its data frames with [`write_frames`].
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Wire for WebSocketStream<S> {
+    fn write_frames<'a>(
+        &'a mut self,
+        frames: &'a [Frame],
+        progress: &'a AtomicUsize,
+    ) -> impl Future<Output = std::io::Result<()>> + Send + 'a {
+        write_frames(self.get_mut(), frames, progress)
+    }
+}
+
 /// Writes whole data frames to the socket: for each frame its header, then its payload's
 /// pieces, gathered into `writev` calls until every byte is written. `progress` counts the
 /// bytes written so far.
-pub(super) async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
     io: &mut W,
     frames: &[Frame],
     progress: &AtomicUsize,

@@ -14,7 +14,10 @@ use leptos::{prelude::*, task::spawn_local};
 use serde::{Deserialize, Serialize};
 use shared::{ClientMsg, ErrorCode};
 
-use super::{ConnState, Connection, storage};
+use super::{
+    ConnState, Connection,
+    storage::{self, Store},
+};
 use crate::i18n::Texts;
 
 /// The close code after a refused or expired sign-in.
@@ -76,6 +79,23 @@ pub struct DevIdentity {
 }
 
 impl DevIdentity {
+    /// The identity kept from an earlier sign-in, if any (unreadable: none).
+    pub fn load() -> Option<DevIdentity> {
+        serde_json::from_str(&storage::read(Store::Local, storage::DEV_LOGIN)?).ok()
+    }
+
+    /// Keeps it, until "sign out".
+    pub fn save(&self) {
+        if let Ok(json) = serde_json::to_string(self) {
+            storage::write(Store::Local, storage::DEV_LOGIN, &json);
+        }
+    }
+
+    /// Forgets the kept one ("sign out").
+    pub fn forget() {
+        storage::remove(Store::Local, storage::DEV_LOGIN);
+    }
+
     /// The identity a form's three fields describe (the rooms separated by commas or spaces);
     /// `None` when the user id is blank.
     pub fn from_form(sub: &str, name: &str, rooms: &str) -> Option<Self> {
@@ -191,9 +211,7 @@ impl Connection {
         spawn_local(async move {
             let config = fetch_config().await;
             if config.offers_dev_login() {
-                conn.state
-                    .dev_identity
-                    .try_set(storage::load_dev_identity());
+                conn.state.dev_identity.try_set(DevIdentity::load());
             }
             conn.state.auth.try_set(Some(config));
             let token = conn.new_token().await;
@@ -319,7 +337,7 @@ impl Connection {
             self.state.dev_identity.set(None);
         }
         if self.persist.get_value() {
-            storage::forget_dev_identity();
+            DevIdentity::forget();
         }
     }
 
@@ -339,7 +357,7 @@ impl Connection {
                 Ok(token) => {
                     state.sign_in.set(None);
                     if conn.persist.get_value() {
-                        storage::save_dev_identity(&identity);
+                        identity.save();
                     }
                     state.dev_identity.set(Some(identity));
                     conn.session.update_value(|s| s.set_token(Some(token)));

@@ -14,8 +14,6 @@
 
 use shared::{ClientMsg, DisplayName, PendingLine, RoomName, decode_client, encode};
 
-use super::sign_in::DevIdentity;
-
 /// `localStorage` key of the display name.
 pub const NAME: &str = "charla.name";
 /// `localStorage` key of the page's language chosen with the switch (`es`, `en`); absent
@@ -64,23 +62,6 @@ pub fn remove(store: Store, key: &str) {
     if let Some(storage) = storage(store) {
         let _ = storage.remove_item(key);
     }
-}
-
-/// The dev-login identity kept from an earlier sign-in, if any (unreadable: none).
-pub fn load_dev_identity() -> Option<DevIdentity> {
-    serde_json::from_str(&read(Store::Local, DEV_LOGIN)?).ok()
-}
-
-/// Keeps the dev-login identity.
-pub fn save_dev_identity(identity: &DevIdentity) {
-    if let Ok(json) = serde_json::to_string(identity) {
-        write(Store::Local, DEV_LOGIN, &json);
-    }
-}
-
-/// Forgets the dev-login identity ("sign out").
-pub fn forget_dev_identity() {
-    remove(Store::Local, DEV_LOGIN);
 }
 
 /// The display name kept from an earlier visit, or a new `guest-xxxx` (kept from now on).

@@ -17,23 +17,11 @@ use shared::{
     },
 };
 
-use super::super::connection::{Connection, Flow, Refused};
+use super::super::connection::{Connection, Flow, Refused, Ticker};
 use crate::{
     outbox::{Frame, Outbox},
     products::AddRefused,
 };
-
-/// A running random ticker: its task stops when this is dropped (stopped, replaced, or the
-/// connection ended).
-pub(crate) struct Ticker {
-    task: tokio::task::AbortHandle,
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// Counts a running ticker in the `tickers` gauge for as long as it lives: owned by the
 /// ticker's task, so the count drops however the task ends (aborted or finished).

@@ -12,7 +12,8 @@ use std::{
 
 use shared::{ConnId, DisplayName, ErrorCode, RoomName, Seq, ServerMsg};
 
-use super::dispatch::{SignIn, Ticker};
+mod sign_in;
+
 use crate::{
     committer::{Committer, Job, SessionJob},
     hub::{Hub, Room, RoomMember, SessionChanges},
@@ -23,6 +24,8 @@ use crate::{
     state::{AppState, Limits, SharedSendLimits},
     store::ResumeToken,
 };
+pub(crate) use sign_in::SignIn;
+pub(super) use sign_in::{TokenDue, refusal};
 
 /// What a v2 client's `hello` asks for.
 #[derive(Debug, Default)]
@@ -386,5 +389,17 @@ impl Connection {
 
     pub(super) fn send_error(&self, refused: Refused) {
         send_error(&self.metrics, &self.outbox, refused);
+    }
+}
+
+/// A running random ticker: its task stops when this is dropped (stopped, replaced, or the
+/// connection ended).
+pub(crate) struct Ticker {
+    pub(super) task: tokio::task::AbortHandle,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
