@@ -21,7 +21,7 @@
 //! - `ws`: one connection: `ws` (admission, v1/v2), `ws::upgrade` (the handshake, done by
 //!   hand so data frames go straight to the socket), `ws::read` (the connection's one task:
 //!   greeting, then loop), `ws::connection` (`Arrival` before the welcome, `Connection`
-//!   after), `ws::dispatch` (the one `match` on `ClientMsg` and the chat's handlers;
+//!   after; `ws::connection::sign_in`, who signed in and when the token is due), `ws::dispatch` (the one `match` on `ClientMsg` and the chat's handlers;
 //!   `welcome`, `sign_in` and `exercises` beside it), `ws::write` (batched writes,
 //!   heartbeat), `ws::wire` (what the loop needs of a socket, so it runs over any
 //!   WebSocket stream: an in-memory pipe in its tests), `ws::echo` (`/echo`).
