@@ -14,11 +14,13 @@
 use std::{
     collections::HashMap,
     net::SocketAddr,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream::SplitSink};
 use shared::{ClientMsg, ServerMsg, decode_server, encode};
+use tokio::net::TcpStream;
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 fn main() {
@@ -125,61 +127,35 @@ async fn throughput(memory: bool) {
     let commits = metric(addr, "charla_commits_total").await.max(1.0);
     println!(
         "throughput ({}): {lines} lines from {CLIENTS} clients in {secs:.2} s = {:.0} lines/s acked; {:.1} lines per commit",
-        if memory {
-            "--memory"
-        } else {
-            "SQLite, synchronous=FULL"
-        },
+        store_label(memory),
         lines / secs,
         metric(addr, "charla_lines_committed_total").await / commits
     );
 }
 
+/// How the output names the store, so the throughput and latency lines read the same.
+fn store_label(memory: bool) -> &'static str {
+    if memory {
+        "--memory"
+    } else {
+        "SQLite, synchronous=FULL"
+    }
+}
+
+/// A client's connection, as `connect_async` returns it.
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// When each of a client's sends left, by nonce, so its ack can be timed: the writer notes
+/// the time and the reader takes it out.
+type SentAt = Arc<Mutex<HashMap<String, Instant>>>;
+
 async fn latency() {
     const CLIENTS: usize = 10;
-    const SECS: u64 = 10;
     let memory = std::env::var_os("CHARLA_BENCH_MEMORY").is_some();
     let (addr, _dir) = start(memory).await;
     let url = format!("ws://{addr}/ws");
     let tasks: Vec<_> = (0..CLIENTS)
-        .map(|n| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                let (ws, _) = connect_async(&url).await.expect("connect");
-                let (mut tx, mut rx) = ws.split();
-                let sent_at =
-                    std::sync::Arc::new(std::sync::Mutex::new(HashMap::<String, Instant>::new()));
-                let writer_times = sent_at.clone();
-                let writer = tokio::spawn(async move {
-                    let mut tick = tokio::time::interval(Duration::from_millis(100));
-                    for i in 0..SECS * 10 {
-                        tick.tick().await;
-                        let nonce = format!("{n}-{i}");
-                        writer_times
-                            .lock()
-                            .expect("lock")
-                            .insert(nonce.clone(), Instant::now());
-                        tx.send(send(format!("line {nonce}"), nonce))
-                            .await
-                            .expect("send");
-                    }
-                });
-                let mut samples = Vec::new();
-                while samples.len() < (SECS * 10) as usize {
-                    let Some(Ok(Message::Text(text))) = rx.next().await else {
-                        break;
-                    };
-                    if let Ok(ServerMsg::Ack(shared::server::Ack { nonce, .. })) =
-                        decode_server(text.as_str())
-                        && let Some(at) = sent_at.lock().expect("lock").remove(&nonce)
-                    {
-                        samples.push(at.elapsed().as_secs_f64() * 1000.0);
-                    }
-                }
-                writer.await.expect("writer");
-                samples
-            })
-        })
+        .map(|n| tokio::spawn(time_acks(url.clone(), n)))
         .collect();
     let mut all = Vec::new();
     for t in tasks {
@@ -189,11 +165,7 @@ async fn latency() {
     let pct = |p: f64| all[((all.len() - 1) as f64 * p) as usize];
     println!(
         "send→ack at 100 sends/s ({}): {} samples, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        if memory {
-            "--memory"
-        } else {
-            "SQLite, synchronous=FULL"
-        },
+        store_label(memory),
         all.len(),
         pct(0.5),
         pct(0.99),
@@ -201,12 +173,73 @@ async fn latency() {
     );
 }
 
+/// How long the latency part runs: each client sends 10 lines a second for this long.
+const LATENCY_SECS: u64 = 10;
+
+/// One latency client: a writer sends 10 lines a second while this reads, returning the
+/// milliseconds from each send to its ack.
+async fn time_acks(url: String, n: usize) -> Vec<f64> {
+    let (ws, _) = connect_async(&url).await.expect("connect");
+    let (tx, mut rx) = ws.split();
+    let sent_at = SentAt::default();
+    let writer = tokio::spawn(send_ticking(tx, n, sent_at.clone()));
+    let mut samples = Vec::new();
+    while samples.len() < (LATENCY_SECS * 10) as usize {
+        let Some(Ok(Message::Text(text))) = rx.next().await else {
+            break;
+        };
+        if let Ok(ServerMsg::Ack(shared::server::Ack { nonce, .. })) = decode_server(text.as_str())
+            && let Some(at) = sent_at.lock().expect("lock").remove(&nonce)
+        {
+            samples.push(at.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    writer.await.expect("writer");
+    samples
+}
+
+/// Sends one line every 100 ms, noting each one's time just before it goes, on its own
+/// task so a slow ack never delays the next send.
+async fn send_ticking(mut tx: SplitSink<Ws, Message>, n: usize, sent_at: SentAt) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    for i in 0..LATENCY_SECS * 10 {
+        tick.tick().await;
+        let nonce = format!("{n}-{i}");
+        sent_at
+            .lock()
+            .expect("lock")
+            .insert(nonce.clone(), Instant::now());
+        tx.send(send(format!("line {nonce}"), nonce))
+            .await
+            .expect("send");
+    }
+}
+
+/// How many lines the catch-up's client misses while it is away.
+const MISSED: usize = 1_000;
+
 async fn catch_up() {
-    const MISSED: usize = 1_000;
     let (addr, _dir) = start(false).await;
     let url = format!("ws://{addr}/ws");
-    // A client connects, says one line, notes its resume token and last seq, and goes away.
-    let (mut ws, _) = connect_async(&url).await.expect("connect");
+    let (token, last_seq) = say_one_line_and_leave(&url).await;
+    // Still connected while the first client resumes; it closes only when this returns.
+    let _other = say_missed_lines(&url).await;
+    // It comes back (v2: the token and its last seq in its hello): how long until it holds
+    // every missed line?
+    let started = Instant::now();
+    // The resumed socket is returned, not dropped, so closing it stays out of the time.
+    let (got, _ws) = resume(&url, token, last_seq).await;
+    assert_eq!(got, MISSED);
+    println!(
+        "catch-up: a resuming client received {MISSED} missed lines in {:.2} ms (connect to last line)",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// A client connects, says one line, notes its resume token and last seq, and goes away:
+/// what it needs to resume later.
+async fn say_one_line_and_leave(url: &str) -> (String, u64) {
+    let (mut ws, _) = connect_async(url).await.expect("connect");
     ws.send(send("the line before".into(), "b-1".into()))
         .await
         .expect("send");
@@ -223,8 +256,13 @@ async fn catch_up() {
         }
     }
     drop(ws);
-    // Meanwhile 1,000 lines are said.
-    let (mut other, _) = connect_async(&url).await.expect("connect");
+    (token, last_seq)
+}
+
+/// Meanwhile another client says 1,000 lines and waits for every ack, so all of them are
+/// stored before the first client comes back. Returns its socket, still open.
+async fn say_missed_lines(url: &str) -> Ws {
+    let (mut other, _) = connect_async(url).await.expect("connect");
     for i in 0..MISSED {
         other
             .feed(send(
@@ -243,9 +281,13 @@ async fn catch_up() {
             acks += 1;
         }
     }
-    // It comes back (v2: the token and its last seq in its hello): how long until it holds
-    // every missed line?
-    let started = Instant::now();
+    other
+}
+
+/// The timed part of the catch-up: resumes with the token and last seq and reads until the
+/// joined that carries the missed lines. Returns how many it carried, and the socket, so
+/// closing it stays out of the time.
+async fn resume(url: &str, token: String, last_seq: u64) -> (usize, Ws) {
     let (mut ws, _) = connect_async(format!("{url}?v=2")).await.expect("resume");
     let hello = ClientMsg::Hello {
         resume: Some(token),
@@ -268,9 +310,5 @@ async fn catch_up() {
             other => panic!("expected welcome and joined, got {other:?}"),
         }
     }
-    assert_eq!(got, MISSED);
-    println!(
-        "catch-up: a resuming client received {MISSED} missed lines in {:.2} ms (connect to last line)",
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    (got, ws)
 }

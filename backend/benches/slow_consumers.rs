@@ -20,9 +20,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{
+    SinkExt, StreamExt,
+    stream::{SplitSink, SplitStream},
+};
 use shared::{ClientMsg, ServerMsg, decode_server, encode};
-use tokio::sync::Mutex;
+use tokio::{
+    net::TcpStream,
+    sync::{Mutex, watch},
+};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -80,90 +86,67 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// One scenario's shape, computed before any client connects, so the header line and the
+/// clients agree on how many send and how much.
+struct Setup {
+    clients: usize,
+    stuck: usize,
+    senders: usize,
+    secs: u64,
+    line_bytes: usize,
+}
+
+/// What every healthy client needs to send and time lines: the shared clock that the send
+/// time in each line is written and read against, and how long a line is.
+#[derive(Clone, Copy)]
+struct Traffic {
+    base: Instant,
+    line_bytes: usize,
+}
+
+/// Server RSS in KiB when the traffic starts, at its highest while it runs, and once every
+/// client has finished, which together show whether a stuck client makes memory grow.
+struct Rss {
+    start: u64,
+    peak: u64,
+    end: u64,
+}
+
+/// A healthy client's connection, as `connect_async` returns it.
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
 async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
     let (server, data_dir) = start_server().await;
     let (pid, addr) = (server.pid(), server.addr);
     let url = format!("ws://{addr}/ws");
 
     let base = Instant::now();
-    if std::env::var_os("CHARLA_BENCH_DEBUG").is_some() {
+    if debug() {
         println!("  (debug) RSS before any client: {} KiB", rss_kib(pid));
     }
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let healthy = clients - stuck;
     let senders =
         (env_or("CHARLA_BENCH_SENDERS", (healthy / 10) as u64) as usize).clamp(1, healthy);
-    let mut stuck_sockets = Vec::new();
-    for _ in 0..stuck {
-        // Connected, and never read again: the server's writes pile up for it. A small
-        // receive buffer (16 KiB) stands for a stuck phone, not a loopback socket that the
-        // kernel lets swallow megabytes.
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
-        let tcp = socket.connect(addr).await.expect("connect");
-        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), tcp)
-            .await
-            .expect("handshake");
-        stuck_sockets.push(ws);
-    }
+    let setup = Setup {
+        clients,
+        stuck,
+        senders,
+        secs,
+        line_bytes,
+    };
+    let stuck_sockets = connect_stuck(addr, &url, stuck).await;
+    let traffic = Traffic { base, line_bytes };
     let mut tasks = Vec::new();
     // Nobody sends until everyone is connected: the numbers are for the steady state, not
     // for welcomes carrying a history that grows while clients still join.
     let (go, ready) = tokio::sync::watch::channel(None::<Instant>);
     for n in 0..healthy {
         let (ws, _) = connect_async(&url).await.expect("connect");
-        let (mut tx, mut rx) = ws.split();
-        let latencies = latencies.clone();
-        let mut ready = ready.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            let reader = async {
-                while let Some(Ok(Message::Text(text))) = rx.next().await {
-                    if let Ok(ServerMsg::Message(line)) = decode_server(text.as_str())
-                        && let Some(sent) = line
-                            .text
-                            .split(' ')
-                            .next()
-                            .and_then(|t| t.parse::<f64>().ok())
-                    {
-                        mine.push(base.elapsed().as_secs_f64() * 1000.0 - sent);
-                    }
-                }
-            };
-            let writer = async {
-                let stop_at = match ready.wait_for(Option::is_some).await {
-                    Ok(stop_at) => stop_at.unwrap_or_else(Instant::now),
-                    Err(_) => return,
-                };
-                if n < senders {
-                    let mut tick = tokio::time::interval(Duration::from_millis(100));
-                    let pad = "x".repeat(line_bytes);
-                    while Instant::now() < stop_at {
-                        tick.tick().await;
-                        let text = format!("{:.3} {pad}", base.elapsed().as_secs_f64() * 1000.0);
-                        let frame = encode(&ClientMsg::Send {
-                            room: None,
-                            text,
-                            nonce: None,
-                        });
-                        if tx.send(Message::text(frame)).await.is_err() {
-                            break;
-                        }
-                    }
-                } else {
-                    tokio::time::sleep_until(stop_at.into()).await;
-                }
-                // Let the last lines arrive, then stop.
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            };
-            tokio::select! {
-                () = reader => {},
-                () = writer => {},
-            }
-            latencies.lock().await.extend(mine);
-        }));
+        let client = healthy_client(ws, n < senders, traffic, ready.clone(), latencies.clone());
+        tasks.push(tokio::spawn(client));
     }
-    if std::env::var_os("CHARLA_BENCH_DEBUG").is_some() {
+    if debug() {
         println!(
             "  (debug) RSS with every client connected: {} KiB",
             rss_kib(pid)
@@ -171,60 +154,182 @@ async fn scenario(clients: usize, stuck: usize, secs: u64, line_bytes: usize) {
     }
     let stop_at = Instant::now() + Duration::from_secs(secs);
     let _ = go.send(Some(stop_at));
-    let start_rss = rss_kib(pid);
-    let mut peak_rss = start_rss;
-    while Instant::now() < stop_at {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        peak_rss = peak_rss.max(rss_kib(pid));
-    }
+    let (start, peak) = sample_rss(pid, stop_at).await;
     for task in tasks {
         let _ = task.await;
     }
-    let end_rss = rss_kib(pid);
+    let end = rss_kib(pid);
     let metrics = get_metrics(addr).await;
-    let closes = |reason: &str| {
-        let prefix = format!("charla_closes_total{{reason=\"{reason}\"}}");
-        metrics
-            .lines()
-            .find(|l| l.starts_with(&prefix))
-            .and_then(|l| l.split_whitespace().last())
-            .unwrap_or("0")
-            .to_owned()
-    };
     drop(stuck_sockets);
     drop(server);
     let _ = std::fs::remove_dir_all(data_dir);
 
     let mut l = latencies.lock().await.clone();
     l.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        l.get(((l.len() as f64 - 1.0) * p) as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
+    print_results(&setup, &Rss { start, peak, end }, &l, &metrics);
+}
+
+/// Whether to print the extra RSS readings and the whole /metrics page, which help explain
+/// a surprising number but would clutter the lines docs/BENCHMARKS.md quotes.
+fn debug() -> bool {
+    std::env::var_os("CHARLA_BENCH_DEBUG").is_some()
+}
+
+/// Connects the clients that never read again, so the server's writes pile up for them. A
+/// small receive buffer (16 KiB) stands for a stuck phone, not a loopback socket that the
+/// kernel lets swallow megabytes.
+async fn connect_stuck(
+    addr: SocketAddr,
+    url: &str,
+    stuck: usize,
+) -> Vec<tokio_tungstenite::WebSocketStream<TcpStream>> {
+    let mut stuck_sockets = Vec::new();
+    for _ in 0..stuck {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, tcp)
+            .await
+            .expect("handshake");
+        stuck_sockets.push(ws);
+    }
+    stuck_sockets
+}
+
+/// One healthy client: it reads and times every line until its writer is done, then adds
+/// its samples to the shared list, so one lock is taken per client, not per line.
+async fn healthy_client(
+    ws: Ws,
+    sends: bool,
+    traffic: Traffic,
+    mut ready: watch::Receiver<Option<Instant>>,
+    latencies: Arc<Mutex<Vec<f64>>>,
+) {
+    let (mut tx, mut rx) = ws.split();
+    let mut mine = Vec::new();
+    tokio::select! {
+        () = record_latencies(&mut rx, traffic.base, &mut mine) => {},
+        () = write_lines(&mut tx, sends, traffic, &mut ready) => {},
+    }
+    latencies.lock().await.extend(mine);
+}
+
+/// Reads lines until the connection ends, noting how long each took to arrive: every line
+/// starts with the milliseconds since `base` at which it was sent.
+async fn record_latencies(rx: &mut SplitStream<Ws>, base: Instant, mine: &mut Vec<f64>) {
+    while let Some(Ok(Message::Text(text))) = rx.next().await {
+        if let Ok(ServerMsg::Message(line)) = decode_server(text.as_str())
+            && let Some(sent) = line
+                .text
+                .split(' ')
+                .next()
+                .and_then(|t| t.parse::<f64>().ok())
+        {
+            mine.push(base.elapsed().as_secs_f64() * 1000.0 - sent);
+        }
+    }
+}
+
+/// Waits for the go, then sends 10 lines a second until the stop time if this client is a
+/// sender (or just waits if not), and gives the last lines time to arrive before the
+/// client stops reading.
+async fn write_lines(
+    tx: &mut SplitSink<Ws, Message>,
+    sends: bool,
+    traffic: Traffic,
+    ready: &mut watch::Receiver<Option<Instant>>,
+) {
+    let stop_at = match ready.wait_for(Option::is_some).await {
+        Ok(stop_at) => stop_at.unwrap_or_else(Instant::now),
+        Err(_) => return,
     };
+    if sends {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let pad = "x".repeat(traffic.line_bytes);
+        while Instant::now() < stop_at {
+            tick.tick().await;
+            let text = format!("{:.3} {pad}", traffic.base.elapsed().as_secs_f64() * 1000.0);
+            let frame = encode(&ClientMsg::Send {
+                room: None,
+                text,
+                nonce: None,
+            });
+            if tx.send(Message::text(frame)).await.is_err() {
+                break;
+            }
+        }
+    } else {
+        tokio::time::sleep_until(stop_at.into()).await;
+    }
+    // Let the last lines arrive, then stop.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+}
+
+/// Reads the server's RSS now and every 250 ms until `stop_at`, returning the first reading
+/// and the highest, since a backlog that grows shows up as a peak, not at the end.
+async fn sample_rss(pid: u32, stop_at: Instant) -> (u64, u64) {
+    let start_rss = rss_kib(pid);
+    let mut peak_rss = start_rss;
+    while Instant::now() < stop_at {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_kib(pid));
+    }
+    (start_rss, peak_rss)
+}
+
+/// The value of `charla_closes_total` for one reason, as the page writes it ("0" if the
+/// server never closed a connection for it and so has no such line).
+fn closes(metrics: &str, reason: &str) -> String {
+    let prefix = format!("charla_closes_total{{reason=\"{reason}\"}}");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or("0")
+        .to_owned()
+}
+
+/// The sample at fraction `p` of the sorted list (NaN when there are none, so an empty run
+/// prints as such instead of panicking).
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p) as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// Prints one scenario's lines, in the format docs/BENCHMARKS.md quotes.
+fn print_results(setup: &Setup, rss: &Rss, l: &[f64], metrics: &str) {
+    let Setup {
+        clients,
+        stuck,
+        senders,
+        secs,
+        line_bytes,
+    } = setup;
     println!(
         "{clients} clients, {stuck} never reading; {senders} senders x 10 lines/s of {line_bytes} B for {secs} s"
     );
     println!(
         "  server RSS: start {:.1} MiB, peak {:.1} MiB, end {:.1} MiB",
-        start_rss as f64 / 1024.0,
-        peak_rss as f64 / 1024.0,
-        end_rss as f64 / 1024.0
+        rss.start as f64 / 1024.0,
+        rss.peak as f64 / 1024.0,
+        rss.end as f64 / 1024.0
     );
     println!(
         "  delivery to healthy clients ({} samples): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         l.len(),
-        pct(0.50),
-        pct(0.99),
+        percentile(l, 0.50),
+        percentile(l, 0.99),
         l.last().copied().unwrap_or(f64::NAN)
     );
-    if std::env::var_os("CHARLA_BENCH_DEBUG").is_some() {
+    if debug() {
         println!("{metrics}");
     }
     println!(
         "  closed by the server: {} slow consumers, {} silent (heartbeat)",
-        closes("slow_consumer"),
-        closes("heartbeat")
+        closes(metrics, "slow_consumer"),
+        closes(metrics, "heartbeat")
     );
 }
 
