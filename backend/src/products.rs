@@ -67,8 +67,9 @@ pub(crate) struct Catalog {
     metrics: Arc<Metrics>,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+/// A product id as SQLite's `INTEGER`.
+fn int_id(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::OutOfRange("a product id"))
 }
 
 impl Catalog {
@@ -82,18 +83,15 @@ impl Catalog {
         let (disk, products, last_id) = match dir {
             None => (Disk::None, Vec::new(), 0),
             Some(dir) => {
-                let db = Connection::open(dir.join("charla.sqlite3")).map_err(err)?;
-                db.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-                    .map_err(err)?;
+                let db = Connection::open(dir.join("charla.sqlite3"))?;
+                db.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")?;
                 let products = load(&db)?;
                 // AUTOINCREMENT remembers the highest id ever given, deleted or not.
-                let last: i64 = db
-                    .query_row(
-                        "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'products'",
-                        [],
-                        |row| row.get(0),
-                    )
-                    .map_err(err)?;
+                let last: i64 = db.query_row(
+                    "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name = 'products'",
+                    [],
+                    |row| row.get(0),
+                )?;
                 (Disk::Sqlite(db), products, u64::try_from(last).unwrap_or(0))
             }
         };
@@ -161,7 +159,7 @@ impl Catalog {
                 "INSERT INTO products (id, title, description, code, price, stock)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
-                    i64::try_from(product.id).map_err(|e| AddRefused::Store(err(e)))?,
+                    int_id(product.id).map_err(AddRefused::Store)?,
                     product.title,
                     product.description,
                     product.code,
@@ -169,7 +167,7 @@ impl Catalog {
                     product.stock
                 ],
             )
-            .map_err(|e| AddRefused::Store(err(e)))?;
+            .map_err(|e| AddRefused::Store(e.into()))?;
         }
         inner.next_id = product.id + 1;
         inner.products.insert(product.id, product.clone());
@@ -192,9 +190,8 @@ impl Catalog {
             return Ok(false);
         }
         if let Disk::Sqlite(db) = &inner.disk {
-            let id = i64::try_from(id).map_err(err)?;
-            db.execute("DELETE FROM products WHERE id = ?1", params![id])
-                .map_err(err)?;
+            let id = int_id(id)?;
+            db.execute("DELETE FROM products WHERE id = ?1", params![id])?;
         }
         inner.products.remove(&id);
         self.metrics.products.dec();
@@ -271,22 +268,19 @@ fn broadcast(inner: &Inner, msg: &ServerMsg) {
 }
 
 fn load(db: &Connection) -> Result<Vec<Product>, StoreError> {
-    let mut stmt = db
-        .prepare("SELECT id, title, description, code, price, stock FROM products ORDER BY id")
-        .map_err(err)?;
-    let rows = stmt
-        .query_map([], |row| {
-            Ok(Product {
-                id: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
-                title: row.get(1)?,
-                description: row.get(2)?,
-                code: row.get(3)?,
-                price: Price(row.get(4)?),
-                stock: row.get(5)?,
-            })
+    let mut stmt =
+        db.prepare("SELECT id, title, description, code, price, stock FROM products ORDER BY id")?;
+    let rows = stmt.query_map([], |row| {
+        Ok(Product {
+            id: row.get::<_, i64>(0)?.try_into().unwrap_or_default(),
+            title: row.get(1)?,
+            description: row.get(2)?,
+            code: row.get(3)?,
+            price: Price(row.get(4)?),
+            stock: row.get(5)?,
         })
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
+    })?;
+    rows.collect::<Result<_, _>>().map_err(StoreError::from)
 }
 
 #[cfg(test)]

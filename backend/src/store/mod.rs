@@ -15,10 +15,63 @@ pub use sqlite::{Archive, SqliteStore};
 
 use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
-/// A store failed (disk full, file unreadable, written by a newer release, …).
+/// Why a store failed.
 #[derive(Debug, thiserror::Error)]
-#[error("history store: {0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// SQLite refused (disk full, file unreadable or locked, …).
+    #[error("history store: SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Redis refused a command, or the connection to it broke.
+    #[error("history store: Redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// The Redis URL is not one (`redis://[:PASSWORD@]HOST:PORT[/DB]`).
+    #[error("history store: bad Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]): {0}")]
+    RedisUrl(::redis::RedisError),
+    /// The data directory could not be made.
+    #[error("history store: {}: {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// What the store holds does not read back (a room name, a number out of range, JSON):
+    /// written by another program, or by a newer release.
+    #[error("history store: {what} does not read back: {why}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it does not.
+        why: String,
+    },
+    /// The schema is newer than this release knows.
+    #[error(
+        "history store: the data directory was written by a newer release (schema {found}; \
+         this one reads up to {known})"
+    )]
+    NewerSchema {
+        /// The store's version.
+        found: i64,
+        /// The newest this release knows.
+        known: i64,
+    },
+    /// A value out of the range the store keeps (a `seq` or time past `i64::MAX`).
+    #[error("history store: {0} is out of range")]
+    OutOfRange(&'static str),
+    /// Redis gave no connection (none was open, and opening one failed).
+    #[error("history store: Redis unreachable: {0}")]
+    RedisUnreachable(::redis::RedisError),
+    /// A value could not be written as JSON.
+    #[error("history store: JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A socket option could not be set on the connection to Redis.
+    #[error("history store: Redis: {0}")]
+    Socket(#[from] std::io::Error),
+    /// The operation is not one this store does (numbering lines on a store that leaves
+    /// it to the committer).
+    #[error("history store: {0}")]
+    Unsupported(&'static str),
+}
 
 /// A private resume token: whoever holds it gets its session's id and name back.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -132,8 +185,8 @@ pub trait HistoryStore: Send {
     /// was already accepted in that room; durable when it returns.
     fn append(&mut self, lines: &[ChatLine]) -> Result<Vec<Appended>, StoreError> {
         let _ = lines;
-        Err(StoreError(
-            "this store leaves numbering to the committer".into(),
+        Err(StoreError::Unsupported(
+            "this store leaves numbering to the committer",
         ))
     }
 }

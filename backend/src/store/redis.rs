@@ -137,11 +137,7 @@ impl RedisStore {
         session_ttl: Duration,
         grace: Duration,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError(format!(
-                "bad Redis URL (redis://[:PASSWORD@]HOST:PORT[/DB]): {e}"
-            ))
-        })?;
+        let client = redis::Client::open(url).map_err(StoreError::RedisUrl)?;
         let mut store = RedisStore {
             client,
             conn: None,
@@ -158,30 +154,30 @@ impl RedisStore {
 
     /// The connection, opened again if the last one failed.
     fn conn(&mut self) -> Result<&mut redis::Connection, StoreError> {
-        if self.conn.is_none() {
-            let conn = self
-                .client
-                .get_connection_with_timeout(CALL_TIMEOUT)
-                .map_err(|e| StoreError(format!("Redis unreachable: {e}")))?;
-            conn.set_read_timeout(Some(CALL_TIMEOUT))
-                .and_then(|()| conn.set_write_timeout(Some(CALL_TIMEOUT)))
-                .map_err(|e| StoreError(format!("Redis: {e}")))?;
-            // Loaded once per connection (a restarted Redis forgets it); EVALSHA after that.
-            let mut conn = conn;
-            self.append
-                .load(&mut conn)
-                .map_err(|e| StoreError(format!("Redis: {e}")))?;
-            self.conn = Some(conn);
-        }
-        self.conn
-            .as_mut()
-            .ok_or_else(|| StoreError("Redis unreachable".into()))
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// A new connection, with deadlines on every call and the append script loaded (a
+    /// restarted Redis forgets it; EVALSHA after that).
+    fn connect(&mut self) -> Result<redis::Connection, StoreError> {
+        let mut conn = self
+            .client
+            .get_connection_with_timeout(CALL_TIMEOUT)
+            .map_err(StoreError::RedisUnreachable)?;
+        conn.set_read_timeout(Some(CALL_TIMEOUT))?;
+        conn.set_write_timeout(Some(CALL_TIMEOUT))?;
+        self.append.load(&mut conn)?;
+        Ok(conn)
     }
 
     /// Drops the connection after an error (the next call reconnects) and describes it.
     fn failed(&mut self, err: &redis::RedisError) -> StoreError {
         self.conn = None;
-        StoreError(format!("Redis: {err}"))
+        StoreError::Redis(err.clone())
     }
 
     /// After a failed append: each line whose dedupe field was recorded is in, at its
@@ -255,8 +251,7 @@ impl HistoryStore for RedisStore {
                 last_used: s.last_used,
                 replaced: s.replaced,
                 user: s.user.clone(),
-            })
-            .map_err(|e| StoreError(e.to_string()))?;
+            })?;
             pipe.cmd("SET")
                 .arg(session_key(&s.token.0))
                 .arg(json)
@@ -288,7 +283,7 @@ impl HistoryStore for RedisStore {
             .collect();
         let mut pipe = redis::pipe();
         for (line, field) in lines.iter().zip(&fields) {
-            let json = serde_json::to_string(line).map_err(|e| StoreError(e.to_string()))?;
+            let json = serde_json::to_string(line)?;
             pipe.cmd("EVALSHA")
                 .arg(self.append.get_hash())
                 .arg(4)

@@ -72,17 +72,28 @@ pub struct SqliteStore {
     db: Connection,
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+/// A number the store keeps as SQLite's `INTEGER` (an `i64`).
+fn int(n: u64, what: &'static str) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::OutOfRange(what))
+}
+
+/// A room name as stored, checked.
+fn stored_room(room: &str) -> Result<RoomName, StoreError> {
+    RoomName::parse(room).map_err(|e| StoreError::Corrupt {
+        what: "a room name",
+        why: format!("`{room}`: {e}"),
+    })
 }
 
 impl SqliteStore {
     /// Opens (creating or migrating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
-        let mut db = Connection::open(dir.join("charla.sqlite3")).map_err(err)?;
-        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
-            .map_err(err)?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut db = Connection::open(dir.join("charla.sqlite3"))?;
+        db.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
         migrate(&mut db)?;
         Ok(SqliteStore { db })
     }
@@ -102,10 +113,8 @@ impl Archive {
         let db = Connection::open_with_flags(
             dir.join("charla.sqlite3"),
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
-        db.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(err)?;
+        )?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Archive {
             db: std::sync::Mutex::new(db),
         })
@@ -123,21 +132,17 @@ impl Archive {
             .db
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut stmt = db
-            .prepare_cached(
-                "SELECT seq, sender, name, text, at, nonce, user FROM lines
+        let mut stmt = db.prepare_cached(
+            "SELECT seq, sender, name, text, at, nonce, user FROM lines
                  WHERE room = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
-            )
-            .map_err(err)?;
-        let after = i64::try_from(after.0).map_err(err)?;
+        )?;
+        let after = int(after.0, "a seq")?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut lines = stmt
             .query_map(params![room.as_str(), after, limit], |row| {
                 line_of_row(row, 0, room.clone())
-            })
-            .map_err(err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
         lines.reverse();
         Ok(lines)
     }
@@ -164,36 +169,32 @@ fn line_of_row(
 
 /// Brings the file to [`SCHEMA_VERSION`], in one transaction.
 fn migrate(db: &mut Connection) -> Result<(), StoreError> {
-    let version: i64 = db
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .map_err(err)?;
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }
     if version > SCHEMA_VERSION {
-        return Err(err(format!(
-            "the data directory was written by a newer release (schema {version}; this one \
-             reads up to {SCHEMA_VERSION})"
-        )));
+        return Err(StoreError::NewerSchema {
+            found: version,
+            known: SCHEMA_VERSION,
+        });
     }
-    let tx = db.transaction().map_err(err)?;
+    let tx = db.transaction()?;
     let has_v1_lines = tx
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'lines'",
             [],
             |_| Ok(()),
         )
-        .optional()
-        .map_err(err)?
+        .optional()?
         .is_some();
     if version < 2 && has_v1_lines {
         // Version 0 → 2: one room becomes `general`; sessions gain a name.
         tx.execute_batch(
             "ALTER TABLE lines RENAME TO lines_v1;
              ALTER TABLE sessions RENAME TO sessions_v1;",
-        )
-        .map_err(err)?;
-        tx.execute_batch(SCHEMA_V2).map_err(err)?;
+        )?;
+        tx.execute_batch(SCHEMA_V2)?;
         tx.execute_batch(
             "INSERT INTO lines (room, seq, sender, name, text, at, nonce)
                  SELECT 'general', seq, sender, NULL, text, at, nonce FROM lines_v1;
@@ -204,20 +205,18 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
                  FROM sessions_v1;
              DROP TABLE lines_v1;
              DROP TABLE sessions_v1;",
-        )
-        .map_err(err)?;
+        )?;
     } else if version < 2 {
-        tx.execute_batch(SCHEMA_V2).map_err(err)?;
+        tx.execute_batch(SCHEMA_V2)?;
     }
     if version < 3 {
         // Version 2 → 3: the product list.
-        tx.execute_batch(SCHEMA_V3).map_err(err)?;
+        tx.execute_batch(SCHEMA_V3)?;
     }
     // Version 3 → 4: users.
-    tx.execute_batch(SCHEMA_V4).map_err(err)?;
-    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
-        .map_err(err)?;
-    tx.commit().map_err(err)
+    tx.execute_batch(SCHEMA_V4)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    tx.commit().map_err(StoreError::from)
 }
 
 /// A name read back from the file: kept only if it is still a valid one.
@@ -228,23 +227,18 @@ fn stored_name(name: Option<String>) -> Option<DisplayName> {
 impl HistoryStore for SqliteStore {
     fn expire_rooms(&mut self, quiet_since: u64) -> Result<Vec<RoomName>, StoreError> {
         let since = i64::try_from(quiet_since).unwrap_or(i64::MAX);
-        let tx = self.db.transaction().map_err(err)?;
+        let tx = self.db.transaction()?;
         let rooms: Vec<String> = {
-            let mut stmt = tx
-                .prepare("SELECT room FROM lines GROUP BY room HAVING MAX(at) < ?1")
-                .map_err(err)?;
-            stmt.query_map(params![since], |row| row.get(0))
-                .map_err(err)?
-                .collect::<Result<_, _>>()
-                .map_err(err)?
+            let mut stmt =
+                tx.prepare("SELECT room FROM lines GROUP BY room HAVING MAX(at) < ?1")?;
+            stmt.query_map(params![since], |row| row.get(0))?
+                .collect::<Result<_, _>>()?
         };
         for room in &rooms {
-            tx.execute("DELETE FROM lines WHERE room = ?1", params![room])
-                .map_err(err)?;
-            tx.execute("DELETE FROM nonces WHERE room = ?1", params![room])
-                .map_err(err)?;
+            tx.execute("DELETE FROM lines WHERE room = ?1", params![room])?;
+            tx.execute("DELETE FROM nonces WHERE room = ?1", params![room])?;
         }
-        tx.commit().map_err(err)?;
+        tx.commit()?;
         Ok(rooms
             .iter()
             .filter_map(|r| RoomName::parse(r).ok())
@@ -261,34 +255,30 @@ impl HistoryStore for SqliteStore {
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        let tx = self.db.transaction().map_err(err)?;
+        let tx = self.db.transaction()?;
         insert_lines(&tx, &batch.lines)?;
         upsert_sessions(&tx, &batch.sessions)?;
         forget(&tx, batch)?;
         revoke(&tx, &batch.revocations)?;
-        tx.commit().map_err(err)
+        tx.commit().map_err(StoreError::from)
     }
 }
 
 /// Every kept line, by room and `seq`.
 fn load_lines(db: &Connection) -> Result<Vec<ChatLine>, StoreError> {
-    let mut lines_stmt = db
-        .prepare(
-            "SELECT room, seq, sender, name, text, at, nonce, user FROM lines ORDER BY room, seq",
-        )
-        .map_err(err)?;
+    let mut lines_stmt = db.prepare(
+        "SELECT room, seq, sender, name, text, at, nonce, user FROM lines ORDER BY room, seq",
+    )?;
     let lines = lines_stmt
         .query_map([], |row| {
             Ok((
                 row.get::<_, String>(0)?,
                 line_of_row(row, 1, RoomName::general())?,
             ))
-        })
-        .map_err(err)?
+        })?
         .map(|row| {
-            let (room, mut line) = row.map_err(err)?;
-            line.room = RoomName::parse(&room)
-                .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?;
+            let (room, mut line) = row?;
+            line.room = stored_room(&room)?;
             Ok(line)
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -297,9 +287,8 @@ fn load_lines(db: &Connection) -> Result<Vec<ChatLine>, StoreError> {
 
 /// Every session.
 fn load_sessions(db: &Connection) -> Result<Vec<StoredSession>, StoreError> {
-    let mut sessions_stmt = db
-        .prepare("SELECT token, id, name, last_used, replaced, user FROM sessions")
-        .map_err(err)?;
+    let mut sessions_stmt =
+        db.prepare("SELECT token, id, name, last_used, replaced, user FROM sessions")?;
     let sessions = sessions_stmt
         .query_map([], |row| {
             Ok(StoredSession {
@@ -310,18 +299,15 @@ fn load_sessions(db: &Connection) -> Result<Vec<StoredSession>, StoreError> {
                 replaced: row.get::<_, i64>(4)? != 0,
                 user: row.get::<_, Option<String>>(5)?.map(UserId::new),
             })
-        })
-        .map_err(err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(sessions)
 }
 
 /// Every remembered nonce, by sender and `seq`.
 fn load_nonces(db: &Connection) -> Result<Vec<StoredNonce>, StoreError> {
-    let mut nonces_stmt = db
-        .prepare("SELECT sender, room, nonce, seq FROM nonces ORDER BY sender, seq")
-        .map_err(err)?;
+    let mut nonces_stmt =
+        db.prepare("SELECT sender, room, nonce, seq FROM nonces ORDER BY sender, seq")?;
     let nonces = nonces_stmt
         .query_map([], |row| {
             Ok((
@@ -330,14 +316,12 @@ fn load_nonces(db: &Connection) -> Result<Vec<StoredNonce>, StoreError> {
                 row.get::<_, String>(2)?,
                 row.get::<_, i64>(3)?,
             ))
-        })
-        .map_err(err)?
+        })?
         .map(|row| {
-            let (sender, room, nonce, seq) = row.map_err(err)?;
+            let (sender, room, nonce, seq) = row?;
             Ok(StoredNonce {
                 sender: ConnId::new(sender),
-                room: RoomName::parse(&room)
-                    .map_err(|e| err(format!("a stored room name `{room}`: {e}")))?,
+                room: stored_room(&room)?,
                 nonce,
                 seq: Seq(seq.unsigned_abs()),
             })
@@ -348,59 +332,47 @@ fn load_nonces(db: &Connection) -> Result<Vec<StoredNonce>, StoreError> {
 
 /// Every user's revocation.
 fn load_revocations(db: &Connection) -> Result<Vec<Revocation>, StoreError> {
-    let mut revocations_stmt = db
-        .prepare("SELECT user, before FROM revocations")
-        .map_err(err)?;
+    let mut revocations_stmt = db.prepare("SELECT user, before FROM revocations")?;
     let revocations = revocations_stmt
         .query_map([], |row| {
             Ok(Revocation {
                 user: UserId::new(row.get::<_, String>(0)?),
                 before: row.get::<_, i64>(1)?.unsigned_abs(),
             })
-        })
-        .map_err(err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(revocations)
 }
 
 /// Appends the batch's lines and remembers their nonces.
 fn insert_lines(tx: &Transaction<'_>, lines: &[ChatLine]) -> Result<(), StoreError> {
-    let mut insert_line = tx
-        .prepare_cached(
-            "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user)
+    let mut insert_line = tx.prepare_cached(
+        "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .map_err(err)?;
+    )?;
     for line in lines {
-        insert_line
-            .execute(params![
-                line.room.as_str(),
-                i64::try_from(line.seq.0).map_err(err)?,
-                line.from.as_str(),
-                line.name.as_ref().map(DisplayName::as_str),
-                line.text,
-                i64::try_from(line.at).map_err(err)?,
-                line.nonce,
-                line.user.as_ref().map(UserId::as_str),
-            ])
-            .map_err(err)?;
+        insert_line.execute(params![
+            line.room.as_str(),
+            int(line.seq.0, "a seq")?,
+            line.from.as_str(),
+            line.name.as_ref().map(DisplayName::as_str),
+            line.text,
+            int(line.at, "a time")?,
+            line.nonce,
+            line.user.as_ref().map(UserId::as_str),
+        ])?;
     }
-    let mut insert_nonce = tx
-        .prepare_cached(
-            "INSERT OR REPLACE INTO nonces (sender, room, nonce, seq) VALUES (?1, ?2, ?3, ?4)",
-        )
-        .map_err(err)?;
+    let mut insert_nonce = tx.prepare_cached(
+        "INSERT OR REPLACE INTO nonces (sender, room, nonce, seq) VALUES (?1, ?2, ?3, ?4)",
+    )?;
     for line in lines {
         if let Some(nonce) = &line.nonce {
-            insert_nonce
-                .execute(params![
-                    line.from.as_str(),
-                    line.room.as_str(),
-                    nonce,
-                    i64::try_from(line.seq.0).map_err(err)?,
-                ])
-                .map_err(err)?;
+            insert_nonce.execute(params![
+                line.from.as_str(),
+                line.room.as_str(),
+                nonce,
+                int(line.seq.0, "a seq")?,
+            ])?;
         }
     }
     Ok(())
@@ -408,82 +380,58 @@ fn insert_lines(tx: &Transaction<'_>, lines: &[ChatLine]) -> Result<(), StoreErr
 
 /// Writes the batch's sessions (new ones, or changed).
 fn upsert_sessions(tx: &Transaction<'_>, sessions: &[StoredSession]) -> Result<(), StoreError> {
-    let mut upsert_session = tx
-        .prepare_cached(
-            "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced, user)
+    let mut upsert_session = tx.prepare_cached(
+        "INSERT OR REPLACE INTO sessions (token, id, name, last_used, replaced, user)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .map_err(err)?;
+    )?;
     for session in sessions {
-        upsert_session
-            .execute(params![
-                session.token.0,
-                session.id.as_str(),
-                session.name.as_ref().map(DisplayName::as_str),
-                i64::try_from(session.last_used).map_err(err)?,
-                i64::from(session.replaced),
-                session.user.as_ref().map(UserId::as_str),
-            ])
-            .map_err(err)?;
+        upsert_session.execute(params![
+            session.token.0,
+            session.id.as_str(),
+            session.name.as_ref().map(DisplayName::as_str),
+            int(session.last_used, "a time")?,
+            i64::from(session.replaced),
+            session.user.as_ref().map(UserId::as_str),
+        ])?;
     }
     Ok(())
 }
 
 /// Forgets what the batch says to: nonces, sessions (and their sender's nonces, unless another session of theirs lives), and lines below a room's new start.
 fn forget(tx: &Transaction<'_>, batch: &Batch) -> Result<(), StoreError> {
-    let mut forget_nonce = tx
-        .prepare_cached("DELETE FROM nonces WHERE sender = ?1 AND room = ?2 AND nonce = ?3")
-        .map_err(err)?;
+    let mut forget_nonce =
+        tx.prepare_cached("DELETE FROM nonces WHERE sender = ?1 AND room = ?2 AND nonce = ?3")?;
     for nonce in &batch.forget_nonces {
-        forget_nonce
-            .execute(params![
-                nonce.sender.as_str(),
-                nonce.room.as_str(),
-                nonce.nonce
-            ])
-            .map_err(err)?;
+        forget_nonce.execute(params![
+            nonce.sender.as_str(),
+            nonce.room.as_str(),
+            nonce.nonce
+        ])?;
     }
-    let mut forget_session = tx
-        .prepare_cached("DELETE FROM sessions WHERE token = ?1")
-        .map_err(err)?;
-    let mut forget_sender = tx
-        .prepare_cached(
-            "DELETE FROM nonces WHERE sender = ?1
+    let mut forget_session = tx.prepare_cached("DELETE FROM sessions WHERE token = ?1")?;
+    let mut forget_sender = tx.prepare_cached(
+        "DELETE FROM nonces WHERE sender = ?1
              AND NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND token != ?2)",
-        )
-        .map_err(err)?;
+    )?;
     for (token, id) in &batch.forget_sessions {
-        forget_session.execute(params![token.0]).map_err(err)?;
-        forget_sender
-            .execute(params![id.as_str(), token.0])
-            .map_err(err)?;
+        forget_session.execute(params![token.0])?;
+        forget_sender.execute(params![id.as_str(), token.0])?;
     }
-    let mut forget = tx
-        .prepare_cached("DELETE FROM lines WHERE room = ?1 AND seq < ?2")
-        .map_err(err)?;
+    let mut forget = tx.prepare_cached("DELETE FROM lines WHERE room = ?1 AND seq < ?2")?;
     for (room, below) in &batch.forget_below {
-        forget
-            .execute(params![room.as_str(), i64::try_from(below.0).map_err(err)?])
-            .map_err(err)?;
+        forget.execute(params![room.as_str(), int(below.0, "a seq")?])?;
     }
     Ok(())
 }
 
 /// Records revocations; a user's keeps its latest moment.
 fn revoke(tx: &Transaction<'_>, revocations: &[Revocation]) -> Result<(), StoreError> {
-    let mut revoke = tx
-        .prepare_cached(
-            "INSERT INTO revocations (user, before) VALUES (?1, ?2)
+    let mut revoke = tx.prepare_cached(
+        "INSERT INTO revocations (user, before) VALUES (?1, ?2)
              ON CONFLICT (user) DO UPDATE SET before = MAX(before, excluded.before)",
-        )
-        .map_err(err)?;
+    )?;
     for r in revocations {
-        revoke
-            .execute(params![
-                r.user.as_str(),
-                i64::try_from(r.before).map_err(err)?
-            ])
-            .map_err(err)?;
+        revoke.execute(params![r.user.as_str(), int(r.before, "a time")?])?;
     }
     Ok(())
 }
@@ -604,6 +552,16 @@ mod tests {
         db.execute_batch("PRAGMA user_version = 99;").expect("set");
         drop(db);
         let refused = SqliteStore::open(&dir).expect_err("refused");
+        assert!(
+            matches!(
+                refused,
+                StoreError::NewerSchema {
+                    found: 99,
+                    known: SCHEMA_VERSION
+                }
+            ),
+            "{refused}"
+        );
         assert!(refused.to_string().contains("newer release"), "{refused}");
         let _ = std::fs::remove_dir_all(dir);
     }
