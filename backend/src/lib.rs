@@ -19,7 +19,7 @@
 //! - `admission`: who may open a socket: Host and Origin checks, global and per-address
 //!   connection limits.
 //! - `ws`: one connection: `ws` (admission, v1/v2), `ws::upgrade` (the handshake, done by
-//!   hand so data frames go straight to the socket), `ws::read` (the connection's one task:
+//!   hand so data frames go straight to the socket), `ws::runtime` (the connection's one task:
 //!   greeting, then loop), `ws::connection` (`Arrival` before the welcome, `Connection`
 //!   after; `ws::connection::sign_in`, who signed in and when the token is due), `ws::dispatch` (the one `match` on `ClientMsg` and the chat's handlers;
 //!   `welcome`, `sign_in` and `exercises` beside it), `ws::write` (batched writes,

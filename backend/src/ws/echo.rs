@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::{Message, protocol::WebSocketConfig};
 use super::{
     Upgrade, admit,
     connection::Flow,
-    read::{Handler, welcomed},
+    runtime::{Handler, welcomed},
     write::Heartbeat,
 };
 use crate::{

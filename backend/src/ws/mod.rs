@@ -1,4 +1,4 @@
-//! One WebSocket connection: admission and upgrade here; then [`read`] (the connection's
+//! One WebSocket connection: admission and upgrade here; then [`runtime`] (the connection's
 //! one task: the greeting, then the loop), [`connection`] (an [`Arrival`] before its
 //! welcome, a [`Connection`] after: its state and what every handler does with it),
 //! [`dispatch`] (the one `match` on `ClientMsg`, the handlers, the welcome and sign-in),
@@ -15,7 +15,7 @@
 mod connection;
 mod dispatch;
 pub(crate) mod echo;
-mod read;
+mod runtime;
 mod upgrade;
 mod wire;
 mod write;
@@ -149,7 +149,7 @@ fn run<W: wire::Wire>(
     let hub = app.hub.clone();
     async move {
         // The connection leaves its rooms when `serve` drops it (`Drop for Connection`).
-        read::serve(live, handshake, heartbeat).await;
+        runtime::serve(live, handshake, heartbeat).await;
         let online = hub.disconnect(key);
         drop(permit);
         tracing::debug!(conn = key.0, online, "client disconnected");

@@ -6,7 +6,7 @@
 //! Every `WebSocketStream` is one, over any byte stream (its implementation is in
 //! [`write`](super::write), beside the framing it uses): the upgraded TCP socket in the
 //! server, an in-memory pipe in the tests (so a connection's dispatch runs without a
-//! server; see the tests at the end of [`read`](super::read)). A transport that is not a
+//! server; see the tests at the end of [`ws`](super)). A transport that is not a
 //! WebSocket (Server-Sent Events out, POSTs in) is a second implementation of this trait,
 //! not a second loop.
 

@@ -1,7 +1,7 @@
 //! One connection's state ([`Connection`]): who it is, the rooms it is in, its outbox and
 //! its rate limits, and the few things every handler does with them: answer within the
 //! frame rate, refuse with a typed `error`, store session changes. The handlers are in
-//! [`dispatch`](super::dispatch); the loop that feeds them is [`read`](super::read).
+//! [`dispatch`](super::dispatch); the loop that feeds them is [`runtime`](super::runtime).
 
 use std::{
     collections::{BTreeMap, HashMap},
