@@ -61,6 +61,10 @@ if [ "$only" = all ] || [ "$only" = fanout ]; then
     start_server --memory
     bench "fanout-memory-w$window" fanout --clients 1000 --senders 10 --window "$window"
   done
+  # Gated: a sender's next line waits until all 1,000 clients have its last one, so every
+  # delivery is a write of its own (issue #19's workload).
+  start_server --memory
+  bench "fanout-memory-gated" fanout --clients 1000 --senders 10 --gated
   data=$(mktemp -d)
   start_server --data-dir "$data"
   bench "fanout-sqlite-w1" fanout --clients 1000 --senders 10 --window 1

@@ -202,8 +202,12 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         senders: usize,
         /// Lines in flight per sender.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, conflicts_with = "gated")]
         window: usize,
+        /// Gated: each sender sends its next line only once every client has received its
+        /// previous one, so no two lines of a sender share a write.
+        #[arg(long)]
+        gated: bool,
         /// Line size, in bytes.
         #[arg(long, default_value_t = 64)]
         size: usize,
@@ -651,14 +655,20 @@ impl Scenario {
                 clients,
                 senders,
                 window,
+                gated,
                 size,
                 seconds,
             } => {
+                let pace = if gated {
+                    bench::Pace::Gated
+                } else {
+                    bench::Pace::Window(window)
+                };
                 bench::fanout(
                     target,
                     clients,
                     senders,
-                    window,
+                    pace,
                     size,
                     Duration::from_secs(seconds),
                     server_pids,

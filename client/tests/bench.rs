@@ -37,13 +37,46 @@ async fn idle_connects_every_client_and_they_all_stay() {
 }
 
 #[tokio::test]
+async fn gated_fanout_sends_each_line_only_once_every_client_has_the_last() {
+    let server = TestServer::start_with(for_load()).await;
+    let report = bench::fanout(
+        &target(&server),
+        40,
+        4,
+        bench::Pace::Gated,
+        64,
+        Duration::from_millis(500),
+        &[std::process::id()],
+    )
+    .await
+    .expect("gated fanout runs");
+    let whole = report
+        .get("lines delivered to every client")
+        .expect("lines delivered to every client");
+    assert!(whole >= 4.0, "{}", report.table());
+    assert_eq!(report.get("gated"), Some(1.0));
+    // Gated, nothing is in flight beyond one line per sender: the deliveries are the
+    // lines that reached everyone, times the 40 clients, plus at most one line per sender
+    // still on its way when the run ended.
+    let per_second = report.get("deliveries/s").expect("deliveries/s");
+    let lines_per_second = report.get("lines/s").expect("lines/s");
+    let extra = per_second / lines_per_second - 40.0;
+    assert!(
+        (0.0..=40.0).contains(&extra),
+        "deliveries are whole lines times clients: {}",
+        report.table()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn fanout_delivers_every_acked_line_to_every_client() {
     let server = TestServer::start_with(for_load()).await;
     let report = bench::fanout(
         &target(&server),
         50,
         5,
-        4,
+        bench::Pace::Window(4),
         64,
         Duration::from_millis(500),
         &[std::process::id()],

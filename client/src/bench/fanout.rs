@@ -1,5 +1,8 @@
-//! `fanout`: N clients in `general`, S of them sending with W lines in flight each: deliveries
-//! per second, and the server's CPU per delivery.
+//! `fanout`: N clients in `general`, S of them sending: deliveries per second, and the
+//! server's CPU per delivery. Two paces ([`Pace`]): W lines in flight per sender (the
+//! server may put several of a sender's lines in one write), or gated: a sender's next line
+//! goes only once every client has its previous one, so no two lines of a sender ever share
+//! a write (the stricter workload: every delivery is a wake-up and a write of its own).
 
 use std::{
     sync::{
@@ -10,7 +13,7 @@ use std::{
 };
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::task::JoinSet;
+use tokio::{sync::Notify, task::JoinSet};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::*;
@@ -76,13 +79,22 @@ impl WindowedSender {
     }
 }
 
-/// `fanout`: `clients` in `general`, `senders` of them sending `size`-byte lines with
-/// `window` in flight each, for `duration`.
+/// How the senders of `fanout` pace their lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// This many lines in flight per sender (a line acked lets the next go).
+    Window(usize),
+    /// A sender's next line goes once every client has received its previous one.
+    Gated,
+}
+
+/// `fanout`: `clients` in `general`, `senders` of them sending `size`-byte lines at `pace`,
+/// for `duration`.
 pub async fn fanout(
     target: &Target,
     clients: usize,
     senders: usize,
-    window: usize,
+    pace: Pace,
     size: usize,
     duration: Duration,
     server_pids: &[u32],
@@ -93,25 +105,42 @@ pub async fn fanout(
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
     let sender_sockets: Vec<Socket> = sockets.drain(..senders.min(clients)).collect();
+    let gates = Arc::new(Gates::new(sender_sockets.len(), clients));
     for ws in sockets {
-        count_messages(ws, delivered.clone(), &mut tasks);
+        match pace {
+            Pace::Window(_) => count_messages(ws, delivered.clone(), &mut tasks),
+            Pace::Gated => gates.count(ws, delivered.clone(), &mut tasks),
+        }
     }
-    let text = "x".repeat(size.max(1));
     let stop_at = Instant::now() + duration;
     let cpu_before = cpu_seconds(None);
     let server_before = cpu_of(server_pids);
     let delivered_before = delivered.load(Ordering::Relaxed);
     let started = Instant::now();
     for (index, ws) in sender_sockets.into_iter().enumerate() {
-        let sender = WindowedSender {
-            index,
-            window,
-            text: text.clone(),
-            stop_at,
-            delivered: delivered.clone(),
-            sent: sent.clone(),
-        };
-        tasks.spawn(sender.run(ws));
+        match pace {
+            Pace::Window(window) => {
+                let sender = WindowedSender {
+                    index,
+                    window,
+                    text: "x".repeat(size.max(1)),
+                    stop_at,
+                    delivered: delivered.clone(),
+                    sent: sent.clone(),
+                };
+                tasks.spawn(sender.run(ws));
+            }
+            Pace::Gated => {
+                // Each line names its sender first: a gated client counts by it.
+                let prefix = format!("{index}:");
+                let text = prefix.clone() + &"x".repeat(size.saturating_sub(prefix.len()).max(1));
+                let (sink, stream) = ws.split();
+                gates.count_stream(stream, delivered.clone(), &mut tasks);
+                let gates = gates.clone();
+                let sent = sent.clone();
+                tasks.spawn(gates.send(index, sink, text, stop_at, sent));
+            }
+        }
     }
     tokio::time::sleep_until((stop_at + Duration::from_millis(200)).into()).await;
     let wall = started.elapsed();
@@ -120,15 +149,121 @@ pub async fn fanout(
     report.row("clients", clients as f64, "");
     report.row("servers", (target.also.len() + 1) as f64, "");
     report.row("senders", senders as f64, "");
-    report.row("window", window as f64, "lines in flight per sender");
+    match pace {
+        Pace::Window(window) => report.row("window", window as f64, "lines in flight per sender"),
+        Pace::Gated => report.row(
+            "gated",
+            1.0,
+            "each line waits for every client to have the last",
+        ),
+    }
     report.row("line size", size as f64, "bytes");
-    report.row("lines acked", lines as f64, "");
+    let what = match pace {
+        Pace::Window(_) => "lines acked",
+        Pace::Gated => "lines delivered to every client",
+    };
+    report.row(what, lines as f64, "");
     report.row("lines/s", lines as f64 / wall.as_secs_f64(), "");
     report.row("deliveries/s", deliveries as f64 / wall.as_secs_f64(), "");
     server_cpu(&mut report, server_before, server_pids, wall, deliveries);
     own_cpu(&mut report, cpu_before, wall);
     tasks.abort_all();
     Ok(report)
+}
+
+/// Where gated clients count each sender's deliveries, and wake the sender once every
+/// client has its last line.
+struct Gates {
+    /// Per sender: deliveries of its lines so far, at every client.
+    counts: Vec<AtomicU64>,
+    /// Per sender: told when its last line reached every client.
+    done: Vec<Notify>,
+    clients: u64,
+}
+
+impl Gates {
+    fn new(senders: usize, clients: usize) -> Self {
+        Gates {
+            counts: (0..senders).map(|_| AtomicU64::new(0)).collect(),
+            done: (0..senders).map(|_| Notify::new()).collect(),
+            clients: clients as u64,
+        }
+    }
+
+    /// Counts `ws`'s deliveries, by sender.
+    fn count(self: &Arc<Self>, ws: Socket, delivered: Arc<AtomicU64>, tasks: &mut JoinSet<()>) {
+        let (_, stream) = ws.split();
+        self.count_stream(stream, delivered, tasks);
+    }
+
+    /// Counts the deliveries a stream brings, by sender.
+    fn count_stream(
+        self: &Arc<Self>,
+        mut stream: futures_util::stream::SplitStream<Socket>,
+        delivered: Arc<AtomicU64>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let gates = self.clone();
+        tasks.spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                if let Message::Text(text) = frame
+                    && text.starts_with(r#"{"type":"message""#)
+                {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    gates.delivered(&text);
+                }
+            }
+        });
+    }
+
+    /// One delivery: the sender named at the start of its text is woken if this was the
+    /// last client its line had to reach.
+    fn delivered(&self, frame: &str) {
+        let Some(sender) = sender_of(frame) else {
+            return;
+        };
+        if let Some(count) = self.counts.get(sender) {
+            let now = count.fetch_add(1, Ordering::AcqRel) + 1;
+            if now % self.clients == 0 {
+                // A permit, if the sender is not waiting yet: the wake-up is not lost.
+                self.done[sender].notify_one();
+            }
+        }
+    }
+
+    /// Sender `index`: a line, then waits until every client has it, until `stop_at`.
+    async fn send(
+        self: Arc<Self>,
+        index: usize,
+        mut sink: Sink,
+        text: String,
+        stop_at: Instant,
+        sent: Arc<AtomicU64>,
+    ) {
+        let mut n = 0u64;
+        while Instant::now() < stop_at {
+            n += 1;
+            let frame = send_frame(&text, format_args!("g{index}-{n}"));
+            if sink.send(frame).await.is_err() {
+                return;
+            }
+            let whole = n * self.clients;
+            while self.counts[index].load(Ordering::Acquire) < whole {
+                let wait = self.done[index].notified();
+                if tokio::time::timeout_at(stop_at.into(), wait).await.is_err() {
+                    return; // over: a line still on its way is not counted
+                }
+            }
+            sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The sender a gated line's text names (`"text":"<index>:…"`).
+fn sender_of(frame: &str) -> Option<usize> {
+    let at = frame.find(r#""text":""#)? + r#""text":""#.len();
+    let rest = &frame[at..];
+    rest[..rest.find(':')?].parse().ok()
 }
 
 /// Notes the servers' CPU use over `wall` (all of `server_pids` together, since

@@ -23,7 +23,7 @@ mod idle;
 mod latency;
 mod storm;
 
-pub use fanout::fanout;
+pub use fanout::{Pace, fanout};
 pub use idle::idle;
 pub use latency::latency;
 pub use storm::storm;
