@@ -1,7 +1,7 @@
 //! Charla's test support, used by the backend's tests and benchmarks and by the end-to-end
 //! tests: a real server on `127.0.0.1:0` ([`TestServer`]), real WebSocket clients
-//! ([`Client`] for raw frames, [`SessionClient`] driven by `shared::ClientSession` as the page
-//! is), plain HTTP ([`get`]), and every receive under [`TIMEOUT`]. `process` has the real
+//! ([`Client`] for raw frames, [`SessionClient`] driven step by step through the `client`
+//! crate's `apply`, as the `charla` client is), plain HTTP ([`get`]), and every receive under [`TIMEOUT`]. `process` has the real
 //! processes a test may kill: the `backend` binary ([`ServerProcess`]) and `redis-server`
 //! ([`RedisServer`]).
 //!
