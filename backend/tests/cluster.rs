@@ -525,7 +525,7 @@ async fn the_load_generator_spreads_fanout_over_two_nodes_and_every_line_reaches
         &target,
         40,
         4,
-        4,
+        client::bench::Pace::Window(4),
         64,
         Duration::from_millis(500),
         &[std::process::id()],
