@@ -84,6 +84,12 @@ pub(super) async fn write_batch<W: Wire>(
     };
     let write = write_all(socket, frames, close, &progress);
     tokio::pin!(write);
+    // Nearly every write completes at once (the kernel has room): then no watch on the
+    // outbox's close and no look at the heartbeat are set up for it. A write that waits is
+    // kept, not dropped, and goes on below.
+    if let Some(result) = (&mut write).now_or_never() {
+        return Written::Done(result.is_ok());
+    }
     let mut seen = 0;
     let mut stuck_since = Instant::now();
     // Only a slow consumer is cut short: any other close (shutdown, a broken rule) lets this
