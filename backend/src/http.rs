@@ -18,24 +18,39 @@ use crate::{api, server_api, signin, state::AppState, ws};
 
 /// Builds the application: `/ws` upgrades to the chat; `/echo` upgrades to the echo server
 /// (and, asked for without an upgrade, is the echo page); `/api/products` is the product
-/// API; `/healthz` answers `ok`; `/metrics` is the Prometheus text exposition; every other
-/// path is a file from `dist`, or `dist/index.html` (the page routes on the client side).
+/// API; `/healthz` answers `ok`; `/metrics` is the Prometheus text exposition; the exercise
+/// pages' paths are `dist/exercises/index.html` (their app, a wasm of its own); every other
+/// path is a file from `dist`, or `dist/index.html` (the chat, which routes on the client
+/// side).
 pub(crate) fn app(state: AppState, dist: &Path) -> Router {
     // Brotli or gzip copies made at build time (scripts/precompress.sh), chosen by the
     // browser's Accept-Encoding; the file itself otherwise.
+    let page_file = |path: std::path::PathBuf| {
+        let file = ServeFile::new(path).precompressed_br().precompressed_gzip();
+        tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(cache_control))
+            .map_response(
+                |r: Response<tower_http::services::fs::ServeFileSystemResponseBody>| {
+                    r.map(Body::new)
+                },
+            )
+            .service(file)
+    };
     let index = ServeFile::new(dist.join("index.html"))
         .precompressed_br()
         .precompressed_gzip();
+    let exercises = page_file(dist.join(shared::exercises::PAGES_DIR).join("index.html"));
     let page = ServeDir::new(dist)
         .precompressed_br()
         .precompressed_gzip()
-        .fallback(index.clone());
+        .fallback(index);
     let page = tower::ServiceBuilder::new()
         .layer(axum::middleware::from_fn(cache_control))
         .map_response(
             |r: Response<tower_http::services::fs::ServeFileSystemResponseBody>| r.map(Body::new),
         )
         .service(page);
+    let echo_page = exercises.clone();
     let echo = move |upgrade: Result<ws::Upgrade, ws::UpgradeRejection>,
                      app: State<AppState>,
                      peer: ConnectInfo<SocketAddr>,
@@ -44,12 +59,22 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
         match upgrade {
             Ok(upgrade) => ws::echo::upgrade(upgrade, app, peer, headers).await,
             // A browser opening the echo page.
-            Err(_) => serve(index, request).await,
+            Err(_) => match echo_page.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
         }
     };
-    Router::new()
+    let mut router = Router::new()
         .route("/ws", get(ws::upgrade))
-        .route("/echo", get(echo))
+        .route("/echo", get(echo));
+    for path in shared::exercises::PAGES
+        .into_iter()
+        .filter(|p| *p != "/echo")
+    {
+        router = router.route_service(path, exercises.clone());
+    }
+    router
         .merge(api::routes())
         .merge(server_api::routes())
         .merge(signin::routes())
@@ -102,14 +127,6 @@ fn is_hashed(path: &str) -> bool {
         && stem.rsplit_once('-').is_some_and(|(_, hash)| {
             (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit())
         })
-}
-
-/// Serves a request with a static file service.
-async fn serve(file: ServeFile, request: Request) -> Response {
-    match file.oneshot(request).await {
-        Ok(response) => response.map(Body::new),
-        Err(never) => match never {},
-    }
 }
 
 #[cfg(test)]

@@ -485,17 +485,20 @@ async fn the_exercise_pages_are_served_where_their_sockets_are() {
     let dist = testkit::fresh_data_dir();
     std::fs::create_dir_all(&dist).expect("dist");
     std::fs::write(dist.join("index.html"), "<html>charla page</html>").expect("index");
+    // The exercises are an app of their own, built into dist/exercises/.
+    std::fs::create_dir_all(dist.join("exercises")).expect("exercises");
+    std::fs::write(dist.join("exercises/index.html"), "<html>exercises</html>").expect("index");
     let server = TestServer::start_with(backend::Config {
         dist: dist.clone(),
         ..backend::Config::default()
     })
     .await;
     // A browser asking for /echo gets the page; a WebSocket client, the echo server.
-    for path in ["/echo", "/random", "/products", "/realtimeproducts"] {
+    for path in shared::exercises::PAGES {
         let (status, body) = server.get(path).await;
         assert_eq!(
             (status, body.as_str()),
-            (200, "<html>charla page</html>"),
+            (200, "<html>exercises</html>"),
             "{path}"
         );
     }

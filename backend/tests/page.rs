@@ -13,7 +13,8 @@ const WASM: &str = "/frontend-70569a3a65da4c87_bg.wasm";
 fn dist() -> std::path::PathBuf {
     let dir = fresh_data_dir();
     std::fs::create_dir_all(&dir).expect("dist");
-    for name in [&WASM[1..], "index.html"] {
+    std::fs::create_dir_all(dir.join("exercises")).expect("exercises");
+    for name in [&WASM[1..], "index.html", "exercises/index.html"] {
         std::fs::write(dir.join(name), format!("{name} as is")).expect("write");
         std::fs::write(dir.join(format!("{name}.gz")), format!("{name} gzip")).expect("write");
         std::fs::write(dir.join(format!("{name}.br")), format!("{name} brotli")).expect("write");
@@ -53,12 +54,20 @@ async fn files_go_precompressed_by_accept_encoding_and_hashed_ones_are_cached_fo
         );
         assert_eq!(response.header("content-type"), Some("application/wasm"));
     }
-    // The index, and a client-side route that serves it, are revalidated on every visit.
-    for path in ["/", "/r/dev", "/random"] {
+    // The index, and a client-side route that serves it, are revalidated on every visit;
+    // so is the exercises' app's index, on the exercise pages' paths.
+    for (path, index) in [
+        ("/", "index.html"),
+        ("/r/dev", "index.html"),
+        ("/no/such/page", "index.html"),
+        ("/random", "exercises/index.html"),
+        ("/echo", "exercises/index.html"),
+        ("/exercises/index.html", "exercises/index.html"),
+    ] {
         let response = request(server.addr, "GET", path, &[("Accept-Encoding", "br")], b"").await;
         assert_eq!(response.status, 200, "{path}");
         assert_eq!(response.header("cache-control"), Some("no-cache"), "{path}");
-        assert_eq!(response.body, "index.html brotli", "{path}");
+        assert_eq!(response.body, format!("{index} brotli"), "{path}");
     }
     server.stop().await;
     let _ = std::fs::remove_dir_all(dist);

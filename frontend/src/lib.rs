@@ -19,10 +19,11 @@
 //!   echo and named events (`components::echo`), the random ticker (`components::random`),
 //!   the live product list (`components::products`).
 //! - [`exercises`]: what the exercise pages show, as signals, fed by the same `match`.
-//! - [`App`]: puts them together under a `leptos_router` [`Router`]: `/` shows `general`,
-//!   `/r/<name>` that room (joined on arrival), so a link opens a room and back/forward move
-//!   between rooms; every other page's route, link and title come from one table,
-//!   `components::nav::PAGES`. `main.rs` only mounts it.
+//! - [`App`]: puts them together for one [`Site`]: the chat (`/` shows `general`,
+//!   `/r/<name>` that room, joined on arrival, so a link opens a room and back/forward move
+//!   between rooms) or the exercises, each a wasm of its own; every page's link and title
+//!   come from one table, `components::nav::PAGES`. [`router`] keeps the view in step with
+//!   the address bar. `main.rs` mounts the chat, `bin/exercises.rs` the exercises.
 //! - [`i18n`]: every text the page shows, in Spanish and English ([`i18n::Texts`]), the
 //!   language in the context ([`i18n::I18n`]) and the switch in the header
 //!   ([`i18n::LangSwitch`]). Components read their words with `use_i18n().t()`.
@@ -34,16 +35,9 @@ pub mod components;
 pub mod connection;
 pub mod exercises;
 pub mod i18n;
+pub mod router;
 
 use leptos::prelude::*;
-use leptos_router::{
-    NavigateOptions,
-    components::{
-        Outlet, ParentRoute, ParentRouteProps, Route, RouteChildren, Router, Routes, RoutesProps,
-    },
-    hooks::use_navigate,
-    path,
-};
 
 pub use connection::{
     AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, GoTo, LiveText, Notice,
@@ -52,13 +46,39 @@ pub use connection::{
 
 use components::{NameForm, NavBar, NotFound, RoomPage, RoomsPanel, SignIn, StatusBar};
 use i18n::{provide_i18n, use_i18n};
-use leptos_router::hooks::use_location;
+use router::{Router, use_router};
 
-/// The whole page: connects to `/ws?v=2` on the page's own host and shows the chat, in the
-/// language chosen (see [`i18n`]).
+/// Which of the page's two apps a wasm is. The chat (`src/main.rs`, what `/` loads) and the
+/// exercises (`src/bin/exercises.rs`, built into `dist/exercises/` and loaded on their
+/// paths) share this crate, its header and its connection, but each links only its own
+/// views, so the chat's first visit downloads none of the exercises (trunk 0.21 cannot split
+/// one wasm). A link to the other app's path is a page load (see [`router`]).
+#[derive(Clone, Copy)]
+pub struct Site {
+    /// Whether this app shows a path (the chat also answers the paths that are no page, with
+    /// "not found").
+    pub shows: fn(&str) -> bool,
+    /// The view of one of this app's whole-width pages, by path (`None`: not found).
+    pub page: fn(&str) -> Option<AnyView>,
+}
+
+impl Site {
+    /// The chat: `/`, `/r/<room>`, and "not found" for any path that is no page.
+    pub const CHAT: Site = Site {
+        shows: |path| !shared::exercises::is_page(path),
+        page: |_| None,
+    };
+}
+
+/// The whole page: connects to `/ws?v=2` on the page's own host and shows `site`'s pages, in
+/// the language chosen (see [`i18n`]).
 #[component]
-pub fn App() -> impl IntoView {
+pub fn App(
+    /// Which app this is.
+    site: Site,
+) -> impl IntoView {
     provide_i18n();
+    Router::provide(site.shows);
     let state = ChatState::new();
     let conn = Connection::new(state);
     conn.connect();
@@ -66,43 +86,54 @@ pub fn App() -> impl IntoView {
     on_cleanup(move || conn.disconnect());
     // Every component reaches the connection through the context (`use_connection`).
     provide_context(conn);
-    view! {
-        <Router>
-            <Shell />
-        </Router>
+    view! { <Shell site /> }
+}
+
+/// What a path shows: the chat's room beside the rooms panel, one of the app's whole-width
+/// pages, or "not found" (the whole width too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Chat,
+    Page(&'static str),
+    NotFound,
+}
+
+impl Route {
+    fn of(path: &str, site: Site) -> Self {
+        if router::chat_route(path).is_some() {
+            return Route::Chat;
+        }
+        match components::nav::page_of(path) {
+            Some(page) if (site.shows)(path) => Route::Page(page.path),
+            _ => Route::NotFound,
+        }
     }
 }
 
-/// The router's routes: the chat's two (`/`, `/r/:room`) in its layout, then every page of
-/// [`components::nav::PAGES`] with a view of its own, the whole width; anything else is
-/// "not found", the whole width too.
-fn routes(panel_open: RwSignal<bool>) -> impl IntoView {
-    let chat = view! {
-        <ParentRoute path=path!("") view=move || view! { <ChatLayout panel_open /> }>
-            <Route path=path!("") view=RoomPage />
-            <Route path=path!("r/:room") view=RoomPage />
-        </ParentRoute>
+/// The view the address shows: re-rendered only when the route changes (a room to another
+/// room is the same route; [`RoomPage`] follows the path itself).
+fn routes(site: Site, panel_open: RwSignal<bool>) -> impl IntoView {
+    let path = use_router().path();
+    let route = Memo::new(move |_| path.with(|p| Route::of(p, site)));
+    move || match route.get() {
+        Route::Chat => view! {
+            <ChatLayout panel_open>
+                <RoomPage />
+            </ChatLayout>
+        }
+        .into_any(),
+        Route::Page(page) => match (site.page)(page) {
+            Some(view) => view! { <Wide>{view}</Wide> }.into_any(),
+            None => view! { <Wide><NotFound /></Wide> }.into_any(),
+        },
+        Route::NotFound => view! { <Wide><NotFound /></Wide> }.into_any(),
     }
-    .into_inner();
-    let pages = ParentRoute(
-        ParentRouteProps::builder()
-            .path(path!(""))
-            .view(|| view! { <Wide><Outlet /></Wide> })
-            .children(RouteChildren::to_children(components::nav::page_routes))
-            .build(),
-    );
-    Routes(
-        RoutesProps::builder()
-            .fallback(|| view! { <Wide><NotFound /></Wide> })
-            .children(RouteChildren::to_children(move || (chat, pages)))
-            .build(),
-    )
 }
 
 /// The chat's layout: the rooms panel (folded away on a phone unless `panel_open`) beside
 /// the room the route shows.
 #[component]
-fn ChatLayout(panel_open: RwSignal<bool>) -> impl IntoView {
+fn ChatLayout(panel_open: RwSignal<bool>, children: Children) -> impl IntoView {
     let i18n = use_i18n();
     view! {
         <div class="layout">
@@ -110,7 +141,7 @@ fn ChatLayout(panel_open: RwSignal<bool>) -> impl IntoView {
                 <RoomsPanel />
             </nav>
             <main class="chat">
-                <Outlet />
+                {children()}
             </main>
         </div>
     }
@@ -137,36 +168,30 @@ fn total_unread(state: ChatState) -> u32 {
 /// layout: the chat's pages beside the rooms panel, the others the whole width (the routes
 /// come from [`components::nav::PAGES`]).
 #[component]
-fn Shell() -> impl IntoView {
+fn Shell(site: Site) -> impl IntoView {
     let conn = use_connection();
     let state = conn.state;
     let i18n = use_i18n();
     // On a phone-sized screen the panel folds away behind a button; on a desktop the style
     // sheet always shows it.
     let panel_open = RwSignal::new(false);
-    let navigate = use_navigate();
+    let router = use_router();
     // The connection asks for navigations (joining from the form, leaving the room in
     // view); the router carries them out, so the URL always names the room in view.
     Effect::new(move |_| {
         if let Some(GoTo { room, replace }) = state.go_to.get() {
             state.go_to.set(None);
-            navigate(
-                &room_path(&room),
-                NavigateOptions {
-                    replace,
-                    ..Default::default()
-                },
-            );
+            router.navigate(&room_path(&room), replace);
         }
     });
     Effect::new(move |_| {
         state.current.track();
         panel_open.set(false);
     });
-    let location = use_location();
+    let path = router.path();
     // The chat's pages show the rooms; the exercise pages do not.
-    let is_chat = Memo::new(move |_| location.pathname.with(|p| components::nav::is_chat(p)));
-    keep_title(state, i18n, location.pathname);
+    let is_chat = Memo::new(move |_| path.with(|p| components::nav::is_chat(p)));
+    keep_title(state, i18n, path);
     view! {
         <div class="app">
             <header class="top">
@@ -183,7 +208,7 @@ fn Shell() -> impl IntoView {
                     <NameForm />
                 </Show>
             </header>
-            {routes(panel_open)}
+            {routes(site, panel_open)}
         </div>
     }
 }
@@ -191,7 +216,7 @@ fn Shell() -> impl IntoView {
 /// Keeps the document's title up to date: a page's own title (from
 /// [`components::nav::PAGES`]) after the app's name, or on the chat's pages the room in view
 /// and the lines not yet seen, so a background tab shows that something arrived.
-fn keep_title(state: ChatState, i18n: i18n::I18n, pathname: Memo<String>) {
+fn keep_title(state: ChatState, i18n: i18n::I18n, pathname: ReadSignal<String>) {
     Effect::new(move |_| {
         let t = i18n.t();
         let page = pathname.with(|p| {

@@ -1,5 +1,19 @@
-//! What the classic exercises beside the chat agree on: the server's greeting, the random
-//! ticker's bounds, and the binary frames' pattern and checksum.
+//! What the classic exercises beside the chat agree on: their pages' paths, the server's
+//! greeting, the random ticker's bounds, and the binary frames' pattern and checksum.
+
+/// The exercise pages' paths. They are an app of their own (a second wasm, built into
+/// [`PAGES_DIR`] of the page's files), so the chat's first visit does not download them: the
+/// server answers these paths with that app's `index.html`, and the chat's links to them are
+/// page loads.
+pub const PAGES: [&str; 4] = ["/echo", "/random", "/products", "/realtimeproducts"];
+
+/// Where, under the page's files, the exercises' app is built (`dist/exercises/`).
+pub const PAGES_DIR: &str = "exercises";
+
+/// Whether `path` (without query) is one of the exercise pages.
+pub fn is_page(path: &str) -> bool {
+    PAGES.contains(&path)
+}
 
 /// What the server says to every connection in its `welcome` (the course's
 /// `{"digo": "Hola cliente WS!"}`).

@@ -1,21 +1,17 @@
-//! The app's pages as one table ([`PAGES`]): the router's routes, the navigation bar, the
-//! titles and the layout all read it. The bar's links are the router's `<A>`, which marks
-//! the page in view `aria-current="page"`; the language switch sits beside them.
+//! The site's pages as one table ([`PAGES`]): the navigation bar, the titles and the layout
+//! read it. The chat's pages and the exercises are two apps (two wasm files, see
+//! [`crate::Site`]); each shows its own pages, and a link to the other's is a page load. The
+//! bar marks the page in view `aria-current="page"`; the language switch sits beside it.
 
-use leptos::{prelude::*, tachys::view::iterators::StaticVec};
-use leptos_router::{
-    StaticSegment,
-    any_nested_route::{AnyNestedRoute, IntoAnyNestedRoute},
-    components::{A, Route, RouteProps},
-};
+use leptos::prelude::*;
 
-use super::{EchoPage, LiveProductsPage, ProductsPage, RandomPage};
 use crate::i18n::{LangSwitch, Texts, use_i18n};
+use crate::router::use_router;
 
-/// A page of the app: its path, its link in the bar, its title (none: the chat's own, which
-/// names the room and the unread count), whether a path is it, and its view (none: the
-/// chat's, whose routes `/` and `/r/:room` show a room beside the rooms panel). The other
-/// pages take the whole width.
+/// A page of the site: its path, its link in the bar, its title (none: the chat's own, which
+/// names the room and the unread count), and whether a path is it. The chat's pages (`/`,
+/// `/r/:room`) show a room beside the rooms panel; the others take the whole width, and
+/// their views are the exercises' app's (`src/bin/exercises.rs`).
 pub struct Page {
     /// Where it is (the link's `href`).
     pub path: &'static str,
@@ -25,47 +21,41 @@ pub struct Page {
     pub title: Option<fn(&Texts) -> &'static str>,
     /// Whether a path shows it.
     pub shows: fn(&str) -> bool,
-    /// What it shows, under its path (none: the chat).
-    pub view: Option<fn() -> AnyView>,
 }
 
-/// Every page, in the bar's order: the one table the routes, the bar, the titles and the
-/// layout read.
+/// Every page, in the bar's order: the one table the bar, the titles and the layout read.
+/// The exercises' paths are [`shared::exercises::PAGES`] (the server answers them with their
+/// app), in that order.
 pub const PAGES: [Page; 5] = [
     Page {
         path: "/",
         link: |t| t.nav_chat,
         title: None,
         shows: |path| path == "/" || path.starts_with("/r/"),
-        view: None,
     },
     Page {
         path: "/echo",
         link: |t| t.nav_echo,
         title: Some(|t| t.echo_title),
         shows: |path| path == "/echo",
-        view: Some(|| view! { <EchoPage /> }.into_any()),
     },
     Page {
         path: "/random",
         link: |t| t.nav_random,
         title: Some(|t| t.random_title),
         shows: |path| path == "/random",
-        view: Some(|| view! { <RandomPage /> }.into_any()),
     },
     Page {
         path: "/products",
         link: |t| t.nav_products,
         title: Some(|t| t.products_title),
         shows: |path| path == "/products",
-        view: Some(|| view! { <ProductsPage /> }.into_any()),
     },
     Page {
         path: "/realtimeproducts",
         link: |t| t.nav_live_products,
         title: Some(|t| t.live_products_title),
         shows: |path| path == "/realtimeproducts",
-        view: Some(|| view! { <LiveProductsPage /> }.into_any()),
     },
 ];
 
@@ -79,24 +69,11 @@ pub fn is_chat(path: &str) -> bool {
     page_of(path).is_some_and(|page| page.title.is_none())
 }
 
-/// The routes of every page with a view of its own (the exercises), for the router.
-pub fn page_routes() -> StaticVec<AnyNestedRoute> {
-    PAGES
-        .iter()
-        .filter_map(|page| {
-            let view = page.view?;
-            let path = StaticSegment(page.path.trim_start_matches('/'));
-            let route = Route(RouteProps::builder().path(path).view(view).build());
-            Some(route.into_any_nested_route())
-        })
-        .collect::<Vec<_>>()
-        .into()
-}
-
 /// The site's navigation bar, on every page.
 #[component]
 pub fn NavBar() -> impl IntoView {
     let i18n = use_i18n();
+    let router = use_router();
     view! {
         <div class="site-bar">
             <nav id="site-nav" class="site-nav" aria-label=move || i18n.t().nav_label>
@@ -104,10 +81,11 @@ pub fn NavBar() -> impl IntoView {
                     {PAGES
                         .iter()
                         .map(|page| {
-                            let (href, text) = (page.path, page.link);
+                            let (href, text, shows) = (page.path, page.link, page.shows);
+                            let here = move || router.path().with(|p| shows(p)).then_some("page");
                             view! {
                                 <li>
-                                    <A href=href>{move || text(i18n.t())}</A>
+                                    <a href=href aria-current=here>{move || text(i18n.t())}</a>
                                 </li>
                             }
                         })
@@ -116,5 +94,23 @@ pub fn NavBar() -> impl IntoView {
             </nav>
             <LangSwitch />
         </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PAGES;
+
+    #[test]
+    fn the_bars_exercise_pages_are_the_ones_the_server_serves_with_their_app() {
+        let exercises: Vec<_> = PAGES
+            .iter()
+            .filter(|page| page.title.is_some())
+            .map(|page| page.path)
+            .collect();
+        assert_eq!(exercises, shared::exercises::PAGES);
+        for page in &PAGES {
+            assert!((page.shows)(page.path), "{}", page.path);
+        }
     }
 }

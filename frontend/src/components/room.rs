@@ -3,7 +3,6 @@
 //! counts who is online and offers to leave, and [`Members`] lists who is here.
 
 use leptos::prelude::*;
-use leptos_router::hooks::use_params_map;
 
 use crate::use_connection;
 use crate::{
@@ -16,8 +15,8 @@ use crate::{
 #[component]
 pub fn RoomPage() -> impl IntoView {
     let conn = use_connection();
-    let params = use_params_map();
-    let wanted = Memo::new(move |_| params.with(|p| p.get("room")));
+    let path = crate::router::use_router().path();
+    let wanted = Memo::new(move |_| path.with(|p| crate::router::chat_route(p).flatten()));
     Effect::new(move |_| conn.show_route(wanted.get().as_deref()));
     let state = conn.state;
     let i18n = use_i18n();
