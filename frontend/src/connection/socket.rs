@@ -76,6 +76,27 @@ pub(super) fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// The socket `index.html` opened to `url` while the wasm was still downloading
+/// (`window.charlaSocket`), if it is still connecting or open; taken once. On a slow network
+/// that is two round trips (TCP, then the upgrade) the page no longer waits for after it
+/// starts: the `hello` goes out as soon as the page runs. Nothing arrives on it before the
+/// `hello`, so nothing is missed before the page listens.
+fn early_socket(url: &str) -> Option<WebSocket> {
+    use wasm_bindgen::JsCast;
+    let window = web_sys::window()?;
+    let key = wasm_bindgen::JsValue::from_str("charlaSocket");
+    let early = js_sys::Reflect::get(&window, &key).ok()?;
+    let _ = js_sys::Reflect::delete_property(&window, &key);
+    let ws = early.dyn_into::<WebSocket>().ok()?;
+    let usable =
+        ws.url() == url && matches!(ws.ready_state(), WebSocket::CONNECTING | WebSocket::OPEN);
+    if !usable {
+        let _ = ws.close();
+        return None;
+    }
+    Some(ws)
+}
+
 /// The WebSocket URL of `path` (`/ws?v=2`, `/echo`) on the host that served the page (`wss:`
 /// when the page is `https:`).
 pub fn page_ws_url(path: &str) -> Option<String> {
@@ -153,7 +174,7 @@ impl Connection {
             return;
         }
         state.status.set(ConnState::Connecting);
-        let Ok(ws) = WebSocket::new(&url) else {
+        let Some(ws) = early_socket(&url).or_else(|| WebSocket::new(&url).ok()) else {
             self.closed(None);
             return;
         };
