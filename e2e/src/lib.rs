@@ -155,6 +155,64 @@ impl Drop for Driver {
     }
 }
 
+/// A Chrome DevTools Protocol command (`Network.emulateNetworkConditions`, …), through
+/// chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Sends the DevTools command `cmd` with `params` to the session's page; returns its result.
+pub async fn cdp(client: &Client, cmd: &'static str, params: Value) -> Value {
+    client
+        .issue_cmd(Cdp { cmd, params })
+        .await
+        .unwrap_or_else(|e| panic!("DevTools {cmd}: {e}"))
+}
+
+/// Makes the session's page a mid-range phone on a slow network, as Lighthouse's mobile
+/// preset does: CPU 4× slower, 1.6 Mbit/s down, 750 kbit/s up, 150 ms round trip. Holds for
+/// every navigation of the session after it.
+pub async fn throttle_like_a_phone(client: &Client) {
+    cdp(client, "Network.enable", json!({})).await;
+    cdp(
+        client,
+        "Network.emulateNetworkConditions",
+        json!({
+            "offline": false,
+            "latency": 150,
+            "downloadThroughput": 1_600_000 / 8,
+            "uploadThroughput": 750_000 / 8,
+        }),
+    )
+    .await;
+    cdp(
+        client,
+        "Emulation.setCPUThrottlingRate",
+        json!({ "rate": 4 }),
+    )
+    .await;
+}
+
 /// Runs `script` in the page and returns its result.
 pub async fn js(client: &Client, script: &str) -> Value {
     client.execute(script, vec![]).await.expect("script runs")
