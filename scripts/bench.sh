@@ -5,7 +5,11 @@
 # docs/BENCHMARKS.md explains how to read them and keeps the latest table.
 #
 #   scripts/bench.sh            # every scenario (about 5 minutes)
-#   scripts/bench.sh idle       # one of: idle, fanout, latency, storm, cluster
+#   scripts/bench.sh idle       # one of: idle, fanout, latency, storm, cluster, page
+#
+# `page` builds the page and runs the page-weight e2e test (headless Chromium, a throttled
+# phone: CPU 4x, 1.6 Mbit/s, 150 ms), which prints what each visit transfers and when the
+# history paints.
 #
 # `cluster` runs fanout on Redis (backend --redis): one node, then two nodes with the clients
 # spread over both; the nodes and redis-server share the server's core, and the CPU figures
@@ -14,6 +18,11 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$CHARLA_ROOT"
 only="${1:-all}"
+if [ "$only" = page ]; then
+  scripts/setup.sh --browser
+  trunk build --release --offline
+  exec cargo test --locked -p e2e --test page_weight -- --nocapture --test-threads 1
+fi
 PORT=3901
 OUT=target/bench
 mkdir -p "$OUT"
