@@ -34,6 +34,7 @@ pub use sign_in::{
     AuthConfig, AuthMode, CLOSE_SIGN_IN, CLOSE_SIGNED_OUT, DevIdentity, SignInNotice,
 };
 pub use socket::{PING_EVERY, page_ws_url};
+
 pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, room_path};
 
 use std::collections::BTreeMap;
@@ -162,11 +163,36 @@ pub fn use_connection() -> Connection {
     expect_context::<Connection>()
 }
 
+/// Which of the server's messages a page reads: the chat's page reads only the chat's, so
+/// the exercises' decoders and handlers are not linked into its wasm (see [`crate::Site`]).
+#[derive(Clone, Copy)]
+pub struct Frames {
+    /// Decodes one text frame ([`DecodeError::UnknownType`](shared::DecodeError) is skipped).
+    pub decode: fn(&str) -> Result<shared::ServerMsg, shared::DecodeError>,
+    /// Applies one of the exercises' messages.
+    pub exercise: fn(&Connection, shared::ServerMsg),
+}
+
+impl Frames {
+    /// The chat's: the exercises' messages are unknown types, skipped.
+    pub const CHAT: Frames = Frames {
+        decode: shared::decode_server_chat,
+        exercise: |_, _| {},
+    };
+    /// Every message, the exercises' too.
+    pub const ALL: Frames = Frames {
+        decode: shared::decode_server,
+        exercise: Connection::apply_exercise,
+    };
+}
+
 /// The page's connection to the server. `Copy`, and in the context of every component.
 #[derive(Clone, Copy)]
 pub struct Connection {
     /// What the page shows; updated by every message received.
     pub state: ChatState,
+    /// Which messages it reads.
+    frames: Frames,
     /// What the exercise pages show (echo, binary, random ticker, products).
     pub exercises: crate::exercises::Exercises,
     // Browser objects are not `Send`: keep them in local (single-thread) storage.
@@ -183,15 +209,21 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// A connection that has not connected yet (components can be shown, and tested, without
-    /// a server).
+    /// A connection that has not connected yet and reads every message (components can be
+    /// shown, and tested, without a server).
     pub fn new(state: ChatState) -> Self {
+        Self::reading(state, Frames::ALL)
+    }
+
+    /// A connection that has not connected yet and reads `frames`.
+    pub fn reading(state: ChatState, frames: Frames) -> Self {
         let prefix = format!(
             "{:x}",
             (js_sys::Math::random() * 9_007_199_254_740_991.0) as u64
         );
         Connection {
             state,
+            frames,
             exercises: crate::exercises::Exercises::new(),
             socket: StoredValue::new_local(None),
             session: StoredValue::new_local(ClientSession::new(prefix)),

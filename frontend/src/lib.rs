@@ -40,8 +40,8 @@ pub mod router;
 use leptos::prelude::*;
 
 pub use connection::{
-    AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, GoTo, LiveText, Notice,
-    RoomState, RouteError, SendError, SignInNotice, room_path, use_connection,
+    AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, Frames, GoTo, LiveText,
+    Notice, RoomState, RouteError, SendError, SignInNotice, room_path, use_connection,
 };
 
 use components::{NameForm, NavBar, NotFound, RoomPage, RoomsPanel, SignIn, StatusBar};
@@ -60,6 +60,8 @@ pub struct Site {
     pub shows: fn(&str) -> bool,
     /// The view of one of this app's whole-width pages, by path (`None`: not found).
     pub page: fn(&str) -> Option<AnyView>,
+    /// Which of the server's messages it reads.
+    pub frames: Frames,
 }
 
 impl Site {
@@ -67,6 +69,7 @@ impl Site {
     pub const CHAT: Site = Site {
         shows: |path| !shared::exercises::is_page(path),
         page: |_| None,
+        frames: Frames::CHAT,
     };
 }
 
@@ -80,7 +83,7 @@ pub fn App(
     provide_i18n();
     Router::provide(site.shows);
     let state = ChatState::new();
-    let conn = Connection::new(state);
+    let conn = Connection::reading(state, site.frames);
     conn.connect();
     // The socket and its timers belong to the page: gone with it.
     on_cleanup(move || conn.disconnect());

@@ -54,7 +54,7 @@ pub mod products;
 pub mod server;
 pub mod session;
 
-pub use codec::{DecodeError, decode_client, decode_server, encode};
+pub use codec::{DecodeError, decode_client, decode_server, decode_server_chat, encode};
 pub use error::ErrorCode;
 pub use msg::{
     ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist, UserId, UserInfo,

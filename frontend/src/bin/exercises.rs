@@ -3,7 +3,7 @@
 //! which only this wasm links.
 
 use frontend::{
-    App, Site,
+    App, Frames, Site,
     components::{EchoPage, LiveProductsPage, ProductsPage, RandomPage},
 };
 use leptos::prelude::*;
@@ -20,6 +20,7 @@ const EXERCISES: Site = Site {
             _ => return None,
         })
     },
+    frames: Frames::ALL,
 };
 
 fn main() {

@@ -27,6 +27,23 @@ impl Connection {
             ServerMsg::TokenExpiring(_) => self.refresh_token(),
             // The new token is in force: nothing changes on the page.
             ServerMsg::TokenRefreshed(_) => {}
+            // The exercises' messages, to what this page does with them (nothing, on the
+            // chat's page: see `Frames`).
+            exercise @ (ServerMsg::Echo(_)
+            | ServerMsg::Binary(_)
+            | ServerMsg::Ticker(_)
+            | ServerMsg::TickerStopped(_)
+            | ServerMsg::Random(_)
+            | ServerMsg::Products(_)
+            | ServerMsg::ProductAdded(_)
+            | ServerMsg::ProductRemoved(_)
+            | ServerMsg::ProductRefused(_)) => (self.frames.exercise)(self, exercise),
+        }
+    }
+
+    /// Applies one of the exercises' messages (`Frames::ALL`'s handler).
+    pub fn apply_exercise(&self, msg: ServerMsg) {
+        match msg {
             ServerMsg::Echo(echo) => self.exercises.echoed(echo.text),
             ServerMsg::Binary(b) => self
                 .exercises
@@ -39,6 +56,8 @@ impl Connection {
             ServerMsg::ProductAdded(added) => self.exercises.added(added.product),
             ServerMsg::ProductRemoved(removed) => self.exercises.removed(removed.id),
             ServerMsg::ProductRefused(r) => self.exercises.refused(&r.code, r.errors),
+            // The chat's messages go through `apply`, never here.
+            _ => {}
         }
     }
 

@@ -14,7 +14,7 @@ use gloo_net::websocket::{
     Message, State as SocketState, WebSocketError, futures::WebSocket as Stream,
 };
 use leptos::{prelude::*, task::spawn_local};
-use shared::{ClientMsg, ClientSession, DecodeError, RoomName, decode_server, encode};
+use shared::{ClientMsg, ClientSession, DecodeError, RoomName, encode};
 use web_sys::WebSocket;
 
 use super::{ConnState, Connection, storage, storage::Store};
@@ -232,7 +232,7 @@ impl Connection {
     }
 
     fn receive(&self, text: &str) {
-        match decode_server(text) {
+        match (self.frames.decode)(text) {
             Ok(msg) => self.apply(msg),
             // A newer server may send types this page does not know: skip them.
             Err(DecodeError::UnknownType(_)) => {}
