@@ -120,6 +120,7 @@ impl Core {
             admission: Arc::new(s.admission.admission(local)),
             limits: s.limits,
             sends: Arc::new(s.sends.buckets()),
+            transports: Arc::default(),
         }
     }
 

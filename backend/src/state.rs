@@ -43,6 +43,8 @@ pub(crate) struct AppState {
     pub auth: Arc<Auth>,
     /// The server API's key (`--api-key`); without one the API answers 404.
     pub api_key: Option<Arc<str>>,
+    /// The open Server-Sent Events transports (`/sse`).
+    pub transports: Arc<crate::ws::sse::Transports>,
 }
 
 /// Send limits that no number of sockets gets around: per address, per session, and for

@@ -24,8 +24,10 @@ use tokio_tungstenite::{
 };
 
 mod process;
+pub mod sse;
 
 pub use process::{RedisServer, ServerProcess, UNLIMITED_FLAGS};
+pub use sse::{SseClient, SseEvent, SseStream};
 
 /// Opens a WebSocket with Nagle off, as a browser does: a test's last small frames leave at
 /// once instead of waiting in the kernel for an ACK.
@@ -244,7 +246,22 @@ pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 /// A TCP connection to `addr` from the local address `from` (127.0.0.x: each is its own
 /// client address for the server's per-address limits).
 pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> TcpStream {
+    connect_with(addr, from, None).await
+}
+
+/// [`connect_from`], with a receive buffer of `recv_buffer` bytes if given (a small one
+/// makes a client that never reads stop the server's writes soon).
+pub async fn connect_with(
+    addr: SocketAddr,
+    from: std::net::IpAddr,
+    recv_buffer: Option<u32>,
+) -> TcpStream {
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    if let Some(size) = recv_buffer {
+        socket
+            .set_recv_buffer_size(size)
+            .expect("set the receive buffer");
+    }
     socket
         .bind(SocketAddr::new(from, 0))
         .expect("bind the source address");

@@ -183,8 +183,10 @@ async fn connection(
 ) {
     let upgraded = Arc::new(AtomicBool::new(false));
     let io = DeadlineIo::new(tcp, limits.http_timeout, upgraded.clone(), metrics);
+    let long_lived = crate::ws::sse::LongLived(upgraded.clone());
     let service = router.map_request(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(long_lived.clone());
         request.map(Body::new)
     });
     let connection = http1::Builder::new()

@@ -16,6 +16,7 @@ mod connection;
 mod dispatch;
 pub(crate) mod echo;
 mod runtime;
+pub(crate) mod sse;
 mod upgrade;
 mod wire;
 mod write;
