@@ -27,15 +27,16 @@
 mod apply;
 mod sign_in;
 mod socket;
+mod sse;
 mod state;
 pub mod storage;
 
 pub use sign_in::{
     AuthConfig, AuthMode, CLOSE_SIGN_IN, CLOSE_SIGNED_OUT, DevIdentity, SignInNotice,
 };
-pub use socket::{PING_EVERY, page_ws_url};
+pub use socket::{FALL_BACK_AFTER, PING_EVERY, UPGRADE_EVERY, page_ws_url};
 
-pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, room_path};
+pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, TransportKind, room_path};
 
 use std::collections::BTreeMap;
 
@@ -43,7 +44,7 @@ use leptos::prelude::*;
 use shared::{ClientMsg, ClientSession, DisplayName, ErrorCode, NameError, Refusal, RoomName};
 
 use crate::i18n::Texts;
-use socket::{Socket, Timers, now_ms};
+use socket::{Fallback, Socket, Timers, now_ms};
 use storage::Store;
 
 /// A User Timing mark (`performance.mark`), for measuring the page in a real browser.
@@ -199,6 +200,8 @@ pub struct Connection {
     socket: StoredValue<Option<Socket>, LocalStorage>,
     session: StoredValue<ClientSession, LocalStorage>,
     timers: StoredValue<Timers, LocalStorage>,
+    /// Which transport the next connection uses.
+    fallback: StoredValue<Fallback, LocalStorage>,
     /// What was typed in the rooms not in view, so switching rooms keeps each one's text.
     drafts: StoredValue<BTreeMap<RoomName, String>>,
     /// Where to connect (`None`: never connect, e.g. in component tests).
@@ -228,6 +231,7 @@ impl Connection {
             socket: StoredValue::new_local(None),
             session: StoredValue::new_local(ClientSession::new(prefix)),
             timers: StoredValue::new_local(Timers::default()),
+            fallback: StoredValue::new_local(Fallback::default()),
             drafts: StoredValue::new(BTreeMap::new()),
             url: StoredValue::new(None),
             persist: StoredValue::new(false),

@@ -41,7 +41,8 @@ use leptos::prelude::*;
 
 pub use connection::{
     AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, Frames, GoTo, LiveText,
-    Notice, RoomState, RouteError, SendError, SignInNotice, room_path, use_connection,
+    Notice, RoomState, RouteError, SendError, SignInNotice, TransportKind, room_path,
+    use_connection,
 };
 
 use components::{NameForm, NavBar, NotFound, RoomPage, RoomsPanel, SignIn, StatusBar};

@@ -596,6 +596,27 @@ async fn the_status_bar_shows_name_id_and_connection_state() {
 }
 
 #[wasm_bindgen_test]
+async fn the_status_bar_says_which_transport_the_page_is_on() {
+    let root = container();
+    let (state, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <StatusBar /> }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#transport"), "WebSocket");
+    state.transport.set(frontend::TransportKind::Sse);
+    tick().await;
+    assert_eq!(text_of(&root, "#transport"), "SSE + POST");
+    let title = root
+        .query_selector("#transport")
+        .ok()
+        .flatten()
+        .and_then(|e| e.get_attribute("title"));
+    assert_eq!(title.as_deref(), Some("How this page talks to the server"));
+}
+
+#[wasm_bindgen_test]
 async fn a_name_is_checked_before_it_is_sent() {
     let (state, conn) = offline();
     assert!(conn.set_name("   ").is_err());

@@ -31,6 +31,9 @@ pub fn StatusBar() -> impl IntoView {
             <span id="conn-state" class=move || format!("pill {}", state.status.get().label())>
                 {move || state.status_text(i18n.t())}
             </span>
+            <span id="transport" class="pill transport" title=move || i18n.t().transport_title>
+                {move || state.transport.get().label()}
+            </span>
             <Show when=move || {
                 matches!(state.status.get(), ConnState::Reconnecting | ConnState::Disconnected)
             }>

@@ -75,6 +75,7 @@ impl Connection {
             ..
         } = welcome;
         mark("charla:welcome");
+        self.transport_welcomed();
         if user.is_some() {
             // Signed in: whatever went wrong with an earlier sign-in is over.
             state.sign_in.set(None);

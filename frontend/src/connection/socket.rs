@@ -3,43 +3,118 @@
 //! with full jitter, counted down on the page) and open the next one — unless the close
 //! ended this page's sign-in (see `sign_in`). Also what must go out on a timer: pending lines
 //! paced under the server's limits.
+//!
+//! Where WebSockets cannot open, the page falls back by itself: after
+//! [`FALL_BACK_AFTER`] WebSocket connections in a row that ended before their `welcome`, the
+//! next one is the SSE transport (`sse`), the same session over Server-Sent Events and
+//! POSTs. On it, every [`UPGRADE_EVERY`] the page tries a WebSocket beside it: once that one
+//! is welcomed (its `hello` resumes the session, with each room's last `seq`), it takes over
+//! and the SSE transport ends. Lines are shown once by `seq` and resent lines are
+//! deduplicated by nonce, so nothing is lost or repeated in the switch.
 
 use std::{pin::Pin, time::Duration};
 
 use futures_util::{
     Sink, StreamExt,
-    future::{AbortHandle, Abortable, poll_fn},
+    future::{AbortHandle, AbortRegistration, Abortable, poll_fn},
 };
 use gloo_net::websocket::{
     Message, State as SocketState, WebSocketError, futures::WebSocket as Stream,
 };
 use leptos::{prelude::*, task::spawn_local};
-use shared::{ClientMsg, ClientSession, DecodeError, RoomName, encode};
+use shared::{ClientMsg, ClientSession, DecodeError, RoomName, ServerMsg, encode};
 use web_sys::WebSocket;
 
-use super::{ConnState, Connection, storage, storage::Store};
+use super::{
+    ConnState, Connection, TransportKind,
+    sse::{Event as SseEvent, SseLink},
+    storage,
+    storage::Store,
+};
+
+/// After this many connections in a row of one transport that ended before their
+/// `welcome`, the next uses the other (WebSocket → SSE, and back).
+pub const FALL_BACK_AFTER: u32 = 2;
+
+/// How often a page on the SSE transport tries to move back to a WebSocket.
+pub const UPGRADE_EVERY: Duration = Duration::from_secs(5);
 
 /// How often the page pings the server (browsers cannot see WebSocket pings); two pings in
 /// a row without a `pong` mean the connection is dead.
 pub const PING_EVERY: Duration = Duration::from_secs(15);
 
-/// An open socket: how to send on it, and how to stop the task reading it.
-pub(super) struct Socket {
+/// What a [`Socket`] runs on.
+enum Link {
     /// The browser's socket, to send on synchronously: a frame goes out the moment the page
     /// decides to send it, in that order, with no queue in between. (The same object the
     /// `gloo-net` stream reads.)
-    ws: WebSocket,
+    Ws(WebSocket),
+    /// The fallback: its frames go out in POSTs, in order.
+    Sse(SseLink),
+}
+
+/// An open connection: how to send on it, and how to stop the task reading it.
+pub(super) struct Socket {
+    link: Link,
     /// Stops the task reading the socket; dropping that task's stream closes the socket.
     reader: AbortHandle,
     /// Whether the `hello` went out: it must be the first frame, so nothing goes before it.
     greeted: bool,
+    /// Whether its `welcome` came.
+    welcomed: bool,
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
         self.reader.abort();
-        let _ = self.ws.close();
+        if let Link::Ws(ws) = &self.link {
+            let _ = ws.close();
+        }
+        // An SSE link ends itself when dropped.
     }
+}
+
+impl Socket {
+    /// A new WebSocket's [`Socket`], the stream that reads it, and what aborts that reading
+    /// (the socket is closed if it cannot be read).
+    fn websocket(ws: WebSocket) -> Option<(Socket, Stream, AbortRegistration)> {
+        let Ok(stream) = Stream::try_from(ws.clone()) else {
+            let _ = ws.close();
+            return None;
+        };
+        let (reader, registration) = AbortHandle::new_pair();
+        let socket = Socket {
+            link: Link::Ws(ws),
+            reader,
+            greeted: false,
+            welcomed: false,
+        };
+        Some((socket, stream, registration))
+    }
+
+    /// Sends one frame's text; whether it went (or, on SSE, was queued for its POST).
+    fn send(&self, text: &str) -> bool {
+        match &self.link {
+            Link::Ws(ws) => ws.ready_state() == WebSocket::OPEN && ws.send_with_str(text).is_ok(),
+            Link::Sse(link) => link.send(text),
+        }
+    }
+
+    fn kind(&self) -> TransportKind {
+        match self.link {
+            Link::Ws(_) => TransportKind::WebSocket,
+            Link::Sse(_) => TransportKind::Sse,
+        }
+    }
+}
+
+/// Which transport the next connection uses, from how the last ones ended.
+#[derive(Default)]
+pub(super) struct Fallback {
+    /// The next connection is SSE.
+    sse: bool,
+    /// Connections in a row of the transport in use that ended before their `welcome`.
+    failures: u32,
 }
 
 /// Timers that belong to the current connection attempt.
@@ -50,6 +125,12 @@ pub(super) struct Timers {
     ping: Option<IntervalHandle>,
     /// When pending lines may go out again (paced, or after an `unavailable`).
     due: Option<TimeoutHandle>,
+    /// When the next WebSocket is tried beside the SSE transport.
+    probe_timer: Option<TimeoutHandle>,
+    /// That WebSocket, while it is tried.
+    probe: Option<Socket>,
+    /// An SSE transport being opened (its `POST /sse` on its way).
+    opening: Option<AbortHandle>,
     /// Pings sent since the last `pong`.
     pub(super) unanswered: u32,
 }
@@ -68,6 +149,13 @@ impl Timers {
         if let Some(t) = self.due.take() {
             t.clear();
         }
+        if let Some(t) = self.probe_timer.take() {
+            t.clear();
+        }
+        if let Some(opening) = self.opening.take() {
+            opening.abort();
+        }
+        self.probe = None;
         self.unanswered = 0;
     }
 }
@@ -174,27 +262,163 @@ impl Connection {
             return;
         }
         state.status.set(ConnState::Connecting);
+        if self.fallback.with_value(|f| f.sse) {
+            self.open_sse();
+            return;
+        }
+        state.transport.set(TransportKind::WebSocket);
         let Some(ws) = early_socket(&url).or_else(|| WebSocket::new(&url).ok()) else {
             self.closed(None);
             return;
         };
-        let Ok(stream) = Stream::try_from(ws.clone()) else {
-            let _ = ws.close();
+        let Some((socket, stream, registration)) = Socket::websocket(ws) else {
             self.closed(None);
             return;
         };
-        let (reader, registration) = AbortHandle::new_pair();
-        self.socket.set_value(Some(Socket {
-            ws,
-            reader,
-            greeted: false,
-        }));
+        self.socket.set_value(Some(socket));
         let conn = *self;
         spawn_local(async move {
             // Aborted when this socket is replaced or the page goes away: the stream is then
             // dropped, which closes the socket.
             let _ = Abortable::new(conn.run(stream), registration).await;
         });
+    }
+
+    /// Opens the SSE transport, its `hello` in the `POST /sse` that opens it, and reads it.
+    fn open_sse(&self) {
+        self.state.transport.set(TransportKind::Sse);
+        let hello = encode(&self.session.with_value(ClientSession::hello));
+        let (reader, registration) = AbortHandle::new_pair();
+        self.timers
+            .update_value(|t| t.opening = Some(reader.clone()));
+        let conn = *self;
+        spawn_local(async move {
+            let run = async move {
+                let Some((link, events)) = SseLink::open(&hello).await else {
+                    conn.closed(None);
+                    return;
+                };
+                conn.timers.update_value(|t| t.opening = None);
+                conn.session.update_value(|s| s.on_connected(now_ms()));
+                conn.socket.set_value(Some(Socket {
+                    link: Link::Sse(link),
+                    reader,
+                    greeted: true,
+                    welcomed: false,
+                }));
+                conn.start_pinging();
+                conn.read_sse(events).await;
+            };
+            let _ = Abortable::new(run, registration).await;
+        });
+    }
+
+    /// Reads the SSE transport's events until it ends.
+    async fn read_sse(self, mut events: futures_channel::mpsc::UnboundedReceiver<SseEvent>) {
+        let mut close_code = None;
+        while let Some(event) = events.next().await {
+            match event {
+                SseEvent::Text(text) => self.receive(&text),
+                SseEvent::Binary(bytes) => self.exercises.binary_frame(&bytes),
+                SseEvent::Ping => self.socket.with_value(|socket| {
+                    if let Some(Socket {
+                        link: Link::Sse(link),
+                        ..
+                    }) = socket
+                    {
+                        link.pong();
+                    }
+                }),
+                SseEvent::Close(code) => {
+                    close_code = Some(code);
+                    break;
+                }
+                SseEvent::Failed => break,
+            }
+        }
+        self.closed(close_code);
+    }
+
+    /// This connection was welcomed: its transport works. On SSE, a WebSocket is tried
+    /// again from time to time.
+    pub(super) fn transport_welcomed(&self) {
+        let kind = self.socket.try_update_value(|socket| {
+            socket.as_mut().map(|s| {
+                s.welcomed = true;
+                s.kind()
+            })
+        });
+        self.fallback.update_value(|f| f.failures = 0);
+        if kind.flatten() == Some(TransportKind::Sse) {
+            self.schedule_probe();
+        }
+    }
+
+    fn schedule_probe(&self) {
+        let conn = *self;
+        let timer = set_timeout_with_handle(move || conn.probe(), UPGRADE_EVERY).ok();
+        self.timers.update_value(|t| {
+            if let Some(old) = std::mem::replace(&mut t.probe_timer, timer) {
+                old.clear();
+            }
+        });
+    }
+
+    /// Tries a WebSocket beside the SSE transport (the next try is already scheduled, so
+    /// one that hangs is replaced by it).
+    fn probe(&self) {
+        self.timers.update_value(|t| t.probe = None);
+        self.schedule_probe();
+        let Some(url) = self.url.get_value() else {
+            return;
+        };
+        let Ok(ws) = WebSocket::new(&url) else {
+            return;
+        };
+        let Some((socket, stream, registration)) = Socket::websocket(ws) else {
+            return;
+        };
+        self.timers.update_value(|t| t.probe = Some(socket));
+        let conn = *self;
+        spawn_local(async move {
+            let _ = Abortable::new(conn.run_probe(stream), registration).await;
+        });
+    }
+
+    /// The tried WebSocket: once open it says `hello` (resuming the session); if its first
+    /// frame is the `welcome`, it takes over from the SSE transport, which ends.
+    async fn run_probe(self, mut stream: Stream) {
+        let _ = poll_fn(|cx| Sink::<Message>::poll_ready(Pin::new(&mut stream), cx)).await;
+        let hello = encode(&self.session.with_value(ClientSession::hello));
+        let greeted = matches!(stream.state(), SocketState::Open)
+            && self
+                .timers
+                .with_value(|t| t.probe.as_ref().is_some_and(|p| p.send(&hello)));
+        let welcome = match stream.next().await {
+            Some(Ok(Message::Text(text))) if greeted => (self.frames.decode)(&text).ok(),
+            _ => None,
+        };
+        let Some(welcome @ ServerMsg::Welcome(_)) = welcome else {
+            // Not this time (the next try is scheduled). Dropping it aborts this task.
+            self.timers.update_value(|t| t.probe = None);
+            return;
+        };
+        let Some(mut socket) = self.timers.try_update_value(|t| t.probe.take()).flatten() else {
+            return;
+        };
+        socket.greeted = true;
+        self.timers.update_value(|t| {
+            if let Some(timer) = t.probe_timer.take() {
+                timer.clear();
+            }
+            t.unanswered = 0;
+        });
+        // The SSE transport is dropped here: its stream closes and the server is told.
+        self.socket.set_value(Some(socket));
+        self.fallback.update_value(|f| *f = Fallback::default());
+        self.state.transport.set(TransportKind::WebSocket);
+        self.apply(welcome);
+        self.read(stream).await;
     }
 
     /// Reads one socket until it closes: says hello once it is open, applies every frame.
@@ -204,6 +428,11 @@ impl Connection {
         if matches!(stream.state(), SocketState::Open) {
             self.opened();
         }
+        self.read(stream).await;
+    }
+
+    /// Applies every frame of an open socket until it closes.
+    async fn read(self, mut stream: Stream) {
         let mut close_code = None;
         while let Some(event) = stream.next().await {
             match event {
@@ -225,7 +454,7 @@ impl Connection {
         let hello = self.session.with_value(ClientSession::hello);
         self.socket.update_value(|socket| {
             if let Some(socket) = socket {
-                socket.greeted = socket.ws.send_with_str(&encode(&hello)).is_ok();
+                socket.greeted = socket.send(&encode(&hello));
             }
         });
         self.start_pinging();
@@ -243,6 +472,22 @@ impl Connection {
     /// The socket is gone (with the close's code, if it had one): show it, and schedule the
     /// next attempt, unless the close ended this page's sign-in for good.
     fn closed(&self, code: Option<u16>) {
+        // Which transport ended, and whether it had been welcomed (none: it never opened).
+        let ended = self
+            .socket
+            .with_value(|s| s.as_ref().map(|s| (s.kind(), s.welcomed)));
+        self.fallback.update_value(|f| {
+            let welcomed = ended.is_some_and(|(_, welcomed)| welcomed);
+            if welcomed {
+                f.failures = 0;
+            } else {
+                f.failures += 1;
+                if f.failures >= FALL_BACK_AFTER {
+                    f.sse = !f.sse;
+                    f.failures = 0;
+                }
+            }
+        });
         self.timers.update_value(Timers::clear);
         self.socket.set_value(None);
         let state = self.state;
@@ -341,8 +586,8 @@ impl Connection {
             .try_with_value(|socket| {
                 socket
                     .as_ref()
-                    .filter(|s| s.greeted && s.ws.ready_state() == WebSocket::OPEN)
-                    .is_some_and(|s| s.ws.send_with_str(&encode(msg)).is_ok())
+                    .filter(|s| s.greeted)
+                    .is_some_and(|s| s.send(&encode(msg)))
             })
             .unwrap_or(false)
     }

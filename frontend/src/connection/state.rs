@@ -42,6 +42,26 @@ impl ConnState {
     }
 }
 
+/// How the page talks to the server, as shown in the status bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// A WebSocket to `/ws?v=2` (the first choice).
+    WebSocket,
+    /// The fallback where WebSockets cannot open: Server-Sent Events from `/sse/<id>`,
+    /// frames sent with POSTs.
+    Sse,
+}
+
+impl TransportKind {
+    /// Its name on the page (the same in every language).
+    pub fn label(self) -> &'static str {
+        match self {
+            TransportKind::WebSocket => "WebSocket",
+            TransportKind::Sse => "SSE + POST",
+        }
+    }
+}
+
 /// One member's live text in a room: what their input box holds now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveText {
@@ -156,6 +176,8 @@ impl RoomState {
 pub struct ChatState {
     /// The connection's state.
     pub status: RwSignal<ConnState>,
+    /// The transport the connection uses now (or tries next).
+    pub transport: RwSignal<TransportKind>,
     /// Seconds until the next connection attempt, while reconnecting.
     pub retry_in: RwSignal<Option<u32>>,
     /// This page's id, once welcomed.
@@ -212,6 +234,7 @@ impl ChatState {
         let general = owner.with(RoomState::new);
         ChatState {
             status: RwSignal::new(ConnState::Connecting),
+            transport: RwSignal::new(TransportKind::WebSocket),
             retry_in: RwSignal::new(None),
             my_id: RwSignal::new(None),
             my_name: RwSignal::new(String::new()),

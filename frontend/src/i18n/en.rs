@@ -25,6 +25,7 @@ pub static EN: Texts = Texts {
     reconnecting_in: |secs| format!("disconnected · reconnecting in {secs} s"),
     reconnecting_soon: "disconnected · reconnecting…",
     reconnect_now: "Reconnect now",
+    transport_title: "How this page talks to the server",
 
     sign_in_area: "Sign-in",
     signed_in_as: |name, id| match id {

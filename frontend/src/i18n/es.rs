@@ -25,6 +25,7 @@ pub static ES: Texts = Texts {
     reconnecting_in: |secs| format!("desconectado · reconectando en {secs} s"),
     reconnecting_soon: "desconectado · reconectando…",
     reconnect_now: "Reconectar ahora",
+    transport_title: "Cómo habla esta página con el servidor",
 
     sign_in_area: "Inicio de sesión",
     signed_in_as: |name, id| match id {

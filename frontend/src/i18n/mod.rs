@@ -114,6 +114,9 @@ pub struct Texts {
     pub reconnecting_soon: &'static str,
     /// The button that tries to connect right away.
     pub reconnect_now: &'static str,
+    /// What the transport pill in the status bar says it is (its label is the transport's
+    /// name: "WebSocket", "SSE + POST").
+    pub transport_title: &'static str,
 
     // ---- Sign-in (who is who). ----
     /// The sign-in area's label.
@@ -502,6 +505,7 @@ mod tests {
             t.disconnected,
             t.reconnecting_soon,
             t.reconnect_now,
+            t.transport_title,
             t.sign_in_area,
             t.guest,
             t.private_room,
