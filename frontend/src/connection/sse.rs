@@ -61,6 +61,7 @@ struct Opened {
 
 /// A `close` event's data (its reason is for people reading the stream).
 #[derive(serde::Deserialize)]
+#[allow(dead_code)] // Built only by its `Deserialize`, which the lint does not see.
 struct Closed {
     code: u16,
 }
