@@ -404,6 +404,17 @@ fn unknown() -> Response {
     )
 }
 
+/// The transport `/sse/{id}` names, once the request's `Host` and `Origin` pass; or the
+/// refusal (`403`, or `404 unknown_transport`).
+fn find(app: &AppState, headers: &HeaderMap, id: &str) -> Result<Arc<Transport>, Box<Response>> {
+    if let Err(refusal) = app.admission.check_origin(headers) {
+        return Err(Box::new(
+            (refusal.status(), refusal.message()).into_response(),
+        ));
+    }
+    app.transports.get(id).ok_or_else(|| Box::new(unknown()))
+}
+
 /// The frames of a POST body: one message per line (an empty body says only "still
 /// here", which a WebSocket's pong says). Refused whole if too big or not UTF-8.
 async fn read_frames(app: &AppState, body: Body) -> Result<Vec<Message>, Response> {
@@ -478,7 +489,7 @@ async fn open(
     if !queue(&transport, frames) {
         return busy();
     }
-    let id = new_id();
+    let id = crate::hub::random_token(16);
     app.transports.lock().insert(id.clone(), transport.clone());
     let wire = SseWire {
         id: id.clone(),
@@ -508,11 +519,9 @@ async fn stream(
     long_lived: Option<Extension<LongLived>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = app.admission.check_origin(&headers) {
-        return (refusal.status(), refusal.message()).into_response();
-    }
-    let Some(transport) = app.transports.get(&id) else {
-        return unknown();
+    let transport = match find(&app, &headers, &id) {
+        Ok(transport) => transport,
+        Err(refusal) => return *refusal,
     };
     let after = match headers.get("last-event-id") {
         None => 0,
@@ -577,11 +586,9 @@ async fn frames(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(refusal) = app.admission.check_origin(&headers) {
-        return (refusal.status(), refusal.message()).into_response();
-    }
-    let Some(transport) = app.transports.get(&id) else {
-        return unknown();
+    let transport = match find(&app, &headers, &id) {
+        Ok(transport) => transport,
+        Err(refusal) => return *refusal,
     };
     let frames = match read_frames(&app, body).await {
         Ok(frames) => frames,
@@ -599,33 +606,14 @@ async fn close(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refusal) = app.admission.check_origin(&headers) {
-        return (refusal.status(), refusal.message()).into_response();
-    }
-    let Some(transport) = app.transports.get(&id) else {
-        return unknown();
+    let transport = match find(&app, &headers, &id) {
+        Ok(transport) => transport,
+        Err(refusal) => return *refusal,
     };
     if !queue(&transport, vec![Message::Close(None)]) {
         return busy();
     }
     StatusCode::NO_CONTENT.into_response()
-}
-
-/// 128 random bits, in hex: a transport's id is its only key.
-fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    // An id is only as good as its randomness: without the OS's, no transport opens.
-    if getrandom::fill(&mut bytes).is_err() {
-        // Unreachable on the platforms the server runs on; fall back to time and a
-        // counter, still unique, and log it.
-        tracing::error!("no OS randomness for a transport id");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        bytes = nanos.to_le_bytes();
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
