@@ -401,8 +401,10 @@ async fn send(
         let sending = chat.send(&room, text);
         tokio::pin!(sending);
         loop {
+            // Events first: the `forbidden` comes before the refusal it explains, and an
+            // unbiased select could settle the send before reading it.
             tokio::select! {
-                sent = &mut sending => break sent,
+                biased;
                 Some(event) = events.next() => {
                     if let Event::Error { code: ErrorCode::Forbidden, message, room: r } = event
                         && r.as_ref() == Some(&room)
@@ -410,6 +412,7 @@ async fn send(
                         forbidden = Some(message);
                     }
                 }
+                sent = &mut sending => break sent,
             }
         }
     })
