@@ -36,14 +36,21 @@
 //!
 //! A runnable example: `cargo run -p client --example hello -- ws://127.0.0.1:3000`.
 //!
+//! **Where WebSockets are blocked** (a proxy that strips `Upgrade`), the client falls back
+//! by itself to the SSE transport — Server-Sent Events one way, POSTs the other, the same
+//! session — and keeps trying to move back to a WebSocket, losing and repeating nothing on
+//! the way ([`Event::Transport`] tells which one it is on).
+//!
 //! Layout: this file (the client, its options, events and errors), [`mod@apply`] (what one
 //! server message does to the session, without a socket), `runner` (the task that owns the
-//! socket and the session: reconnecting, acks, token refresh), [`token`] (token
+//! socket and the session: reconnecting, acks, token refresh, falling back), [`sse`] (the
+//! SSE transport over plain HTTP), [`token`] (token
 //! sources; minting, for `charla token`), [`mod@bench`] (the load generator).
 
 pub mod apply;
 pub mod bench;
 mod runner;
+pub mod sse;
 pub mod token;
 
 pub use token::TokenSource;
@@ -232,8 +239,30 @@ pub enum Event {
         /// The wait before reconnecting.
         retry_in_ms: u64,
     },
+    /// The connection is on this transport now (told before the first welcome, and again
+    /// whenever it changes).
+    Transport(Transport),
     /// Any other server message (the exercises': echo, random, products, …).
     Other(ServerMsg),
+}
+
+/// How the client reaches the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket on `/ws?v=2`.
+    WebSocket,
+    /// The fallback where a WebSocket cannot open: Server-Sent Events on `/sse/<id>` one
+    /// way, POSTs the other (plain `http://` only).
+    Sse,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::WebSocket => "WebSocket",
+            Transport::Sse => "SSE + POST",
+        })
+    }
 }
 
 /// Why [`Client::connect`] failed.

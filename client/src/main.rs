@@ -10,7 +10,9 @@
 use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use client::{Client, ConnectError, Event, Options, SendError, SignedOut, TokenSource, line_text};
+use client::{
+    Client, ConnectError, Event, Options, SendError, SignedOut, TokenSource, Transport, line_text,
+};
 use shared::{ConnId, ErrorCode, RoomName, Seq};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -606,6 +608,14 @@ fn on_event(event: Option<Event>, room: &RoomName, me: &mut Option<ConnId>) -> S
             }
             let who = name.map_or_else(|| from.to_string(), |n| n.to_string());
             Step::Print(format!("{who} is typing: {text}\n"))
+        }
+        Event::Transport(Transport::Sse) => {
+            eprintln!("(over SSE + POST: a WebSocket could not open on the way)");
+            Step::Skip
+        }
+        Event::Transport(Transport::WebSocket) if me.is_some() => {
+            eprintln!("(back on a WebSocket)");
+            Step::Skip
         }
         Event::Disconnected { retry_in_ms } => {
             eprintln!("(disconnected; reconnecting in {retry_in_ms} ms)");

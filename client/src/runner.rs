@@ -3,6 +3,13 @@
 //! session and resending what is unacknowledged), and keeps the sign-in fresh — asking the
 //! token source for a new token on `token_expiring` and before a reconnection, and stopping
 //! for good after a close with 4001 or 4003.
+//!
+//! Where a WebSocket cannot open it falls back to the SSE transport ([`crate::sse`]): at
+//! once when the first WebSocket is refused by something in the way (an HTTP answer but
+//! 401, a response that is not an upgrade), and after [`FALL_BACK_AFTER`] connections in a
+//! row end before their welcome. On SSE it tries a WebSocket every [`UPGRADE_EVERY`]; once
+//! one opens, the SSE transport is ended and the session resumes on the WebSocket at once,
+//! its unacknowledged lines resent (the server appends each nonce once).
 
 use std::{
     collections::HashMap,
@@ -22,10 +29,18 @@ use tokio_tungstenite::{
 
 use crate::{
     CLOSE_TOKEN_REFUSED, CLOSE_USER_DISCONNECTED, Command, Event, PING_EVERY, SendError, SignedOut,
-    TOKEN_FRESH_FOR, TOKEN_RETRY, TOKEN_RETRY_MIN, TokenSource,
+    TOKEN_FRESH_FOR, TOKEN_RETRY, TOKEN_RETRY_MIN, TokenSource, Transport,
     apply::{Applied, LineFate, apply},
-    now_ms, refuses_the_token, token, unit, ws_config,
+    now_ms, refuses_the_token,
+    sse::{Incoming, SseSocket},
+    token, unit, ws_config,
 };
+
+/// After this many connections in a row that end before their welcome, the runner tries
+/// the other transport.
+pub const FALL_BACK_AFTER: u32 = 2;
+/// How often a session on the SSE transport tries to move back to a WebSocket.
+pub const UPGRADE_EVERY: Duration = Duration::from_secs(5);
 
 /// Starts the task for a session that is ready to say `hello`; `welcomed` hears of the first
 /// welcome, or of why there was none.
@@ -52,6 +67,10 @@ pub(crate) fn start(
         connection: 0,
         welcomed_here: false,
         refused: None,
+        transport: Transport::WebSocket,
+        announced: None,
+        failures: 0,
+        upgraded: None,
     };
     tokio::spawn(runner.run(commands, tokens_rx));
 }
@@ -84,6 +103,76 @@ pub(crate) struct Runner {
     welcomed_here: bool,
     /// The token refusal the current connection got (a close with 4001 follows it).
     refused: Option<(ErrorCode, String)>,
+    /// The transport the next connection uses.
+    transport: Transport,
+    /// The transport last told to the events' reader.
+    announced: Option<Transport>,
+    /// Connections in a row that ended before their welcome.
+    failures: u32,
+    /// A WebSocket that opened beside the SSE transport, for the next connection.
+    upgraded: Option<Box<Socket>>,
+}
+
+/// One connection, on either transport, its `hello` sent.
+enum Conn {
+    Ws(Box<Socket>),
+    Sse(SseSocket),
+}
+
+/// What came in on a connection.
+enum Said {
+    Text(String),
+    /// Closed by the server, with its code and reason (none: no close frame's code).
+    Close(Option<(u16, String)>),
+    Ended,
+    /// Anything else (a WebSocket's own pings, binary frames).
+    Other,
+}
+
+impl Conn {
+    async fn send(&mut self, msg: &ClientMsg) -> bool {
+        match self {
+            Conn::Ws(ws) => ws.send(Message::text(encode(msg))).await.is_ok(),
+            Conn::Sse(sse) => sse.send(encode(msg)),
+        }
+    }
+
+    async fn next(&mut self) -> Said {
+        match self {
+            Conn::Ws(ws) => match ws.next().await {
+                Some(Ok(Message::Text(text))) => Said::Text(text.as_str().to_owned()),
+                Some(Ok(Message::Close(frame))) => Said::Close(
+                    frame.map(|frame| (u16::from(frame.code), frame.reason.to_string())),
+                ),
+                None | Some(Err(_)) => Said::Ended,
+                Some(Ok(_)) => Said::Other,
+            },
+            Conn::Sse(sse) => match sse.next().await {
+                Incoming::Text(text) => Said::Text(text),
+                Incoming::Close(code, reason) => Said::Close(Some((code, reason))),
+                Incoming::Ended => Said::Ended,
+            },
+        }
+    }
+
+    /// Closes it (a close frame, or the transport's `DELETE`), within `within`.
+    async fn close(&mut self, within: Duration) {
+        match self {
+            Conn::Ws(ws) => {
+                let _ = tokio::time::timeout(within, ws.as_mut().close(None)).await;
+            }
+            Conn::Sse(sse) => sse.close(within).await,
+        }
+    }
+}
+
+/// Why no connection opened.
+enum NotOpened {
+    /// The sign-in was refused before the upgrade.
+    SignedOut(SignedOut),
+    /// It could not open; `switch`: something in the way refused the WebSocket, so the
+    /// other transport is worth trying at once.
+    Failed { why: String, switch: bool },
 }
 
 /// A token fetch's result, for the connection it was started on.
@@ -102,6 +191,8 @@ pub(crate) enum NotWelcomed {
 enum Ended {
     /// Dropped: reconnect.
     Dropped,
+    /// A WebSocket opened beside the SSE transport, which has been ended: resume on it now.
+    Upgrade(Box<Socket>),
     /// Closed by the user: stop.
     Closed,
     /// The server refused the token or disconnected the user: stop, unless a fresh token
@@ -123,32 +214,58 @@ fn refused_upgrade(err: &tungstenite::Error) -> Option<SignedOut> {
     }
 }
 
+/// Whether a WebSocket was refused by something that answered HTTP but would not upgrade
+/// (a proxy that strips `Upgrade`, a box that answers 403): not a server that is down.
+fn refused_on_the_way(err: &tungstenite::Error) -> bool {
+    matches!(
+        err,
+        tungstenite::Error::Http(_) | tungstenite::Error::Protocol(_)
+    )
+}
+
+/// `host:port` of a plain `ws://` URL, where the SSE transport is on `http://`; none for
+/// `wss://` (this client's SSE transport is plain HTTP only).
+fn sse_authority(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("ws://")?;
+    Some(rest.split('/').next().unwrap_or(rest).to_owned())
+}
+
 impl Runner {
     async fn run(
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut tokens: mpsc::UnboundedReceiver<Fetched>,
     ) {
+        // Why the first WebSocket was refused, when the SSE transport was tried at once.
+        let mut refused_ws = None;
         loop {
             self.connection += 1;
             self.welcomed_here = false;
             self.refused = None;
             self.expires = None;
             self.retry_at = None;
-            let config = Some(ws_config());
-            let ended = match connect_async_with_config(&self.url, config, true).await {
-                Ok((ws, _)) => self.connected(ws, &mut commands, &mut tokens).await,
-                Err(err) => match refused_upgrade(&err) {
-                    Some(failure) => Ended::SignedOut(failure),
-                    None => {
-                        if let Some(first) = self.welcomed.take() {
-                            let _ = first.send(Err(NotWelcomed::Unreachable(err.to_string())));
-                            return;
-                        }
-                        Ended::Dropped
+            let ended = match self.open().await {
+                Ok(conn) => self.connected(conn, &mut commands, &mut tokens).await,
+                Err(NotOpened::SignedOut(failure)) => Ended::SignedOut(failure),
+                Err(NotOpened::Failed { why, switch }) => {
+                    if switch && self.welcomed.is_some() && self.transport == Transport::WebSocket {
+                        // The first WebSocket was refused on the way: SSE, at once.
+                        self.transport = Transport::Sse;
+                        refused_ws = Some(why);
+                        continue;
                     }
-                },
+                    if let Some(first) = self.welcomed.take() {
+                        let why = match refused_ws.take() {
+                            Some(ws) => format!("{ws}; then {why}"),
+                            None => why,
+                        };
+                        let _ = first.send(Err(NotWelcomed::Unreachable(why)));
+                        return;
+                    }
+                    Ended::Dropped
+                }
             };
+            self.count_failure();
             match ended {
                 Ended::Closed => break,
                 Ended::SignedOut(failure) => {
@@ -161,6 +278,11 @@ impl Runner {
                         let _ = self.events.send(Event::SignedOut(failure));
                         return;
                     }
+                }
+                Ended::Upgrade(ws) => {
+                    self.session.on_disconnected(now_ms(), unit());
+                    self.upgraded = Some(ws);
+                    continue;
                 }
                 Ended::Dropped => {
                     if let Some(first) = self.welcomed.take() {
@@ -183,6 +305,87 @@ impl Runner {
             }
         }
         self.fail_pending(&SendError::Closed);
+    }
+
+    /// Opens the next connection on the current transport and says `hello` on it.
+    async fn open(&mut self) -> Result<Conn, NotOpened> {
+        if let Some(ws) = self.upgraded.take() {
+            self.transport = Transport::WebSocket;
+            return self.hello_on(*ws).await;
+        }
+        match self.transport {
+            Transport::WebSocket => {
+                match connect_async_with_config(&self.url, Some(ws_config()), true).await {
+                    Ok((ws, _)) => self.hello_on(ws).await,
+                    Err(err) => Err(match refused_upgrade(&err) {
+                        Some(failure) => NotOpened::SignedOut(failure),
+                        None => NotOpened::Failed {
+                            switch: refused_on_the_way(&err),
+                            why: err.to_string(),
+                        },
+                    }),
+                }
+            }
+            Transport::Sse => {
+                let Some(authority) = sse_authority(&self.url) else {
+                    return Err(NotOpened::Failed {
+                        why: "the SSE transport is only over plain http".into(),
+                        switch: false,
+                    });
+                };
+                self.session.on_connected(now_ms());
+                let hello = encode(&self.session.hello());
+                match SseSocket::open(&authority, &hello).await {
+                    Ok(sse) => {
+                        self.announce();
+                        Ok(Conn::Sse(sse))
+                    }
+                    Err(err) => Err(NotOpened::Failed {
+                        why: format!("over SSE: {err}"),
+                        switch: false,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Says `hello` on a WebSocket that has just opened.
+    async fn hello_on(&mut self, mut ws: Socket) -> Result<Conn, NotOpened> {
+        self.session.on_connected(now_ms());
+        let hello = Message::text(encode(&self.session.hello()));
+        if let Err(err) = ws.send(hello).await {
+            return Err(NotOpened::Failed {
+                why: err.to_string(),
+                switch: false,
+            });
+        }
+        self.announce();
+        Ok(Conn::Ws(Box::new(ws)))
+    }
+
+    /// Tells the events' reader the transport, when it is not the one last told.
+    fn announce(&mut self) {
+        if self.announced != Some(self.transport) {
+            self.announced = Some(self.transport);
+            let _ = self.events.send(Event::Transport(self.transport));
+        }
+    }
+
+    /// After a connection: one that ended before its welcome counts, and after
+    /// [`FALL_BACK_AFTER`] of them in a row the other transport is tried (plain http only).
+    fn count_failure(&mut self) {
+        if self.welcomed_here {
+            self.failures = 0;
+            return;
+        }
+        self.failures += 1;
+        if self.failures >= FALL_BACK_AFTER && sse_authority(&self.url).is_some() {
+            self.failures = 0;
+            self.transport = match self.transport {
+                Transport::WebSocket => Transport::Sse,
+                Transport::Sse => Transport::WebSocket,
+            };
+        }
     }
 
     /// Waits out the backoff; lines and joins meanwhile are kept for the next connection.
@@ -296,21 +499,17 @@ impl Runner {
     /// resends and pings into frames to send, until the connection ends.
     async fn connected(
         &mut self,
-        mut ws: Socket,
+        mut conn: Conn,
         commands: &mut mpsc::UnboundedReceiver<Command>,
         tokens: &mut mpsc::UnboundedReceiver<Fetched>,
     ) -> Ended {
-        self.session.on_connected(now_ms());
-        if ws
-            .send(Message::text(encode(&self.session.hello())))
-            .await
-            .is_err()
-        {
-            return self.dropped();
-        }
-        let mut ping =
-            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+        let start = tokio::time::Instant::now();
+        let mut ping = tokio::time::interval_at(start + PING_EVERY, PING_EVERY);
         let mut unanswered = 0u32;
+        let on_sse = matches!(conn, Conn::Sse(_));
+        let mut upgrade = tokio::time::interval_at(start + UPGRADE_EVERY, UPGRADE_EVERY);
+        let (probed, mut probes) = mpsc::channel::<Socket>(1);
+        let mut probing = false;
         loop {
             let due_in = self
                 .session
@@ -318,8 +517,8 @@ impl Runner {
                 .map(|at| Duration::from_millis(at.saturating_sub(now_ms())));
             let retry_at = self.retry_at;
             let next = tokio::select! {
-                frame = ws.next() => self.on_frame(frame, &mut unanswered),
-                command = commands.recv() => self.on_command(command, &mut ws).await,
+                said = conn.next() => self.on_frame(said, &mut unanswered),
+                command = commands.recv() => self.on_command(command, &mut conn).await,
                 Some(fetched) = tokens.recv() => Continue(self.on_fetched(fetched)),
                 () = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)),
                     if retry_at.is_some() =>
@@ -338,13 +537,31 @@ impl Runner {
                     }
                     Continue(vec![ClientMsg::Ping])
                 }
+                _ = upgrade.tick(), if on_sse && self.welcomed_here && !probing => {
+                    probing = true;
+                    let (url, probed) = (self.url.clone(), probed.clone());
+                    tokio::spawn(async move {
+                        let opening = connect_async_with_config(&url, Some(ws_config()), true);
+                        if let Ok(Ok((ws, _))) = tokio::time::timeout(UPGRADE_EVERY, opening).await {
+                            let _ = probed.send(ws).await;
+                        } else {
+                            // Still refused: the next tick tries again.
+                            drop(probed);
+                        }
+                    });
+                    Continue(Vec::new())
+                }
+                Some(ws) = probes.recv() => {
+                    conn.close(Duration::from_secs(2)).await;
+                    return Ended::Upgrade(Box::new(ws));
+                }
             };
             let out = match next {
                 Continue(out) => out,
                 Break(ended) => return ended,
             };
             for msg in out {
-                if ws.send(Message::text(encode(&msg))).await.is_err() {
+                if !conn.send(&msg).await {
                     return self.dropped();
                 }
             }
@@ -353,13 +570,9 @@ impl Runner {
 
     /// A frame from the server: its replies, or how the connection ended. A pong answers
     /// the pings (`unanswered` starts over); a newer server's message types are skipped.
-    fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, tungstenite::Error>>,
-        unanswered: &mut u32,
-    ) -> ControlFlow<Ended, Vec<ClientMsg>> {
-        match frame {
-            Some(Ok(Message::Text(text))) => match decode_server(text.as_str()) {
+    fn on_frame(&mut self, said: Said, unanswered: &mut u32) -> ControlFlow<Ended, Vec<ClientMsg>> {
+        match said {
+            Said::Text(text) => match decode_server(&text) {
                 Ok(msg) => {
                     if matches!(msg, ServerMsg::Pong) {
                         *unanswered = 0;
@@ -368,9 +581,9 @@ impl Runner {
                 }
                 Err(_) => Continue(Vec::new()),
             },
-            Some(Ok(Message::Close(frame))) => Break(self.closed_by_server(frame)),
-            None | Some(Err(_)) => Break(self.dropped()),
-            Some(Ok(_)) => Continue(Vec::new()),
+            Said::Close(frame) => Break(self.closed_by_server(frame)),
+            Said::Ended => Break(self.dropped()),
+            Said::Other => Continue(Vec::new()),
         }
     }
 
@@ -379,15 +592,15 @@ impl Runner {
     async fn on_command(
         &mut self,
         command: Option<Command>,
-        ws: &mut Socket,
+        conn: &mut Conn,
     ) -> ControlFlow<Ended, Vec<ClientMsg>> {
         match command {
             None => {
-                let _ = ws.close(None).await;
+                conn.close(Duration::from_secs(2)).await;
                 Break(Ended::Closed)
             }
             Some(Command::Close(done)) => {
-                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
+                conn.close(Duration::from_secs(2)).await;
                 self.fail_pending(&SendError::Closed);
                 let _ = done.send(());
                 Break(Ended::Closed)
@@ -414,10 +627,9 @@ impl Runner {
     }
 
     /// The server closed the socket: 4001 and 4003 end the sign-in; anything else is a drop.
-    fn closed_by_server(&mut self, frame: Option<tungstenite::protocol::CloseFrame>) -> Ended {
-        let (code, reason) = frame.map_or((None, String::new()), |frame| {
-            (Some(u16::from(frame.code)), frame.reason.to_string())
-        });
+    fn closed_by_server(&mut self, frame: Option<(u16, String)>) -> Ended {
+        let (code, reason) =
+            frame.map_or((None, String::new()), |(code, reason)| (Some(code), reason));
         match code {
             Some(CLOSE_USER_DISCONNECTED) => Ended::SignedOut(SignedOut::Disconnected { reason }),
             Some(CLOSE_TOKEN_REFUSED) => {

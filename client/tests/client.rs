@@ -8,26 +8,12 @@ use std::time::Duration;
 
 use client::{Client, Event, Options, SendError};
 use shared::{ErrorCode, RoomName, Seq};
-use testkit::{TestServer, fresh_data_dir};
+use testkit::{TestServer, fresh_data_dir, next_event as next};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
 fn general() -> RoomName {
     RoomName::general()
-}
-
-/// The next event that `pick` wants, within the timeout.
-async fn next<T>(events: &mut client::Events, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            let event = events.next().await.expect("the client is still open");
-            if let Some(found) = pick(event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the event within the timeout")
 }
 
 #[tokio::test]

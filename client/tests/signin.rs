@@ -24,7 +24,7 @@ use client::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use shared::{ErrorCode, RoomName, Seq, UserId};
-use testkit::TestServer;
+use testkit::{TestServer, next_event as next};
 use tokio::process::Command;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -83,20 +83,6 @@ async fn run_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) 
 
 async fn run(args: &[&str]) -> (i32, String, String) {
     run_with(args, &[]).await
-}
-
-/// The next event that `pick` wants, within the timeout.
-async fn next<T>(events: &mut client::Events, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(TIMEOUT, async {
-        loop {
-            let event = events.next().await.expect("the client is still open");
-            if let Some(found) = pick(event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the event within the timeout")
 }
 
 /// Every event until the client stops by itself (fails if it is still running after

@@ -24,6 +24,7 @@ use tokio_tungstenite::{
 };
 
 mod process;
+pub mod proxy;
 pub mod sse;
 
 pub use process::{RedisServer, ServerProcess, UNLIMITED_FLAGS};
@@ -1156,4 +1157,26 @@ pub mod raw {
         }
         ops
     }
+}
+
+/// How long [`next_event`] waits: longer than [`TIMEOUT`], as a client's event may wait on
+/// its reconnection's backoff.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The next event of a [`client::Client`]'s that `pick` wants, within [`EVENT_TIMEOUT`]
+/// (others are skipped).
+pub async fn next_event<T>(
+    events: &mut client::Events,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(EVENT_TIMEOUT, async {
+        loop {
+            let event = events.next().await.expect("the client is still open");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event within the timeout")
 }

@@ -13,16 +13,8 @@ use tokio::{
 
 use crate::{HttpResponse, TIMEOUT, request};
 
-/// One event of the stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    /// Its `id:`, if it had one (data events do; pings and the close do not).
-    pub id: Option<u64>,
-    /// Its `event:` (`message` when it named none).
-    pub event: String,
-    /// Its `data:` lines, joined with `\n`.
-    pub data: String,
-}
+pub use client::sse::SseEvent;
+use client::sse::{parse_event, take_block};
 
 /// An open event stream: the HTTP response's body, de-chunked, cut into events.
 pub struct SseStream {
@@ -144,9 +136,8 @@ impl SseStream {
     /// The next event, however long it takes.
     pub async fn next_untimed(&mut self) -> Option<SseEvent> {
         loop {
-            if let Some(end) = self.pending.windows(2).position(|w| w == b"\n\n") {
-                let block: Vec<u8> = self.pending.drain(..end + 2).collect();
-                if let Some(event) = parse_event(&String::from_utf8_lossy(&block)) {
+            if let Some(block) = take_block(&mut self.pending) {
+                if let Some(event) = parse_event(&block) {
                     return Some(event);
                 }
                 continue;
@@ -156,30 +147,6 @@ impl SseStream {
             }
         }
     }
-}
-
-/// One event block; none for a block with no `data:` (the `retry:` preamble, a comment).
-fn parse_event(block: &str) -> Option<SseEvent> {
-    let mut id = None;
-    let mut event = "message".to_owned();
-    let mut data: Option<String> = None;
-    for line in block.lines() {
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "id" => id = value.parse().ok(),
-            "event" => event = value.to_owned(),
-            "data" => match &mut data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
-                }
-                None => data = Some(value.to_owned()),
-            },
-            _ => {}
-        }
-    }
-    data.map(|data| SseEvent { id, event, data })
 }
 
 /// A chat client on the SSE transport: what a page that fell back from the WebSocket does.
