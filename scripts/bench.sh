@@ -5,7 +5,7 @@
 # docs/BENCHMARKS.md explains how to read them and keeps the latest table.
 #
 #   scripts/bench.sh            # every scenario (about 5 minutes)
-#   scripts/bench.sh idle       # one of: idle, fanout, latency, storm, cluster, page
+#   scripts/bench.sh idle       # one of: idle, fanout, sse, latency, storm, cluster, page
 #
 # `page` builds the page and runs the page-weight e2e test (headless Chromium, a throttled
 # phone: CPU 4x, 1.6 Mbit/s, 150 ms), which prints what each visit transfers and when the
@@ -79,6 +79,18 @@ if [ "$only" = all ] || [ "$only" = fanout ]; then
   bench "fanout-sqlite-w1" fanout --clients 1000 --senders 10 --window 1
   stop_server
   rm -rf "$data"
+fi
+if [ "$only" = all ] || [ "$only" = sse ]; then
+  # The same fan-out with the 990 readers on the SSE fallback (the 10 senders stay on
+  # WebSockets), beside the WebSocket run: deliveries/s and server CPU per delivery.
+  for transport in websocket sse; do
+    for pace in w8 gated; do
+      flags=(--window 8)
+      [ "$pace" = gated ] && flags=(--gated)
+      start_server --memory
+      bench "fanout-$transport-$pace" --transport "$transport" fanout --clients 1000 --senders 10 "${flags[@]}"
+    done
+  done
 fi
 if [ "$only" = all ] || [ "$only" = cluster ]; then
   stop_server

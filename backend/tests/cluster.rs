@@ -520,6 +520,7 @@ async fn the_load_generator_spreads_fanout_over_two_nodes_and_every_line_reaches
         also: vec![b.addr],
         sources: vec!["127.0.0.1".parse().expect("ip")],
         in_flight: 16,
+        transport: client::Transport::WebSocket,
     };
     let report = client::bench::fanout(
         &target,

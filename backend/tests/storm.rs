@@ -27,6 +27,7 @@ async fn a_killed_server_comes_back_and_every_client_resumes_with_nothing_lost_o
             "127.0.0.2".parse().expect("ip"),
         ],
         in_flight: 32,
+        transport: client::Transport::WebSocket,
     };
     let report = storm(
         &target,

@@ -188,6 +188,11 @@ struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// How the clients connect: `websocket`, or `sse` (the fallback transport; fanout
+    /// only, whose receivers then read Server-Sent Events while the senders stay on
+    /// WebSockets).
+    #[arg(long, default_value = "websocket", value_parser = parse_transport)]
+    transport: Transport,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -321,6 +326,15 @@ impl TokenArgs {
     }
 }
 
+/// `websocket` or `sse`, for `charla bench fanout --transport`.
+fn parse_transport(s: &str) -> Result<Transport, String> {
+    match s {
+        "websocket" | "ws" => Ok(Transport::WebSocket),
+        "sse" => Ok(Transport::Sse),
+        _ => Err(format!("not a transport: {s} (websocket or sse)")),
+    }
+}
+
 impl BenchArgs {
     /// Runs the scenario, prints its table, and writes it as JSON if asked to.
     async fn run(self) -> Result<(), ExitCode> {
@@ -329,7 +343,12 @@ impl BenchArgs {
             also: self.also_addr,
             sources: self.sources,
             in_flight: self.in_flight,
+            transport: self.transport,
         };
+        if self.transport == Transport::Sse && !matches!(self.scenario, Scenario::Fanout { .. }) {
+            eprintln!("error: --transport sse is for fanout only");
+            return Err(ExitCode::from(2));
+        }
         let report = self
             .scenario
             .run(&target, &self.server_pid)

@@ -149,9 +149,19 @@ async fn read_chunk(io: &mut BufReader<TcpStream>, into: &mut Vec<u8>) -> io::Re
     Ok(true)
 }
 
-/// Sends a request with `headers` and `body` on a new connection to `authority`; the
-/// response head and the connection, positioned at the body.
+/// A new connection to `authority`.
+async fn connect(authority: &str) -> io::Result<TcpStream> {
+    let tcp = tokio::time::timeout(REQUEST_TIMEOUT, TcpStream::connect(authority))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no connection in time"))??;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}
+
+/// Sends a request with `headers` and `body` on `tcp` (a new connection to `authority`);
+/// the response head and the connection, positioned at the body.
 async fn send_request(
+    tcp: TcpStream,
     authority: &str,
     method: &str,
     path: &str,
@@ -159,8 +169,6 @@ async fn send_request(
     body: &[u8],
 ) -> io::Result<(Head, BufReader<TcpStream>)> {
     let exchange = async {
-        let tcp = TcpStream::connect(authority).await?;
-        tcp.set_nodelay(true)?;
         let mut io = BufReader::new(tcp);
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Length: {}\r\n",
@@ -180,15 +188,27 @@ async fn send_request(
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))?
 }
 
-/// One whole request and its response (the connection closed after it).
+/// One whole request to `authority` and its response (the connection closed after it).
 pub async fn request(
     authority: &str,
     method: &str,
     path: &str,
     body: &[u8],
 ) -> io::Result<Response> {
+    request_on(connect(authority).await?, authority, method, path, body).await
+}
+
+/// [`request`] on `tcp`, a connection already open to `authority` (from a chosen source
+/// address, say).
+pub async fn request_on(
+    tcp: TcpStream,
+    authority: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> io::Result<Response> {
     let headers = [("Connection", "close")];
-    let (head, mut io) = send_request(authority, method, path, &headers, body).await?;
+    let (head, mut io) = send_request(tcp, authority, method, path, &headers, body).await?;
     let mut bytes = Vec::new();
     let read = async {
         if head.chunked {
@@ -216,31 +236,46 @@ pub async fn request(
 }
 
 /// An open event stream, positioned at its (chunked) body.
-struct Stream {
+pub struct EventStream {
     io: BufReader<TcpStream>,
     pending: Vec<u8>,
 }
 
-impl Stream {
-    /// `GET path`, after `last_id` if given: the stream, or the status that refused it.
-    async fn open(authority: &str, path: &str, last_id: Option<u64>) -> io::Result<Stream> {
+impl EventStream {
+    /// `GET path` on a new connection to `authority`, after `last_id` if given: the
+    /// stream, or an error saying the status that refused it.
+    pub async fn open(
+        authority: &str,
+        path: &str,
+        last_id: Option<u64>,
+    ) -> io::Result<EventStream> {
+        Self::open_on(connect(authority).await?, authority, path, last_id).await
+    }
+
+    /// [`open`](Self::open) on `tcp`, a connection already open to `authority`.
+    pub async fn open_on(
+        tcp: TcpStream,
+        authority: &str,
+        path: &str,
+        last_id: Option<u64>,
+    ) -> io::Result<EventStream> {
         let last = last_id.map(|id| id.to_string());
         let mut headers = vec![("Accept", "text/event-stream")];
         if let Some(last) = &last {
             headers.push(("Last-Event-ID", last));
         }
-        let (head, io) = send_request(authority, "GET", path, &headers, b"").await?;
+        let (head, io) = send_request(tcp, authority, "GET", path, &headers, b"").await?;
         if head.status != 200 || !head.chunked {
             return Err(bad(format!("the event stream answered {}", head.status)));
         }
-        Ok(Stream {
+        Ok(EventStream {
             io,
             pending: Vec::new(),
         })
     }
 
     /// The next event; an error when the stream has ended.
-    async fn next(&mut self) -> io::Result<SseEvent> {
+    pub async fn next(&mut self) -> io::Result<SseEvent> {
         loop {
             if let Some(block) = take_block(&mut self.pending) {
                 if let Some(event) = parse_event(&block) {
@@ -289,7 +324,7 @@ impl SseSocket {
             .and_then(|v| v["transport"].as_str().map(str::to_owned))
             .ok_or_else(|| bad(format!("POST /sse gave no transport: {}", opened.body)))?;
         let path = format!("/sse/{id}");
-        let stream = Stream::open(authority, &path, None).await?;
+        let stream = EventStream::open(authority, &path, None).await?;
         let (incoming_tx, incoming) = mpsc::unbounded_channel();
         let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
         let reader = tokio::spawn(read(
@@ -343,7 +378,7 @@ impl Drop for SseSocket {
 async fn read(
     authority: String,
     path: String,
-    mut stream: Stream,
+    mut stream: EventStream,
     incoming: mpsc::UnboundedSender<Incoming>,
     outgoing: mpsc::UnboundedSender<Outgoing>,
 ) {
@@ -351,7 +386,7 @@ async fn read(
     loop {
         let event = match stream.next().await {
             Ok(event) => event,
-            Err(_) => match Stream::open(&authority, &path, last_id).await {
+            Err(_) => match EventStream::open(&authority, &path, last_id).await {
                 Ok(reopened) => {
                     stream = reopened;
                     continue;

@@ -10,6 +10,10 @@ use client::bench::{self, Target};
 use testkit::{TestServer, for_load};
 
 fn target(server: &TestServer) -> Target {
+    target_on(server, client::Transport::WebSocket)
+}
+
+fn target_on(server: &TestServer, transport: client::Transport) -> Target {
     Target {
         addr: server.addr,
         also: Vec::new(),
@@ -18,6 +22,7 @@ fn target(server: &TestServer) -> Target {
             "127.0.0.2".parse().expect("ip"),
         ],
         in_flight: 16,
+        transport,
     }
 }
 
@@ -97,6 +102,37 @@ async fn fanout_delivers_every_acked_line_to_every_client() {
     let json = report.json();
     assert_eq!(json["scenario"], "fanout");
     assert_eq!(json["results"]["clients"]["value"], 50.0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn fanout_over_sse_delivers_every_acked_line_to_every_reader() {
+    let server = TestServer::start_with(for_load()).await;
+    let report = bench::fanout(
+        &target_on(&server, client::Transport::Sse),
+        30,
+        3,
+        bench::Pace::Gated,
+        64,
+        Duration::from_millis(500),
+        &[std::process::id()],
+    )
+    .await
+    .expect("fanout over SSE runs");
+    assert_eq!(report.get("on SSE"), Some(27.0), "{}", report.table());
+    let whole = report
+        .get("lines delivered to every client")
+        .expect("lines delivered to every client");
+    // Gated: a line counts once all 30 clients have it, the 27 SSE readers included.
+    assert!(whole >= 3.0, "{}", report.table());
+    let per_second = report.get("deliveries/s").expect("deliveries/s");
+    let lines_per_second = report.get("lines/s").expect("lines/s");
+    let extra = per_second / lines_per_second - 30.0;
+    assert!(
+        (0.0..=30.0).contains(&extra),
+        "deliveries are whole lines times clients: {}",
+        report.table()
+    );
     server.stop().await;
 }
 

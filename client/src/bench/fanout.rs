@@ -89,7 +89,9 @@ pub enum Pace {
 }
 
 /// `fanout`: `clients` in `general`, `senders` of them sending `size`-byte lines at `pace`,
-/// for `duration`.
+/// for `duration`. With [`Target::transport`] SSE, every client but the senders is on the
+/// SSE transport (the senders stay on WebSockets: what is measured is the fan-out, not
+/// POSTs).
 pub async fn fanout(
     target: &Target,
     clients: usize,
@@ -100,16 +102,36 @@ pub async fn fanout(
     server_pids: &[u32],
 ) -> Result<Report, String> {
     let mut report = Report::new("fanout");
-    let (mut sockets, _, _) = connect_all(target, clients).await?;
+    let senders = senders.min(clients);
+    let (sender_sockets, _, _) = connect_all(target, senders).await?;
     let delivered = Arc::new(AtomicU64::new(0));
     let sent = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
-    let sender_sockets: Vec<Socket> = sockets.drain(..senders.min(clients)).collect();
     let gates = Arc::new(Gates::new(sender_sockets.len(), clients));
-    for ws in sockets {
-        match pace {
-            Pace::Window(_) => count_messages(ws, delivered.clone(), &mut tasks),
-            Pace::Gated => gates.count(ws, delivered.clone(), &mut tasks),
+    let transport = target.transport;
+    match transport {
+        crate::Transport::WebSocket => {
+            let (sockets, _, _) = connect_all(target, clients - senders).await?;
+            for ws in sockets {
+                match pace {
+                    Pace::Window(_) => count_messages(ws, delivered.clone(), &mut tasks),
+                    Pace::Gated => gates.count(ws, delivered.clone(), &mut tasks),
+                }
+            }
+        }
+        crate::Transport::Sse => {
+            let (receivers, _, _) =
+                connect_all_with(target, clients - senders, connect_sse).await?;
+            for receiver in receivers {
+                let (delivered, gates) = (delivered.clone(), gates.clone());
+                let gated = pace == Pace::Gated;
+                tasks.spawn(receiver.read(move |frame| {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    if gated {
+                        gates.delivered(frame);
+                    }
+                }));
+            }
         }
     }
     let stop_at = Instant::now() + duration;
@@ -147,6 +169,13 @@ pub async fn fanout(
     let deliveries = delivered.load(Ordering::Relaxed) - delivered_before;
     let lines = sent.load(Ordering::Relaxed);
     report.row("clients", clients as f64, "");
+    if transport == crate::Transport::Sse {
+        report.row(
+            "on SSE",
+            (clients - senders) as f64,
+            "clients (the senders on WebSockets)",
+        );
+    }
     report.row("servers", (target.also.len() + 1) as f64, "");
     report.row("senders", senders as f64, "");
     match pace {

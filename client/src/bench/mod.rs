@@ -60,6 +60,8 @@ pub struct Target {
     pub sources: Vec<IpAddr>,
     /// How many handshakes may be in flight at once.
     pub in_flight: usize,
+    /// How the clients connect (`fanout` alone can use SSE: its receivers do).
+    pub transport: crate::Transport,
 }
 
 /// A scenario's results: rows of (name, value, unit), printed as a table and kept as JSON.
@@ -166,16 +168,21 @@ impl Target {
     }
 }
 
-/// Connects one client from `source` to `addr` and waits for its welcome and its `joined`.
-async fn connect(addr: SocketAddr, source: IpAddr) -> Result<Socket, String> {
+/// A TCP connection from `source` to `addr`.
+async fn tcp_from(addr: SocketAddr, source: IpAddr) -> Result<tokio::net::TcpStream, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::new(source, 0))
         .map_err(|e| format!("bind {source}: {e}"))?;
-    let tcp = socket
+    socket
         .connect(addr)
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(|e| format!("connect: {e}"))
+}
+
+/// Connects one client from `source` to `addr` and waits for its welcome and its `joined`.
+async fn connect(addr: SocketAddr, source: IpAddr) -> Result<Socket, String> {
+    let tcp = tcp_from(addr, source).await?;
     let url = format!("ws://{addr}/ws?v=2");
     let (mut ws, _) =
         client_async_with_config(url, MaybeTlsStream::Plain(tcp), Some(crate::ws_config()))
@@ -194,23 +201,95 @@ async fn connect(addr: SocketAddr, source: IpAddr) -> Result<Socket, String> {
     Err("closed before joining".into())
 }
 
+/// A client on the SSE transport: the stream it reads, and the path it POSTs to.
+pub(crate) struct SseReceiver {
+    stream: crate::sse::EventStream,
+    addr: SocketAddr,
+    path: String,
+}
+
+/// Opens an SSE transport from `source` to `addr` (`POST /sse` with a `hello`, then its
+/// stream) and reads up to its `joined`.
+async fn connect_sse(addr: SocketAddr, source: IpAddr) -> Result<SseReceiver, String> {
+    let authority = addr.to_string();
+    let hello = br#"{"type":"hello"}"#;
+    let opened = crate::sse::request_on(
+        tcp_from(addr, source).await?,
+        &authority,
+        "POST",
+        "/sse",
+        hello,
+    )
+    .await
+    .map_err(|e| format!("POST /sse: {e}"))?;
+    let id = serde_json::from_str::<Value>(&opened.body)
+        .ok()
+        .and_then(|v| v["transport"].as_str().map(str::to_owned))
+        .ok_or_else(|| format!("POST /sse answered {}: {}", opened.status, opened.body))?;
+    let path = format!("/sse/{id}");
+    let tcp = tcp_from(addr, source).await?;
+    let mut stream = crate::sse::EventStream::open_on(tcp, &authority, &path, None)
+        .await
+        .map_err(|e| format!("GET {path}: {e}"))?;
+    loop {
+        let event = stream.next().await.map_err(|e| format!("{path}: {e}"))?;
+        if event.data.starts_with(r#"{"type":"joined""#) {
+            return Ok(SseReceiver { stream, addr, path });
+        }
+    }
+}
+
+impl SseReceiver {
+    /// Reads the stream to its end, `on_message` called with every `message`'s JSON; a
+    /// heartbeat is answered with an empty POST, as a page's would be.
+    pub(crate) async fn read(mut self, on_message: impl Fn(&str)) {
+        let authority = self.addr.to_string();
+        while let Ok(event) = self.stream.next().await {
+            match event.event.as_str() {
+                "message" if event.data.starts_with(r#"{"type":"message""#) => {
+                    on_message(&event.data);
+                }
+                "ping" => {
+                    let _ = crate::sse::request(&authority, "POST", &self.path, b"").await;
+                }
+                "close" => return,
+                _ => {}
+            }
+        }
+    }
+}
+
 /// Connects `n` clients, `in_flight` handshakes at a time; returns them with each
 /// handshake's time and the wall time it all took.
 async fn connect_all(
     target: &Target,
     n: usize,
 ) -> Result<(Vec<Socket>, Histogram<u64>, Duration), String> {
+    connect_all_with(target, n, connect).await
+}
+
+/// [`connect_all`] with `connect` opening each client.
+async fn connect_all_with<T, F, Fut>(
+    target: &Target,
+    n: usize,
+    connect: F,
+) -> Result<(Vec<T>, Histogram<u64>, Duration), String>
+where
+    T: Send + 'static,
+    F: Fn(SocketAddr, IpAddr) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+{
     let gate = Arc::new(Semaphore::new(target.in_flight.max(1)));
     let mut tasks = JoinSet::new();
     let started = Instant::now();
     for i in 0..n {
-        let target = target.clone();
         let gate = gate.clone();
         let source = target.sources[i % target.sources.len()];
+        let connecting = connect(target.addr_for(i), source);
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await.map_err(|e| e.to_string())?;
             let t = Instant::now();
-            let ws = connect(target.addr_for(i), source).await?;
+            let ws = connecting.await?;
             Ok::<_, String>((ws, t.elapsed()))
         });
     }
