@@ -68,6 +68,7 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
     let mut router = Router::new()
         .route("/ws", get(ws::upgrade))
         .merge(ws::sse::routes())
+        .merge(crate::lesson::routes())
         .route("/echo", get(echo));
     for path in shared::exercises::PAGES
         .into_iter()

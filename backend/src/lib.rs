@@ -64,6 +64,7 @@ mod committer;
 mod config;
 mod http;
 mod hub;
+pub mod lesson;
 mod metrics;
 mod outbox;
 mod products;
@@ -95,11 +96,15 @@ pub async fn serve(
     let mut core = startup::Core::open(&settings)?;
     let background = core.start_background(&settings);
     let state = core.app_state(&settings, listener.local_addr()?);
+    let lesson = state.lesson.clone();
     let router = http::app(state, &settings.dist);
     let hub = core.hub.clone();
     // Upgraded sockets are not HTTP requests: tell each client why it is going, so pages
     // can show it and come back later.
-    let close_all = move || hub.close_all();
+    let close_all = move || {
+        hub.close_all();
+        lesson.close();
+    };
     let metrics = core.metrics.clone();
     accept::serve(
         listener,

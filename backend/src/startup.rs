@@ -121,6 +121,7 @@ impl Core {
             limits: s.limits,
             sends: Arc::new(s.sends.buckets()),
             transports: Arc::default(),
+            lesson: Arc::new(crate::lesson::Lesson::new(s.accept.http_timeout)),
         }
     }
 

@@ -45,6 +45,8 @@ pub(crate) struct AppState {
     pub api_key: Option<Arc<str>>,
     /// The open Server-Sent Events transports (`/sse`).
     pub transports: Arc<crate::ws::sse::Transports>,
+    /// The transports lesson (`/transports`).
+    pub lesson: Arc<crate::lesson::Lesson>,
 }
 
 /// Send limits that no number of sockets gets around: per address, per session, and for

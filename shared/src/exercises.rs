@@ -5,7 +5,13 @@
 /// [`PAGES_DIR`] of the page's files), so the chat's first visit does not download them: the
 /// server answers these paths with that app's `index.html`, and the chat's links to them are
 /// page loads.
-pub const PAGES: [&str; 4] = ["/echo", "/random", "/products", "/realtimeproducts"];
+pub const PAGES: [&str; 5] = [
+    "/echo",
+    "/random",
+    "/products",
+    "/realtimeproducts",
+    "/transports",
+];
 
 /// Where, under the page's files, the exercises' app is built (`dist/exercises/`).
 pub const PAGES_DIR: &str = "exercises";

@@ -45,6 +45,7 @@ pub mod codec;
 pub mod duration;
 pub mod error;
 pub mod exercises;
+pub mod lesson;
 pub mod limits;
 pub mod msg;
 pub mod names;

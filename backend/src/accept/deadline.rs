@@ -20,12 +20,15 @@ use tokio::time::Sleep;
 
 use crate::metrics::Metrics;
 
+use super::tally::Tally;
+
 /// `T` with a deadline on each read and each write, until `upgraded` is set.
 pub(crate) struct DeadlineIo<T> {
     inner: T,
     limit: Duration,
     upgraded: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
+    tally: Arc<Tally>,
     reading: Option<Pin<Box<Sleep>>>,
     writing: Option<Pin<Box<Sleep>>>,
 }
@@ -37,12 +40,14 @@ impl<T> DeadlineIo<T> {
         limit: Duration,
         upgraded: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
+        tally: Arc<Tally>,
     ) -> Self {
         DeadlineIo {
             inner,
             limit,
             upgraded,
             metrics,
+            tally,
             reading: None,
             writing: None,
         }
@@ -89,8 +94,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for DeadlineIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Ready(result) => progressed(&mut this.reading, result),
+            Poll::Ready(result) => {
+                let read = buf.filled().len() - before;
+                this.tally.read(read);
+                progressed(&mut this.reading, result)
+            }
             Poll::Pending => pending(this, false, cx),
         }
     }
@@ -104,7 +114,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(result) => progressed(&mut this.writing, result),
+            Poll::Ready(result) => {
+                this.tally.wrote(&result);
+                progressed(&mut this.writing, result)
+            }
             Poll::Pending => pending(this, true, cx),
         }
     }
@@ -116,7 +129,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for DeadlineIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => progressed(&mut this.writing, result),
+            Poll::Ready(result) => {
+                this.tally.wrote(&result);
+                progressed(&mut this.writing, result)
+            }
             Poll::Pending => pending(this, true, cx),
         }
     }

@@ -43,8 +43,10 @@ use crate::{
 };
 
 mod deadline;
+pub(crate) mod tally;
 
 use deadline::DeadlineIo;
+use tally::Tally;
 
 /// How the accept loop guards the door.
 #[derive(Debug, Clone, Copy)]
@@ -182,11 +184,19 @@ async fn connection(
     metrics: Arc<Metrics>,
 ) {
     let upgraded = Arc::new(AtomicBool::new(false));
-    let io = DeadlineIo::new(tcp, limits.http_timeout, upgraded.clone(), metrics);
+    let tally = Arc::new(Tally::default());
+    let io = DeadlineIo::new(
+        tcp,
+        limits.http_timeout,
+        upgraded.clone(),
+        metrics,
+        tally.clone(),
+    );
     let long_lived = crate::ws::sse::LongLived(upgraded.clone());
     let service = router.map_request(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(long_lived.clone());
+        request.extensions_mut().insert(tally.next_request());
         request.map(Body::new)
     });
     let connection = http1::Builder::new()

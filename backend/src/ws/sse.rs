@@ -565,7 +565,13 @@ async fn stream(
     let body = futures_util::stream::iter(std::iter::once(first).chain(replay))
         .chain(receiver)
         .map(Ok::<_, Infallible>);
-    let mut response = Body::from_stream(body).into_response();
+    event_stream(Body::from_stream(body))
+}
+
+/// An event stream's response: `body`, never cached nor buffered on the way, on a
+/// connection that ends with it.
+pub(crate) fn event_stream(body: Body) -> Response {
+    let mut response = body.into_response();
     let set = response.headers_mut();
     set.insert(
         header::CONTENT_TYPE,
