@@ -28,6 +28,7 @@ mod apply;
 mod sign_in;
 mod socket;
 mod sse;
+pub use sse::sleep_ms;
 mod state;
 pub mod storage;
 

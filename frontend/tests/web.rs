@@ -10,6 +10,7 @@ use frontend::{
     components::{
         BinaryFrames, Composer, EchoServer, History, LiveProductsPage, LiveTyping, Members,
         NamedEvents, NavBar, ProductsPage, RandomPage, RoomHeader, RoomsPanel, SignIn, StatusBar,
+        TransportsPage,
     },
     i18n::{EN, ES, I18n, Lang, LangSwitch, provide_i18n},
 };
@@ -1431,11 +1432,25 @@ async fn the_navigation_bar_links_every_page_in_the_language_shown() {
     };
     assert_eq!(
         hrefs,
-        ["/", "/echo", "/random", "/products", "/realtimeproducts"]
+        [
+            "/",
+            "/echo",
+            "/random",
+            "/products",
+            "/realtimeproducts",
+            "/transports"
+        ]
     );
     assert_eq!(
         texts(&root, "#site-nav a"),
-        ["Chat", "Echo", "Random", "Products", "Live products"]
+        [
+            "Chat",
+            "Echo",
+            "Random",
+            "Products",
+            "Live products",
+            "Transports"
+        ]
     );
     assert!(
         root.query_selector_all("#site-nav a[aria-current=page]")
@@ -1447,9 +1462,66 @@ async fn the_navigation_bar_links_every_page_in_the_language_shown() {
     tick().await;
     assert_eq!(
         texts(&root, "#site-nav a"),
-        ["Chat", "Eco", "Aleatorio", "Productos", "Productos en vivo"]
+        [
+            "Chat",
+            "Eco",
+            "Aleatorio",
+            "Productos",
+            "Productos en vivo",
+            "Transportes"
+        ]
     );
     assert_eq!(text_of(&root, "#lang-es"), "Español");
+}
+
+#[wasm_bindgen_test]
+async fn the_transports_lesson_shows_four_lanes_in_the_language_shown() {
+    let root = container();
+    let i18n = I18n::new(Lang::En);
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(i18n);
+        view! { <TransportsPage /> }
+    });
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#transports-title"),
+        "Real-time transports, side by side"
+    );
+    let lanes: Vec<String> = {
+        let found = root
+            .query_selector_all("section[data-transport]")
+            .expect("lanes");
+        (0..found.length())
+            .filter_map(|i| found.item(i))
+            .filter_map(|n| n.dyn_into::<Element>().ok())
+            .filter_map(|e| e.get_attribute("data-transport"))
+            .collect()
+    };
+    assert_eq!(lanes, ["poll", "long-poll", "sse", "ws"]);
+    assert_eq!(
+        texts(&root, "section[data-transport] h3"),
+        ["Polling", "Long polling", "Server-Sent Events", "WebSocket"]
+    );
+    // Nothing has arrived (this test's server has no lesson): no mean, no bars, no
+    // request counted yet.
+    assert_eq!(texts(&root, ".mean-delay"), ["", "", "", ""]);
+    assert_eq!(texts(&root, ".requests"), ["0", "0", "0", "0"]);
+    let input = root
+        .query_selector("#poll-every")
+        .ok()
+        .flatten()
+        .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+        .expect("the interval box");
+    assert_eq!(input.value(), "2");
+    // Labelled: a person (and a screen reader) knows what the box is.
+    assert_eq!(text_of(&root, "label[for=poll-every]"), "Poll every");
+    i18n.lang.set(Lang::Es);
+    tick().await;
+    assert_eq!(
+        texts(&root, "section[data-transport] h3"),
+        ["Sondeo", "Sondeo largo", "Server-Sent Events", "WebSocket"]
+    );
+    assert_eq!(text_of(&root, "label[for=poll-every]"), "Sondear cada");
 }
 
 #[wasm_bindgen_test]

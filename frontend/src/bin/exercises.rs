@@ -1,14 +1,14 @@
-//! The exercises' entry point (what `/echo`, `/random`, `/products` and `/realtimeproducts`
-//! load, from `dist/exercises/`): mounts [`frontend::App`] with the exercise pages' views,
+//! The exercises' entry point (what `/echo`, `/random`, `/products`, `/realtimeproducts`
+//! and `/transports` load, from `dist/exercises/`): mounts [`frontend::App`] with the exercise pages' views,
 //! which only this wasm links.
 
 use frontend::{
     App, Frames, Site,
-    components::{EchoPage, LiveProductsPage, ProductsPage, RandomPage},
+    components::{EchoPage, LiveProductsPage, ProductsPage, RandomPage, TransportsPage},
 };
 use leptos::prelude::*;
 
-/// The exercises: their four pages ([`shared::exercises::PAGES`]).
+/// The exercises: their five pages ([`shared::exercises::PAGES`]).
 const EXERCISES: Site = Site {
     shows: shared::exercises::is_page,
     page: |path| {
@@ -17,6 +17,7 @@ const EXERCISES: Site = Site {
             "/random" => view! { <RandomPage /> }.into_any(),
             "/products" => view! { <ProductsPage /> }.into_any(),
             "/realtimeproducts" => view! { <LiveProductsPage /> }.into_any(),
+            "/transports" => view! { <TransportsPage /> }.into_any(),
             _ => return None,
         })
     },

@@ -14,6 +14,8 @@
 //!   events and binary frames; the random ticker; the product list and the live one). They
 //!   read [`Exercises`](crate::exercises::Exercises) signals and send through the
 //!   [`Connection`](crate::Connection).
+//! - `transports`: the transports lesson (`/transports`): one tick stream over polling, long
+//!   polling, SSE and a WebSocket side by side, with each one's delays, requests and bytes.
 
 mod composer;
 mod echo;
@@ -27,6 +29,7 @@ mod room;
 mod rooms;
 mod sign_in;
 mod status;
+mod transports;
 
 pub use composer::Composer;
 pub use echo::{BinaryFrames, EchoPage, EchoServer, EchoState, NamedEvents, size_label};
@@ -40,3 +43,4 @@ pub use room::{Members, NotFound, RoomHeader, RoomPage, RoomView};
 pub use rooms::{JoinRoom, RoomsPanel};
 pub use sign_in::{PrivateLock, SignIn};
 pub use status::StatusBar;
+pub use transports::TransportsPage;

@@ -26,7 +26,7 @@ pub struct Page {
 /// Every page, in the bar's order: the one table the bar, the titles and the layout read.
 /// The exercises' paths are [`shared::exercises::PAGES`] (the server answers them with their
 /// app), in that order.
-pub const PAGES: [Page; 5] = [
+pub const PAGES: [Page; 6] = [
     Page {
         path: "/",
         link: |t| t.nav_chat,
@@ -56,6 +56,12 @@ pub const PAGES: [Page; 5] = [
         link: |t| t.nav_live_products,
         title: Some(|t| t.live_products_title),
         shows: |path| path == "/realtimeproducts",
+    },
+    Page {
+        path: "/transports",
+        link: |t| t.nav_transports,
+        title: Some(|t| t.transports_title),
+        shows: |path| path == "/transports",
     },
 ];
 

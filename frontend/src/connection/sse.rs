@@ -236,7 +236,7 @@ impl Inner {
 }
 
 /// Waits `ms` milliseconds.
-async fn sleep_ms(ms: u32) {
+pub async fn sleep_ms(ms: u32) {
     let (done, wait) = futures_channel::oneshot::channel::<()>();
     let handle = leptos::prelude::set_timeout_with_handle(
         move || {

@@ -122,6 +122,8 @@ pub static EN: Texts = Texts {
     nav_random: "Random",
     nav_products: "Products",
     nav_live_products: "Live products",
+    nav_transports: "Transports",
+    transports_title: "Real-time transports, side by side",
     offline: "Not connected: it goes out once the connection is back.",
     echo_title: "Echo",
     echo_server: "Echo server",

@@ -157,6 +157,8 @@ pub static ES: Texts = Texts {
     nav_random: "Aleatorio",
     nav_products: "Productos",
     nav_live_products: "Productos en vivo",
+    nav_transports: "Transportes",
+    transports_title: "Transportes en tiempo real, lado a lado",
     offline: "Sin conexión: se enviará cuando vuelva.",
     echo_title: "Eco",
     echo_server: "Servidor de eco",

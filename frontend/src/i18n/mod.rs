@@ -257,6 +257,10 @@ pub struct Texts {
     pub nav_products: &'static str,
     /// The live product list's link.
     pub nav_live_products: &'static str,
+    /// The transports lesson's link.
+    pub nav_transports: &'static str,
+    /// The transports lesson's heading (its other words are its own, in the exercises' app).
+    pub transports_title: &'static str,
     /// Not connected: what was asked goes out once the connection is back.
     pub offline: &'static str,
 
