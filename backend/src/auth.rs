@@ -81,7 +81,6 @@ pub(crate) struct User {
     /// The private rooms granted.
     pub rooms: Vec<RoomPattern>,
     /// The roles carried.
-    #[allow(dead_code)] // read by moderation (issue #17)
     pub roles: Vec<String>,
     /// When the token expires, in seconds since the Unix epoch.
     pub exp: u64,
@@ -93,6 +92,7 @@ impl User {
         UserInfo {
             id: self.id.clone(),
             name: self.name.clone(),
+            roles: self.roles.clone(),
         }
     }
 }
@@ -358,11 +358,24 @@ impl Auth {
     }
 
     /// A dev-login token (HS256, `--dev-token-ttl`), if dev login is on.
+    #[cfg(test)]
     pub(crate) fn mint(
         &self,
         sub: &str,
         name: Option<&str>,
         rooms: &[String],
+        now: u64,
+    ) -> Option<(String, u64)> {
+        self.mint_with_roles(sub, name, rooms, &[], now)
+    }
+
+    /// [`mint`](Self::mint), with roles (`moderator`, `admin`) in the token.
+    pub(crate) fn mint_with_roles(
+        &self,
+        sub: &str,
+        name: Option<&str>,
+        rooms: &[String],
+        roles: &[String],
         now: u64,
     ) -> Option<(String, u64)> {
         let minter = self.minter.as_ref()?;
@@ -373,7 +386,7 @@ impl Auth {
             iat: Some(now),
             name: name.map(str::to_owned),
             rooms: rooms.to_vec(),
-            roles: Vec::new(),
+            roles: roles.to_vec(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, minter).ok()?;
         Some((token, exp))

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use shared::{ChatLine, ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId};
+use shared::{Change, ChatLine, ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -58,6 +58,9 @@ pub(crate) struct LineJob {
     pub nonce: Option<String>,
     /// The signed-in user who sent it, if any.
     pub user: Option<UserId>,
+    /// Set for an entry that edits or removes an earlier line (checked by whoever submits
+    /// it) rather than adding one.
+    pub change: Option<Change>,
     /// Told where the line went once it is durable (the server API waits for this; a
     /// WebSocket sender is acked through its room instead).
     pub reply: Option<oneshot::Sender<Result<Published, Unstored>>>,
@@ -645,6 +648,9 @@ impl LineJob {
             text: self.text.clone(),
             at,
             nonce: self.nonce.clone(),
+            edited: false,
+            removed: false,
+            change: self.change.clone(),
         }
     }
 }

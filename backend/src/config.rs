@@ -180,6 +180,11 @@ pub struct Config {
     #[arg(skip)]
     pub commit_stall: Option<Duration>,
 
+    /// How long after sending a line its author may still edit or delete it (moderators
+    /// delete any line at any time): 30s, 15m, 2h.
+    #[arg(long, env = "CHARLA_EDIT_WINDOW", default_value = "15m", value_parser = parse_duration)]
+    pub edit_window: Duration,
+
     /// Most rooms one connection may be in at once; past it `join` gets `too_many_rooms`.
     #[arg(long, env = "CHARLA_MAX_ROOMS_PER_CONN", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -331,6 +336,7 @@ impl Default for Config {
             max_sessions: 1_000_000,
             new_sessions_per_min: 120,
             resumes_per_min: 600,
+            edit_window: Duration::from_secs(15 * 60),
             max_rooms_per_conn: 20,
             max_rooms: 10_000,
             max_history_lines: 1_000_000,

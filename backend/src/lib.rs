@@ -66,6 +66,7 @@ mod http;
 mod hub;
 pub mod lesson;
 mod metrics;
+mod moderation;
 mod outbox;
 mod products;
 mod rate;

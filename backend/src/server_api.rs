@@ -1,5 +1,6 @@
 //! The server API, for the app's backend (`Authorization: Bearer <--api-key>`): post into a
-//! room, list rooms, members and lines, disconnect a user, revoke a user's tokens.
+//! room, list rooms, members and lines, edit or delete a line, disconnect a user, revoke a
+//! user's tokens.
 //!
 //! It is a client of the hub, not a side door: a posted line goes through the same
 //! committer, numbering, dedupe (its `idempotency_key` is the nonce of a sender of its own)
@@ -14,17 +15,23 @@ use axum::{
     extract::{FromRequestParts, Path, Query, State},
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, patch, post},
 };
 use serde::Deserialize;
 use serde_json::json;
-use shared::{ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId, limits::MAX_NONCE_CHARS};
+use std::sync::Arc;
+
+use shared::{
+    Change, ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId, limits::MAX_NONCE_CHARS,
+};
 use tokio::sync::oneshot;
 
 use crate::{
     api::MAX_BODY_BYTES,
     auth::now_secs,
     committer::{Job, LineJob, Published, RevokeJob},
+    hub::Room,
+    moderation::{self, Actor, Ask},
     state::AppState,
     store::Revocation,
 };
@@ -41,6 +48,10 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/rooms", get(rooms))
         .route("/api/rooms/{room}/messages", post(publish).get(messages))
+        .route(
+            "/api/rooms/{room}/messages/{seq}",
+            patch(edit_message).delete(delete_message),
+        )
         .route("/api/rooms/{room}/members", get(members))
         .route("/api/users/{user}/disconnect", post(disconnect))
         .route("/api/users/{user}/revoke", post(revoke))
@@ -162,23 +173,28 @@ struct CheckedLine {
     idempotency_key: Option<String>,
 }
 
+/// Reads a body: at most [`MAX_BODY_BYTES`] of JSON with only `T`'s fields.
+async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return Err(refusal(
+            ErrorCode::TooLarge,
+            format!("the body is over {MAX_BODY_BYTES} bytes"),
+        ));
+    };
+    serde_json::from_slice(&body).map_err(|err| {
+        let code = if err.is_data() {
+            ErrorCode::BadField
+        } else {
+            ErrorCode::BadJson
+        };
+        refusal(code, err.to_string())
+    })
+}
+
 impl NewLine {
     /// Reads the body: at most [`MAX_BODY_BYTES`] of JSON with only this struct's fields.
     async fn read(body: Body) -> Result<NewLine, ApiError> {
-        let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
-            return Err(refusal(
-                ErrorCode::TooLarge,
-                format!("the body is over {MAX_BODY_BYTES} bytes"),
-            ));
-        };
-        serde_json::from_slice(&body).map_err(|err| {
-            let code = if err.is_data() {
-                ErrorCode::BadField
-            } else {
-                ErrorCode::BadJson
-            };
-            refusal(code, err.to_string())
-        })
+        read_json(body).await
     }
 
     /// Checks every field as a `send` is checked (text not blank and within `max_chars`; a
@@ -260,35 +276,19 @@ async fn publish(
 /// Appends a checked line to `room` through the committer, as a connection's `send` is,
 /// and answers once it is durable.
 async fn commit_line(app: &AppState, room: RoomName, line: CheckedLine) -> Response {
-    let unavailable = |message| {
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable.as_str(),
-            message,
-        )
+    let target = match api_room(app, &room) {
+        Ok(target) => target,
+        Err(refused) => return refused.into_response(),
     };
-    let Ok(target) = app.hub.room_for_api(&room) else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::RoomsFull.as_str(),
-            "the server has as many rooms as it may hold",
-        );
-    };
-    let (reply, published) = oneshot::channel();
-    let job = Job::Line(LineJob {
-        room: target,
-        from: ConnId::new(API_SENDER),
+    let job = Entry {
         name: line.name,
         text: line.text,
         nonce: line.idempotency_key,
         user: line.user,
-        reply: Some(reply),
-    });
-    if app.committer.submit(job).is_err() {
-        return unavailable("the server is busy; try again later");
-    }
-    match published.await {
-        Ok(Ok(Published { seq, new })) => {
+        change: None,
+    };
+    match commit(app, target, job).await {
+        Ok(Published { seq, new }) => {
             let status = if new {
                 StatusCode::CREATED
             } else {
@@ -296,8 +296,154 @@ async fn commit_line(app: &AppState, room: RoomName, line: CheckedLine) -> Respo
             };
             (status, Json(json!({ "room": room, "seq": seq }))).into_response()
         }
-        _ => unavailable("the line could not be stored; try again later"),
+        Err(refused) => refused.into_response(),
     }
+}
+
+/// The room `room` (held, or read back), or 503 when the server holds as many as it may.
+fn api_room(app: &AppState, room: &RoomName) -> Result<Arc<Room>, ApiError> {
+    app.hub.room_for_api(room).map_err(|_| {
+        api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::RoomsFull.as_str(),
+            "the server has as many rooms as it may hold",
+        )
+    })
+}
+
+/// What the API appends to a room's log (from its own sender).
+struct Entry {
+    name: DisplayName,
+    text: String,
+    nonce: Option<String>,
+    user: Option<UserId>,
+    change: Option<Change>,
+}
+
+/// Appends `entry` to `room`'s log through the committer; where it went once durable.
+async fn commit(app: &AppState, room: Arc<Room>, entry: Entry) -> Result<Published, ApiError> {
+    let unavailable = |message| {
+        api_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            message,
+        )
+    };
+    let (reply, published) = oneshot::channel();
+    let job = Job::Line(LineJob {
+        room,
+        from: ConnId::new(API_SENDER),
+        name: entry.name,
+        text: entry.text,
+        nonce: entry.nonce,
+        user: entry.user,
+        change: entry.change,
+        reply: Some(reply),
+    });
+    if app.committer.submit(job).is_err() {
+        return Err(unavailable("the server is busy; try again later"));
+    }
+    match published.await {
+        Ok(Ok(published)) => Ok(published),
+        _ => Err(unavailable("the line could not be stored; try again later")),
+    }
+}
+
+/// `PATCH /api/rooms/{room}/messages/{seq}`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewText {
+    text: String,
+}
+
+/// `PATCH /api/rooms/{room}/messages/{seq}` `{"text"}`: edits any kept line. 200
+/// `{"room", "seq", "target"}` (`seq` is the edit's own) once durable.
+async fn edit_message(
+    _: ApiKey,
+    State(app): State<AppState>,
+    Path((room, seq)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let (room, target) = match message_path(&room, &seq) {
+        Ok(path) => path,
+        Err(refused) => return refused.into_response(),
+    };
+    let text = match read_json::<NewText>(body).await {
+        Ok(NewText { text }) => text,
+        Err(refused) => return refused.into_response(),
+    };
+    if text.trim().is_empty() {
+        return bad_request(ErrorCode::Empty, "a line cannot be blank");
+    }
+    if text.chars().nth(app.limits.max_text_chars).is_some() {
+        let max = app.limits.max_text_chars;
+        return bad_request(
+            ErrorCode::TooLarge,
+            format!("text is longer than {max} characters"),
+        );
+    }
+    match change_message(&app, &room, Ask::Edit(target), text).await {
+        Ok(seq) => Json(json!({ "room": room, "seq": seq, "target": target })).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `DELETE /api/rooms/{room}/messages/{seq}`: removes any kept line; 204 once durable.
+async fn delete_message(
+    _: ApiKey,
+    State(app): State<AppState>,
+    Path((room, seq)): Path<(String, String)>,
+) -> Response {
+    let (room, target) = match message_path(&room, &seq) {
+        Ok(path) => path,
+        Err(refused) => return refused.into_response(),
+    };
+    match change_message(&app, &room, Ask::Delete(target), String::new()).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// The room and `seq` of a `…/messages/{seq}` path.
+fn message_path(room: &str, seq: &str) -> Result<(RoomName, Seq), ApiError> {
+    let room = room_name(room)?;
+    match seq.parse::<u64>() {
+        Ok(seq) if seq > 0 => Ok((room, Seq(seq))),
+        _ => Err(refusal(
+            ErrorCode::BadField,
+            "the line's `seq` must be a positive integer",
+        )),
+    }
+}
+
+/// Checks and appends an edit or a deletion by the API; the entry's `seq`. A line the room
+/// does not hold is 404.
+async fn change_message(
+    app: &AppState,
+    room: &RoomName,
+    ask: Ask,
+    text: String,
+) -> Result<Seq, ApiError> {
+    let target = api_room(app, room)?;
+    let now = crate::committer::now_ms();
+    let change = moderation::check(&target, ask, Actor::Api, app.limits.edit_window, now).map_err(
+        |(code, message)| {
+            let status = match code {
+                ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                _ => StatusCode::FORBIDDEN,
+            };
+            api_error(status, code.as_str(), message)
+        },
+    )?;
+    let name = DisplayName::parse("app").unwrap_or_else(|_| unreachable!("valid"));
+    let entry = Entry {
+        name,
+        text,
+        nonce: None,
+        user: None,
+        change: Some(change),
+    };
+    commit(app, target, entry).await.map(|p| p.seq)
 }
 
 /// `GET /api/rooms`: every room this server holds.

@@ -185,6 +185,7 @@ fn limits(c: &Config) -> Limits {
         close_after: Duration::from_secs(u64::from(c.rate_limit_close_after)),
         heartbeat: c.heartbeat,
         max_rooms_per_conn: to_usize(c.max_rooms_per_conn),
+        edit_window: c.edit_window,
     }
 }
 

@@ -44,6 +44,10 @@ struct DevLogin {
     name: Option<String>,
     #[serde(default)]
     rooms: Vec<String>,
+    /// Roles to carry (`moderator`, `admin`): dev login lets anyone be anyone, moderators
+    /// included.
+    #[serde(default)]
+    roles: Vec<String>,
 }
 
 /// A request refused: its status, code and message.
@@ -105,10 +109,24 @@ impl DevLogin {
             .filter(|r| !r.is_empty())
             .take(32)
             .collect();
+        let roles = self
+            .roles
+            .iter()
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty())
+            .collect::<Vec<_>>();
+        if roles.len() > 8 || roles.iter().any(|r| r.chars().count() > 32) {
+            return Err(refused(
+                StatusCode::BAD_REQUEST,
+                "bad_field",
+                "at most 8 `roles`, each at most 32 characters",
+            ));
+        }
         Ok(DevLogin {
             sub: sub.to_owned(),
             name: name.map(str::to_owned),
             rooms,
+            roles,
         })
     }
 }
@@ -159,7 +177,10 @@ async fn dev_token(
         Err(refused) => return refused.into_response(),
     };
     let (sub, name, rooms) = (&login.sub, login.name.as_deref(), &login.rooms);
-    match app.auth.mint(sub, name, rooms, now_secs()) {
+    match app
+        .auth
+        .mint_with_roles(sub, name, rooms, &login.roles, now_secs())
+    {
         Some((token, exp)) => Json(json!({ "token": token, "exp": exp })).into_response(),
         None => error(
             StatusCode::INTERNAL_SERVER_ERROR,

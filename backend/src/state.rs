@@ -111,6 +111,8 @@ pub(crate) struct Limits {
     pub heartbeat: Duration,
     /// The most rooms one connection may be in.
     pub max_rooms_per_conn: usize,
+    /// How long an author may edit or delete their line (`--edit-window`).
+    pub edit_window: Duration,
 }
 
 impl Limits {

@@ -222,6 +222,8 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         // Chat and presence from the well-behaved clients pass by.
                         ServerMsg::Welcome(_)
                         | ServerMsg::Message(_)
+                        | ServerMsg::MessageEdited(_)
+                        | ServerMsg::MessageDeleted(_)
                         | ServerMsg::Typing(_)
                         | ServerMsg::Presence(_) => {}
                         other @ (ServerMsg::Ack(_)

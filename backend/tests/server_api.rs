@@ -32,25 +32,7 @@ async fn call_at(
     path: &str,
     body: Value,
 ) -> (u16, Value) {
-    let auth = format!("Bearer {KEY}");
-    let body = if body.is_null() {
-        Vec::new()
-    } else {
-        body.to_string().into_bytes()
-    };
-    let response = testkit::request(
-        addr,
-        method,
-        path,
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        &body,
-    )
-    .await;
-    let json = serde_json::from_str(&response.body).unwrap_or(Value::Null);
-    (response.status, json)
+    testkit::api_call(addr, method, path, body, Some(KEY)).await
 }
 
 fn user_token(sub: &str) -> String {

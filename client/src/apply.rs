@@ -56,6 +56,15 @@ pub fn apply(session: &mut ClientSession, msg: ServerMsg) -> Applied {
             event: session.on_line(line).map(Event::Line),
             ..Applied::default()
         },
+        // An edit or a deletion is an entry of the room's log like a line: once, in order.
+        ServerMsg::MessageEdited(edited) => Applied {
+            event: session.on_line(edited.into()).map(Event::Line),
+            ..Applied::default()
+        },
+        ServerMsg::MessageDeleted(deleted) => Applied {
+            event: session.on_line(deleted.into()).map(Event::Line),
+            ..Applied::default()
+        },
         ServerMsg::Ack(server::Ack { nonce, seq, .. }) => {
             session.on_ack(&nonce);
             Applied {

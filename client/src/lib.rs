@@ -183,7 +183,9 @@ pub enum Event {
         /// How many are in the room.
         online: u32,
     },
-    /// A new line (each line once, in its room's `seq` order).
+    /// A new entry of a room's log (each once, in its room's `seq` order): a line, or an
+    /// edit or a deletion of an earlier one (its `change` says which; see
+    /// [`ChatLine::show_in`]).
     Line(ChatLine),
     /// Someone's live text.
     Typing {
@@ -525,13 +527,28 @@ impl Client {
     }
 }
 
-/// How a line reads on a terminal: `<name or id> -> <text>`.
+/// How a line reads on a terminal: `<name or id> -> <text>`, marked `(edited)` or shown
+/// as `(line removed)`; an edit or a deletion reads `* line N edited: <text>` or
+/// `* line N removed`.
 pub fn line_text(line: &ChatLine) -> String {
+    if let Some(change) = &line.change {
+        let target = change.target;
+        return match change.kind {
+            shared::ChangeKind::Edit => format!("* line {target} edited: {}", line.text),
+            shared::ChangeKind::Delete => format!("* line {target} removed"),
+        };
+    }
     let who = line
         .name
         .as_ref()
         .map_or_else(|| line.from.to_string(), ToString::to_string);
-    format!("{who} -> {}", line.text)
+    if line.removed {
+        format!("{who} -> (line removed)")
+    } else if line.edited {
+        format!("{who} -> {} (edited)", line.text)
+    } else {
+        format!("{who} -> {}", line.text)
+    }
 }
 
 #[cfg(test)]

@@ -85,6 +85,8 @@ fn chat_variant(kind: &str, text: &str) -> Option<Result<ServerMsg, DecodeError>
         "left" => Left(s::Left),
         "typing" => Typing(s::Typing),
         "message" => Message(crate::ChatLine),
+        "message_edited" => MessageEdited(s::MessageEdited),
+        "message_deleted" => MessageDeleted(s::MessageDeleted),
         "ack" => Ack(s::Ack),
         "older" => Older(s::Older),
         "presence" => Presence(s::Presence),
@@ -372,6 +374,9 @@ mod tests {
                 text,
                 at,
                 nonce,
+                edited: false,
+                removed: false,
+                change: None,
             });
         prop_oneof![
             (

@@ -49,6 +49,8 @@ pub enum ErrorCode {
     TokenExpired,
     /// This user may not do that (e.g. join a private room not granted); the connection stays.
     Forbidden,
+    /// An `edit` or `delete` of one's own line after the server's edit window.
+    EditWindowPassed,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
@@ -77,6 +79,7 @@ impl ErrorCode {
         ErrorCode::BadToken,
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
+        ErrorCode::EditWindowPassed,
     ];
 
     /// The code as it appears on the wire.
@@ -102,6 +105,7 @@ impl ErrorCode {
             ErrorCode::BadToken => "bad_token",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::EditWindowPassed => "edit_window_passed",
             ErrorCode::Other => "other",
         }
     }

@@ -58,7 +58,8 @@ pub mod session;
 pub use codec::{DecodeError, decode_client, decode_server, decode_server_chat, encode};
 pub use error::ErrorCode;
 pub use msg::{
-    ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist, UserId, UserInfo,
+    Change, ChangeKind, ChatLine, ClientMsg, ConnId, Member, Seq, ServerLimits, ServerMsg, Typist,
+    UserId, UserInfo,
 };
 pub use names::{DEFAULT_ROOM, DisplayName, NameError, RoomName};
 pub use products::{FieldError, NewProduct, Price, Problem, Product, ProductField, ProductId};

@@ -91,6 +91,9 @@ pub struct UserInfo {
     /// The token's `name`, if it had one (it is also the session's display name).
     #[serde(default)]
     pub name: Option<DisplayName>,
+    /// The token's roles (`moderator`, `admin`): what the page may offer this user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// A line's position in its room's history: starts at 1, rises by one per line, no gaps.
@@ -131,6 +134,168 @@ pub struct ChatLine {
     /// (e.g. in a replay) and never show it twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// The line's text was changed by a later entry (`message_edited`): `text` is the newest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edited: bool,
+    /// The line was removed by a later entry (`message_deleted`): its text is gone (`""`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+    /// Set when this entry of the room's log is not a line but a change to an earlier one
+    /// (live, it is sent as `message_edited` or `message_deleted`; in a page of history,
+    /// `joined` or `older`, it comes as a line with this field). Absent: a line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+}
+
+/// What a log entry that is not a line does to an earlier line (its `target`). On the wire
+/// `{"kind": "edit", "target": 4}` or `{"kind": "delete", "target": 4, "by": "ana"}`. A plain
+/// struct rather than a tagged enum: serde's tagged decoder buffers every field first, which
+/// costs the page's wasm (docs/BENCHMARKS.md, "The page's weight").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// An edit or a deletion.
+    pub kind: ChangeKind,
+    /// The `seq` of the line it changes.
+    pub target: Seq,
+    /// For a deletion, who removed it: a user's id, a guest's connection id, or `api` (the
+    /// server API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// What a [`Change`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// The target's text is now the entry's `text`.
+    Edit,
+    /// The target is removed: its text is gone for everyone.
+    Delete,
+}
+
+impl Change {
+    /// An edit of line `target`.
+    pub fn edit(target: Seq) -> Self {
+        Change {
+            kind: ChangeKind::Edit,
+            target,
+            by: None,
+        }
+    }
+
+    /// The removal of line `target` by `by`.
+    pub fn delete(target: Seq, by: String) -> Self {
+        Change {
+            kind: ChangeKind::Delete,
+            target,
+            by: Some(by),
+        }
+    }
+
+    /// The line this entry changes.
+    pub fn target(&self) -> Seq {
+        self.target
+    }
+}
+
+impl ChatLine {
+    /// This entry as it is sent live: `message`, `message_edited` or `message_deleted`.
+    pub fn into_server_msg(self) -> ServerMsg {
+        match self.change {
+            None => ServerMsg::Message(self),
+            Some(Change {
+                kind: ChangeKind::Edit,
+                target,
+                ..
+            }) => ServerMsg::MessageEdited(server::MessageEdited {
+                room: self.room,
+                seq: self.seq,
+                target,
+                text: self.text,
+                at: self.at,
+                from: self.from,
+                user: self.user,
+                nonce: self.nonce,
+            }),
+            Some(Change {
+                kind: ChangeKind::Delete,
+                target,
+                by,
+            }) => ServerMsg::MessageDeleted(server::MessageDeleted {
+                room: self.room,
+                seq: self.seq,
+                target,
+                by: by.unwrap_or_default(),
+                at: self.at,
+                from: self.from,
+                nonce: self.nonce,
+            }),
+        }
+    }
+
+    /// Applies this entry to the lines shown in its room (oldest first, by `seq`): a line
+    /// is added at the end, an edit changes its target's text, a deletion removes the
+    /// target's text. An edit never brings back a removed line; an entry whose target is
+    /// not shown changes nothing (a page of older lines brings the target as it is now).
+    pub fn show_in(self, shown: &mut Vec<ChatLine>) {
+        let Some(change) = &self.change else {
+            shown.push(self);
+            return;
+        };
+        let target = change.target();
+        let Ok(at) = shown.binary_search_by_key(&target, |l| l.seq) else {
+            return;
+        };
+        let line = &mut shown[at];
+        match change.kind {
+            ChangeKind::Edit if !line.removed => {
+                line.text = self.text;
+                line.edited = true;
+            }
+            ChangeKind::Edit => {}
+            ChangeKind::Delete => {
+                line.text.clear();
+                line.removed = true;
+                line.edited = false;
+            }
+        }
+    }
+}
+
+impl From<server::MessageEdited> for ChatLine {
+    fn from(e: server::MessageEdited) -> Self {
+        ChatLine {
+            room: e.room,
+            seq: e.seq,
+            from: e.from,
+            name: None,
+            user: e.user,
+            text: e.text,
+            at: e.at,
+            nonce: e.nonce,
+            edited: false,
+            removed: false,
+            change: Some(Change::edit(e.target)),
+        }
+    }
+}
+
+impl From<server::MessageDeleted> for ChatLine {
+    fn from(d: server::MessageDeleted) -> Self {
+        ChatLine {
+            room: d.room,
+            seq: d.seq,
+            from: d.from,
+            name: None,
+            user: None,
+            text: String::new(),
+            at: d.at,
+            nonce: d.nonce,
+            edited: false,
+            removed: false,
+            change: Some(Change::delete(d.target, d.by)),
+        }
+    }
 }
 
 /// Someone in a room: their id and what they are called.
@@ -220,6 +385,32 @@ pub enum ClientMsg {
         /// A client-chosen string (at most 64 characters) that identifies this send: the
         /// server acks it once the line is durable, and a `send` repeated with a nonce it
         /// already accepted from the same client is acked again, not appended again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// Changes the text of one of the sender's own lines (same session or same user),
+    /// within the server's edit window: appended to the room's log as a `message_edited`.
+    Edit {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The line to edit.
+        seq: Seq,
+        /// Its new text. Must not be blank.
+        text: String,
+        /// As for `send`: acked once durable, never applied twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// Removes a line: one's own within the edit window, or any line for a moderator.
+    /// Appended to the room's log as a `message_deleted`.
+    Delete {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The line to remove.
+        seq: Seq,
+        /// As for `send`: acked once durable, never applied twice.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
@@ -321,6 +512,8 @@ wire_names! {
     Refresh => "refresh",
     Typing => "typing",
     Send => "send",
+    Edit => "edit",
+    Delete => "delete",
     LoadOlder => "load_older",
     Ping => "ping",
     Join => "join",
@@ -354,6 +547,10 @@ pub enum ServerMsg {
     Typing(server::Typing),
     /// A new history line (the line's fields sit beside `type`).
     Message(ChatLine),
+    /// An entry of the room's log that changes an earlier line's text (`target`).
+    MessageEdited(server::MessageEdited),
+    /// An entry of the room's log that removes an earlier line (`target`).
+    MessageDeleted(server::MessageDeleted),
     /// The sender's line with this `nonce` is durable, at this `seq`. Sent only to the
     /// sender's connections (every tab of its session) in the room, before the `message`.
     Ack(server::Ack),
@@ -403,6 +600,8 @@ wire_names! {
     Left => "left",
     Typing => "typing",
     Message => "message",
+    MessageEdited => "message_edited",
+    MessageDeleted => "message_deleted",
     Ack => "ack",
     Older => "older",
     Pong => "pong",
@@ -460,6 +659,9 @@ mod tests {
             text: text.into(),
             at,
             nonce: None,
+            edited: false,
+            removed: false,
+            change: None,
         }
     }
 
@@ -634,6 +836,108 @@ mod tests {
     }
 
     #[test]
+    fn edits_and_deletions_on_the_wire() {
+        client_wire(
+            ClientMsg::Edit {
+                room: Some("dev".into()),
+                seq: Seq(4),
+                text: "hola!".into(),
+                nonce: None,
+            },
+            r#"{"type":"edit","room":"dev","seq":4,"text":"hola!"}"#,
+        );
+        client_wire(
+            ClientMsg::Delete {
+                room: Some("dev".into()),
+                seq: Seq(4),
+                nonce: Some("n-2".into()),
+            },
+            r#"{"type":"delete","room":"dev","seq":4,"nonce":"n-2"}"#,
+        );
+        server_wire(
+            ServerMsg::MessageEdited(server::MessageEdited {
+                room: room("dev"),
+                seq: Seq(6),
+                target: Seq(4),
+                text: "hola!".into(),
+                at: 9,
+                from: ConnId::new("a1"),
+                user: None,
+                nonce: None,
+            }),
+            r#"{"type":"message_edited","room":"dev","seq":6,"target":4,"text":"hola!","at":9,"from":"a1"}"#,
+        );
+        server_wire(
+            ServerMsg::MessageDeleted(server::MessageDeleted {
+                room: room("dev"),
+                seq: Seq(7),
+                target: Seq(4),
+                by: "ana".into(),
+                at: 9,
+                from: ConnId::new("a1"),
+                nonce: None,
+            }),
+            r#"{"type":"message_deleted","room":"dev","seq":7,"target":4,"by":"ana","at":9,"from":"a1"}"#,
+        );
+        // In a page of history, an entry is a line with its `change`; a changed line says so.
+        let mut edit = line(6, "a1", "hola!", 9);
+        edit.change = Some(Change::edit(Seq(4)));
+        assert_eq!(
+            encode(&edit),
+            r#"{"room":"general","seq":6,"from":"a1","text":"hola!","at":9,"change":{"kind":"edit","target":4}}"#
+        );
+        let mut removed = line(4, "a1", "", 1);
+        removed.removed = true;
+        assert_eq!(
+            encode(&removed),
+            r#"{"room":"general","seq":4,"from":"a1","text":"","at":1,"removed":true}"#
+        );
+        // Live and in a page, an entry is the same thing.
+        assert_eq!(
+            ChatLine::from(match edit.clone().into_server_msg() {
+                ServerMsg::MessageEdited(e) => e,
+                other => panic!("expected message_edited, got {other:?}"),
+            }),
+            edit
+        );
+    }
+
+    #[test]
+    fn entries_change_the_lines_shown_and_never_bring_a_removed_one_back() {
+        let mut shown = vec![line(1, "a", "uno", 1), line(2, "b", "dos", 1)];
+        let entry = |seq, change| ChatLine {
+            change: Some(change),
+            ..line(seq, "a", "", 2)
+        };
+        ChatLine {
+            text: "UNO".into(),
+            ..entry(3, Change::edit(Seq(1)))
+        }
+        .show_in(&mut shown);
+        entry(4, Change::delete(Seq(2), "mod".into())).show_in(&mut shown);
+        ChatLine {
+            text: "back?".into(),
+            ..entry(5, Change::edit(Seq(2)))
+        }
+        .show_in(&mut shown);
+        // An entry for a line not shown changes nothing.
+        entry(6, Change::edit(Seq(99))).show_in(&mut shown);
+        line(7, "a", "siete", 3).show_in(&mut shown);
+        let view: Vec<(u64, &str, bool, bool)> = shown
+            .iter()
+            .map(|l| (l.seq.0, l.text.as_str(), l.edited, l.removed))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                (1, "UNO", true, false),
+                (2, "", false, true),
+                (7, "siete", false, false)
+            ]
+        );
+    }
+
+    #[test]
     fn client_load_older_wire() {
         client_wire(
             ClientMsg::LoadOlder {
@@ -726,6 +1030,7 @@ mod tests {
                 user: Some(UserInfo {
                     id: UserId::new("alice"),
                     name: Some(name("Alice")),
+                    roles: Vec::new(),
                 }),
             }),
             r#"{"type":"welcome","id":"q8Zr2vLk0aYbXw1c","history":[],"online":0,"protocol":2,"resume":"r3sum3-t0k3n","has_more":false,"resumed":false,"name":"Alice","user":{"id":"alice","name":"Alice"}}"#,

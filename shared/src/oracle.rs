@@ -77,6 +77,17 @@ fn fields_of(kind: &str) -> Option<&'static [(&'static str, Field)]> {
             ("text", Field::Text),
             ("nonce", Field::MaybeText),
         ],
+        "edit" => &[
+            ("room", Field::MaybeText),
+            ("seq", Field::Count64),
+            ("text", Field::Text),
+            ("nonce", Field::MaybeText),
+        ],
+        "delete" => &[
+            ("room", Field::MaybeText),
+            ("seq", Field::Count64),
+            ("nonce", Field::MaybeText),
+        ],
         "load_older" => &[
             ("room", Field::MaybeText),
             ("before", Field::Count64),

@@ -117,6 +117,51 @@ pub struct Ack {
     pub seq: Seq,
 }
 
+/// An entry of a room's log that changes the text of an earlier line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageEdited {
+    /// The room.
+    #[serde(default)]
+    pub room: RoomName,
+    /// This entry's own position in the room's log.
+    pub seq: Seq,
+    /// The edited line's `seq`.
+    pub target: Seq,
+    /// The line's new text.
+    pub text: String,
+    /// When the server accepted the edit, in ms since the Unix epoch.
+    pub at: u64,
+    /// The editor's connection id.
+    pub from: ConnId,
+    /// The signed-in user who edited it; none for a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserId>,
+    /// The `nonce` of the `edit`, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// An entry of a room's log that removes an earlier line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageDeleted {
+    /// The room.
+    #[serde(default)]
+    pub room: RoomName,
+    /// This entry's own position in the room's log.
+    pub seq: Seq,
+    /// The removed line's `seq`.
+    pub target: Seq,
+    /// Who removed it: a user's id, a guest's connection id, or `api`.
+    pub by: String,
+    /// When the server accepted the deletion, in ms since the Unix epoch.
+    pub at: u64,
+    /// The connection that asked (the server's own id for the server API).
+    pub from: ConnId,
+    /// The `nonce` of the `delete`, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
 /// The reply to `load_older`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Older {

@@ -37,12 +37,29 @@ pub enum Shown {
 
 impl Shown {
     /// Applies this to a list of shown lines.
+    /// Entries that change earlier lines (edits, deletions) are applied to them, not shown.
     pub fn apply_to(self, shown: &mut Vec<ChatLine>) {
-        match self {
-            Shown::Replace(lines) => *shown = lines,
-            Shown::Append(lines) => shown.extend(lines),
+        let lines = match self {
+            Shown::Replace(lines) => {
+                shown.clear();
+                lines
+            }
+            Shown::Append(lines) => lines,
+        };
+        for line in lines {
+            line.show_in(shown);
         }
     }
+}
+
+/// The lines to show of a page of a room's log (`joined`, `older`), oldest first: its
+/// lines, with its edits and deletions applied to them.
+pub fn lines_to_show(page: Vec<ChatLine>) -> Vec<ChatLine> {
+    let mut shown = Vec::with_capacity(page.len());
+    for line in page {
+        line.show_in(&mut shown);
+    }
+    shown
 }
 
 /// Reconnect delays: full jitter over an exponentially growing ceiling.
@@ -657,6 +674,9 @@ mod tests {
                 text,
                 at: 0,
                 nonce,
+                edited: false,
+                removed: false,
+                change: None,
             };
             self.log.push(line.clone());
             if self.faults.forget_nonces_with_cap {

@@ -305,6 +305,30 @@ impl HttpResponse {
     }
 }
 
+/// A server API call: `body` as JSON (none when null), with `Authorization: Bearer <key>`
+/// when a key is given; the status and the body as JSON (null when it is not JSON).
+pub async fn api_call(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+    key: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let auth = key.map(|k| format!("Bearer {k}"));
+    let mut headers = vec![("Content-Type", "application/json")];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth.as_str()));
+    }
+    let body = if body.is_null() {
+        Vec::new()
+    } else {
+        body.to_string().into_bytes()
+    };
+    let response = request(addr, method, path, &headers, &body).await;
+    let json = serde_json::from_str(&response.body).unwrap_or(serde_json::Value::Null);
+    (response.status, json)
+}
+
 /// An HTTP/1.1 request to `addr` (from 127.0.0.1) with `headers` (a `Host` among them
 /// replaces the server's address) and `body`.
 pub async fn request(
@@ -432,6 +456,7 @@ pub async fn try_connect_as(
 }
 
 /// What a picker made of a frame: what the test waits for, or another frame.
+#[allow(clippy::large_enum_variant)] // A test's frame, picked once: its size does not matter.
 pub enum Picked<T> {
     /// The awaited frame's contents.
     Found(T),

@@ -10,15 +10,24 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
+use rusqlite::{Connection, OptionalExtension, Transaction, params, types::Type};
+use shared::{Change, ChangeKind, ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 use super::{
     Batch, HistoryStore, Loaded, ResumeToken, Revocation, StoreError, StoredNonce, StoredSession,
 };
 
 /// The schema this release writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
+
+/// Version 5 adds edits and deletions: an entry that changes an earlier line keeps its
+/// change (JSON) and its target; a line says whether it was edited or removed (then its text
+/// is gone from the file).
+const SCHEMA_V5: &str = "
+    ALTER TABLE lines ADD COLUMN change TEXT;
+    ALTER TABLE lines ADD COLUMN target INTEGER;
+    ALTER TABLE lines ADD COLUMN edited INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE lines ADD COLUMN removed INTEGER NOT NULL DEFAULT 0;";
 
 /// Version 4 adds sign-in: the user of each line and session, and revoked users.
 const SCHEMA_V4: &str = "
@@ -133,7 +142,7 @@ impl Archive {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut stmt = db.prepare_cached(
-            "SELECT seq, sender, name, text, at, nonce, user FROM lines
+            "SELECT seq, sender, name, text, at, nonce, user, edited, removed, change FROM lines
                  WHERE room = ?1 AND seq > ?2 ORDER BY seq DESC LIMIT ?3",
         )?;
         let after = int(after.0, "a seq")?;
@@ -148,13 +157,20 @@ impl Archive {
     }
 }
 
-/// A line from a row of `seq, sender, name, text, at, nonce, user` starting at column
-/// `first`.
+/// A line from a row of `seq, sender, name, text, at, nonce, user, edited, removed, change`
+/// starting at column `first`.
 fn line_of_row(
     row: &rusqlite::Row<'_>,
     first: usize,
     room: RoomName,
 ) -> rusqlite::Result<ChatLine> {
+    let change = row
+        .get::<_, Option<String>>(first + 9)?
+        .map(|json| serde_json::from_str::<Change>(&json))
+        .transpose()
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(first + 9, Type::Text, Box::new(e))
+        })?;
     Ok(ChatLine {
         room,
         seq: Seq(row.get::<_, i64>(first)?.unsigned_abs()),
@@ -164,6 +180,9 @@ fn line_of_row(
         text: row.get(first + 3)?,
         at: row.get::<_, i64>(first + 4)?.unsigned_abs(),
         nonce: row.get(first + 5)?,
+        edited: row.get::<_, i64>(first + 7)? != 0,
+        removed: row.get::<_, i64>(first + 8)? != 0,
+        change,
     })
 }
 
@@ -213,8 +232,12 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
         // Version 2 → 3: the product list.
         tx.execute_batch(SCHEMA_V3)?;
     }
-    // Version 3 → 4: users.
-    tx.execute_batch(SCHEMA_V4)?;
+    if version < 4 {
+        // Version 3 → 4: users.
+        tx.execute_batch(SCHEMA_V4)?;
+    }
+    // Version 4 → 5: edits and deletions.
+    tx.execute_batch(SCHEMA_V5)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit().map_err(StoreError::from)
 }
@@ -267,7 +290,8 @@ impl HistoryStore for SqliteStore {
 /// Every kept line, by room and `seq`.
 fn load_lines(db: &Connection) -> Result<Vec<ChatLine>, StoreError> {
     let mut lines_stmt = db.prepare(
-        "SELECT room, seq, sender, name, text, at, nonce, user FROM lines ORDER BY room, seq",
+        "SELECT room, seq, sender, name, text, at, nonce, user, edited, removed, change
+             FROM lines ORDER BY room, seq",
     )?;
     let lines = lines_stmt
         .query_map([], |row| {
@@ -283,6 +307,42 @@ fn load_lines(db: &Connection) -> Result<Vec<ChatLine>, StoreError> {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(lines)
+}
+
+/// Applies an edit or a deletion (already inserted as `entry`) to its target row, as the
+/// rooms do to their kept lines.
+fn apply_change(tx: &Transaction<'_>, entry: &ChatLine, change: &Change) -> Result<(), StoreError> {
+    let room = entry.room.as_str();
+    let target = int(change.target().0, "a seq")?;
+    match change.kind {
+        ChangeKind::Edit => {
+            let edited = tx.execute(
+                "UPDATE lines SET text = ?3, edited = 1
+                     WHERE room = ?1 AND seq = ?2 AND removed = 0 AND change IS NULL",
+                params![room, target, entry.text],
+            )?;
+            if edited == 0 {
+                // Its target was removed (or is not a line): the edit keeps no text either.
+                tx.execute(
+                    "UPDATE lines SET text = '' WHERE room = ?1 AND seq = ?2",
+                    params![room, int(entry.seq.0, "a seq")?],
+                )?;
+            }
+        }
+        ChangeKind::Delete => {
+            tx.execute(
+                "UPDATE lines SET text = '', removed = 1, edited = 0
+                     WHERE room = ?1 AND seq = ?2 AND change IS NULL",
+                params![room, target],
+            )?;
+            tx.execute(
+                "UPDATE lines SET text = ''
+                     WHERE room = ?1 AND target = ?2 AND change LIKE '{\"kind\":\"edit\"%'",
+                params![room, target],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Every session.
@@ -344,13 +404,24 @@ fn load_revocations(db: &Connection) -> Result<Vec<Revocation>, StoreError> {
     Ok(revocations)
 }
 
-/// Appends the batch's lines and remembers their nonces.
+/// Appends the batch's lines and remembers their nonces; applies each edit or deletion to
+/// its target (a deletion wipes the target's text and its edits' texts from the file).
 fn insert_lines(tx: &Transaction<'_>, lines: &[ChatLine]) -> Result<(), StoreError> {
     let mut insert_line = tx.prepare_cached(
-        "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO lines (room, seq, sender, name, text, at, nonce, user, change, target)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?;
     for line in lines {
+        let change = line
+            .change
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        let target = line
+            .change
+            .as_ref()
+            .map(|c| int(c.target().0, "a seq"))
+            .transpose()?;
         insert_line.execute(params![
             line.room.as_str(),
             int(line.seq.0, "a seq")?,
@@ -360,7 +431,12 @@ fn insert_lines(tx: &Transaction<'_>, lines: &[ChatLine]) -> Result<(), StoreErr
             int(line.at, "a time")?,
             line.nonce,
             line.user.as_ref().map(UserId::as_str),
+            change,
+            target,
         ])?;
+        if let Some(change) = &line.change {
+            apply_change(tx, line, change)?;
+        }
     }
     let mut insert_nonce = tx.prepare_cached(
         "INSERT OR REPLACE INTO nonces (sender, room, nonce, seq) VALUES (?1, ?2, ?3, ?4)",
@@ -450,6 +526,9 @@ mod tests {
             text: format!("line {seq}"),
             at: 1_763_769_600_000 + seq,
             nonce: nonce.map(str::to_owned),
+            edited: false,
+            removed: false,
+            change: None,
         }
     }
 

@@ -21,6 +21,7 @@ use crate::{
     committer::{Job, LineJob},
     hub::{After, Greeting, JoinRefused, SessionChanges},
     metrics::TypeLabel,
+    moderation::{self, Actor, Ask, is_moderator},
     outbox::{CloseReason, Frame},
     state::SendRefused,
 };
@@ -45,7 +46,22 @@ impl Connection {
             ClientMsg::Hello { .. } => self.hello_again(now),
             ClientMsg::Refresh { token } => self.refresh(&token, now),
             ClientMsg::Typing { room, text } => self.typing(room.as_deref(), text, now),
-            ClientMsg::Send { room, text, nonce } => self.send(room.as_deref(), text, nonce, now),
+            ClientMsg::Send { room, text, nonce } => {
+                self.append(room.as_deref(), text, nonce, None, now)
+            }
+            ClientMsg::Edit {
+                room,
+                seq,
+                text,
+                nonce,
+            } => self.append(room.as_deref(), text, nonce, Some(Ask::Edit(seq)), now),
+            ClientMsg::Delete { room, seq, nonce } => self.append(
+                room.as_deref(),
+                String::new(),
+                nonce,
+                Some(Ask::Delete(seq)),
+                now,
+            ),
             ClientMsg::LoadOlder {
                 room,
                 before,
@@ -211,11 +227,14 @@ impl Connection {
     }
 
     /// A `send`: checked, then handed to the committer (which acks it once durable).
-    fn send(
+    /// A `send` (`ask` none), `edit` or `delete`: an entry appended to the room's log once
+    /// it passed the rates, the checks and (for a change) who may make it.
+    fn append(
         &mut self,
         room: Option<&str>,
         text: String,
         nonce: Option<String>,
+        ask: Option<Ask>,
         now: Instant,
     ) -> Flow {
         let room = match self.joined_room(room) {
@@ -228,7 +247,9 @@ impl Connection {
         if let Err(refused) = self.take_send(&room.name, &nonce, now) {
             return refused;
         }
-        if let Err(refused) = self.check_line(&text) {
+        if !matches!(ask, Some(Ask::Delete(_)))
+            && let Err(refused) = self.check_line(&text)
+        {
             return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
         }
         if nonce
@@ -240,6 +261,25 @@ impl Connection {
             let refused = Refused::new(ErrorCode::BadField, why);
             return self.refuse(now, refused.about(Some(room.name.clone()), None));
         }
+        let change = match ask {
+            None => None,
+            Some(ask) => {
+                let user = self.sign_in.user.as_deref();
+                let actor = Actor::Member {
+                    id: &self.who.id,
+                    user: user.map(|u| &u.id),
+                    moderator: user.is_some_and(|u| is_moderator(&u.roles)),
+                };
+                let now_ms = self.hub.sessions.now_ms();
+                match moderation::check(&room, ask, actor, self.limits.edit_window, now_ms) {
+                    Ok(change) => Some(change),
+                    Err((code, why)) => {
+                        let refused = Refused::new(code, why);
+                        return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
+                    }
+                }
+            }
+        };
         let id = self.who.id.clone();
         if nonce.is_some() && !self.told_nonces {
             // Before the line can be accepted: its client may resend it under this id.
@@ -253,6 +293,7 @@ impl Connection {
             text,
             nonce: nonce.clone(),
             user: self.sign_in.user.as_ref().map(|u| u.id.clone()),
+            change,
             reply: None,
         });
         if self.committer.submit(job).is_err() {

@@ -63,6 +63,9 @@ mod tests {
             text: String::new(),
             at: 0,
             nonce: None,
+            edited: false,
+            removed: false,
+            change: None,
         }
     }
 

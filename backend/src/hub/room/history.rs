@@ -6,7 +6,7 @@
 
 use std::{collections::VecDeque, ops::Range};
 
-use shared::{ChatLine, Seq, ServerMsg, encode};
+use shared::{Change, ChangeKind, ChatLine, Seq, ServerMsg, decode_server, encode};
 
 use crate::outbox::Frame;
 
@@ -45,10 +45,26 @@ impl History {
         let cap = cap.max(1);
         let last_seq = lines.last().map_or(Seq(0), |l| l.seq);
         let skip = lines.len().saturating_sub(cap);
-        History {
-            lines: lines.into_iter().skip(skip).map(keep).collect(),
+        let mut history = History {
+            lines: VecDeque::new(),
             last_seq,
             cap,
+        };
+        for line in lines.into_iter().skip(skip) {
+            history.keep_loaded(line);
+        }
+        history
+    }
+
+    /// Keeps a line read back from where it is kept (in order), applying it if it is an
+    /// edit or a deletion (a shared Redis stream keeps lines as they were sent).
+    fn keep_loaded(&mut self, mut line: ChatLine) {
+        if line.change.is_some() {
+            self.apply_change(&mut line);
+        }
+        self.lines.push_back(keep(line));
+        if self.lines.len() > self.cap {
+            self.lines.pop_front();
         }
     }
 
@@ -72,16 +88,78 @@ impl History {
         Seq(self.last_seq.0 + 1)
     }
 
-    /// Keeps the next line (dropping the oldest past the cap); returns its frame.
-    pub(super) fn push(&mut self, line: ChatLine) -> Frame {
+    /// Keeps the next entry (dropping the oldest past the cap); returns its frame as sent
+    /// live. An edit or a deletion is applied to its target first, so whoever reads the
+    /// kept lines afterwards (a newcomer, `older`, the HTTP API) gets the line as it is now.
+    pub(super) fn push(&mut self, mut line: ChatLine) -> Frame {
         self.last_seq = line.seq;
+        let live = if line.change.is_some() {
+            self.apply_change(&mut line);
+            Some(Frame::encode(&line.clone().into_server_msg()))
+        } else {
+            None
+        };
         let kept = keep(line);
-        let frame = kept.message.clone();
+        let frame = live.unwrap_or_else(|| kept.message.clone());
         self.lines.push_back(kept);
         if self.lines.len() > self.cap {
             self.lines.pop_front();
         }
         frame
+    }
+
+    /// The kept line (or entry) at `seq`, if it is still kept.
+    pub(super) fn line(&self, seq: Seq) -> Option<ChatLine> {
+        let at = self.position(seq)?;
+        read_kept(&self.lines[at])
+    }
+
+    fn position(&self, seq: Seq) -> Option<usize> {
+        self.lines.binary_search_by_key(&seq, |l| l.seq).ok()
+    }
+
+    /// Applies an edit or a deletion to its kept target: an edit changes its text (never a
+    /// removed line's: then the edit's own text is dropped too); a deletion removes the
+    /// target's text and that of every kept edit of it, so the removed text is gone.
+    fn apply_change(&mut self, entry: &mut ChatLine) {
+        let Some(change) = entry.change.clone() else {
+            return;
+        };
+        let target = change.target();
+        let Some(at) = self.position(target) else {
+            return;
+        };
+        let Some(mut line) = read_kept(&self.lines[at]).filter(|l| l.change.is_none()) else {
+            return;
+        };
+        match change.kind {
+            ChangeKind::Edit if line.removed => entry.text.clear(),
+            ChangeKind::Edit => {
+                line.text.clone_from(&entry.text);
+                line.edited = true;
+            }
+            ChangeKind::Delete => {
+                line.text.clear();
+                line.removed = true;
+                line.edited = false;
+                for kept in self.lines.iter_mut().skip(at + 1) {
+                    let is_edit = kept
+                        .message
+                        .text()
+                        .is_some_and(|t| t.as_str().contains(r#""kind":"edit""#));
+                    if !is_edit {
+                        continue;
+                    }
+                    if let Some(mut edit) = read_kept(kept)
+                        && edit.change == Some(Change::edit(target))
+                    {
+                        edit.text.clear();
+                        *kept = keep(edit);
+                    }
+                }
+            }
+        }
+        self.lines[at] = keep(line);
     }
 
     /// Forgets the kept lines; the numbering goes on. Returns how many there were.
@@ -200,6 +278,14 @@ impl History {
 /// The start of every encoded `message` frame; what follows is the line's own fields.
 const MESSAGE_PREFIX: &str = r#"{"type":"message","#;
 
+/// A kept line read back from its frame.
+fn read_kept(kept: &KeptLine) -> Option<ChatLine> {
+    match decode_server(kept.message.text()?.as_str()) {
+        Ok(ServerMsg::Message(line)) => Some(line),
+        _ => None,
+    }
+}
+
 /// A line as it is kept: its encoded `message` frame.
 pub(super) fn keep(line: ChatLine) -> KeptLine {
     let seq = line.seq;
@@ -251,6 +337,9 @@ mod tests {
             nonce: None,
             room: RoomName::general(),
             user: None,
+            edited: false,
+            removed: false,
+            change: None,
         }
     }
 

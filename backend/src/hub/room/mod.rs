@@ -205,6 +205,11 @@ impl Room {
         self.lock().online(self.config.presence_list_max)
     }
 
+    /// The kept line (or entry) at `seq`, as it is now; none once the history cap dropped it.
+    pub(crate) fn line(&self, seq: Seq) -> Option<ChatLine> {
+        self.lock().history.line(seq)
+    }
+
     /// The last `seq` this server has delivered.
     pub(crate) fn last_seq(&self) -> Seq {
         self.lock().history.last_seq()
@@ -343,6 +348,9 @@ mod tests {
             text: text.into(),
             at: 1,
             nonce: Some(format!("n-{seq}")),
+            edited: false,
+            removed: false,
+            change: None,
         }
     }
 
