@@ -42,7 +42,7 @@ pub use state::{ChatState, ConnState, GoTo, LiveText, RoomState, TransportKind, 
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
-use shared::{ClientMsg, ClientSession, DisplayName, ErrorCode, NameError, Refusal, RoomName};
+use shared::{ClientMsg, ClientSession, DisplayName, ErrorCode, NameError, Refusal, RoomName, Seq};
 
 use crate::i18n::Texts;
 use socket::{Fallback, Socket, Timers, now_ms};
@@ -547,6 +547,29 @@ impl Connection {
                 limit: OLDER_PAGE,
             });
         }
+    }
+
+    /// Asks the server to change the text of line `seq` of the room in view (one's own,
+    /// within the server's edit window); the change arrives as a `message_edited`.
+    pub fn edit(&self, seq: Seq, text: String) {
+        let room = self.state.current.get_untracked();
+        self.send_frame(&ClientMsg::Edit {
+            room: Some(room.as_str().to_owned()),
+            seq,
+            text,
+            nonce: None,
+        });
+    }
+
+    /// Asks the server to remove line `seq` of the room in view (one's own within the edit
+    /// window, or anyone's for a moderator); it arrives as a `message_deleted`.
+    pub fn delete(&self, seq: Seq) {
+        let room = self.state.current.get_untracked();
+        self.send_frame(&ClientMsg::Delete {
+            room: Some(room.as_str().to_owned()),
+            seq,
+            nonce: None,
+        });
     }
 
     /// Asks for the full member list of the room in view (the server pushes it only for

@@ -56,6 +56,9 @@ fn line(room_name: &str, seq: u64, from: &str, who: Option<&str>, text: &str) ->
         text: text.into(),
         at: 1_763_769_600_000,
         nonce: None,
+        edited: false,
+        removed: false,
+        change: None,
     }
 }
 
@@ -1564,6 +1567,7 @@ fn welcome_user(id: &str, sub: &str, who: Option<&str>) -> ServerMsg {
         *user = Some(UserInfo {
             id: UserId::new(sub),
             name: who.map(name),
+            roles: Vec::new(),
         });
     }
     welcomed
@@ -1856,4 +1860,168 @@ async fn the_dev_login_form_is_labelled_refuses_a_blank_id_and_says_when_the_ser
         None,
         "the form can be sent again"
     );
+}
+
+fn edited(seq: u64, target: u64, text: &str) -> ServerMsg {
+    ServerMsg::MessageEdited(shared::server::MessageEdited {
+        room: room("general"),
+        seq: Seq(seq),
+        target: Seq(target),
+        text: text.into(),
+        at: 1_763_769_600_001,
+        from: ConnId::new("AAAA"),
+        user: None,
+        nonce: None,
+    })
+}
+
+fn deleted(seq: u64, target: u64) -> ServerMsg {
+    ServerMsg::MessageDeleted(shared::server::MessageDeleted {
+        room: room("general"),
+        seq: Seq(seq),
+        target: Seq(target),
+        by: "mod".into(),
+        at: 1_763_769_600_001,
+        from: ConnId::new("MMMM"),
+        nonce: None,
+    })
+}
+
+#[wasm_bindgen_test]
+async fn an_edited_line_says_so_and_a_removed_line_shows_no_text_each_entry_applied_once() {
+    let root = container();
+    let (_, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <History /> }
+    });
+    conn.apply(welcome("me", "Me"));
+    conn.apply(joined(
+        "general",
+        vec![
+            line("general", 1, "AAAA", Some("Ana"), "hola"),
+            line("general", 2, "BBBB", Some("Bea"), "spam"),
+        ],
+        2,
+    ));
+    conn.apply(edited(3, 1, "hola a todos"));
+    conn.apply(deleted(4, 2));
+    tick().await;
+    assert_eq!(
+        items(&root),
+        ["Ana -> hola a todos (edited)", "Bea -> line removed"]
+    );
+    // A later edit wins; the earlier one arriving again (a replay) changes nothing.
+    conn.apply(edited(5, 1, "hola, final"));
+    conn.apply(edited(3, 1, "hola a todos"));
+    // An edit never brings a removed line back.
+    conn.apply(edited(6, 2, "spam again"));
+    tick().await;
+    assert_eq!(
+        items(&root),
+        ["Ana -> hola, final (edited)", "Bea -> line removed"]
+    );
+    assert!(!root.text_content().unwrap_or_default().contains("spam"));
+
+    // A page opened afterwards gets the lines as they are now, with the entries after
+    // them, and shows the same.
+    let page = container();
+    let (_, late) = offline();
+    let _late = mount_to(page.clone(), move || {
+        provide_context(late);
+        view! { <History /> }
+    });
+    late.apply(welcome("me2", "Me"));
+    let mut one = line("general", 1, "AAAA", Some("Ana"), "hola, final");
+    one.edited = true;
+    let mut two = line("general", 2, "BBBB", Some("Bea"), "");
+    two.removed = true;
+    let mut entry = line("general", 5, "AAAA", None, "hola, final");
+    entry.change = Some(shared::Change::edit(Seq(1)));
+    late.apply(joined("general", vec![one, two, entry], 2));
+    tick().await;
+    assert_eq!(
+        items(&page),
+        ["Ana -> hola, final (edited)", "Bea -> line removed"]
+    );
+}
+
+#[wasm_bindgen_test]
+async fn own_lines_offer_edit_and_delete_and_only_moderators_may_remove_others() {
+    let root = container();
+    let (_, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <History /> }
+    });
+    conn.apply(welcome("me", "Me"));
+    conn.apply(joined(
+        "general",
+        vec![
+            line("general", 1, "AAAA", Some("Ana"), "hola"),
+            line("general", 2, "me", Some("Me"), "mío"),
+        ],
+        2,
+    ));
+    tick().await;
+    // A guest: edit and delete on its own line only; no moderator controls.
+    assert_eq!(
+        attr(&root, "#history li.mine button.edit", "aria-label").as_deref(),
+        Some("Edit line 2")
+    );
+    assert_eq!(
+        attr(&root, "#history li.mine button.delete", "aria-label").as_deref(),
+        Some("Delete line 2")
+    );
+    assert_eq!(texts(&root, "#history li button").len(), 2);
+    assert!(absent(&root, "button.moderate"));
+    // The buttons' words do not join the line's text.
+    assert_eq!(items(&root), ["Ana -> hola", "Me -> mío"]);
+
+    // Edit opens a labelled box in place; Escape puts the line back.
+    element::<HtmlElement>(&root, "#history li.mine button.edit").click();
+    tick().await;
+    let input: HtmlInputElement = element(&root, "#history li.mine input.edit-line");
+    assert_eq!(input.value(), "mío");
+    assert_eq!(
+        input.get_attribute("aria-label").as_deref(),
+        Some("New text of the line")
+    );
+    let escape = web_sys::KeyboardEventInit::new();
+    escape.set_key("Escape");
+    let event = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &escape)
+        .expect("event");
+    input.dispatch_event(&event).expect("dispatch");
+    tick().await;
+    assert!(absent(&root, "input.edit-line"));
+    assert_eq!(items(&root), ["Ana -> hola", "Me -> mío"]);
+
+    // A user who is not a moderator sees no remove on others' lines either.
+    conn.apply(welcome_user("me", "bob", Some("Bob")));
+    tick().await;
+    assert!(absent(&root, "button.moderate"));
+    // A moderator does, on others' lines (and still edit/delete on their own).
+    let mut moderator = welcome_user("me", "alice", Some("Alice"));
+    if let ServerMsg::Welcome(shared::server::Welcome {
+        user: Some(user), ..
+    }) = &mut moderator
+    {
+        user.roles = vec!["moderator".into()];
+    }
+    conn.apply(moderator);
+    tick().await;
+    assert_eq!(
+        attr(
+            &root,
+            "#history li:not(.mine) button.moderate",
+            "aria-label"
+        )
+        .as_deref(),
+        Some("Remove (as moderator) line 1")
+    );
+    assert!(absent(&root, "#history li.mine button.moderate"));
+    // A removed line offers nothing.
+    conn.apply(deleted(3, 1));
+    tick().await;
+    assert!(absent(&root, "button.moderate"));
 }

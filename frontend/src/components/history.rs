@@ -3,7 +3,7 @@
 //! server acknowledges them).
 
 use leptos::prelude::*;
-use shared::PendingLine;
+use shared::{ChatLine, PendingLine, Seq};
 
 use crate::use_connection;
 use crate::{ChatState, RoomState, i18n::use_i18n};
@@ -54,31 +54,149 @@ fn pending_here(state: ChatState) -> Vec<PendingLine> {
         .collect()
 }
 
-/// One room's lines (`#history`), oldest first; this page's own marked `mine`.
+/// One room's lines (`#history`), oldest first; this page's own marked `mine`. An edited
+/// line says "(edited)"; a removed one shows "line removed" instead of its text. One's own
+/// lines offer edit and delete, and a moderator's page offers remove on everyone's: plain
+/// buttons, so the keyboard reaches them; an edit is an input (Enter saves, Escape cancels).
+/// The buttons' visible words come from CSS (`attr(data-label)`) and their names from
+/// `aria-label`, so a line's text (copied, or read by a test) stays `<name> -> <text>`.
 #[component]
 fn HistoryLines(
     /// The room whose lines these are.
     room: RoomState,
 ) -> impl IntoView {
-    let state = use_connection().state;
+    let editing = RwSignal::new(None::<Seq>);
     view! {
         <ol id="history" class="history" aria-live="polite" aria-relevant="additions">
-            <For each=move || room.history.get() key=|line| line.seq let(line)>
-                <li
-                    title=line.from.to_string()
-                    class:mine={
-                        let from = line.from.clone();
-                        move || state.is_me(&from)
-                    }
-                >
-                    <span class="from">
-                        {line.name.as_ref().map_or_else(|| line.from.to_string(), |n| n.to_string())}
-                    </span>
-                    " -> "
-                    <span class="text">{line.text}</span>
-                </li>
+            <For
+                each=move || room.history.get()
+                key=|line| (line.seq, line.removed, line.text.clone())
+                let(line)
+            >
+                <HistoryLine line editing />
             </For>
         </ol>
+    }
+}
+
+/// One line of the history, with its edit/delete controls.
+#[component]
+fn HistoryLine(
+    /// The line.
+    line: ChatLine,
+    /// Which line of the room is being edited (one at a time).
+    editing: RwSignal<Option<Seq>>,
+) -> impl IntoView {
+    let conn = use_connection();
+    let state = conn.state;
+    let i18n = use_i18n();
+    let seq = line.seq;
+    let (removed, edited) = (line.removed, line.edited);
+    let mine = {
+        let line = line.clone();
+        move || state.owns(&line)
+    };
+    let can_edit = {
+        let mine = mine.clone();
+        move || !removed && mine()
+    };
+    let can_remove = {
+        let mine = mine.clone();
+        move || !removed && !mine() && state.moderates()
+    };
+    let is_editing = move || editing.get() == Some(seq);
+    let from = line
+        .name
+        .as_ref()
+        .map_or_else(|| line.from.to_string(), |n| n.to_string());
+    let draft = RwSignal::new(line.text.clone());
+    let save = move || {
+        let text = draft.get_untracked();
+        if !text.trim().is_empty() {
+            conn.edit(seq, text);
+        }
+        editing.set(None);
+    };
+    let text = line.text.clone();
+    // The edit box takes the focus when it opens, with the caret after the text, so the
+    // keyboard goes on from there.
+    let edit_box = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move || {
+        if let Some(input) = edit_box.get() {
+            let _ = input.focus();
+            let end = u32::try_from(input.value().encode_utf16().count()).unwrap_or(u32::MAX);
+            let _ = input.set_selection_range(end, end);
+        }
+    });
+    view! {
+        <li title=line.from.to_string() class:mine=mine.clone() class:removed=removed>
+            <span class="from">{from}</span>
+            " -> "
+            <Show
+                when=is_editing
+                fallback=move || {
+                    if removed {
+                        view! { <span class="text gone">{move || i18n.t().line_removed}</span> }
+                            .into_any()
+                    } else {
+                        view! { <span class="text">{text.clone()}</span> }.into_any()
+                    }
+                }
+            >
+                <input
+                    node_ref=edit_box
+                    class="edit-line"
+                    type="text"
+                    aria-label=move || i18n.t().edit_label
+                    value=draft.get_untracked()
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                    on:keydown=move |ev| match ev.key().as_str() {
+                        "Enter" => save(),
+                        "Escape" => editing.set(None),
+                        _ => {}
+                    }
+                />
+                <button type="button" class="quiet save-edit" on:click=move |_| save()>
+                    {move || i18n.t().save}
+                </button>
+                <button type="button" class="quiet cancel-edit" on:click=move |_| editing.set(None)>
+                    {move || i18n.t().cancel}
+                </button>
+            </Show>
+            <Show when=move || edited && !removed>
+                <span class="edited">" " {move || i18n.t().edited_mark}</span>
+            </Show>
+            <Show when=move || can_edit() && !is_editing()>
+                <span class="line-actions">
+                    <button
+                        type="button"
+                        class="quiet edit"
+                        aria-label=move || format!("{} {seq}", i18n.t().edit_line)
+                        data-label=move || i18n.t().edit
+                        on:click=move |_| editing.set(Some(seq))
+                    ></button>
+                    <button
+                        type="button"
+                        class="quiet delete"
+                        aria-label=move || format!("{} {seq}", i18n.t().delete_line)
+                        data-label=move || i18n.t().delete_own
+                        on:click=move |_| conn.delete(seq)
+                    ></button>
+                </span>
+            </Show>
+            <Show when=can_remove.clone()>
+                <span class="line-actions">
+                    <button
+                        type="button"
+                        class="quiet delete moderate"
+                        aria-label=move || format!("{} {seq}", i18n.t().remove_line)
+                        data-label=move || i18n.t().remove
+                        on:click=move |_| conn.delete(seq)
+                    ></button>
+                </span>
+            </Show>
+        </li>
     }
 }
 

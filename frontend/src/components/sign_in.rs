@@ -80,11 +80,14 @@ fn DevLoginForm() -> impl IntoView {
     let sub = NodeRef::<html::Input>::new();
     let name = NodeRef::<html::Input>::new();
     let rooms = NodeRef::<html::Input>::new();
+    let roles = NodeRef::<html::Input>::new();
     // The form's own refusal (a blank id), before anything is asked of the server.
     let blank = RwSignal::new(false);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        match DevIdentity::from_form(&input_value(sub), &input_value(name), &input_value(rooms)) {
+        let identity =
+            DevIdentity::from_form(&input_value(sub), &input_value(name), &input_value(rooms));
+        match identity.map(|i| i.with_roles(&input_value(roles))) {
             Some(identity) => {
                 blank.set(false);
                 conn.sign_in_dev(identity);
@@ -111,6 +114,17 @@ fn DevLoginForm() -> impl IntoView {
                         autocapitalize="none"
                         spellcheck="false"
                         node_ref=rooms
+                    />
+                </div>
+                <div class="field">
+                    <label for="dev-roles">{move || i18n.t().dev_roles}</label>
+                    <input
+                        id="dev-roles"
+                        type="text"
+                        autocomplete="off"
+                        autocapitalize="none"
+                        spellcheck="false"
+                        node_ref=roles
                     />
                 </div>
                 <DevSignInButton />

@@ -17,6 +17,8 @@ impl Connection {
             ServerMsg::Left(_) => {}
             ServerMsg::Typing(typing) => self.someone_typed(typing),
             ServerMsg::Message(line) => self.line(line),
+            ServerMsg::MessageEdited(edited) => self.line(edited.into()),
+            ServerMsg::MessageDeleted(deleted) => self.line(deleted.into()),
             ServerMsg::Ack(ack) => self.acked(&ack),
             ServerMsg::Older(older) => self.older(older),
             ServerMsg::Pong => self.timers.update_value(|t| t.unanswered = 0),
@@ -134,13 +136,12 @@ impl Connection {
         let view = state.room(&room);
         match shown {
             Some(Shown::Replace(lines)) => {
-                view.history.set(lines);
+                view.history.set(shared::session::lines_to_show(lines));
                 view.has_more.set(joined.has_more);
             }
-            Some(Shown::Append(lines)) if !lines.is_empty() => {
-                view.history.update(|h| h.extend(lines));
-            }
-            Some(Shown::Append(_)) | None => {}
+            Some(Shown::Append(lines)) if lines.is_empty() => {}
+            Some(shown @ Shown::Append(_)) => view.history.update(|h| shown.apply_to(h)),
+            None => {}
         }
         // Once the lines are on the page (the DOM is updated before the next frame): the
         // benchmark measures welcome → this.
@@ -172,7 +173,8 @@ impl Connection {
         }
     }
 
-    /// `message`: a new line, shown once (a resent one of this page's settles it).
+    /// `message`: a new line, shown once (a resent one of this page's settles it);
+    /// `message_edited` and `message_deleted`: an entry applied once to the line it changes.
     fn line(&self, line: ChatLine) {
         let state = self.state;
         let room = line.room.clone();
@@ -180,8 +182,9 @@ impl Connection {
         let mine = self.session.with_value(|s| s.is_mine(&line.from));
         if let Some(line) = self.session.try_update_value(|s| s.on_line(line)).flatten() {
             let view = state.room(&room);
-            view.history.update(|h| h.push(line));
-            if !mine && !state.is_in_view(&room) {
+            let is_line = line.change.is_none();
+            view.history.update(|h| line.show_in(h));
+            if is_line && !mine && !state.is_in_view(&room) {
                 view.unread.update(|n| *n += 1);
             }
         }
@@ -211,6 +214,7 @@ impl Connection {
         let lines = self
             .session
             .try_update_value(|s| s.on_older(&room, older.lines))
+            .map(shared::session::lines_to_show)
             .unwrap_or_default();
         let view = state.room(&room);
         if !lines.is_empty() {

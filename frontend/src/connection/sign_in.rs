@@ -76,6 +76,9 @@ pub struct DevIdentity {
     /// The private rooms (names or `prefix*`) granted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rooms: Vec<String>,
+    /// The roles carried (`moderator`, `admin`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 impl DevIdentity {
@@ -113,7 +116,19 @@ impl DevIdentity {
                 .filter(|r| !r.is_empty())
                 .map(str::to_owned)
                 .collect(),
+            roles: Vec::new(),
         })
+    }
+
+    /// With the roles a form's field names (separated by commas or spaces).
+    pub fn with_roles(mut self, roles: &str) -> Self {
+        self.roles = roles
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        self
     }
 }
 
@@ -392,6 +407,7 @@ mod tests {
                 sub: "alice".into(),
                 name: None,
                 rooms: vec!["team-*".into(), "ops".into(), "dev".into()],
+                roles: Vec::new(),
             })
         );
         let with_name = DevIdentity::from_form("bob", " Bob ", "").expect("an identity");

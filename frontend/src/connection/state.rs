@@ -289,6 +289,25 @@ impl ChatState {
         self.my_id.with(|me| me.as_ref() == Some(id))
     }
 
+    /// Whether `line` is this page's user's own: sent by this session, or by the same
+    /// signed-in user from elsewhere (tracked).
+    pub fn owns(&self, line: &ChatLine) -> bool {
+        self.is_me(&line.from)
+            || self.me.with(|me| {
+                me.as_ref()
+                    .is_some_and(|u| line.user.as_ref() == Some(&u.id))
+            })
+    }
+
+    /// Whether the signed-in user moderates every room (token role `moderator` or
+    /// `admin`): they may remove anyone's line (tracked).
+    pub fn moderates(&self) -> bool {
+        self.me.with(|me| {
+            me.as_ref()
+                .is_some_and(|u| u.roles.iter().any(|r| r == "moderator" || r == "admin"))
+        })
+    }
+
     /// The status bar's words in the language of `t` (tracked): "disconnected ·
     /// reconnecting in 3 s", "connected", …
     pub fn status_text(&self, t: &Texts) -> String {

@@ -147,6 +147,8 @@ pub struct Texts {
     pub dev_display_name: &'static str,
     /// The private rooms input's label.
     pub dev_rooms: &'static str,
+    /// The dev-login's roles field (`moderator`, `admin`).
+    pub dev_roles: &'static str,
     /// The dev-login form's button.
     pub dev_sign_in: &'static str,
     /// While the dev-login form waits for its token.
@@ -235,6 +237,28 @@ pub struct Texts {
     pub load_older: &'static str,
     /// The room has no lines yet.
     pub no_lines_yet: &'static str,
+    /// After an edited line's text.
+    pub edited_mark: &'static str,
+    /// Instead of a removed line's text.
+    pub line_removed: &'static str,
+    /// The button editing one's own line, and its label's start (the line's number follows).
+    pub edit: &'static str,
+    /// See `edit`.
+    pub edit_line: &'static str,
+    /// The button deleting one's own line, and its label's start.
+    pub delete_own: &'static str,
+    /// See `delete`.
+    pub delete_line: &'static str,
+    /// A moderator's button removing someone's line, and its label's start.
+    pub remove: &'static str,
+    /// See `remove`.
+    pub remove_line: &'static str,
+    /// The edit box's label.
+    pub edit_label: &'static str,
+    /// Saves an edit.
+    pub save: &'static str,
+    /// Drops an edit.
+    pub cancel: &'static str,
     /// This page's own pending lines' sender, before it has a name or an id.
     pub you: &'static str,
     /// The pending lines list's label.
@@ -520,6 +544,7 @@ mod tests {
             t.dev_user_id,
             t.dev_display_name,
             t.dev_rooms,
+            t.dev_roles,
             t.dev_sign_in,
             t.signing_in,
             t.sign_out,
@@ -546,6 +571,17 @@ mod tests {
             t.history,
             t.load_older,
             t.no_lines_yet,
+            t.edited_mark,
+            t.line_removed,
+            t.edit,
+            t.edit_line,
+            t.delete_own,
+            t.delete_line,
+            t.remove,
+            t.remove_line,
+            t.edit_label,
+            t.save,
+            t.cancel,
             t.you,
             t.sending_list,
             t.not_acknowledged,
