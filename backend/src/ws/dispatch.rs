@@ -270,7 +270,8 @@ impl Connection {
                     user: user.map(|u| &u.id),
                     moderator: user.is_some_and(|u| is_moderator(&u.roles)),
                 };
-                let now_ms = self.hub.sessions.now_ms();
+                // The clock that stamped the line's `at` (the committer's wall clock).
+                let now_ms = crate::committer::now_ms();
                 match moderation::check(&room, ask, actor, self.limits.edit_window, now_ms) {
                     Ok(change) => Some(change),
                     Err((code, why)) => {
