@@ -173,6 +173,20 @@ struct CheckedLine {
     idempotency_key: Option<String>,
 }
 
+/// A line's text (posted, or an edit's): not blank, at most `max_chars` characters.
+fn check_text(text: &str, max_chars: usize) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(refusal(ErrorCode::Empty, "a line cannot be blank"));
+    }
+    if text.chars().nth(max_chars).is_some() {
+        return Err(refusal(
+            ErrorCode::TooLarge,
+            format!("text is longer than {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Reads a body: at most [`MAX_BODY_BYTES`] of JSON with only `T`'s fields.
 async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
@@ -201,15 +215,7 @@ impl NewLine {
     /// valid name; a 1–64 character user; a nonce-sized key). A line without a name is
     /// shown under its user's, or as "app".
     fn check(self, max_chars: usize) -> Result<CheckedLine, ApiError> {
-        if self.text.trim().is_empty() {
-            return Err(refusal(ErrorCode::Empty, "a line cannot be blank"));
-        }
-        if self.text.chars().nth(max_chars).is_some() {
-            return Err(refusal(
-                ErrorCode::TooLarge,
-                format!("text is longer than {max_chars} characters"),
-            ));
-        }
+        check_text(&self.text, max_chars)?;
         let name = match self.name.as_deref().map(DisplayName::parse) {
             None => None,
             Some(Ok(name)) => Some(name),
@@ -372,15 +378,8 @@ async fn edit_message(
         Ok(NewText { text }) => text,
         Err(refused) => return refused.into_response(),
     };
-    if text.trim().is_empty() {
-        return bad_request(ErrorCode::Empty, "a line cannot be blank");
-    }
-    if text.chars().nth(app.limits.max_text_chars).is_some() {
-        let max = app.limits.max_text_chars;
-        return bad_request(
-            ErrorCode::TooLarge,
-            format!("text is longer than {max} characters"),
-        );
+    if let Err(refused) = check_text(&text, app.limits.max_text_chars) {
+        return refused.into_response();
     }
     match change_message(&app, &room, Ask::Edit(target), text).await {
         Ok(seq) => Json(json!({ "room": room, "seq": seq, "target": target })).into_response(),

@@ -56,16 +56,14 @@ impl History {
         history
     }
 
-    /// Keeps a line read back from where it is kept (in order), applying it if it is an
-    /// edit or a deletion (a shared Redis stream keeps lines as they were sent).
+    /// Keeps a line read back from where it is kept (in order, within the cap), applying
+    /// it if it is an edit or a deletion (a shared Redis stream keeps lines as they were
+    /// sent).
     fn keep_loaded(&mut self, mut line: ChatLine) {
         if line.change.is_some() {
             self.apply_change(&mut line);
         }
         self.lines.push_back(keep(line));
-        if self.lines.len() > self.cap {
-            self.lines.pop_front();
-        }
     }
 
     /// How many lines are kept.
