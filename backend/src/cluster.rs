@@ -46,8 +46,11 @@ use crate::{
     hub::{Hub, Room, RoomLink},
     outbox::RoomKey,
     store::{
-        StoredSession,
-        redis::{SessionJson, channel, line_of_entry, lines_key, presence_key, session_key},
+        RuleOp, StoredRule, StoredSession,
+        redis::{
+            RULES_CHANNEL, RULES_KEY, SessionJson, channel, line_of_entry, lines_key, presence_key,
+            session_key,
+        },
     },
 };
 
@@ -228,6 +231,32 @@ impl Cluster {
         Ok(closed)
     }
 
+    /// A rule another server (or this one) set or lifted: it holds here too.
+    fn on_rule(&self, payload: &[u8]) {
+        let Some(users) = self.users.get() else {
+            return;
+        };
+        match serde_json::from_slice::<RuleOp>(payload) {
+            Ok(op) => users.hub.rules.apply(&op),
+            Err(err) => tracing::warn!(%err, "unreadable rule message"),
+        }
+    }
+
+    /// Every room's rules, as Redis holds them, replace this server's.
+    async fn read_rules(&self, conn: &mut MultiplexedConnection) -> Result<(), redis::RedisError> {
+        let Some(users) = self.users.get() else {
+            return Ok(());
+        };
+        let rules: Vec<(String, String)> =
+            timed(redis::cmd("HGETALL").arg(RULES_KEY).query_async(conn)).await?;
+        let rules = rules
+            .into_iter()
+            .filter_map(|(_, json)| serde_json::from_str::<StoredRule>(&json).ok())
+            .collect();
+        users.hub.rules.replace(rules, now_ms());
+        Ok(())
+    }
+
     /// Carries out another server's (or this one's) [`CloseUser`], and answers it.
     fn on_close_user(&self, payload: &[u8]) {
         let Some(users) = self.users.get() else {
@@ -336,6 +365,10 @@ impl Cluster {
         let (mut sink, mut stream) = timed(self.client.get_async_pubsub()).await?.split();
         let mut conn = timed(self.client.get_multiplexed_async_connection()).await?;
         timed(sink.subscribe(USERS_CHANNEL)).await?;
+        timed(sink.subscribe(RULES_CHANNEL)).await?;
+        // Rules set while this server was not listening (it started, or lost Redis): read
+        // them all again, now that the ones to come will be heard.
+        self.read_rules(&mut conn).await?;
         for (name, room) in links.followed.iter() {
             timed(sink.subscribe(channel(name))).await?;
             fill(&mut conn, room).await?;
@@ -385,6 +418,9 @@ impl Cluster {
     fn on_bus(&self, followed: &HashMap<RoomName, Arc<Room>>, channel: &str, payload: &[u8]) {
         if channel == USERS_CHANNEL {
             return self.on_close_user(payload);
+        }
+        if channel == RULES_CHANNEL {
+            return self.on_rule(payload);
         }
         let Some(room) = channel
             .strip_prefix(CHANNEL_PREFIX)
@@ -810,6 +846,7 @@ mod tests {
             config,
             Arc::new(Metrics::new()),
             None,
+            Arc::default(),
         ))
     }
 

@@ -24,7 +24,7 @@ use crate::{
     hub::{RepeatedAck, Room, SessionChanges},
     metrics::Metrics,
     outbox::RoomKey,
-    store::{Appended, Batch, HistoryStore, Revocation, StoredNonce},
+    store::{Appended, AuditEntry, Batch, HistoryStore, Revocation, RuleOp, StoredNonce},
 };
 
 /// Nonces remembered per sender (its newest): a client resends only lines it has no ack
@@ -61,6 +61,8 @@ pub(crate) struct LineJob {
     /// Set for an entry that edits or removes an earlier line (checked by whoever submits
     /// it) rather than adding one.
     pub change: Option<Change>,
+    /// Whether the audit log records the entry (a moderator's doing to others).
+    pub audit: bool,
     /// Told where the line went once it is durable (the server API waits for this; a
     /// WebSocket sender is acked through its room instead).
     pub reply: Option<oneshot::Sender<Result<Published, Unstored>>>,
@@ -98,8 +100,20 @@ pub(crate) struct SessionJob {
     pub durable: Option<oneshot::Sender<bool>>,
 }
 
+/// A read of the audit log (it is kept by the store, which only the committer calls).
+pub(crate) struct AuditJob {
+    /// Only this room's entries (none: every room's).
+    pub room: Option<RoomName>,
+    /// How many at most.
+    pub limit: usize,
+    /// Told the entries, newest first (none: the store failed).
+    pub reply: oneshot::Sender<Option<Vec<AuditEntry>>>,
+}
+
 /// Work for the committer.
 pub(crate) enum Job {
+    /// Read the audit log.
+    Audit(AuditJob),
     /// Append a line.
     Line(LineJob),
     /// Store or forget sessions.
@@ -378,7 +392,7 @@ impl Round {
                 line,
                 self.at,
                 &mut self.rooms,
-                &mut self.batch.forget_nonces,
+                &mut self.batch,
                 &mut self.answers,
             ),
             Job::Revoke(job) => {
@@ -392,6 +406,13 @@ impl Round {
                 self.waiting.extend(job.durable);
             }
             Job::Stop(done) => self.stop = Some(done),
+            Job::Audit(job) => {
+                let entries = store
+                    .audit(job.room.as_ref(), job.limit)
+                    .map_err(|err| tracing::error!(%err, "could not read the audit log"))
+                    .ok();
+                let _ = job.reply.send(entries);
+            }
             Job::Expire(quiet_since, done) => {
                 let expired = store.expire_rooms(quiet_since).unwrap_or_else(|err| {
                     tracing::error!(%err, "could not expire quiet rooms");
@@ -538,6 +559,23 @@ fn commit_shared(
         }
     };
     metrics.commits.inc();
+    // The rules and audit entries of the moderation entries that made it: a second write
+    // (the entries' `seq`s come from the append). Should it fail, the entries stand (they
+    // are in the log, and every server following the room applies them); the rule is then
+    // missing only for servers that start following the room later, which is logged.
+    let mut moderation = Batch::default();
+    for ((job, line), outcome) in jobs.iter().zip(&lines).zip(&outcomes) {
+        if let Appended::New(seq) = outcome {
+            let mut line = line.clone();
+            line.seq = *seq;
+            moderation_of(job, &line, &mut moderation);
+        }
+    }
+    if (!moderation.rules.is_empty() || !moderation.audit.is_empty())
+        && let Err(err) = store.commit(&moderation)
+    {
+        tracing::error!(%err, "a moderation entry's rule or audit record could not be stored");
+    }
     let mut rooms = RoomBatches::default();
     for ((mut job, mut line), outcome) in jobs.into_iter().zip(lines).zip(outcomes) {
         let published = match outcome {
@@ -572,6 +610,18 @@ fn commit_shared(
     Ok(())
 }
 
+/// What a moderation entry adds to its batch: the rule it sets or lifts, and (if audited)
+/// its audit entry; both durable with the entry itself.
+fn moderation_of(job: &LineJob, line: &ChatLine, batch: &mut Batch) {
+    let Some(change) = &line.change else {
+        return;
+    };
+    batch.rules.extend(RuleOp::of(&line.room, change, line.at));
+    if job.audit {
+        batch.audit.extend(AuditEntry::of(line));
+    }
+}
+
 /// Tells the sender of every line that it was not stored.
 fn refuse_all(jobs: Vec<LineJob>) {
     for mut job in jobs {
@@ -594,7 +644,7 @@ impl Sequencer {
         mut job: LineJob,
         at: u64,
         rooms: &mut RoomBatches,
-        forgotten: &mut Vec<StoredNonce>,
+        batch: &mut Batch,
         answers: &mut Vec<Answer>,
     ) {
         let numbering = self.rooms.entry(job.room.name.clone()).or_default();
@@ -630,9 +680,13 @@ impl Sequencer {
         }
         if let Some(nonce) = &job.nonce {
             let key = (job.room.name.clone(), nonce.clone());
-            forgotten.extend(self.accepted.remember(&job.from, key, numbering.last_seq));
+            batch
+                .forget_nonces
+                .extend(self.accepted.remember(&job.from, key, numbering.last_seq));
         }
-        share.lines.push(job.line(numbering.last_seq, at));
+        let line = job.line(numbering.last_seq, at);
+        moderation_of(&job, &line, batch);
+        share.lines.push(line);
     }
 }
 

@@ -70,6 +70,7 @@ mod moderation;
 mod outbox;
 mod products;
 mod rate;
+mod rules;
 mod server_api;
 mod settings;
 mod signin;

@@ -2,23 +2,53 @@
 //! `--edit-window`; a moderator (token role `moderator` or `admin`) deletes any line at any
 //! time; the server API (the app's backend, with the API key) does both to any line.
 //!
-//! A change is checked here against the room's kept line, then appended to the room's log
-//! like a line (its own `seq`, durable, fanned out in order): see [`shared::Change`]. Only
-//! lines the room still keeps in memory (the history cap) can be changed.
+//! A moderator (or the server API) also kicks, bans, unbans, mutes and unmutes people
+//! (a signed-in user by their id, a guest by its session's id) and sets a room's slow mode.
+//!
+//! A change is checked here (against the room's kept line, for an edit or a deletion), then
+//! appended to the room's log like a line (its own `seq`, durable, fanned out in order):
+//! see [`shared::Change`]. Only lines the room still keeps in memory (the history cap) can be
+//! changed. What a moderator does to others is also recorded in the audit log.
 
 use std::time::Duration;
 
-use shared::{Change, ChatLine, ConnId, ErrorCode, Seq, UserId};
+use shared::{Change, ChangeKind, ChatLine, ConnId, ErrorCode, Seq, UserId};
 
 use crate::hub::Room;
 
-/// What is asked of a line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The longest slow mode, in seconds (an hour).
+pub(crate) const MAX_SLOW_MODE_SECS: u32 = 3_600;
+/// The longest id a kick, ban or mute may name.
+const MAX_SUBJECT_CHARS: usize = 128;
+
+/// What is asked of the room's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Ask {
-    /// A new text for it.
+    /// A new text for a line.
     Edit(Seq),
-    /// Its removal.
+    /// A line's removal.
     Delete(Seq),
+    /// A kick, ban, unban, mute or unmute of `user` (a user's id, or a guest's session id),
+    /// a ban's or a mute's until `until` (ms since the epoch; none: until lifted).
+    People {
+        /// Which.
+        kind: ChangeKind,
+        /// Whom.
+        user: String,
+        /// Until when.
+        until: Option<u64>,
+    },
+    /// The room's slow mode (0: off).
+    SlowMode(u32),
+}
+
+/// A change that passed the checks: the entry to append, and whether the audit log records
+/// it (a moderator's doing to someone else's line or to the room).
+pub(crate) struct Checked {
+    /// The entry.
+    pub change: Change,
+    /// Whether it is audited.
+    pub audited: bool,
 }
 
 /// Who asks.
@@ -76,9 +106,12 @@ pub(crate) fn check(
     actor: Actor<'_>,
     window: Duration,
     now_ms: u64,
-) -> Result<Change, Refusal> {
-    let seq = match ask {
-        Ask::Edit(seq) | Ask::Delete(seq) => seq,
+) -> Result<Checked, Refusal> {
+    let (seq, edit) = match ask {
+        Ask::Edit(seq) => (seq, true),
+        Ask::Delete(seq) => (seq, false),
+        Ask::People { kind, user, until } => return people(kind, user, until, actor, now_ms),
+        Ask::SlowMode(secs) => return slow_mode(secs, actor),
     };
     let not_found = |why: &str| {
         Err((
@@ -92,18 +125,19 @@ pub(crate) fn check(
     if line.change.is_some() {
         return not_found("that is an edit or a deletion, not a line");
     }
-    if line.removed && matches!(ask, Ask::Edit(_)) {
+    if line.removed && edit {
         return not_found("it was removed");
     }
     let moderates = match actor {
-        Actor::Member { moderator, .. } => moderator && matches!(ask, Ask::Delete(_)),
+        Actor::Member { moderator, .. } => moderator && !edit,
         Actor::Api => true,
     };
     if !moderates {
         if !actor.owns(&line) {
-            let what = match ask {
-                Ask::Edit(_) => "only its author may edit a line",
-                Ask::Delete(_) => "only its author or a moderator may delete a line",
+            let what = if edit {
+                "only its author may edit a line"
+            } else {
+                "only its author or a moderator may delete a line"
             };
             return Err((ErrorCode::Forbidden, what.to_owned()));
         }
@@ -118,8 +152,77 @@ pub(crate) fn check(
             ));
         }
     }
-    Ok(match ask {
-        Ask::Edit(target) => Change::edit(target),
-        Ask::Delete(target) => Change::delete(target, actor.by()),
+    let audited = moderates && !actor.owns(&line);
+    let change = if edit {
+        Change::edit(seq)
+    } else {
+        Change::delete(seq, actor.by())
+    };
+    Ok(Checked { change, audited })
+}
+
+/// Only a moderator (or the API) moderates people and pace.
+fn moderator_only(actor: Actor<'_>, what: &str) -> Result<(), Refusal> {
+    match actor {
+        Actor::Member {
+            moderator: false, ..
+        } => Err((ErrorCode::Forbidden, format!("only a moderator may {what}"))),
+        _ => Ok(()),
+    }
+}
+
+/// A kick, ban, unban, mute or unmute of `user`.
+fn people(
+    kind: ChangeKind,
+    user: String,
+    until: Option<u64>,
+    actor: Actor<'_>,
+    now_ms: u64,
+) -> Result<Checked, Refusal> {
+    moderator_only(actor, &format!("{} someone", kind.as_str()))?;
+    let bad = |why: String| Err((ErrorCode::BadField, why));
+    if user.trim().is_empty()
+        || user.chars().nth(MAX_SUBJECT_CHARS).is_some()
+        || user.chars().any(char::is_control)
+    {
+        return bad(format!(
+            "user must be a user's id or a session's id (1 to {MAX_SUBJECT_CHARS} characters, \
+             no control characters)"
+        ));
+    }
+    if let Actor::Member { id, user: me, .. } = actor
+        && (id.as_str() == user || me.is_some_and(|me| me.as_str() == user))
+    {
+        return bad(format!("you cannot {} yourself", kind.as_str()));
+    }
+    let until = match kind {
+        ChangeKind::Ban | ChangeKind::Mute => until,
+        _ => None,
+    };
+    if until.is_some_and(|until| until <= now_ms) {
+        return bad(
+            "until has passed: give a time to come (ms since the Unix epoch), or none \
+             for good"
+                .to_owned(),
+        );
+    }
+    Ok(Checked {
+        change: Change::moderation(kind, Some(user), until, None, actor.by()),
+        audited: true,
+    })
+}
+
+/// A slow mode of `secs`.
+fn slow_mode(secs: u32, actor: Actor<'_>) -> Result<Checked, Refusal> {
+    moderator_only(actor, "set a room's slow mode")?;
+    if secs > MAX_SLOW_MODE_SECS {
+        return Err((
+            ErrorCode::BadField,
+            format!("secs must be 0 (off) to {MAX_SLOW_MODE_SECS}"),
+        ));
+    }
+    Ok(Checked {
+        change: Change::moderation(ChangeKind::SlowMode, None, None, Some(secs), actor.by()),
+        audited: true,
     })
 }

@@ -1,6 +1,6 @@
 //! The server API, for the app's backend (`Authorization: Bearer <--api-key>`): post into a
-//! room, list rooms, members and lines, edit or delete a line, disconnect a user, revoke a
-//! user's tokens.
+//! room, list rooms, members and lines, edit or delete a line, ban and unban from a room,
+//! read the audit log, disconnect a user, revoke a user's tokens.
 //!
 //! It is a client of the hub, not a side door: a posted line goes through the same
 //! committer, numbering, dedupe (its `idempotency_key` is the nonce of a sender of its own)
@@ -15,21 +15,22 @@ use axum::{
     extract::{FromRequestParts, Path, Query, State},
     http::{HeaderMap, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
-    routing::{get, patch, post},
+    routing::{delete, get, patch, post},
 };
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 
 use shared::{
-    Change, ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId, limits::MAX_NONCE_CHARS,
+    Change, ChangeKind, ConnId, DisplayName, ErrorCode, RoomName, Seq, UserId,
+    limits::MAX_NONCE_CHARS,
 };
 use tokio::sync::oneshot;
 
 use crate::{
     api::MAX_BODY_BYTES,
     auth::now_secs,
-    committer::{Job, LineJob, Published, RevokeJob},
+    committer::{AuditJob, Job, LineJob, Published, RevokeJob},
     hub::Room,
     moderation::{self, Actor, Ask},
     state::AppState,
@@ -53,6 +54,9 @@ pub(crate) fn routes() -> Router<AppState> {
             patch(edit_message).delete(delete_message),
         )
         .route("/api/rooms/{room}/members", get(members))
+        .route("/api/rooms/{room}/bans", post(ban).get(bans))
+        .route("/api/rooms/{room}/bans/{user}", delete(unban))
+        .route("/api/audit", get(audit))
         .route("/api/users/{user}/disconnect", post(disconnect))
         .route("/api/users/{user}/revoke", post(revoke))
 }
@@ -292,6 +296,7 @@ async fn commit_line(app: &AppState, room: RoomName, line: CheckedLine) -> Respo
         nonce: line.idempotency_key,
         user: line.user,
         change: None,
+        audit: false,
     };
     match commit(app, target, job).await {
         Ok(Published { seq, new }) => {
@@ -324,6 +329,8 @@ struct Entry {
     nonce: Option<String>,
     user: Option<UserId>,
     change: Option<Change>,
+    /// Whether the audit log records it (every change the API makes).
+    audit: bool,
 }
 
 /// Appends `entry` to `room`'s log through the committer; where it went once durable.
@@ -344,6 +351,7 @@ async fn commit(app: &AppState, room: Arc<Room>, entry: Entry) -> Result<Publish
         nonce: entry.nonce,
         user: entry.user,
         change: entry.change,
+        audit: entry.audit,
         reply: Some(reply),
     });
     if app.committer.submit(job).is_err() {
@@ -425,24 +433,171 @@ async fn change_message(
 ) -> Result<Seq, ApiError> {
     let target = api_room(app, room)?;
     let now = crate::committer::now_ms();
-    let change = moderation::check(&target, ask, Actor::Api, app.limits.edit_window, now).map_err(
-        |(code, message)| {
+    let checked = moderation::check(&target, ask, Actor::Api, app.limits.edit_window, now)
+        .map_err(|(code, message)| {
             let status = match code {
                 ErrorCode::NotFound => StatusCode::NOT_FOUND,
+                ErrorCode::BadField => StatusCode::BAD_REQUEST,
                 _ => StatusCode::FORBIDDEN,
             };
             api_error(status, code.as_str(), message)
-        },
-    )?;
+        })?;
     let name = DisplayName::parse("app").unwrap_or_else(|_| unreachable!("valid"));
     let entry = Entry {
         name,
         text,
         nonce: None,
         user: None,
-        change: Some(change),
+        change: Some(checked.change),
+        audit: true,
     };
     commit(app, target, entry).await.map(|p| p.seq)
+}
+
+/// `POST /api/rooms/{room}/bans`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBan {
+    user: String,
+    #[serde(default)]
+    until: Option<u64>,
+}
+
+/// `POST /api/rooms/{room}/bans` `{"user", "until"?}`: bans a user (or a guest's session)
+/// from the room until `until` (ms since the epoch; absent: for good), on every server; its
+/// connections there are put out at once. 201 `{"room", "user", "until"?, "seq"}` once
+/// durable (`seq`: the ban's entry in the room's log).
+async fn ban(
+    _: ApiKey,
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    body: Body,
+) -> Response {
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused.into_response(),
+    };
+    let NewBan { user, until } = match read_json::<NewBan>(body).await {
+        Ok(ban) => ban,
+        Err(refused) => return refused.into_response(),
+    };
+    let ask = Ask::People {
+        kind: ChangeKind::Ban,
+        user: user.clone(),
+        until,
+    };
+    match change_message(&app, &room, ask, String::new()).await {
+        Ok(seq) => {
+            let body = json!({ "room": room, "user": user, "until": until, "seq": seq });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `DELETE /api/rooms/{room}/bans/{user}`: lifts the user's ban; 204 once durable, 404
+/// `not_found` when no ban of theirs is in force there.
+async fn unban(
+    _: ApiKey,
+    State(app): State<AppState>,
+    Path((room, user)): Path<(String, String)>,
+) -> Response {
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused.into_response(),
+    };
+    let now = crate::committer::now_ms();
+    if !app
+        .hub
+        .rules
+        .bans(&room, now)
+        .iter()
+        .any(|(who, _)| *who == user)
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound.as_str(),
+            format!("{user} is not banned from {room}"),
+        );
+    }
+    let ask = Ask::People {
+        kind: ChangeKind::Unban,
+        user,
+        until: None,
+    };
+    match change_message(&app, &room, ask, String::new()).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `GET /api/rooms/{room}/bans`: the bans in force, `[{"user", "until"?}]` by user.
+async fn bans(_: ApiKey, State(app): State<AppState>, Path(room): Path<String>) -> Response {
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused.into_response(),
+    };
+    let list: Vec<serde_json::Value> = app
+        .hub
+        .rules
+        .bans(&room, crate::committer::now_ms())
+        .into_iter()
+        .map(|(user, hold)| match hold.until {
+            Some(until) => json!({ "user": user, "until": until }),
+            None => json!({ "user": user }),
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+/// The most entries one `GET /api/audit` returns.
+const MAX_AUDIT: usize = 1_000;
+
+/// `GET /api/audit`'s query.
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    #[serde(default)]
+    room: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// `GET /api/audit?room=R&limit=N`: the newest moderation actions (of room `R`, or of
+/// every room), newest first, at most `N` (100 by default, 1,000 at most):
+/// `[{"at", "by", "action", "room", "target", "until"?, "seq"}]`.
+async fn audit(
+    _: ApiKey,
+    State(app): State<AppState>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return bad_request(
+            ErrorCode::BadField,
+            "`limit` must be a non-negative integer, `room` a room's name",
+        );
+    };
+    let room = match query.room.as_deref().map(room_name).transpose() {
+        Ok(room) => room,
+        Err(refused) => return refused.into_response(),
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_AUDIT);
+    let (reply, read) = oneshot::channel();
+    let job = Job::Audit(AuditJob { room, limit, reply });
+    if app.committer.submit(job).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            "the server is busy; try again later",
+        );
+    }
+    match read.await {
+        Ok(Some(entries)) => Json(entries).into_response(),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable.as_str(),
+            "the audit log could not be read; try again later",
+        ),
+    }
 }
 
 /// `GET /api/rooms`: every room this server holds.

@@ -14,6 +14,7 @@ use crate::{
     hub::{self, Hub, SessionChanges},
     metrics::Metrics,
     products::Catalog,
+    rules::Rules,
     settings::{SHUTDOWN_GRACE, Settings},
     state::AppState,
     store::{self, HistoryStore, Loaded, MemoryStore, RedisStore, SqliteStore, StoreError},
@@ -92,6 +93,7 @@ impl Core {
             metrics.clone(),
             cluster.as_ref().map(|c| c.link()),
             archive_link(s)?,
+            Arc::new(Rules::load(loaded.rules, crate::committer::now_ms())),
         ));
         if let Some(cluster) = &cluster {
             cluster.serve_users(hub.clone(), auth.clone());

@@ -224,6 +224,7 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         | ServerMsg::Message(_)
                         | ServerMsg::MessageEdited(_)
                         | ServerMsg::MessageDeleted(_)
+                        | ServerMsg::Moderation(_)
                         | ServerMsg::Typing(_)
                         | ServerMsg::Presence(_) => {}
                         other @ (ServerMsg::Ack(_)

@@ -129,7 +129,7 @@ async fn join_leave_presence_and_typing_stay_in_their_room() {
     ana.send_msg(&ClientMsg::Leave { room: "dev".into() }).await;
     loop {
         match ana.recv().await {
-            ServerMsg::Left(shared::server::Left { room: left }) => {
+            ServerMsg::Left(shared::server::Left { room: left, .. }) => {
                 assert_eq!(left.as_str(), "dev");
                 break;
             }

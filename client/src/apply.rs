@@ -65,6 +65,11 @@ pub fn apply(session: &mut ClientSession, msg: ServerMsg) -> Applied {
             event: session.on_line(deleted.into()).map(Event::Line),
             ..Applied::default()
         },
+        // So is a kick, a ban, a mute or a slow mode.
+        ServerMsg::Moderation(moderation) => Applied {
+            event: session.on_line(moderation.into()).map(Event::Line),
+            ..Applied::default()
+        },
         ServerMsg::Ack(server::Ack { nonce, seq, .. }) => {
             session.on_ack(&nonce);
             Applied {

@@ -529,13 +529,35 @@ impl Client {
 
 /// How a line reads on a terminal: `<name or id> -> <text>`, marked `(edited)` or shown
 /// as `(line removed)`; an edit or a deletion reads `* line N edited: <text>` or
-/// `* line N removed`.
+/// `* line N removed`; a moderation `* bob banned by ana until <ms>`, `* slow mode 30 s by
+/// ana`.
 pub fn line_text(line: &ChatLine) -> String {
+    use shared::ChangeKind;
     if let Some(change) = &line.change {
         let target = change.target;
+        let by = change.by.as_deref().unwrap_or("?");
+        let user = change.user.as_deref().unwrap_or("?");
+        let until = change
+            .until
+            .map(|u| format!(" until {u}"))
+            .unwrap_or_default();
         return match change.kind {
-            shared::ChangeKind::Edit => format!("* line {target} edited: {}", line.text),
-            shared::ChangeKind::Delete => format!("* line {target} removed"),
+            ChangeKind::Edit => format!("* line {target} edited: {}", line.text),
+            ChangeKind::Delete => format!("* line {target} removed"),
+            ChangeKind::SlowMode => match change.secs.unwrap_or(0) {
+                0 => format!("* slow mode off by {by}"),
+                secs => format!("* slow mode {secs} s by {by}"),
+            },
+            kind => {
+                let done = match kind {
+                    ChangeKind::Kick => "kicked",
+                    ChangeKind::Ban => "banned",
+                    ChangeKind::Unban => "unbanned",
+                    ChangeKind::Mute => "muted",
+                    _ => "unmuted",
+                };
+                format!("* {user} {done} by {by}{until}")
+            }
         };
     }
     let who = line

@@ -106,6 +106,17 @@ pub enum Notice {
         /// Why, in the server's words.
         message: String,
     },
+    /// A moderator put this page out of a room.
+    PutOut {
+        /// The room.
+        room: RoomName,
+        /// A ban (else a kick).
+        ban: bool,
+        /// Who did it.
+        by: String,
+        /// A ban's end (ms since the epoch; none: for good).
+        until: Option<u64>,
+    },
     /// The server refused some other frame.
     Refused {
         /// Why, as a code.
@@ -132,6 +143,17 @@ impl Notice {
             } => (t.join_forbidden)(room),
             Notice::JoinRefused {
                 room,
+                code: ErrorCode::Banned,
+                message: _,
+            } => (t.join_banned)(room),
+            Notice::PutOut {
+                room,
+                ban,
+                by,
+                until,
+            } => (t.put_out)(room, *ban, by, until.map(minutes_left)),
+            Notice::JoinRefused {
+                room,
                 code,
                 message,
             } => (t.join_refused)(room, *code, &(t.server_reason)(*code, message)),
@@ -140,6 +162,11 @@ impl Notice {
             }
         }
     }
+}
+
+/// The whole minutes (at least 1) from now until `until` (ms since the epoch).
+pub fn minutes_left(until: u64) -> u64 {
+    until.saturating_sub(now_ms()).div_ceil(60_000).max(1)
 }
 
 /// Why the URL names no room: the name in it, and what is wrong with it.
@@ -318,6 +345,7 @@ impl Connection {
                         | ErrorCode::TooManyRooms
                         | ErrorCode::RoomsFull
                         | ErrorCode::Forbidden
+                        | ErrorCode::Banned
                 ) =>
             {
                 self.join_refused(room, code, message)
@@ -570,6 +598,33 @@ impl Connection {
             seq,
             nonce: None,
         });
+    }
+
+    /// As a moderator, puts `user` (a user's id, or a guest's session id) out of the room in
+    /// view (`kick`), mutes them there for 10 minutes (`mute`) or bans them from it for good
+    /// (`ban`); each arrives as a `moderation`.
+    pub fn moderate(&self, kind: shared::ChangeKind, user: String) {
+        let room = Some(self.state.current.get_untracked().as_str().to_owned());
+        let msg = match kind {
+            shared::ChangeKind::Kick => ClientMsg::Kick {
+                room,
+                user,
+                nonce: None,
+            },
+            shared::ChangeKind::Mute => ClientMsg::Mute {
+                room,
+                user,
+                until: Some(now_ms() + 10 * 60_000),
+                nonce: None,
+            },
+            _ => ClientMsg::Ban {
+                room,
+                user,
+                until: None,
+                nonce: None,
+            },
+        };
+        self.send_frame(&msg);
     }
 
     /// Asks for the full member list of the room in view (the server pushes it only for

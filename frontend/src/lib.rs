@@ -41,7 +41,7 @@ use leptos::prelude::*;
 
 pub use connection::{
     AuthConfig, AuthMode, ChatState, ConnState, Connection, DevIdentity, Frames, GoTo, LiveText,
-    Notice, RoomState, RouteError, SendError, SignInNotice, TransportKind, room_path,
+    Notice, RoomState, RouteError, SendError, SignInNotice, TransportKind, minutes_left, room_path,
     use_connection,
 };
 

@@ -96,6 +96,7 @@ fn joined(room_name: &str, lines: Vec<ChatLine>, online: u32) -> ServerMsg {
         typing: vec![],
         typing_more: false,
         private: false,
+        ..Default::default()
     })
 }
 
@@ -453,6 +454,7 @@ async fn several_typists_show_at_once_each_update_replacing_only_their_own() {
         }],
         typing_more: false,
         private: false,
+        ..Default::default()
     }));
     tick().await;
     assert_eq!(texts(&root, "#typists li"), ["Dee: already typing"]);
@@ -475,6 +477,7 @@ async fn names_and_text_holding_markup_render_as_text() {
         typing: vec![],
         typing_more: false,
         private: false,
+        ..Default::default()
     }));
     conn.apply(typing("general", "AAAA", bold, evil));
     let _mounted = mount_to(root.clone(), move || {
@@ -736,6 +739,7 @@ async fn a_line_sent_offline_is_pending_until_acknowledged_then_shown_once() {
         typing: vec![],
         typing_more: false,
         private: false,
+        ..Default::default()
     }));
     tick().await;
     assert_eq!(items(&root), ["Ana -> hola", "Me -> are you there?"]);
@@ -759,6 +763,7 @@ async fn older_lines_load_above_the_history() {
         typing: vec![],
         typing_more: false,
         private: false,
+        ..Default::default()
     }));
     let _mounted = mount_to(root.clone(), move || {
         provide_context(conn);
@@ -944,7 +949,7 @@ async fn a_late_left_does_not_undo_a_join_made_since() {
     conn.leave_room(&room("dev"));
     conn.show(room("dev"));
     // The server's reply to the leave arrives after the page joined again.
-    conn.apply(ServerMsg::Left(shared::server::Left { room: room("dev") }));
+    conn.apply(ServerMsg::Left(shared::server::Left::reply(room("dev"))));
     conn.apply(joined(
         "dev",
         vec![line("dev", 1, "AAAA", Some("Ana"), "welcome back")],

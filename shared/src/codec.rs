@@ -87,6 +87,7 @@ fn chat_variant(kind: &str, text: &str) -> Option<Result<ServerMsg, DecodeError>
         "message" => Message(crate::ChatLine),
         "message_edited" => MessageEdited(s::MessageEdited),
         "message_deleted" => MessageDeleted(s::MessageDeleted),
+        "moderation" => Moderation(s::Moderation),
         "ack" => Ack(s::Ack),
         "older" => Older(s::Older),
         "presence" => Presence(s::Presence),

@@ -51,6 +51,14 @@ pub enum ErrorCode {
     Forbidden,
     /// An `edit` or `delete` of one's own line after the server's edit window.
     EditWindowPassed,
+    /// A moderator banned this user (or guest session) from the room: it may not join it
+    /// (until the ban's end, which the message says).
+    Banned,
+    /// A moderator muted this user (or guest session) in the room: it may read, not send.
+    Muted,
+    /// The room is in slow mode and this person's last line was too recent: the message
+    /// says how long to wait.
+    SlowMode,
     /// A code this build does not know (sent by a newer server). Never sent by this one.
     #[serde(other)]
     Other,
@@ -80,6 +88,9 @@ impl ErrorCode {
         ErrorCode::TokenExpired,
         ErrorCode::Forbidden,
         ErrorCode::EditWindowPassed,
+        ErrorCode::Banned,
+        ErrorCode::Muted,
+        ErrorCode::SlowMode,
     ];
 
     /// The code as it appears on the wire.
@@ -106,6 +117,9 @@ impl ErrorCode {
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::EditWindowPassed => "edit_window_passed",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Muted => "muted",
+            ErrorCode::SlowMode => "slow_mode",
             ErrorCode::Other => "other",
         }
     }

@@ -147,30 +147,78 @@ pub struct ChatLine {
     pub change: Option<Change>,
 }
 
-/// What a log entry that is not a line does to an earlier line (its `target`). On the wire
-/// `{"kind": "edit", "target": 4}` or `{"kind": "delete", "target": 4, "by": "ana"}`. A plain
-/// struct rather than a tagged enum: serde's tagged decoder buffers every field first, which
-/// costs the page's wasm (docs/BENCHMARKS.md, "The page's weight").
+/// What a log entry that is not a line does: to an earlier line (its `target`), an edit or
+/// a deletion; to the room's people or pace (see [`server::Moderation`]), a kick, ban,
+/// unban, mute, unmute (of `user`) or slow mode (of `secs`). On the wire
+/// `{"kind": "edit", "target": 4}`, `{"kind": "delete", "target": 4, "by": "ana"}` or
+/// `{"kind": "ban", "user": "bob", "by": "ana", "until": 1765000000000}`. A plain struct
+/// rather than a tagged enum: serde's tagged decoder buffers every field first, which costs
+/// the page's wasm (docs/BENCHMARKS.md, "The page's weight").
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
-    /// An edit or a deletion.
+    /// What it does.
     pub kind: ChangeKind,
-    /// The `seq` of the line it changes.
+    /// The `seq` of the line it changes (0, and absent, for the people and pace kinds).
+    #[serde(default, skip_serializing_if = "Seq::is_zero")]
     pub target: Seq,
-    /// For a deletion, who removed it: a user's id, a guest's connection id, or `api` (the
-    /// server API).
+    /// Who did it: a user's id, a guest's connection id, or `api` (the server API); set
+    /// for every kind but an edit (always its author's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub by: Option<String>,
+    /// For the people kinds, whom it concerns: a signed-in user's id, or a guest's session
+    /// id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// For a ban or a mute, its end in ms since the Unix epoch (absent: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// For a slow mode, the seconds between one person's lines (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secs: Option<u32>,
 }
 
 /// What a [`Change`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// The target's text is now the entry's `text`.
     Edit,
     /// The target is removed: its text is gone for everyone.
     Delete,
+    /// `user` is put out of the room now; they may join again.
+    Kick,
+    /// `user` is put out of the room and may not join again until `until` (or for good).
+    Ban,
+    /// `user`'s ban is lifted.
+    Unban,
+    /// `user` may read the room but not send to it until `until` (or until unmuted).
+    Mute,
+    /// `user`'s mute is lifted.
+    Unmute,
+    /// One person's lines must be `secs` apart (0: any pace).
+    SlowMode,
+}
+
+impl ChangeKind {
+    /// The kind as it appears on the wire (and in the audit log's `action`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Edit => "edit",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Kick => "kick",
+            ChangeKind::Ban => "ban",
+            ChangeKind::Unban => "unban",
+            ChangeKind::Mute => "mute",
+            ChangeKind::Unmute => "unmute",
+            ChangeKind::SlowMode => "slow_mode",
+        }
+    }
+
+    /// Whether it changes an earlier line (an edit or a deletion) rather than the room's
+    /// people or pace.
+    pub fn changes_a_line(self) -> bool {
+        matches!(self, ChangeKind::Edit | ChangeKind::Delete)
+    }
 }
 
 impl Change {
@@ -180,21 +228,49 @@ impl Change {
             kind: ChangeKind::Edit,
             target,
             by: None,
+            user: None,
+            until: None,
+            secs: None,
         }
     }
 
     /// The removal of line `target` by `by`.
     pub fn delete(target: Seq, by: String) -> Self {
         Change {
-            kind: ChangeKind::Delete,
-            target,
             by: Some(by),
+            kind: ChangeKind::Delete,
+            ..Change::edit(target)
         }
     }
 
-    /// The line this entry changes.
+    /// A moderation of the room's people or pace (see [`server::Moderation`]).
+    pub fn moderation(
+        kind: ChangeKind,
+        user: Option<String>,
+        until: Option<u64>,
+        secs: Option<u32>,
+        by: String,
+    ) -> Self {
+        Change {
+            kind,
+            target: Seq(0),
+            by: Some(by),
+            user,
+            until,
+            secs,
+        }
+    }
+
+    /// The line this entry changes (0 for the people and pace kinds).
     pub fn target(&self) -> Seq {
         self.target
+    }
+}
+
+impl Seq {
+    /// Whether this is 0, the `seq` of nothing.
+    pub fn is_zero(&self) -> bool {
+        self.0 == 0
     }
 }
 
@@ -221,10 +297,30 @@ impl ChatLine {
                 kind: ChangeKind::Delete,
                 target,
                 by,
+                ..
             }) => ServerMsg::MessageDeleted(server::MessageDeleted {
                 room: self.room,
                 seq: self.seq,
                 target,
+                by: by.unwrap_or_default(),
+                at: self.at,
+                from: self.from,
+                nonce: self.nonce,
+            }),
+            Some(Change {
+                kind,
+                by,
+                user,
+                until,
+                secs,
+                ..
+            }) => ServerMsg::Moderation(server::Moderation {
+                room: self.room,
+                seq: self.seq,
+                action: kind,
+                user,
+                until,
+                secs,
                 by: by.unwrap_or_default(),
                 at: self.at,
                 from: self.from,
@@ -237,11 +333,15 @@ impl ChatLine {
     /// is added at the end, an edit changes its target's text, a deletion removes the
     /// target's text. An edit never brings back a removed line; an entry whose target is
     /// not shown changes nothing (a page of older lines brings the target as it is now).
+    /// A moderation of the room's people or pace is not a line: it shows nothing here.
     pub fn show_in(self, shown: &mut Vec<ChatLine>) {
         let Some(change) = &self.change else {
             shown.push(self);
             return;
         };
+        if !change.kind.changes_a_line() {
+            return;
+        }
         let target = change.target();
         let Ok(at) = shown.binary_search_by_key(&target, |l| l.seq) else {
             return;
@@ -258,6 +358,7 @@ impl ChatLine {
                 line.removed = true;
                 line.edited = false;
             }
+            _ => {}
         }
     }
 }
@@ -276,6 +377,24 @@ impl From<server::MessageEdited> for ChatLine {
             edited: false,
             removed: false,
             change: Some(Change::edit(e.target)),
+        }
+    }
+}
+
+impl From<server::Moderation> for ChatLine {
+    fn from(m: server::Moderation) -> Self {
+        ChatLine {
+            room: m.room,
+            seq: m.seq,
+            from: m.from,
+            name: None,
+            user: None,
+            text: String::new(),
+            at: m.at,
+            nonce: m.nonce,
+            edited: false,
+            removed: false,
+            change: Some(Change::moderation(m.action, m.user, m.until, m.secs, m.by)),
         }
     }
 }
@@ -414,6 +533,82 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
+    /// A moderator puts `user` (a user's id, or a guest's session id) out of the room now;
+    /// they may join again. Appended to the room's log as a `moderation`.
+    Kick {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Whom.
+        user: String,
+        /// As for `send`: acked once durable, never applied twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A moderator puts `user` out of the room and keeps them out, from every tab, device
+    /// and server, until `until` (ms since the Unix epoch; absent: for good).
+    Ban {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Whom.
+        user: String,
+        /// The ban's end (absent: for good).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+        /// As for `send`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A moderator lifts `user`'s ban.
+    Unban {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Whom.
+        user: String,
+        /// As for `send`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A moderator lets `user` read the room but not send to it (nor edit, nor type),
+    /// until `until` (absent: until unmuted).
+    Mute {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Whom.
+        user: String,
+        /// The mute's end (absent: until unmuted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<u64>,
+        /// As for `send`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A moderator lifts `user`'s mute.
+    Unmute {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// Whom.
+        user: String,
+        /// As for `send`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
+    /// A moderator sets the room's slow mode: at least `secs` seconds (at most 3,600)
+    /// between one person's lines; 0 turns it off.
+    SlowMode {
+        /// The room (absent: `general`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room: Option<String>,
+        /// The interval.
+        secs: u32,
+        /// As for `send`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+    },
     /// Asks for a room's lines before `before`, newest last (at most `limit`, capped).
     LoadOlder {
         /// The room (absent: `general`).
@@ -514,6 +709,12 @@ wire_names! {
     Send => "send",
     Edit => "edit",
     Delete => "delete",
+    Kick => "kick",
+    Ban => "ban",
+    Unban => "unban",
+    Mute => "mute",
+    Unmute => "unmute",
+    SlowMode => "slow_mode",
     LoadOlder => "load_older",
     Ping => "ping",
     Join => "join",
@@ -551,6 +752,8 @@ pub enum ServerMsg {
     MessageEdited(server::MessageEdited),
     /// An entry of the room's log that removes an earlier line (`target`).
     MessageDeleted(server::MessageDeleted),
+    /// An entry of a room's log that moderates its people or its pace.
+    Moderation(server::Moderation),
     /// The sender's line with this `nonce` is durable, at this `seq`. Sent only to the
     /// sender's connections (every tab of its session) in the room, before the `message`.
     Ack(server::Ack),
@@ -602,6 +805,7 @@ wire_names! {
     Message => "message",
     MessageEdited => "message_edited",
     MessageDeleted => "message_deleted",
+    Moderation => "moderation",
     Ack => "ack",
     Older => "older",
     Pong => "pong",
@@ -792,6 +996,7 @@ mod tests {
                 typing: vec![],
                 typing_more: true,
                 private: true,
+                ..Default::default()
             }),
             r#"{"type":"joined","room":"team-x","lines":[],"has_more":false,"resumed":false,"online":1,"typing":[],"typing_more":true,"private":true}"#,
         );
@@ -1100,11 +1305,12 @@ mod tests {
                 }],
                 typing_more: false,
                 private: false,
+                ..Default::default()
             }),
             r#"{"type":"joined","room":"dev","lines":[{"room":"dev","seq":7,"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"hola","at":1763769600000}],"has_more":true,"resumed":false,"online":2,"members":[{"id":"AAAAAAAAAAAAAAAA","name":"Ana"}],"typing":[{"from":"AAAAAAAAAAAAAAAA","name":"Ana","text":"ho"}]}"#,
         );
         server_wire(
-            ServerMsg::Left(crate::server::Left { room: room("dev") }),
+            ServerMsg::Left(crate::server::Left::reply(room("dev"))),
             r#"{"type":"left","room":"dev"}"#,
         );
     }

@@ -18,6 +18,8 @@ enum Field {
     MaybeText,
     /// A non-negative integer below 2^64, required.
     Count64,
+    /// A non-negative integer below 2^64, `null`, or absent.
+    MaybeCount64,
     /// A non-negative integer below 2^32, required.
     Count32,
     /// A non-negative integer below 2^32, `null`, or absent.
@@ -88,6 +90,22 @@ fn fields_of(kind: &str) -> Option<&'static [(&'static str, Field)]> {
             ("seq", Field::Count64),
             ("nonce", Field::MaybeText),
         ],
+        "kick" | "unban" | "unmute" => &[
+            ("room", Field::MaybeText),
+            ("user", Field::Text),
+            ("nonce", Field::MaybeText),
+        ],
+        "ban" | "mute" => &[
+            ("room", Field::MaybeText),
+            ("user", Field::Text),
+            ("until", Field::MaybeCount64),
+            ("nonce", Field::MaybeText),
+        ],
+        "slow_mode" => &[
+            ("room", Field::MaybeText),
+            ("secs", Field::Count32),
+            ("nonce", Field::MaybeText),
+        ],
         "load_older" => &[
             ("room", Field::MaybeText),
             ("before", Field::Count64),
@@ -117,6 +135,8 @@ fn fits(value: Option<&Value>, field: Field) -> bool {
         (Field::MaybeText, None | Some(Value::Null)) => true,
         (Field::MaybeText, Some(v)) => v.is_string(),
         (Field::Count64, Some(v)) => v.as_u64().is_some(),
+        (Field::MaybeCount64, None | Some(Value::Null)) => true,
+        (Field::MaybeCount64, Some(v)) => v.as_u64().is_some(),
         (Field::MaybeCount32, None | Some(Value::Null)) => true,
         (Field::Count32 | Field::MaybeCount32, Some(v)) => {
             v.as_u64().is_some_and(|n| n <= u64::from(u32::MAX))

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerLimits, Typist, UserId,
-    UserInfo,
+    ChangeKind, ChatLine, ConnId, DisplayName, ErrorCode, Member, RoomName, Seq, ServerLimits,
+    Typist, UserId, UserInfo,
     products::{FieldError, Product, ProductId},
 };
 
@@ -48,7 +48,7 @@ pub struct Welcome {
 }
 
 /// The reply to `join` (and to each room of a `hello`): the room as it is now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Joined {
     /// The room.
     pub room: RoomName,
@@ -76,13 +76,47 @@ pub struct Joined {
     /// Whether the room is private (`--private-rooms`): only users granted it may join.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// The room's slow mode: at least this many seconds between one person's lines
+    /// (absent: off; moderators are not held to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_mode: Option<u32>,
+    /// Whether this connection is muted here (it may read, not send).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub muted: bool,
+    /// Until when it is muted, in ms since the Unix epoch (absent while `muted`: until a
+    /// moderator unmutes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<u64>,
 }
 
-/// The reply to `leave`: this connection is no longer in the room.
+/// This connection is no longer in the room: the reply to `leave`, or (with a `reason`)
+/// a moderator put it out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Left {
     /// The room.
     pub room: RoomName,
+    /// Absent after a `leave`; `kick` (it may join again) or `ban` (it may not, until
+    /// `until`) when a moderator put it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ChangeKind>,
+    /// Who put it out (a user's id, or `api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// For a ban, until when (ms since the Unix epoch); absent: for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+}
+
+impl Left {
+    /// The reply to a `leave` of `room`.
+    pub fn reply(room: RoomName) -> Self {
+        Left {
+            room,
+            reason: None,
+            by: None,
+            until: None,
+        }
+    }
 }
 
 /// Someone's live text in a room; replaces that typist's previous text. Sent to every
@@ -158,6 +192,38 @@ pub struct MessageDeleted {
     /// The connection that asked (the server's own id for the server API).
     pub from: ConnId,
     /// The `nonce` of the `delete`, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// An entry of a room's log that moderates its people or its pace: a `kick`, `ban`,
+/// `unban`, `mute`, `unmute` of `user`, or a `slow_mode` of `secs`. Sent to every member,
+/// the person concerned included (just before a kick's or a ban's `left`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moderation {
+    /// The room.
+    #[serde(default)]
+    pub room: RoomName,
+    /// This entry's own position in the room's log.
+    pub seq: Seq,
+    /// What was done.
+    pub action: ChangeKind,
+    /// To whom: a signed-in user's id, or a guest's session id (absent for `slow_mode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// A ban's or a mute's end, in ms since the Unix epoch (absent: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// A `slow_mode`'s interval in seconds (0: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secs: Option<u32>,
+    /// Who did it: a moderator's user id, or `api`.
+    pub by: String,
+    /// When the server accepted it, in ms since the Unix epoch.
+    pub at: u64,
+    /// The connection that asked (the server's own id for the server API).
+    pub from: ConnId,
+    /// The asking frame's `nonce`, if it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
 }

@@ -743,6 +743,7 @@ mod tests {
                 typing: Vec::new(),
                 typing_more: false,
                 private: false,
+                ..Default::default()
             });
             (id, [welcome, joined])
         }

@@ -28,6 +28,7 @@ pub(crate) use sessions::{OpenRefused, Opened, SessionChanges, SessionRules, Ses
 use crate::{
     metrics::Metrics,
     outbox::{CloseReason, ConnKey, Outbox, RoomKey},
+    rules::Rules,
 };
 
 /// How the hub is sized.
@@ -71,6 +72,8 @@ pub(crate) struct Hub {
     /// Rooms with lines in the file that are not in memory (they left it, or did not fit at
     /// start): made again from the file when someone joins them. Names only.
     archived: Mutex<std::collections::HashSet<RoomName>>,
+    /// Every room's bans, mutes and slow modes.
+    pub(crate) rules: Arc<Rules>,
 }
 
 /// Who a session is.
@@ -134,6 +137,7 @@ impl Hub {
         metrics: Arc<Metrics>,
         link: Option<Arc<dyn RoomLink>>,
         archive: Option<Arc<dyn RoomLink>>,
+        rules: Arc<Rules>,
     ) -> Self {
         let next_room = AtomicU64::new(0);
         let (by_room, archived) = rooms_to_open(lines, &config, archive.is_some());
@@ -148,6 +152,7 @@ impl Hub {
                     config.room,
                     metrics.clone(),
                     link.clone(),
+                    rules.clone(),
                 );
                 (name, Arc::new(room))
             })
@@ -169,6 +174,7 @@ impl Hub {
             link,
             archive,
             archived: Mutex::new(archived),
+            rules,
         }
     }
 
@@ -276,6 +282,7 @@ impl Hub {
             self.config.room,
             self.metrics.clone(),
             link,
+            self.rules.clone(),
         ));
         made(&room);
         rooms.insert(name.clone(), room.clone());

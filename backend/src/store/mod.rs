@@ -13,7 +13,8 @@ pub use memory::MemoryStore;
 pub use redis::RedisStore;
 pub use sqlite::{Archive, SqliteStore};
 
-use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
+use serde::{Deserialize, Serialize};
+use shared::{Change, ChangeKind, ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 /// Why a store failed.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +121,123 @@ pub struct StoredNonce {
     pub seq: Seq,
 }
 
+/// A rule a moderator set on a room and that holds until lifted (or until its end): a ban
+/// or a mute of one person, or the room's slow mode. Kept apart from the room's lines, so it
+/// outlives the history cap and the room's retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRule {
+    /// The room.
+    pub room: RoomName,
+    /// `ban`, `mute` or `slow_mode`.
+    pub kind: ChangeKind,
+    /// Whom it holds (a user's id or a guest's session id; `""` for a slow mode).
+    pub user: String,
+    /// Its end, in ms since the Unix epoch (none: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// A slow mode's interval, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secs: Option<u32>,
+    /// Who set it.
+    pub by: String,
+    /// When, in ms since the Unix epoch.
+    pub at: u64,
+}
+
+/// What a moderation entry does to a room's rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleOp {
+    /// Sets (or replaces) a rule.
+    Put(StoredRule),
+    /// Lifts the rule of this kind on this person (`""`: the slow mode) in this room.
+    Lift(RoomName, ChangeKind, String),
+}
+
+impl RuleOp {
+    /// What `change`, accepted in `room` at `at`, does to its rules: none for an edit, a
+    /// deletion or a kick (which hold nothing).
+    pub fn of(room: &RoomName, change: &Change, at: u64) -> Option<RuleOp> {
+        let user = change.user.clone().unwrap_or_default();
+        let put = |kind| {
+            Some(RuleOp::Put(StoredRule {
+                room: room.clone(),
+                kind,
+                user: user.clone(),
+                until: change.until,
+                secs: change.secs,
+                by: change.by.clone().unwrap_or_default(),
+                at,
+            }))
+        };
+        match change.kind {
+            ChangeKind::Ban | ChangeKind::Mute => put(change.kind),
+            ChangeKind::SlowMode if change.secs.unwrap_or(0) > 0 => put(ChangeKind::SlowMode),
+            ChangeKind::SlowMode => Some(RuleOp::Lift(
+                room.clone(),
+                ChangeKind::SlowMode,
+                String::new(),
+            )),
+            ChangeKind::Unban => Some(RuleOp::Lift(room.clone(), ChangeKind::Ban, user)),
+            ChangeKind::Unmute => Some(RuleOp::Lift(room.clone(), ChangeKind::Mute, user)),
+            ChangeKind::Edit | ChangeKind::Delete | ChangeKind::Kick => None,
+        }
+    }
+}
+
+/// One moderation action, as the audit log keeps it (and `GET /api/audit` gives it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When, in ms since the Unix epoch.
+    pub at: u64,
+    /// Who: a moderator's user id, or `api`.
+    pub by: String,
+    /// What: `delete`, `edit` (through the API), `kick`, `ban`, `unban`, `mute`, `unmute`,
+    /// `slow_mode`.
+    pub action: String,
+    /// Where.
+    pub room: RoomName,
+    /// To what or whom: the person (a user's id or a guest's session id), the line's `seq`
+    /// for `delete` and `edit`, the seconds for `slow_mode`.
+    pub target: String,
+    /// A ban's or a mute's end (absent: until lifted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<u64>,
+    /// The entry's `seq` in the room's log.
+    pub seq: Seq,
+}
+
+impl AuditEntry {
+    /// The audit entry of `entry` (a moderation entry of a room's log).
+    pub fn of(entry: &ChatLine) -> Option<AuditEntry> {
+        let change = entry.change.as_ref()?;
+        let target = match change.kind {
+            ChangeKind::Edit | ChangeKind::Delete => change.target.to_string(),
+            ChangeKind::SlowMode => change.secs.unwrap_or(0).to_string(),
+            _ => change.user.clone().unwrap_or_default(),
+        };
+        Some(AuditEntry {
+            at: entry.at,
+            by: match change.kind {
+                // An edit's author is its `user` (the API's: `api`).
+                ChangeKind::Edit => entry
+                    .user
+                    .as_ref()
+                    .map_or_else(|| "api".to_owned(), |u| u.as_str().to_owned()),
+                _ => change.by.clone().unwrap_or_default(),
+            },
+            action: change.kind.as_str().to_owned(),
+            room: entry.room.clone(),
+            target,
+            until: change.until,
+            seq: entry.seq,
+        })
+    }
+}
+
+/// The most audit entries a store keeps (the oldest go first).
+pub const AUDIT_KEEP: usize = 100_000;
+
 /// What a store holds at start-up.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -131,6 +249,8 @@ pub struct Loaded {
     pub nonces: Vec<StoredNonce>,
     /// Every user's revocation.
     pub revocations: Vec<Revocation>,
+    /// Every room's rules (bans, mutes, slow modes), expired ones included.
+    pub rules: Vec<StoredRule>,
 }
 
 /// One group commit: everything in it becomes durable together, or nothing does.
@@ -148,6 +268,10 @@ pub struct Batch {
     pub forget_sessions: Vec<(ResumeToken, ConnId)>,
     /// Users whose older tokens are refused from now on.
     pub revocations: Vec<Revocation>,
+    /// Rooms' rules set or lifted by the batch's moderation entries.
+    pub rules: Vec<RuleOp>,
+    /// Moderation actions for the audit log.
+    pub audit: Vec<AuditEntry>,
 }
 
 /// What became of a line given to [`HistoryStore::append`].
@@ -180,6 +304,13 @@ pub trait HistoryStore: Send {
         let _ = quiet_since;
         Ok(Vec::new())
     }
+    /// The newest audit entries (of `room`, or of every room), newest first, at most
+    /// `limit`.
+    fn audit(
+        &mut self,
+        room: Option<&RoomName>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
     /// For a store that [`numbers_lines`](Self::numbers_lines): appends `lines` (their
     /// `seq` is ignored) in order, each at its room's next `seq` unless its sender's nonce
     /// was already accepted in that room; durable when it returns.

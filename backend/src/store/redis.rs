@@ -17,6 +17,9 @@
 //! | `nonces:{id}` / `nonce-order:{id}` | hash / list | a sender's accepted nonces (newest 1,024), expiring with the session TTL |
 //! | `session:{token}` | string | a session's JSON, expiring like the single-node sessions |
 //! | `presence:{room}` | hash | each node's members of the room (see `cluster`) |
+//! | `rules` | hash | every room's bans, mutes and slow modes (`{room}\n{kind}\n{user}` → JSON) |
+//! | `audit` | list | the audit log, newest first (JSON each, the newest 100,000) |
+//! | channel `rules` | pub/sub | each rule set or lifted, for every server |
 //! | channel `room:{room}` | pub/sub | lines, typing and presence between nodes |
 //!
 //! Sessions and nonces are never deleted by a node: Redis expires them (a node's view of a
@@ -25,10 +28,11 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shared::{ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
+use shared::{ChangeKind, ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 use super::{
-    Appended, Batch, HistoryStore, Loaded, ResumeToken, Revocation, StoreError, StoredSession,
+    AUDIT_KEEP, Appended, AuditEntry, Batch, HistoryStore, Loaded, ResumeToken, Revocation, RuleOp,
+    StoreError, StoredRule, StoredSession,
 };
 
 /// Nonces remembered per sender (its newest), as the single-node committer keeps.
@@ -91,6 +95,20 @@ pub(crate) struct SessionJson {
     replaced: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user: Option<UserId>,
+}
+
+/// The hash of every room's rules: `{room}\n{kind}\n{user}` → the rule's JSON.
+pub(crate) const RULES_KEY: &str = "charla:rules";
+/// The channel on which a rule set or lifted is told to every server.
+pub(crate) const RULES_CHANNEL: &str = "charla:rules";
+/// The list of audit entries, newest first (JSON each).
+pub(crate) const AUDIT_KEY: &str = "charla:audit";
+/// Audit entries read to find a room's (the list is not indexed by room).
+const AUDIT_SCAN: isize = 10_000;
+
+/// A rule's field in [`RULES_KEY`].
+fn rule_field(room: &RoomName, kind: ChangeKind, user: &str) -> String {
+    format!("{room}\n{}\n{user}", kind.as_str())
 }
 
 /// The hash of revoked users: user → tokens issued before this (seconds) are refused.
@@ -218,7 +236,15 @@ impl HistoryStore for RedisStore {
         let revoked: redis::RedisResult<Vec<(String, u64)>> =
             redis::cmd("HGETALL").arg(REVOKED_KEY).query(self.conn()?);
         let revoked = revoked.map_err(|e| self.failed(&e))?;
+        let rules: redis::RedisResult<Vec<(String, String)>> =
+            redis::cmd("HGETALL").arg(RULES_KEY).query(self.conn()?);
+        let rules = rules
+            .map_err(|e| self.failed(&e))?
+            .into_iter()
+            .filter_map(|(_, json)| serde_json::from_str::<StoredRule>(&json).ok())
+            .collect();
         Ok(Loaded {
+            rules,
             revocations: revoked
                 .into_iter()
                 .map(|(user, before)| Revocation {
@@ -230,13 +256,46 @@ impl HistoryStore for RedisStore {
         })
     }
 
-    /// Writes sessions (they expire by themselves: forgetting is Redis's job) and
-    /// revocations.
+    /// Writes sessions (they expire by themselves: forgetting is Redis's job),
+    /// revocations, rooms' rules (told to every server) and audit entries.
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        if batch.sessions.is_empty() && batch.revocations.is_empty() {
+        if batch.sessions.is_empty()
+            && batch.revocations.is_empty()
+            && batch.rules.is_empty()
+            && batch.audit.is_empty()
+        {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        for op in &batch.rules {
+            match op {
+                RuleOp::Put(rule) => pipe
+                    .cmd("HSET")
+                    .arg(RULES_KEY)
+                    .arg(rule_field(&rule.room, rule.kind, &rule.user))
+                    .arg(serde_json::to_string(rule)?)
+                    .ignore(),
+                RuleOp::Lift(room, kind, user) => pipe
+                    .cmd("HDEL")
+                    .arg(RULES_KEY)
+                    .arg(rule_field(room, *kind, user))
+                    .ignore(),
+            };
+            pipe.cmd("PUBLISH")
+                .arg(RULES_CHANNEL)
+                .arg(serde_json::to_string(op)?)
+                .ignore();
+        }
+        for entry in &batch.audit {
+            pipe.cmd("LPUSH")
+                .arg(AUDIT_KEY)
+                .arg(serde_json::to_string(entry)?)
+                .ignore();
+        }
+        if !batch.audit.is_empty() {
+            let last = isize::try_from(AUDIT_KEEP).unwrap_or(isize::MAX) - 1;
+            pipe.cmd("LTRIM").arg(AUDIT_KEY).arg(0).arg(last).ignore();
+        }
         for r in &batch.revocations {
             pipe.cmd("HSET")
                 .arg(REVOKED_KEY)
@@ -265,6 +324,31 @@ impl HistoryStore for RedisStore {
 
     fn numbers_lines(&self) -> bool {
         true
+    }
+
+    fn audit(
+        &mut self,
+        room: Option<&RoomName>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let last = match room {
+            None => isize::try_from(limit)
+                .unwrap_or(isize::MAX)
+                .saturating_sub(1),
+            Some(_) => AUDIT_SCAN - 1,
+        };
+        let found: redis::RedisResult<Vec<String>> = redis::cmd("LRANGE")
+            .arg(AUDIT_KEY)
+            .arg(0)
+            .arg(last)
+            .query(self.conn()?);
+        Ok(found
+            .map_err(|e| self.failed(&e))?
+            .iter()
+            .filter_map(|json| serde_json::from_str::<AuditEntry>(json).ok())
+            .filter(|e| room.is_none_or(|r| &e.room == r))
+            .take(limit)
+            .collect())
     }
 
     fn append(&mut self, lines: &[ChatLine]) -> Result<Vec<Appended>, StoreError> {

@@ -14,11 +14,37 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params, types::Type};
 use shared::{Change, ChangeKind, ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 use super::{
-    Batch, HistoryStore, Loaded, ResumeToken, Revocation, StoreError, StoredNonce, StoredSession,
+    AUDIT_KEEP, AuditEntry, Batch, HistoryStore, Loaded, ResumeToken, Revocation, RuleOp,
+    StoreError, StoredNonce, StoredRule, StoredSession,
 };
 
 /// The schema this release writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
+
+/// Version 6 adds moderation: the rules set on rooms (bans, mutes, slow modes: they
+/// outlive the lines that set them) and the audit log.
+const SCHEMA_V6: &str = "
+    CREATE TABLE rules (
+        room  TEXT NOT NULL,
+        kind  TEXT NOT NULL,
+        user  TEXT NOT NULL,
+        until INTEGER,
+        secs  INTEGER,
+        by    TEXT NOT NULL,
+        at    INTEGER NOT NULL,
+        PRIMARY KEY (room, kind, user)
+    );
+    CREATE TABLE audit (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        at     INTEGER NOT NULL,
+        by     TEXT NOT NULL,
+        action TEXT NOT NULL,
+        room   TEXT NOT NULL,
+        target TEXT NOT NULL,
+        until  INTEGER,
+        seq    INTEGER NOT NULL
+    );
+    CREATE INDEX audit_by_room ON audit (room, id);";
 
 /// Version 5 adds edits and deletions: an entry that changes an earlier line keeps its
 /// change (JSON) and its target; a line says whether it was edited or removed (then its text
@@ -84,6 +110,14 @@ pub struct SqliteStore {
 /// A number the store keeps as SQLite's `INTEGER` (an `i64`).
 fn int(n: u64, what: &'static str) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::OutOfRange(what))
+}
+
+/// A number read back from SQLite's `INTEGER`, checked.
+fn stored_u64(n: i64, what: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt {
+        what,
+        why: format!("{n} is negative"),
+    })
 }
 
 /// A room name as stored, checked.
@@ -236,8 +270,12 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
         // Version 3 → 4: users.
         tx.execute_batch(SCHEMA_V4)?;
     }
-    // Version 4 → 5: edits and deletions.
-    tx.execute_batch(SCHEMA_V5)?;
+    if version < 5 {
+        // Version 4 → 5: edits and deletions.
+        tx.execute_batch(SCHEMA_V5)?;
+    }
+    // Version 5 → 6: moderation.
+    tx.execute_batch(SCHEMA_V6)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit().map_err(StoreError::from)
 }
@@ -274,7 +312,44 @@ impl HistoryStore for SqliteStore {
             sessions: load_sessions(&self.db)?,
             nonces: load_nonces(&self.db)?,
             revocations: load_revocations(&self.db)?,
+            rules: load_rules(&self.db)?,
         })
+    }
+
+    fn audit(
+        &mut self,
+        room: Option<&RoomName>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.db.prepare_cached(
+            "SELECT at, by, action, room, target, until, seq FROM audit
+                 WHERE ?1 IS NULL OR room = ?1 ORDER BY id DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![room.map(RoomName::as_str), limit], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (at, by, action, room, target, until, seq) = row?;
+            Ok(AuditEntry {
+                at: stored_u64(at, "an audit time")?,
+                by,
+                action,
+                room: stored_room(&room)?,
+                target,
+                until: until.map(|u| stored_u64(u, "an audit end")).transpose()?,
+                seq: Seq(stored_u64(seq, "an audit seq")?),
+            })
+        })
+        .collect()
     }
 
     fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
@@ -283,6 +358,8 @@ impl HistoryStore for SqliteStore {
         upsert_sessions(&tx, &batch.sessions)?;
         forget(&tx, batch)?;
         revoke(&tx, &batch.revocations)?;
+        write_rules(&tx, &batch.rules)?;
+        write_audit(&tx, &batch.audit)?;
         tx.commit().map_err(StoreError::from)
     }
 }
@@ -341,6 +418,7 @@ fn apply_change(tx: &Transaction<'_>, entry: &ChatLine, change: &Change) -> Resu
                 params![room, target],
             )?;
         }
+        _ => {}
     }
     Ok(())
 }
@@ -497,6 +575,105 @@ fn forget(tx: &Transaction<'_>, batch: &Batch) -> Result<(), StoreError> {
     for (room, below) in &batch.forget_below {
         forget.execute(params![room.as_str(), int(below.0, "a seq")?])?;
     }
+    Ok(())
+}
+
+/// Every room's rules.
+fn load_rules(db: &Connection) -> Result<Vec<StoredRule>, StoreError> {
+    let mut stmt = db.prepare("SELECT room, kind, user, until, secs, by, at FROM rules")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, String>(2)?,
+            row.get::<_, Option<i64>>(3)?,
+            row.get::<_, Option<i64>>(4)?,
+            row.get::<_, String>(5)?,
+            row.get::<_, i64>(6)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (room, kind, user, until, secs, by, at) = row?;
+        let kind = serde_json::from_value(serde_json::Value::String(kind)).map_err(|e| {
+            StoreError::Corrupt {
+                what: "a rule's kind",
+                why: e.to_string(),
+            }
+        })?;
+        Ok(StoredRule {
+            room: stored_room(&room)?,
+            kind,
+            user,
+            until: until.map(|u| stored_u64(u, "a rule's end")).transpose()?,
+            secs: secs
+                .map(|s| {
+                    u32::try_from(s).map_err(|_| StoreError::Corrupt {
+                        what: "a slow mode",
+                        why: format!("{s} seconds"),
+                    })
+                })
+                .transpose()?,
+            by,
+            at: stored_u64(at, "a rule's time")?,
+        })
+    })
+    .collect()
+}
+
+/// Sets and lifts rooms' rules.
+fn write_rules(tx: &Transaction<'_>, ops: &[RuleOp]) -> Result<(), StoreError> {
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO rules (room, kind, user, until, secs, by, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut lift =
+        tx.prepare_cached("DELETE FROM rules WHERE room = ?1 AND kind = ?2 AND user = ?3")?;
+    for op in ops {
+        match op {
+            RuleOp::Put(r) => {
+                put.execute(params![
+                    r.room.as_str(),
+                    r.kind.as_str(),
+                    r.user,
+                    r.until.map(|u| int(u, "a time")).transpose()?,
+                    r.secs,
+                    r.by,
+                    int(r.at, "a time")?,
+                ])?;
+            }
+            RuleOp::Lift(room, kind, user) => {
+                lift.execute(params![room.as_str(), kind.as_str(), user])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Appends to the audit log, keeping its newest [`AUDIT_KEEP`] entries.
+fn write_audit(tx: &Transaction<'_>, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit (at, by, action, room, target, until, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in entries {
+        insert.execute(params![
+            int(e.at, "a time")?,
+            e.by,
+            e.action,
+            e.room.as_str(),
+            e.target,
+            e.until.map(|u| int(u, "a time")).transpose()?,
+            int(e.seq.0, "a seq")?,
+        ])?;
+    }
+    let keep = i64::try_from(AUDIT_KEEP).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?1",
+        params![keep],
+    )?;
     Ok(())
 }
 

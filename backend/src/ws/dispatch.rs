@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use shared::{
-    ClientMsg, DisplayName, ErrorCode, RoomName, Seq, ServerMsg, decode_client,
+    ChangeKind, ClientMsg, DisplayName, ErrorCode, RoomName, Seq, ServerMsg, decode_client,
     limits::MAX_NONCE_CHARS,
 };
 
@@ -62,6 +62,34 @@ impl Connection {
                 Some(Ask::Delete(seq)),
                 now,
             ),
+            ClientMsg::Kick { room, user, nonce } => {
+                self.moderate(room.as_deref(), ChangeKind::Kick, user, None, nonce, now)
+            }
+            ClientMsg::Ban {
+                room,
+                user,
+                until,
+                nonce,
+            } => self.moderate(room.as_deref(), ChangeKind::Ban, user, until, nonce, now),
+            ClientMsg::Unban { room, user, nonce } => {
+                self.moderate(room.as_deref(), ChangeKind::Unban, user, None, nonce, now)
+            }
+            ClientMsg::Mute {
+                room,
+                user,
+                until,
+                nonce,
+            } => self.moderate(room.as_deref(), ChangeKind::Mute, user, until, nonce, now),
+            ClientMsg::Unmute { room, user, nonce } => {
+                self.moderate(room.as_deref(), ChangeKind::Unmute, user, None, nonce, now)
+            }
+            ClientMsg::SlowMode { room, secs, nonce } => self.append(
+                room.as_deref(),
+                String::new(),
+                nonce,
+                Some(Ask::SlowMode(secs)),
+                now,
+            ),
             ClientMsg::LoadOlder {
                 room,
                 before,
@@ -86,6 +114,21 @@ impl Connection {
         }
     }
 
+    /// A `kick`, `ban`, `unban`, `mute` or `unmute`: an entry of the room's log, like a
+    /// line.
+    fn moderate(
+        &mut self,
+        room: Option<&str>,
+        kind: ChangeKind,
+        user: String,
+        until: Option<u64>,
+        nonce: Option<String>,
+        now: Instant,
+    ) -> Flow {
+        let ask = Ask::People { kind, user, until };
+        self.append(room, String::new(), nonce, Some(ask), now)
+    }
+
     /// A second `hello`: only the first frame may be one.
     fn hello_again(&mut self, now: Instant) -> Flow {
         self.refuse(
@@ -106,6 +149,11 @@ impl Connection {
         };
         if let Err(why) = self.check_length(&text) {
             return self.refuse(now, why.about(Some(room.name.clone()), None));
+        }
+        if !text.is_empty()
+            && let Err(refused) = self.not_muted(&room.name)
+        {
+            return self.refuse(now, refused.about(Some(room.name.clone()), None));
         }
         // Over the rate, typing is conflated, not refused: keep only the newest text.
         if self.held_typing.contains_key(&room.key) || !self.frames.try_take(now) {
@@ -150,6 +198,22 @@ impl Connection {
     /// Joins a room by the name a client gave (again, if already in it: a fresh `joined`).
     fn join(&mut self, room: &str, after: After) -> Result<(), Refused> {
         let name = RoomName::parse(room).map_err(|why| bad_room(room, &why))?;
+        // Rooms a moderator put this connection out of no longer count.
+        let key = self.key;
+        self.rooms.retain(|_, room| room.has(key));
+        if let Some(ban) = self
+            .hub
+            .rules
+            .banned(&name, self.person(), crate::committer::now_ms())
+        {
+            let why = match ban.until {
+                Some(until) => {
+                    format!("you are banned from {name} until {until} (ms since the Unix epoch)")
+                }
+                None => format!("you are banned from {name}"),
+            };
+            return Err(Refused::new(ErrorCode::Banned, why).about(Some(name), None));
+        }
         if !self.rooms.contains_key(&name) && self.rooms.len() >= self.limits.max_rooms_per_conn {
             let max = self.limits.max_rooms_per_conn;
             return Err(Refused::new(
@@ -195,9 +259,9 @@ impl Connection {
             conn.rooms.remove(&room.name);
             conn.held_typing.remove(&room.key);
             conn.hub.leave(&room, conn.key);
-            Frame::encode(&ServerMsg::Left(shared::server::Left {
-                room: room.name.clone(),
-            }))
+            Frame::encode(&ServerMsg::Left(shared::server::Left::reply(
+                room.name.clone(),
+            )))
         })
     }
 
@@ -247,9 +311,11 @@ impl Connection {
         if let Err(refused) = self.take_send(&room.name, &nonce, now) {
             return refused;
         }
-        if !matches!(ask, Some(Ask::Delete(_)))
-            && let Err(refused) = self.check_line(&text)
-        {
+        let is_text = matches!(ask, None | Some(Ask::Edit(_)));
+        if is_text && let Err(refused) = self.check_line(&text) {
+            return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
+        }
+        if is_text && let Err(refused) = self.not_muted(&room.name) {
             return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
         }
         if nonce
@@ -261,19 +327,33 @@ impl Connection {
             let refused = Refused::new(ErrorCode::BadField, why);
             return self.refuse(now, refused.about(Some(room.name.clone()), None));
         }
-        let change = match ask {
-            None => None,
+        let user = self.sign_in.user.as_deref();
+        let moderator = user.is_some_and(|u| is_moderator(&u.roles));
+        if ask.is_none()
+            && !moderator
+            && let Err(wait) = self.hub.rules.take_turn(&room.name, self.person(), now)
+        {
+            let why = format!(
+                "{} is in slow mode (one line every {} s): wait {} s",
+                room.name,
+                wait.secs,
+                wait.left.as_secs_f64().ceil()
+            );
+            let refused = Refused::new(ErrorCode::SlowMode, why);
+            return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
+        }
+        let (change, audit) = match ask {
+            None => (None, false),
             Some(ask) => {
-                let user = self.sign_in.user.as_deref();
                 let actor = Actor::Member {
                     id: &self.who.id,
                     user: user.map(|u| &u.id),
-                    moderator: user.is_some_and(|u| is_moderator(&u.roles)),
+                    moderator,
                 };
                 // The clock that stamped the line's `at` (the committer's wall clock).
                 let now_ms = crate::committer::now_ms();
                 match moderation::check(&room, ask, actor, self.limits.edit_window, now_ms) {
-                    Ok(change) => Some(change),
+                    Ok(checked) => (Some(checked.change), checked.audited),
                     Err((code, why)) => {
                         let refused = Refused::new(code, why);
                         return self.refuse(now, refused.about(Some(room.name.clone()), nonce));
@@ -295,6 +375,7 @@ impl Connection {
             nonce: nonce.clone(),
             user: self.sign_in.user.as_ref().map(|u| u.id.clone()),
             change,
+            audit,
             reply: None,
         });
         if self.committer.submit(job).is_err() {
@@ -338,6 +419,32 @@ impl Connection {
                 self.send_error(refused);
                 Err(Flow::Continue)
             }
+        }
+    }
+
+    /// Refused while a moderator has this connection muted in `room`.
+    fn not_muted(&self, room: &RoomName) -> Result<(), Refused> {
+        let now_ms = crate::committer::now_ms();
+        match self.hub.rules.muted(room, self.person(), now_ms) {
+            None => Ok(()),
+            Some(mute) => Err(Refused::new(
+                ErrorCode::Muted,
+                match mute.until {
+                    Some(until) => format!(
+                        "you are muted in {room} until {until} (ms since the Unix epoch): \
+                         you may read, not send"
+                    ),
+                    None => format!("you are muted in {room}: you may read, not send"),
+                },
+            )),
+        }
+    }
+
+    /// Whom the rooms' rules may hold: this session and its user.
+    fn person(&self) -> crate::rules::Person<'_> {
+        crate::rules::Person {
+            id: &self.who.id,
+            user: self.sign_in.user.as_deref().map(|u| &u.id),
         }
     }
 

@@ -15,6 +15,13 @@ pub fn Composer() -> impl IntoView {
     let draft = state.draft;
     let notice = state.notice;
     let i18n = use_i18n();
+    // A moderator's mute here stops the composer offering to send; a slow mode is said.
+    let muted = move || state.in_view().muted.get();
+    let rule = move || match (muted(), state.in_view().slow_mode.get()) {
+        (Some(until), _) => (i18n.t().muted_here)(until.map(crate::minutes_left)),
+        (None, 0) => String::new(),
+        (None, secs) => (i18n.t().slow_mode_on)(secs),
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let text = draft.get_untracked();
@@ -35,6 +42,8 @@ pub fn Composer() -> impl IntoView {
                     id="composer-input"
                     type="text"
                     autocomplete="off"
+                    aria-describedby="room-rule"
+                    prop:disabled=move || muted().is_some()
                     placeholder=move || {
                         (i18n.t().composer_placeholder)(state.current.get().as_str())
                     }
@@ -45,8 +54,11 @@ pub fn Composer() -> impl IntoView {
                         conn.typing(&text);
                     }
                 />
-                <button id="send" type="submit">{move || i18n.t().send}</button>
+                <button id="send" type="submit" prop:disabled=move || muted().is_some()>
+                    {move || i18n.t().send}
+                </button>
             </div>
+            <p id="room-rule" class="room-rule">{rule}</p>
             <p id="notice" class="notice" role="alert">
                 {move || {
                     notice.with(|n| n.as_ref().map(|n| n.text(i18n.t())).unwrap_or_default())

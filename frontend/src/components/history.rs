@@ -3,7 +3,7 @@
 //! server acknowledges them).
 
 use leptos::prelude::*;
-use shared::{ChatLine, PendingLine, Seq};
+use shared::{ChangeKind, ChatLine, PendingLine, Seq};
 
 use crate::use_connection;
 use crate::{ChatState, RoomState, i18n::use_i18n};
@@ -109,6 +109,12 @@ fn HistoryLine(
         .name
         .as_ref()
         .map_or_else(|| line.from.to_string(), |n| n.to_string());
+    // Whom a moderator's kick, mute or ban of the line's author names: the signed-in
+    // user (on every tab and device), or the guest's session.
+    let subject = line
+        .user
+        .as_ref()
+        .map_or_else(|| line.from.to_string(), |u| u.as_str().to_owned());
     let draft = RwSignal::new(line.text.clone());
     let save = move || {
         let text = draft.get_untracked();
@@ -130,7 +136,7 @@ fn HistoryLine(
     });
     view! {
         <li title=line.from.to_string() class:mine=mine.clone() class:removed=removed>
-            <span class="from">{from}</span>
+            <span class="from">{from.clone()}</span>
             " -> "
             <Show
                 when=is_editing
@@ -194,9 +200,50 @@ fn HistoryLine(
                         data-label=move || i18n.t().remove
                         on:click=move |_| conn.delete(seq)
                     ></button>
+                    <PeopleActions subject=subject.clone() who=from.clone() />
                 </span>
             </Show>
         </li>
+    }
+}
+
+/// A moderator's kick, mute (10 minutes) and ban of a line's author (`subject`, shown as
+/// `who`), from the line's controls.
+#[component]
+fn PeopleActions(subject: String, who: String) -> impl IntoView {
+    let conn = use_connection();
+    let i18n = use_i18n();
+    let button = move |kind: ChangeKind, class: &'static str| {
+        let (subject, who) = (subject.clone(), who.clone());
+        view! {
+            <button
+                type="button"
+                class=format!("quiet moderate {class}")
+                aria-label=move || {
+                    let t = i18n.t();
+                    let label = match kind {
+                        ChangeKind::Kick => t.kick_label,
+                        ChangeKind::Mute => t.mute_label,
+                        _ => t.ban_label,
+                    };
+                    format!("{label} {who}")
+                }
+                data-label=move || {
+                    let t = i18n.t();
+                    match kind {
+                        ChangeKind::Kick => t.kick,
+                        ChangeKind::Mute => t.mute,
+                        _ => t.ban,
+                    }
+                }
+                on:click=move |_| conn.moderate(kind, subject.clone())
+            ></button>
+        }
+    };
+    view! {
+        {button(ChangeKind::Kick, "kick")}
+        {button(ChangeKind::Mute, "mute")}
+        {button(ChangeKind::Ban, "ban")}
     }
 }
 

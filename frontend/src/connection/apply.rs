@@ -2,7 +2,7 @@
 //! each to a handler that takes the message's own struct (`shared::server`).
 
 use leptos::prelude::*;
-use shared::{ChatLine, ServerMsg, Shown, server};
+use shared::{ChangeKind, ChatLine, ServerMsg, Shown, server};
 
 use super::{Connection, LiveText, Store, mark, now_ms, storage};
 
@@ -13,12 +13,14 @@ impl Connection {
             ServerMsg::Welcome(welcome) => self.welcomed(welcome),
             ServerMsg::Joined(joined) => self.joined(joined),
             // The reply to a `leave`, which the page applied when it sent it (and a `join`
-            // sent since may already have superseded it): nothing left to do.
-            ServerMsg::Left(_) => {}
+            // sent since may already have superseded it): nothing left to do. With a
+            // reason, a moderator put this page out.
+            ServerMsg::Left(left) => self.put_out(left),
             ServerMsg::Typing(typing) => self.someone_typed(typing),
             ServerMsg::Message(line) => self.line(line),
             ServerMsg::MessageEdited(edited) => self.line(edited.into()),
             ServerMsg::MessageDeleted(deleted) => self.line(deleted.into()),
+            ServerMsg::Moderation(moderation) => self.moderation(moderation),
             ServerMsg::Ack(ack) => self.acked(&ack),
             ServerMsg::Older(older) => self.older(older),
             ServerMsg::Pong => self.timers.update_value(|t| t.unanswered = 0),
@@ -149,6 +151,8 @@ impl Connection {
         view.online.set(joined.online);
         view.members.set(joined.members);
         view.private.set(joined.private);
+        view.slow_mode.set(joined.slow_mode.unwrap_or(0));
+        view.muted.set(joined.muted.then_some(joined.muted_until));
         view.typists.set(
             joined
                 .typing
@@ -191,6 +195,48 @@ impl Connection {
         if settles {
             self.sync_pending();
         }
+    }
+
+    /// `moderation`: an entry of the room's log like a line (taken once, by `seq`); a
+    /// slow mode is shown at the composer, and a mute of this page stops it offering to
+    /// send. (A kick or a ban of this page is told by the `left` that follows.)
+    fn moderation(&self, m: server::Moderation) {
+        let state = self.state;
+        let (room, action, secs) = (m.room.clone(), m.action, m.secs);
+        let mine = m.user.as_deref().is_some_and(|u| state.is_subject(u));
+        let until = m.until;
+        self.line(m.into());
+        if !state.is_joined(&room) {
+            return;
+        }
+        let view = state.room(&room);
+        match action {
+            ChangeKind::SlowMode => view.slow_mode.set(secs.unwrap_or(0)),
+            ChangeKind::Mute if mine => view.muted.set(Some(until)),
+            ChangeKind::Unmute if mine => view.muted.set(None),
+            _ => {}
+        }
+    }
+
+    /// `left` with a reason: a moderator kicked or banned this page out of the room. The
+    /// page leaves it and says so (a kicked page may join again; a banned one is refused).
+    fn put_out(&self, left: server::Left) {
+        let Some(reason) = left.reason else {
+            return;
+        };
+        let room = left.room;
+        if self.state.is_joined(&room) {
+            self.session.update_value(|s| {
+                let _ = s.leave(&room);
+            });
+            self.forget_room(&room);
+        }
+        self.state.notice.set(Some(super::Notice::PutOut {
+            room,
+            ban: reason == ChangeKind::Ban,
+            by: left.by.unwrap_or_default(),
+            until: left.until,
+        }));
     }
 
     /// `ack`: a line of this page's is durable.

@@ -105,6 +105,11 @@ pub struct RoomState {
     pub unread: RwSignal<u32>,
     /// Whether the room is private (only users granted it may join), as its `joined` says.
     pub private: RwSignal<bool>,
+    /// The room's slow mode: seconds between one person's lines (0: off).
+    pub slow_mode: RwSignal<u32>,
+    /// Set while a moderator has this page muted here: until when (ms since the epoch;
+    /// none: until unmuted).
+    pub muted: RwSignal<Option<Option<u64>>>,
 }
 
 impl RoomState {
@@ -117,6 +122,8 @@ impl RoomState {
             typists: RwSignal::new(Vec::new()),
             unread: RwSignal::new(0),
             private: RwSignal::new(false),
+            slow_mode: RwSignal::new(0),
+            muted: RwSignal::new(None),
         }
     }
 
@@ -129,6 +136,8 @@ impl RoomState {
         self.typists.set(Vec::new());
         self.unread.set(0);
         self.private.set(false);
+        self.slow_mode.set(0);
+        self.muted.set(None);
     }
 
     /// Someone's input box changed: their text replaces their previous one (keeping their
@@ -287,6 +296,15 @@ impl ChatState {
     /// Whether `id` is this page's (tracked).
     pub fn is_me(&self, id: &ConnId) -> bool {
         self.my_id.with(|me| me.as_ref() == Some(id))
+    }
+
+    /// Whether a moderation's `user` (a user's id, or a session's) is this page (tracked).
+    pub fn is_subject(&self, subject: &str) -> bool {
+        self.my_id
+            .with(|me| me.as_ref().is_some_and(|id| id.as_str() == subject))
+            || self
+                .me
+                .with(|me| me.as_ref().is_some_and(|u| u.id.as_str() == subject))
     }
 
     /// Whether `line` is this page's user's own: sent by this session, or by the same

@@ -52,6 +52,21 @@ pub static ES: Texts = Texts {
     },
     signed_out_by_server: "El servidor ha cerrado tu sesión. Pulsa «Reconectar ahora» para volver.",
     join_forbidden: |room| format!("{room} es una sala privada: no tienes permiso para entrar."),
+    join_banned: |room| format!("Tienes prohibida la entrada en {room}."),
+    put_out: |room, ban, by, minutes| match (ban, minutes) {
+        (false, _) => format!("{by} te ha sacado de {room}. Puedes volver a entrar."),
+        (true, Some(m)) => {
+            format!("{by} te ha prohibido la entrada en {room} durante {m} minutos más.")
+        }
+        (true, None) => format!("{by} te ha prohibido la entrada en {room}."),
+    },
+    muted_here: |minutes| match minutes {
+        Some(m) => {
+            format!("Estás silenciado aquí durante {m} minutos más: puedes leer, no escribir.")
+        }
+        None => "Estás silenciado aquí: puedes leer, no escribir.".to_owned(),
+    },
+    slow_mode_on: |secs| format!("Modo lento: un mensaje cada {secs} s."),
     dev_login_title: "Entrar como…",
     dev_login_hint: "Inicio de sesión de desarrollo: el servidor crea el token. Nunca en producción.",
     dev_user_id: "Id de usuario",
@@ -130,6 +145,10 @@ pub static ES: Texts = Texts {
             ErrorCode::BadToken => "el token de inicio de sesión no es válido",
             ErrorCode::TokenExpired => "el inicio de sesión ha caducado",
             ErrorCode::Forbidden => "no tienes permiso para eso",
+            ErrorCode::EditWindowPassed => "ya ha pasado el tiempo para cambiarlo",
+            ErrorCode::Banned => "tienes prohibida la entrada en esa sala",
+            ErrorCode::Muted => "estás silenciado en esa sala",
+            ErrorCode::SlowMode => "la sala está en modo lento: espera un poco",
             // A code this build does not know: the server's own words.
             _ => return message.to_owned(),
         };
@@ -156,6 +175,12 @@ pub static ES: Texts = Texts {
     delete_line: "Borrar el mensaje",
     remove: "eliminar",
     remove_line: "Eliminar (como moderador) el mensaje",
+    kick: "expulsar",
+    kick_label: "Sacar de la sala (puede volver):",
+    mute: "silenciar",
+    mute_label: "Silenciar 10 minutos:",
+    ban: "vetar",
+    ban_label: "Prohibir la entrada en la sala:",
     edit_label: "Nuevo texto del mensaje",
     save: "guardar",
     cancel: "cancelar",

@@ -137,6 +137,16 @@ pub struct Texts {
     pub signed_out_by_server: &'static str,
     /// A join refused because the room is private and not granted.
     pub join_forbidden: fn(&RoomName) -> String,
+    /// A join refused because a moderator banned this user (or session) from the room.
+    pub join_banned: fn(&RoomName) -> String,
+    /// A moderator put this page out of a room: the room, whether it was a ban (else a
+    /// kick), who did it, and the minutes a ban has left (none: for good).
+    pub put_out: fn(&RoomName, bool, &str, Option<u64>) -> String,
+    /// This page is muted in the room in view, for these minutes more (none: until
+    /// unmuted).
+    pub muted_here: fn(Option<u64>) -> String,
+    /// The room in view is in slow mode: one line per this many seconds.
+    pub slow_mode_on: fn(u32) -> String,
     /// The dev-login form's heading.
     pub dev_login_title: &'static str,
     /// What the dev-login form is.
@@ -253,6 +263,19 @@ pub struct Texts {
     pub remove: &'static str,
     /// See `remove`.
     pub remove_line: &'static str,
+    /// A moderator's button putting a line's author out of the room, and its label's
+    /// start (the author follows).
+    pub kick: &'static str,
+    /// See `kick`.
+    pub kick_label: &'static str,
+    /// A moderator's button muting a line's author for 10 minutes, and its label's start.
+    pub mute: &'static str,
+    /// See `mute`.
+    pub mute_label: &'static str,
+    /// A moderator's button banning a line's author from the room, and its label's start.
+    pub ban: &'static str,
+    /// See `ban`.
+    pub ban_label: &'static str,
     /// The edit box's label.
     pub edit_label: &'static str,
     /// Saves an edit.
@@ -579,6 +602,12 @@ mod tests {
             t.delete_line,
             t.remove,
             t.remove_line,
+            t.kick,
+            t.kick_label,
+            t.mute,
+            t.mute_label,
+            t.ban,
+            t.ban_label,
             t.edit_label,
             t.save,
             t.cancel,
@@ -610,6 +639,13 @@ mod tests {
             (t.sign_in_expired)(true),
             (t.sign_in_expired)(false),
             (t.join_forbidden)(&room),
+            (t.join_banned)(&room),
+            (t.put_out)(&room, true, "ana", Some(10)),
+            (t.put_out)(&room, true, "ana", None),
+            (t.put_out)(&room, false, "ana", None),
+            (t.muted_here)(Some(10)),
+            (t.muted_here)(None),
+            (t.slow_mode_on)(30),
             (t.dev_login_failed)(Some("bad sub")),
             (t.dev_login_failed)(None),
         ]);
@@ -651,6 +687,11 @@ mod tests {
             let room = RoomName::parse("dev").expect("a room name");
             assert!((t.join_refused)(&room, ErrorCode::TooManyRooms, "x").contains("dev"));
             assert!((t.join_forbidden)(&room).contains("dev"));
+            assert!((t.join_banned)(&room).contains("dev"));
+            let out = (t.put_out)(&room, true, "ana", Some(7));
+            assert!(out.contains("dev") && out.contains("ana") && out.contains('7'));
+            assert!((t.muted_here)(Some(9)).contains('9'));
+            assert!((t.slow_mode_on)(30).contains("30"));
             let who = (t.signed_in_as)("Alice", Some("alice"));
             assert!(who.contains("Alice") && who.contains("alice"));
             assert!((t.dev_login_failed)(Some("bad sub")).contains("bad sub"));

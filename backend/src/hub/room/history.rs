@@ -120,7 +120,7 @@ impl History {
     /// removed line's: then the edit's own text is dropped too); a deletion removes the
     /// target's text and that of every kept edit of it, so the removed text is gone.
     fn apply_change(&mut self, entry: &mut ChatLine) {
-        let Some(change) = entry.change.clone() else {
+        let Some(change) = entry.change.clone().filter(|c| c.kind.changes_a_line()) else {
             return;
         };
         let target = change.target();
@@ -156,6 +156,7 @@ impl History {
                     }
                 }
             }
+            _ => return,
         }
         self.lines[at] = keep(line);
     }

@@ -90,12 +90,8 @@ impl Room {
         // and the lines from `first` on follow as live lines.
         let private = state.private;
         for m in state.members.values() {
-            let frame = self.greeting_frame(
-                &state,
-                &m.outbox,
-                After::default(),
-                Greeting::Joined { private },
-            );
+            let frame =
+                self.greeting_frame(&state, m, After::default(), Greeting::Joined { private });
             m.outbox.push(frame);
         }
         drop(state);

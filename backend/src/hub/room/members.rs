@@ -45,6 +45,14 @@ impl RoomMember {
         }
     }
 
+    /// Whom the room's rules may hold: its session and its user.
+    pub(crate) fn person(&self) -> crate::rules::Person<'_> {
+        crate::rules::Person {
+            id: &self.id,
+            user: self.user.as_ref(),
+        }
+    }
+
     pub(super) fn someone(&self) -> Someone {
         match &self.user {
             Some(user) => Someone::User(user.clone()),
@@ -127,25 +135,26 @@ impl Room {
         after: After,
         greeting: Greeting,
     ) {
-        let outbox = member.outbox.clone();
+        let greeted = member.clone();
         *state.someones.entry(member.someone()).or_default() += 1;
         state.members.insert(key, member);
         state.local_changed = true;
         if let Greeting::Joined { private } = greeting {
             state.private = private;
         }
-        let frame = self.greeting_frame(state, &outbox, after, greeting);
-        outbox.push(frame);
+        let frame = self.greeting_frame(state, &greeted, after, greeting);
+        greeted.outbox.push(frame);
     }
 
-    /// The greeting for `outbox`'s member: see [`Room::join`].
+    /// The greeting for `member`: see [`Room::join`].
     pub(super) fn greeting_frame(
         &self,
         state: &RoomState,
-        outbox: &Outbox,
+        member: &RoomMember,
         after: After,
         greeting: Greeting,
     ) -> Frame {
+        let outbox = &member.outbox;
         // The whole greeting fits the reply budget, whatever the crowd: the member list and
         // the live texts take at most a quarter of it each (a list that does not fit is left
         // out, as for a big room: `members` pages it; typists past their quarter are marked
@@ -170,6 +179,10 @@ impl Room {
         match greeting {
             Greeting::Joined { private } => {
                 let online = count(state.online(self.config.presence_list_max));
+                let slow_mode = Some(self.rules.slow_mode(&self.name)).filter(|s| *s > 0);
+                let muted =
+                    self.rules
+                        .muted(&self.name, member.person(), crate::committer::now_ms());
                 let shell = ServerMsg::Joined(shared::server::Joined {
                     room: self.name.clone(),
                     lines: Vec::new(),
@@ -180,6 +193,9 @@ impl Room {
                     typing,
                     typing_more,
                     private,
+                    slow_mode,
+                    muted: muted.is_some(),
+                    muted_until: muted.and_then(|m| m.until),
                 });
                 splice_lines(&shell, "lines", &lines)
             }
@@ -201,10 +217,30 @@ impl Room {
     /// Removes a member; clears its live text for the others. Returns whether it was in.
     pub(crate) fn leave(self: &Arc<Self>, key: ConnKey) -> bool {
         let mut state = self.lock();
+        let waiting = state.waiting.len();
+        self.remove(&mut state, key).is_some() || state.waiting.len() != waiting
+    }
+
+    /// Whether a connection is in the room (or waiting to be): a moderator's kick or ban
+    /// takes it out without its asking.
+    pub(crate) fn has(&self, key: ConnKey) -> bool {
+        if !self.put_out_any.load(std::sync::atomic::Ordering::Relaxed) {
+            return true; // Nobody was ever put out: no lock to take.
+        }
+        let state = self.lock();
+        state.members.contains_key(&key) || state.waiting.iter().any(|w| w.key == key)
+    }
+
+    /// [`Room::leave`], under the lock: the member removed, if it was in (a waiting joiner
+    /// is dropped too, but not returned).
+    pub(super) fn remove(
+        self: &Arc<Self>,
+        state: &mut RoomState,
+        key: ConnKey,
+    ) -> Option<RoomMember> {
         let Some(member) = state.members.remove(&key) else {
-            let before = state.waiting.len();
             state.waiting.retain(|w| w.key != key);
-            return state.waiting.len() != before;
+            return None;
         };
         state.local_changed = true;
         let someone = member.someone();
@@ -225,7 +261,7 @@ impl Room {
             if let Some(link) = &self.link {
                 link.typing(self, &cleared);
             }
-            self.offer_typing(&mut state, slot, cleared, false);
+            self.offer_typing(state, slot, cleared, false);
         }
         if state.members.is_empty()
             && state.waiting.is_empty()
@@ -238,10 +274,10 @@ impl Room {
             state.remote.clear();
             link.presence(self, 0, Some(Vec::new()));
             link.release(self);
-            return true;
+            return Some(member);
         }
-        self.presence_changed(&mut state, None);
-        true
+        self.presence_changed(state, None);
+        Some(member)
     }
 
     /// A member's new display name: shown in the member lists from the next presence on.

@@ -22,7 +22,7 @@ use std::{
     time::Instant,
 };
 
-use shared::{ChatLine, ConnId, ErrorCode, RoomName, Seq, ServerMsg, Typist};
+use shared::{Change, ChangeKind, ChatLine, ConnId, ErrorCode, RoomName, Seq, ServerMsg, Typist};
 
 use early::EarlyLines;
 use history::{History, splice_lines};
@@ -30,6 +30,8 @@ use history::{History, splice_lines};
 use crate::{
     metrics::Metrics,
     outbox::{ConnKey, Frame, RoomKey},
+    rules::Rules,
+    store::RuleOp,
 };
 
 mod early;
@@ -69,9 +71,15 @@ pub(crate) struct Room {
     /// Set once a line was submitted for it: a room with lines (even in flight) is never
     /// removed from the registry, so its history and its `seq` stay one.
     has_lines: AtomicBool,
+    /// Set once a kick or a ban put someone out: from then on a member's frames check that
+    /// it is still in.
+    put_out_any: AtomicBool,
     config: RoomConfig,
     metrics: Arc<Metrics>,
     link: Option<Arc<dyn RoomLink>>,
+    /// Every room's bans, mutes and slow modes (this room's moderation entries change them
+    /// as they are delivered).
+    rules: Arc<Rules>,
 }
 
 impl Drop for Room {
@@ -124,6 +132,7 @@ impl Room {
         config: RoomConfig,
         metrics: Arc<Metrics>,
         link: Option<Arc<dyn RoomLink>>,
+        rules: Arc<Rules>,
     ) -> Self {
         let has_lines = !lines.is_empty();
         let history = History::new(lines, config.history_cap);
@@ -152,9 +161,11 @@ impl Room {
                 private: false,
             }),
             has_lines: AtomicBool::new(has_lines),
+            put_out_any: AtomicBool::new(false),
             config,
             metrics,
             link,
+            rules,
         }
     }
 
@@ -262,9 +273,69 @@ impl Room {
                 }));
                 state.push_to(&line.from, &ack);
             }
+            let moderation = line.change.clone().filter(|c| !c.kind.changes_a_line());
+            // A rule holds before anyone hears of it: whoever reads a mute and sends at
+            // once is already refused.
+            if let Some(op) = moderation
+                .as_ref()
+                .and_then(|c| RuleOp::of(&self.name, c, line.at))
+            {
+                self.rules.apply(&op);
+            }
             let message = state.history.push(line);
             for m in state.members.values() {
                 m.outbox.push(message.clone());
+            }
+            if let Some(change) = moderation {
+                self.put_out(&mut state, &change);
+            }
+        }
+    }
+
+    /// A kick or a ban was delivered: it takes the people it names out of the room, each
+    /// told why with a `left` (after the entry itself).
+    fn put_out(self: &Arc<Self>, state: &mut RoomState, change: &Change) {
+        if !matches!(change.kind, ChangeKind::Kick | ChangeKind::Ban) {
+            return;
+        }
+        let Some(subject) = change.user.as_deref() else {
+            return;
+        };
+        self.put_out_any.store(true, Ordering::Relaxed);
+        let out: Vec<ConnKey> = state
+            .members
+            .iter()
+            .filter(|(_, m)| m.person().is(subject))
+            .map(|(key, _)| *key)
+            .chain(
+                state
+                    .waiting
+                    .iter()
+                    .filter(|w| w.member.person().is(subject))
+                    .map(|w| w.key),
+            )
+            .collect();
+        let left = Frame::encode(&ServerMsg::Left(shared::server::Left {
+            room: self.name.clone(),
+            reason: Some(change.kind),
+            by: change.by.clone(),
+            until: change.until,
+        }));
+        for key in out {
+            let outbox = state
+                .members
+                .get(&key)
+                .map(|m| m.outbox.clone())
+                .or_else(|| {
+                    state
+                        .waiting
+                        .iter()
+                        .find(|w| w.key == key)
+                        .map(|w| w.member.outbox.clone())
+                });
+            self.remove(state, key);
+            if let Some(outbox) = outbox {
+                outbox.push(left.clone());
             }
         }
     }
@@ -398,6 +469,7 @@ mod tests {
             config,
             Arc::new(Metrics::new()),
             Some(link),
+            Arc::default(),
         ))
     }
 

@@ -307,8 +307,9 @@ impl Connection {
             Some(room) => RoomName::parse(room).map_err(|why| bad_room(room, &why))?,
         };
         match self.rooms.get(&name) {
-            Some(room) => Ok(room.clone()),
-            None => Err(Refused::new(
+            // (A moderator may have put it out since it joined.)
+            Some(room) if room.has(self.key) => Ok(room.clone()),
+            _ => Err(Refused::new(
                 ErrorCode::NotJoined,
                 format!("not in room `{name}`: join it first"),
             )
