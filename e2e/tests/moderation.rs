@@ -1,7 +1,9 @@
 //! Keeping a room civil, in real browsers against the real backend: an author edits their
 //! line from the keyboard and every page shows it "(edited)"; a moderator (signed in through
 //! the dev-login form with the role) removes someone's line and it disappears from two other
-//! open pages and from a page opened afterwards; the controls pass axe-core at both widths.
+//! open pages and from a page opened afterwards; a moderator mutes one user (their composer
+//! is disabled) and bans another (their page leaves the room, says so, and is refused it
+//! after a reload and from another browser); the controls pass axe-core at both widths.
 
 #![allow(missing_docs)]
 
@@ -34,12 +36,7 @@ async fn an_author_edits_and_a_moderator_removes_a_line_on_every_open_page_and_l
     }
     set_name(&ana, "Ana").await;
     set_name(&bea, "Bea").await;
-    type_in(&moderator, "#dev-sub", "mod").await;
-    type_in(&moderator, "#dev-name", "Mod").await;
-    type_in(&moderator, "#dev-roles", "moderator").await;
-    type_in(&moderator, "#dev-roles", ENTER).await;
-    wait_text(&moderator, "#signed-in", |s| s == "Signed in as Mod (mod)").await;
-    connected_id(&moderator).await;
+    sign_in(&moderator, "mod", "Mod", "moderator").await;
 
     type_into(&ana, "hola").await;
     type_into(&ana, ENTER).await;
@@ -105,4 +102,100 @@ async fn an_author_edits_and_a_moderator_removes_a_line_on_every_open_page_and_l
     );
     assert_eq!(history(&later).await, removed);
     assert_accessible(&ana, "author's history after an edit, desktop").await;
+}
+
+/// Signs `page` in through the dev-login form as `sub` ("Name"), with `roles`.
+async fn sign_in(page: &Client, sub: &str, name: &str, roles: &str) {
+    type_in(page, "#dev-sub", sub).await;
+    type_in(page, "#dev-name", name).await;
+    if !roles.is_empty() {
+        type_in(page, "#dev-roles", roles).await;
+    }
+    type_in(page, "#dev-name", ENTER).await;
+    wait_text(page, "#signed-in", |s| {
+        s == format!("Signed in as {name} ({sub})")
+    })
+    .await;
+    connected_id(page).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_muted_page_cannot_send_and_a_banned_one_says_so_and_cannot_rejoin() {
+    let backend = start_backend_args(&["--jwt-secret", "s", "--dev-login"]).await;
+    let driver = Driver::start().await;
+    let moderator = driver.open_sized(&backend.url(), DESKTOP).await;
+    let bob = driver.open_sized(&backend.url(), DESKTOP).await;
+    let ana = driver.open_sized(&backend.url(), PHONE).await;
+    for page in [&moderator, &bob, &ana] {
+        connected_id(page).await;
+    }
+    sign_in(&moderator, "mod", "Mod", "moderator").await;
+    sign_in(&bob, "bob", "Bob", "").await;
+    set_name(&ana, "Ana").await;
+    type_into(&ana, "hola").await;
+    type_into(&ana, ENTER).await;
+    type_into(&bob, "spam spam").await;
+    type_into(&bob, ENTER).await;
+    let lines = ["Ana -> hola".to_owned(), "Bob -> spam spam".to_owned()];
+    for page in [&moderator, &bob, &ana] {
+        wait_history(page, &lines).await;
+    }
+
+    // The moderator mutes Ana (keyboard only): her composer is disabled and says why.
+    press(&moderator, "#history li:nth-child(1) button.mute").await;
+    wait_text(&ana, "#room-rule", |s| {
+        s == "You are muted here for 10 more minutes: you can read, not send."
+    })
+    .await;
+    let disabled = js(
+        &ana,
+        "return document.querySelector('#composer-input').disabled;",
+    )
+    .await;
+    assert_eq!(disabled.as_bool(), Some(true));
+    for (size, width) in [(PHONE, "phone"), (DESKTOP, "desktop")] {
+        resize(&ana, size).await;
+        assert_accessible(&ana, &format!("a muted page, {width}")).await;
+    }
+
+    // And bans Bob: his page leaves the room and says who did it.
+    press(&moderator, "#history li:nth-child(2) button.ban").await;
+    wait_text(&bob, "#notice", |s| s == "mod banned you from general.").await;
+    wait_history(&bob, &[]).await;
+    for (size, width) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        resize(&bob, size).await;
+        assert_accessible(&bob, &format!("a banned page, {width}")).await;
+    }
+    // The others still read; Bob's later lines never reach them.
+    type_into(&moderator, "portaos bien").await;
+    type_into(&moderator, ENTER).await;
+    let after = [
+        "Ana -> hola".to_owned(),
+        "Bob -> spam spam".to_owned(),
+        "Mod -> portaos bien".to_owned(),
+    ];
+    wait_history(&ana, &after).await;
+    // Reloaded, or opened in another tab as the same user, his page is refused the room.
+    bob.refresh().await.expect("reload");
+    wait_text(&bob, "#notice", |s| {
+        s == "You are banned from general: you may not join it."
+    })
+    .await;
+    let other_tab = driver.open_sized(&backend.url(), DESKTOP).await;
+    sign_in_refused_room(&other_tab).await;
+    assert_eq!(history(&bob).await, Vec::<String>::new());
+    assert_eq!(history(&ana).await, after);
+}
+
+/// Signs a fresh browser (another device) in as Bob, who is banned from `general`: it is
+/// refused the room.
+async fn sign_in_refused_room(page: &Client) {
+    connected_id(page).await;
+    type_in(page, "#dev-sub", "bob").await;
+    type_in(page, "#dev-name", "Bob").await;
+    type_in(page, "#dev-name", ENTER).await;
+    wait_text(page, "#notice", |s| {
+        s == "You are banned from general: you may not join it."
+    })
+    .await;
 }

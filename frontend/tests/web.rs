@@ -1578,6 +1578,18 @@ fn welcome_user(id: &str, sub: &str, who: Option<&str>) -> ServerMsg {
     welcomed
 }
 
+/// The `welcome` of `sub` ("who") whose token carries the role `moderator`.
+fn welcome_moderator(id: &str, sub: &str, who: &str) -> ServerMsg {
+    let mut welcomed = welcome_user(id, sub, Some(who));
+    if let ServerMsg::Welcome(shared::server::Welcome {
+        user: Some(user), ..
+    }) = &mut welcomed
+    {
+        user.roles = vec!["moderator".into()];
+    }
+    welcomed
+}
+
 /// The refusal the server sends before it closes with 4001.
 fn sign_in_error(code: ErrorCode, message: &str) -> ServerMsg {
     ServerMsg::Error(shared::server::Error {
@@ -2006,14 +2018,7 @@ async fn own_lines_offer_edit_and_delete_and_only_moderators_may_remove_others()
     tick().await;
     assert!(absent(&root, "button.moderate"));
     // A moderator does, on others' lines (and still edit/delete on their own).
-    let mut moderator = welcome_user("me", "alice", Some("Alice"));
-    if let ServerMsg::Welcome(shared::server::Welcome {
-        user: Some(user), ..
-    }) = &mut moderator
-    {
-        user.roles = vec!["moderator".into()];
-    }
-    conn.apply(moderator);
+    conn.apply(welcome_moderator("me", "alice", "Alice"));
     tick().await;
     assert_eq!(
         attr(
@@ -2029,4 +2034,222 @@ async fn own_lines_offer_edit_and_delete_and_only_moderators_may_remove_others()
     conn.apply(deleted(3, 1));
     tick().await;
     assert!(absent(&root, "button.moderate"));
+}
+
+fn moderation(
+    room_name: &str,
+    seq: u64,
+    action: shared::ChangeKind,
+    user: Option<&str>,
+    until: Option<u64>,
+    secs: Option<u32>,
+) -> ServerMsg {
+    ServerMsg::Moderation(shared::server::Moderation {
+        room: room(room_name),
+        seq: Seq(seq),
+        action,
+        user: user.map(str::to_owned),
+        until,
+        secs,
+        by: "mod".into(),
+        at: 1_763_769_600_001,
+        from: ConnId::new("MMMM"),
+        nonce: None,
+    })
+}
+
+#[wasm_bindgen_test]
+async fn a_moderator_is_offered_kick_mute_and_ban_of_others_and_nobody_else_is() {
+    let root = container();
+    let (_, conn) = offline();
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <History /> }
+    });
+    let mut bob = line("general", 1, "BBBB", Some("Bob"), "hola");
+    bob.user = Some(UserId::new("bob"));
+    conn.apply(welcome_user("me", "carl", Some("Carl")));
+    conn.apply(joined(
+        "general",
+        vec![bob, line("general", 2, "GGGG", Some("Guest"), "hey")],
+        2,
+    ));
+    tick().await;
+    assert!(absent(&root, "button.kick, button.mute, button.ban"));
+    conn.apply(welcome_moderator("me", "alice", "Alice"));
+    tick().await;
+    // Each names the line's author; the words come from CSS, not from the line's text.
+    assert_eq!(
+        texts(&root, "#history li button.kick")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["", ""]
+    );
+    let labels = |selector: &str| {
+        let list = root.query_selector_all(selector).expect("selector");
+        (0..list.length())
+            .filter_map(|i| list.item(i))
+            .filter_map(|n| n.dyn_into::<Element>().ok())
+            .filter_map(|e| e.get_attribute("aria-label"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        labels("#history li button.kick"),
+        [
+            "Put out of the room (may rejoin): Bob",
+            "Put out of the room (may rejoin): Guest"
+        ]
+    );
+    assert_eq!(
+        labels("#history li button.mute")[0],
+        "Mute for 10 minutes: Bob"
+    );
+    assert_eq!(
+        labels("#history li button.ban")[1],
+        "Ban from the room: Guest"
+    );
+    assert_eq!(
+        attr(&root, "#history li button.ban", "data-label").as_deref(),
+        Some("ban")
+    );
+    assert_eq!(items(&root), ["Bob -> hola", "Guest -> hey"]);
+    // A moderation entry is not a line: the history shows nothing of it.
+    conn.apply(moderation(
+        "general",
+        3,
+        shared::ChangeKind::Kick,
+        Some("bob"),
+        None,
+        None,
+    ));
+    tick().await;
+    assert_eq!(items(&root), ["Bob -> hola", "Guest -> hey"]);
+}
+
+#[wasm_bindgen_test]
+async fn a_muted_page_cannot_send_slow_mode_is_said_and_a_banned_page_leaves_the_room() {
+    let root = container();
+    let (state, conn) = in_general_and_dev();
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <Composer /> }
+    });
+    conn.show(room("dev"));
+    tick().await;
+    let input: HtmlInputElement = element(&root, "#composer-input");
+    assert!(!input.disabled());
+    assert_eq!(text_of(&root, "#room-rule"), "");
+    // Muted (this guest is `me`): the composer is disabled and says why, for how long.
+    let until = js_sys::Date::now() as u64 + 10 * 60_000;
+    conn.apply(moderation(
+        "dev",
+        1,
+        shared::ChangeKind::Mute,
+        Some("me"),
+        Some(until),
+        None,
+    ));
+    tick().await;
+    assert!(input.disabled());
+    assert!(attr(&root, "#send", "disabled").is_some());
+    assert_eq!(
+        text_of(&root, "#room-rule"),
+        "You are muted here for 10 more minutes: you can read, not send."
+    );
+    assert_eq!(
+        attr(&root, "#composer-input", "aria-describedby").as_deref(),
+        Some("room-rule")
+    );
+    // Someone else's mute changes nothing here; an unmute of this page gives it back.
+    conn.apply(moderation(
+        "dev",
+        2,
+        shared::ChangeKind::Unmute,
+        Some("other"),
+        None,
+        None,
+    ));
+    tick().await;
+    assert!(input.disabled());
+    conn.apply(moderation(
+        "dev",
+        3,
+        shared::ChangeKind::Unmute,
+        Some("me"),
+        None,
+        None,
+    ));
+    tick().await;
+    assert!(!input.disabled());
+    // The room's slow mode, said under the composer; off again, nothing is said.
+    conn.apply(moderation(
+        "dev",
+        4,
+        shared::ChangeKind::SlowMode,
+        None,
+        None,
+        Some(30),
+    ));
+    tick().await;
+    assert_eq!(
+        text_of(&root, "#room-rule"),
+        "Slow mode: one line every 30 s."
+    );
+    conn.apply(moderation(
+        "dev",
+        5,
+        shared::ChangeKind::SlowMode,
+        None,
+        None,
+        Some(0),
+    ));
+    tick().await;
+    assert_eq!(text_of(&root, "#room-rule"), "");
+    // A `joined` says both for a page that comes in later.
+    conn.apply(ServerMsg::Joined(shared::server::Joined {
+        room: room("dev"),
+        slow_mode: Some(5),
+        muted: true,
+        ..Default::default()
+    }));
+    tick().await;
+    assert!(input.disabled());
+    assert_eq!(
+        text_of(&root, "#room-rule"),
+        "You are muted here: you can read, not send."
+    );
+    // Banned: the page leaves the room, goes to the next one, and says who and why.
+    conn.apply(moderation(
+        "dev",
+        6,
+        shared::ChangeKind::Ban,
+        Some("me"),
+        None,
+        None,
+    ));
+    conn.apply(ServerMsg::Left(shared::server::Left {
+        room: room("dev"),
+        reason: Some(shared::ChangeKind::Ban),
+        by: Some("mod".into()),
+        until: None,
+    }));
+    tick().await;
+    assert!(!state.is_joined(&room("dev")));
+    assert_eq!(state.current.get_untracked(), room("general"));
+    assert_eq!(text_of(&root, "#notice"), "mod banned you from dev.");
+    // Joining again is refused by the server with `banned`, and the page says so.
+    conn.show(room("dev"));
+    conn.apply(ServerMsg::Error(shared::server::Error {
+        code: ErrorCode::Banned,
+        message: "you are banned from dev".into(),
+        room: Some(room("dev")),
+        nonce: None,
+    }));
+    tick().await;
+    assert!(!state.is_joined(&room("dev")));
+    assert_eq!(
+        text_of(&root, "#notice"),
+        "You are banned from dev: you may not join it."
+    );
 }

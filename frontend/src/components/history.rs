@@ -6,7 +6,10 @@ use leptos::prelude::*;
 use shared::{ChangeKind, ChatLine, PendingLine, Seq};
 
 use crate::use_connection;
-use crate::{ChatState, RoomState, i18n::use_i18n};
+use crate::{
+    ChatState, RoomState,
+    i18n::{Texts, use_i18n},
+};
 
 /// The room's history, with a "load older" button while older lines exist, and the pending
 /// lines below it. New lines are announced to screen readers (`aria-live`); the list is made
@@ -211,40 +214,45 @@ fn HistoryLine(
 /// `who`), from the line's controls.
 #[component]
 fn PeopleActions(subject: String, who: String) -> impl IntoView {
+    /// Each action: what it does, its class, its word and its label's start.
+    type Words = fn(&Texts) -> &'static str;
+    const ACTIONS: [(ChangeKind, &str, Words, Words); 3] = [
+        (
+            ChangeKind::Kick,
+            "quiet moderate kick",
+            |t| t.kick,
+            |t| t.kick_label,
+        ),
+        (
+            ChangeKind::Mute,
+            "quiet moderate mute",
+            |t| t.mute,
+            |t| t.mute_label,
+        ),
+        (
+            ChangeKind::Ban,
+            "quiet moderate ban",
+            |t| t.ban,
+            |t| t.ban_label,
+        ),
+    ];
     let conn = use_connection();
     let i18n = use_i18n();
-    let button = move |kind: ChangeKind, class: &'static str| {
-        let (subject, who) = (subject.clone(), who.clone());
-        view! {
-            <button
-                type="button"
-                class=format!("quiet moderate {class}")
-                aria-label=move || {
-                    let t = i18n.t();
-                    let label = match kind {
-                        ChangeKind::Kick => t.kick_label,
-                        ChangeKind::Mute => t.mute_label,
-                        _ => t.ban_label,
-                    };
-                    format!("{label} {who}")
-                }
-                data-label=move || {
-                    let t = i18n.t();
-                    match kind {
-                        ChangeKind::Kick => t.kick,
-                        ChangeKind::Mute => t.mute,
-                        _ => t.ban,
-                    }
-                }
-                on:click=move |_| conn.moderate(kind, subject.clone())
-            ></button>
-        }
-    };
-    view! {
-        {button(ChangeKind::Kick, "kick")}
-        {button(ChangeKind::Mute, "mute")}
-        {button(ChangeKind::Ban, "ban")}
-    }
+    ACTIONS
+        .into_iter()
+        .map(|(kind, class, word, label)| {
+            let (subject, who) = (subject.clone(), who.clone());
+            view! {
+                <button
+                    type="button"
+                    class=class
+                    aria-label=move || format!("{} {who}", label(i18n.t()))
+                    data-label=move || word(i18n.t())
+                    on:click=move |_| conn.moderate(kind, subject.clone())
+                ></button>
+            }
+        })
+        .collect_view()
 }
 
 /// This page's lines in the room in view that the server has not acknowledged yet
