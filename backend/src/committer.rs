@@ -565,7 +565,8 @@ fn commit_shared(
     // missing only for servers that start following the room later, which is logged.
     let mut moderation = Batch::default();
     for ((job, line), outcome) in jobs.iter().zip(&lines).zip(&outcomes) {
-        if let Appended::New(seq) = outcome {
+        // Only entries with a change are looked at again (and copied): a line passes by.
+        if let (Appended::New(seq), Some(_)) = (outcome, &line.change) {
             let mut line = line.clone();
             line.seq = *seq;
             moderation_of(job, &line, &mut moderation);

@@ -82,6 +82,22 @@ pub(crate) struct Rules {
     any: AtomicBool,
 }
 
+/// Sets `rule` in `rooms`.
+fn put(rooms: &mut HashMap<RoomName, RoomRules>, rule: StoredRule) {
+    let room = rooms.entry(rule.room).or_default();
+    let hold = Hold { until: rule.until };
+    match rule.kind {
+        ChangeKind::Ban => {
+            room.bans.insert(rule.user, hold);
+        }
+        ChangeKind::Mute => {
+            room.mutes.insert(rule.user, hold);
+        }
+        ChangeKind::SlowMode => room.slow = rule.secs.unwrap_or(0),
+        _ => {}
+    }
+}
+
 /// Why a line may not go out yet (the room's slow mode): how long until it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Wait {
@@ -95,30 +111,30 @@ impl Rules {
     /// The rules as the store kept them (those past their end are left out).
     pub(crate) fn load(rules: Vec<StoredRule>, now_ms: u64) -> Self {
         let this = Rules::default();
-        for rule in rules {
-            if rule.until.is_some_and(|until| until <= now_ms) {
-                continue;
-            }
-            this.apply(&RuleOp::Put(rule));
-        }
+        this.replace(rules, now_ms);
         this
     }
 
     /// Every rule is now as `rules` say (those past their end left out); the slow modes'
     /// paces are kept.
     pub(crate) fn replace(&self, rules: Vec<StoredRule>, now_ms: u64) {
-        let fresh = Rules::load(rules, now_ms);
-        let mut fresh_rooms = std::mem::take(&mut *fresh.write());
         let mut rooms = self.write();
-        for (name, room) in rooms.iter_mut() {
-            if let Some(fresh) = fresh_rooms.get_mut(name) {
-                fresh.last_line = std::mem::take(&mut room.last_line);
+        let mut paces: HashMap<RoomName, HashMap<String, Instant>> = rooms
+            .drain()
+            .map(|(name, room)| (name, room.last_line))
+            .collect();
+        for rule in rules {
+            if rule.until.is_some_and(|until| until <= now_ms) {
+                continue;
             }
+            put(&mut rooms, rule);
         }
-        if !fresh_rooms.is_empty() {
+        for (name, room) in rooms.iter_mut() {
+            room.last_line = paces.remove(name).unwrap_or_default();
+        }
+        if !rooms.is_empty() {
             self.any.store(true, Ordering::Relaxed);
         }
-        *rooms = fresh_rooms;
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<RoomName, RoomRules>> {
@@ -135,18 +151,7 @@ impl Rules {
         match op {
             RuleOp::Put(rule) => {
                 self.any.store(true, Ordering::Relaxed);
-                let room = rooms.entry(rule.room.clone()).or_default();
-                let hold = Hold { until: rule.until };
-                match rule.kind {
-                    ChangeKind::Ban => {
-                        room.bans.insert(rule.user.clone(), hold);
-                    }
-                    ChangeKind::Mute => {
-                        room.mutes.insert(rule.user.clone(), hold);
-                    }
-                    ChangeKind::SlowMode => room.slow = rule.secs.unwrap_or(0),
-                    _ => {}
-                }
+                put(&mut rooms, rule.clone());
             }
             RuleOp::Lift(name, kind, user) => {
                 let Some(room) = rooms.get_mut(name) else {

@@ -24,9 +24,7 @@ fn config() -> Config {
 
 /// A token for `sub` carrying `roles`.
 fn token(sub: &str, roles: &[&str]) -> String {
-    let mut claims = tokens::claims(sub, 3600);
-    claims["roles"] = json!(roles);
-    tokens::hs256(SECRET, &claims)
+    tokens::with_roles(SECRET, sub, roles)
 }
 
 /// A client in `general`, signed in with `token` (none: a guest), past its `joined`.

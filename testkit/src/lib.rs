@@ -1089,6 +1089,13 @@ pub mod tokens {
         .expect("a token")
     }
 
+    /// An HS256 token for `sub` (an hour) whose `roles` claim is `roles`.
+    pub fn with_roles(secret: &str, sub: &str, roles: &[&str]) -> String {
+        let mut claims = claims(sub, 3600);
+        claims["roles"] = json!(roles);
+        hs256(secret, &claims)
+    }
+
     /// A token of `claims` signed with the PEM private key `pem` (RS256, ES256 or EdDSA).
     pub fn signed(alg: Algorithm, pem: &[u8], claims: &Value) -> String {
         let key = match alg {

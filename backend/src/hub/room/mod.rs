@@ -29,7 +29,7 @@ use history::{History, splice_lines};
 
 use crate::{
     metrics::Metrics,
-    outbox::{ConnKey, Frame, RoomKey},
+    outbox::{ConnKey, Frame, Outbox, RoomKey},
     rules::Rules,
     store::RuleOp,
 };
@@ -302,18 +302,14 @@ impl Room {
             return;
         };
         self.put_out_any.store(true, Ordering::Relaxed);
-        let out: Vec<ConnKey> = state
+        // Each connection of theirs here (or waiting to be), with where its `left` goes.
+        let out: Vec<(ConnKey, Arc<Outbox>)> = state
             .members
             .iter()
+            .map(|(key, m)| (*key, m))
+            .chain(state.waiting.iter().map(|w| (w.key, &w.member)))
             .filter(|(_, m)| m.person().is(subject))
-            .map(|(key, _)| *key)
-            .chain(
-                state
-                    .waiting
-                    .iter()
-                    .filter(|w| w.member.person().is(subject))
-                    .map(|w| w.key),
-            )
+            .map(|(key, m)| (key, m.outbox.clone()))
             .collect();
         let left = Frame::encode(&ServerMsg::Left(shared::server::Left {
             room: self.name.clone(),
@@ -321,22 +317,9 @@ impl Room {
             by: change.by.clone(),
             until: change.until,
         }));
-        for key in out {
-            let outbox = state
-                .members
-                .get(&key)
-                .map(|m| m.outbox.clone())
-                .or_else(|| {
-                    state
-                        .waiting
-                        .iter()
-                        .find(|w| w.key == key)
-                        .map(|w| w.member.outbox.clone())
-                });
+        for (key, outbox) in out {
             self.remove(state, key);
-            if let Some(outbox) = outbox {
-                outbox.push(left.clone());
-            }
+            outbox.push(left.clone());
         }
     }
 
