@@ -5,7 +5,7 @@
 # docs/BENCHMARKS.md explains how to read them and keeps the latest table.
 #
 #   scripts/bench.sh            # every scenario (about 5 minutes)
-#   scripts/bench.sh idle       # one of: idle, fanout, sse, latency, storm, cluster, page
+#   scripts/bench.sh idle       # one of: idle, fanout, sse, latency, storm, cluster, console, page
 #
 # `page` builds the page and runs the page-weight e2e test (headless Chromium, a throttled
 # phone: CPU 4x, 1.6 Mbit/s, 150 ms), which prints what each visit transfers and when the
@@ -121,6 +121,35 @@ if [ "$only" = all ] || [ "$only" = cluster ]; then
   done
   kill "$redis_pid"; wait "$redis_pid" 2>/dev/null || true
   rm -rf "$redis_dir"
+fi
+if [ "$only" = all ] || [ "$only" = console ]; then
+  # The operator's console's cost to the fan-out: the same fanout (window 1) with no console
+  # open and with one open (its stats stream read by curl), alternating, three of each. With
+  # BASELINE_BACKEND=<a backend binary from before the console>, that binary runs too.
+  binaries=(target/release/backend)
+  [ -n "${BASELINE_BACKEND:-}" ] && binaries+=("$BASELINE_BACKEND")
+  for round in 1 2 3; do
+    for binary in "${binaries[@]}"; do
+      for console in closed open; do
+        [ "$binary" != target/release/backend ] && [ "$console" = open ] && continue
+        stop_server
+        taskset -c "$server_core" "$binary" --addr "127.0.0.1:$PORT" "${LIMITS[@]}" --memory \
+          --api-key bench-key >"$OUT/server.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+        watcher=""
+        if [ "$console" = open ]; then
+          taskset -c "$bench_core" curl -sN -H "Authorization: Bearer bench-key" \
+            "http://127.0.0.1:$PORT/api/admin/stats" >/dev/null &
+          watcher=$!
+        fi
+        tag=$([ "$binary" = target/release/backend ] && echo "console-$console" || echo baseline)
+        echo "== round $round: $tag"
+        bench "fanout-$tag-$round" fanout --clients 1000 --senders 10 --window 1
+        [ -n "$watcher" ] && kill "$watcher" 2>/dev/null || true
+      done
+    done
+  done
 fi
 if [ "$only" = all ] || [ "$only" = latency ]; then
   start_server --memory

@@ -266,6 +266,11 @@ impl Auth {
         })
     }
 
+    /// Whether tokens can be checked at all (a secret or a public key is configured).
+    pub(crate) fn accepts_tokens(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// The mode in force.
     pub(crate) fn mode(&self) -> AuthMode {
         self.mode

@@ -46,10 +46,10 @@ use crate::{
     hub::{Hub, Room, RoomLink},
     outbox::RoomKey,
     store::{
-        RuleOp, StoredRule, StoredSession,
+        RuleOp, StoredRead, StoredRule, StoredSession,
         redis::{
-            RULES_CHANNEL, RULES_KEY, SessionJson, channel, line_of_entry, lines_key, presence_key,
-            session_key,
+            READS_CHANNEL, READS_KEY, RULES_CHANNEL, RULES_KEY, SessionJson, channel,
+            line_of_entry, lines_key, presence_key, reads_of, session_key,
         },
     },
 };
@@ -257,6 +257,37 @@ impl Cluster {
         Ok(())
     }
 
+    /// A read position another server (or this one) moved: this server's connections of
+    /// the user hear it.
+    fn on_read(&self, payload: &[u8]) {
+        let Some(users) = self.users.get() else {
+            return;
+        };
+        match serde_json::from_slice::<StoredRead>(payload) {
+            Ok(read) => {
+                users.hub.read_moved(&read.user, &read.room, read.seq);
+            }
+            Err(err) => tracing::warn!(%err, "unreadable read-position message"),
+        }
+    }
+
+    /// Every read position Redis holds: those further than this server's move here (and
+    /// are told to the user's connections).
+    async fn read_positions(
+        &self,
+        conn: &mut MultiplexedConnection,
+    ) -> Result<(), redis::RedisError> {
+        let Some(users) = self.users.get() else {
+            return Ok(());
+        };
+        let fields: Vec<(String, u64)> =
+            timed(redis::cmd("HGETALL").arg(READS_KEY).query_async(conn)).await?;
+        for read in reads_of(fields) {
+            users.hub.read_moved(&read.user, &read.room, read.seq);
+        }
+        Ok(())
+    }
+
     /// Carries out another server's (or this one's) [`CloseUser`], and answers it.
     fn on_close_user(&self, payload: &[u8]) {
         let Some(users) = self.users.get() else {
@@ -366,9 +397,11 @@ impl Cluster {
         let mut conn = timed(self.client.get_multiplexed_async_connection()).await?;
         timed(sink.subscribe(USERS_CHANNEL)).await?;
         timed(sink.subscribe(RULES_CHANNEL)).await?;
-        // Rules set while this server was not listening (it started, or lost Redis): read
-        // them all again, now that the ones to come will be heard.
+        timed(sink.subscribe(READS_CHANNEL)).await?;
+        // Rules set and positions read while this server was not listening (it started, or
+        // lost Redis): read them all again, now that the ones to come will be heard.
         self.read_rules(&mut conn).await?;
+        self.read_positions(&mut conn).await?;
         for (name, room) in links.followed.iter() {
             timed(sink.subscribe(channel(name))).await?;
             fill(&mut conn, room).await?;
@@ -421,6 +454,9 @@ impl Cluster {
         }
         if channel == RULES_CHANNEL {
             return self.on_rule(payload);
+        }
+        if channel == READS_CHANNEL {
+            return self.on_read(payload);
         }
         let Some(room) = channel
             .strip_prefix(CHANNEL_PREFIX)
@@ -846,7 +882,7 @@ mod tests {
             config,
             Arc::new(Metrics::new()),
             None,
-            Arc::default(),
+            crate::hub::Registers::default(),
         ))
     }
 

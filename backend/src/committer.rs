@@ -24,7 +24,9 @@ use crate::{
     hub::{RepeatedAck, Room, SessionChanges},
     metrics::Metrics,
     outbox::RoomKey,
-    store::{Appended, AuditEntry, Batch, HistoryStore, Revocation, RuleOp, StoredNonce},
+    store::{
+        Appended, AuditEntry, Batch, HistoryStore, Revocation, RuleOp, StoredNonce, StoredRead,
+    },
 };
 
 /// Nonces remembered per sender (its newest): a client resends only lines it has no ack
@@ -116,6 +118,8 @@ pub(crate) enum Job {
     Audit(AuditJob),
     /// Append a line.
     Line(LineJob),
+    /// Keep a read position (it moved forward; nobody waits for it).
+    Read(StoredRead),
     /// Store or forget sessions.
     Sessions(SessionJob),
     /// Revoke a user's older tokens.
@@ -220,9 +224,16 @@ impl Committer {
         };
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stall = config.stall;
+        // Rooms are told of their entries from this thread, and a room may start a timer
+        // then (presence held back by its pace after a kick or a ban puts members out):
+        // the thread runs inside the server's runtime, so it can.
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let thread = std::thread::Builder::new()
             .name("charla-committer".into())
-            .spawn(move || run(store, rx, sequencer, stall, &metrics))
+            .spawn(move || {
+                let _inside = runtime.as_ref().map(tokio::runtime::Handle::enter);
+                run(store, rx, sequencer, stall, &metrics);
+            })
             .expect("spawn the committer thread");
         Committer {
             jobs: tx,
@@ -405,6 +416,7 @@ impl Round {
                 self.ids_gone.extend(job.changes.ids_gone);
                 self.waiting.extend(job.durable);
             }
+            Job::Read(read) => self.batch.reads.push(read),
             Job::Stop(done) => self.stop = Some(done),
             Job::Audit(job) => {
                 let entries = store
@@ -471,11 +483,12 @@ impl Round {
         seq: &mut Sequencer,
         metrics: &Metrics,
     ) -> SessionChanges {
+        let started = std::time::Instant::now();
         if let Err(err) = store.commit(&self.batch) {
             tracing::error!(%err, lines = self.batch.lines.len(), "commit failed; the lines were refused");
             return self.refuse(seq);
         }
-        metrics.commits.inc();
+        metrics.committed(started.elapsed());
         metrics
             .lines_committed
             .inc_by(self.batch.lines.len() as u64);
@@ -544,6 +557,7 @@ fn commit_shared(
 ) -> Result<(), Unstored> {
     // Numbered by the store.
     let lines: Vec<ChatLine> = jobs.iter().map(|job| job.line(Seq(0), at)).collect();
+    let started = std::time::Instant::now();
     let appended = store.commit(batch).and_then(|()| store.append(&lines));
     let outcomes = match appended {
         Ok(outcomes) if outcomes.len() == lines.len() => outcomes,
@@ -558,7 +572,7 @@ fn commit_shared(
             return Err(Unstored);
         }
     };
-    metrics.commits.inc();
+    metrics.committed(started.elapsed());
     // The rules and audit entries of the moderation entries that made it: a second write
     // (the entries' `seq`s come from the append). Should it fail, the entries stand (they
     // are in the log, and every server following the room applies them); the rule is then

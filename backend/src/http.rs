@@ -18,7 +18,7 @@ use crate::{api, server_api, signin, state::AppState, ws};
 
 /// Builds the application: `/ws` upgrades to the chat; `/echo` upgrades to the echo server
 /// (and, asked for without an upgrade, is the echo page); `/api/products` is the product
-/// API; `/healthz` answers `ok`; `/metrics` is the Prometheus text exposition; the exercise
+/// API; `/admin` is the operator's console (`dist/console/index.html`); `/healthz` answers `ok`; `/metrics` is the Prometheus text exposition; the exercise
 /// pages' paths are `dist/exercises/index.html` (their app, a wasm of its own); every other
 /// path is a file from `dist`, or `dist/index.html` (the chat, which routes on the client
 /// side).
@@ -40,6 +40,8 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
         .precompressed_br()
         .precompressed_gzip();
     let exercises = page_file(dist.join(shared::exercises::PAGES_DIR).join("index.html"));
+    // The operator's console, a wasm of its own; its data answers only the key or an admin.
+    let console = page_file(dist.join("console").join("index.html"));
     let page = ServeDir::new(dist)
         .precompressed_br()
         .precompressed_gzip()
@@ -77,6 +79,8 @@ pub(crate) fn app(state: AppState, dist: &Path) -> Router {
         router = router.route_service(path, exercises.clone());
     }
     router
+        .route_service("/admin", console.clone())
+        .route_service("/admin/", console)
         .merge(api::routes())
         .merge(server_api::routes())
         .merge(signin::routes())

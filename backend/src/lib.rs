@@ -62,6 +62,7 @@ mod auth;
 mod cluster;
 mod committer;
 mod config;
+mod console;
 mod http;
 mod hub;
 pub mod lesson;
@@ -70,6 +71,7 @@ mod moderation;
 mod outbox;
 mod products;
 mod rate;
+mod reads;
 mod rules;
 mod server_api;
 mod settings;
@@ -99,6 +101,7 @@ pub async fn serve(
     let background = core.start_background(&settings);
     let state = core.app_state(&settings, listener.local_addr()?);
     let lesson = state.lesson.clone();
+    let stats = state.stats.clone();
     let router = http::app(state, &settings.dist);
     let hub = core.hub.clone();
     // Upgraded sockets are not HTTP requests: tell each client why it is going, so pages
@@ -106,6 +109,7 @@ pub async fn serve(
     let close_all = move || {
         hub.close_all();
         lesson.close();
+        stats.close();
     };
     let metrics = core.metrics.clone();
     accept::serve(

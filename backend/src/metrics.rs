@@ -56,8 +56,14 @@ pub struct Metrics {
     pub presence_flushes: Counter,
     /// Group commits made (lines committed ÷ commits = lines per fsync).
     pub commits: Counter,
+    /// Microseconds spent in group commits (÷ commits = the mean commit latency).
+    pub commit_micros: Counter,
     /// Lines made durable.
     pub lines_committed: Counter,
+    /// Frames written to clients, every type's (what `frames_out` counts, without a label).
+    pub deliveries: Counter,
+    /// Bytes of frames written to clients.
+    pub bytes_out: Counter,
     /// Random tickers running (each ends with its connection).
     pub tickers: Gauge,
     /// Open `/echo` connections.
@@ -105,6 +111,9 @@ impl Metrics {
             cluster_waiting: Gauge::default(),
             commits: Counter::default(),
             lines_committed: Counter::default(),
+            commit_micros: Counter::default(),
+            deliveries: Counter::default(),
+            bytes_out: Counter::default(),
             tickers: Gauge::default(),
             echo_connections: Gauge::default(),
             products: Gauge::default(),
@@ -129,7 +138,10 @@ impl Metrics {
             http_timeouts: "HTTP connections cut off for making no progress within --http-timeout",
             presence_flushes: "Presence frames built, each sent to every member of its room",
             commits: "Group commits made",
+            commit_micros: "Microseconds spent in group commits",
             lines_committed: "Lines made durable",
+            deliveries: "Frames written to clients",
+            bytes_out: "Bytes of frames written to clients",
             tickers: "Random tickers running",
             echo_connections: "Open /echo connections",
             products: "Products in the catalog",
@@ -159,5 +171,21 @@ impl Metrics {
     /// Counts one connection closed by the server for `reason`.
     pub fn close(&self, reason: &'static str) {
         self.closes.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Counts one group commit that took `took`.
+    pub fn committed(&self, took: std::time::Duration) {
+        self.commits.inc();
+        self.commit_micros
+            .inc_by(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// Connections closed as slow consumers since start.
+    pub fn slow_closes(&self) -> u64 {
+        self.closes
+            .get_or_create(&ReasonLabel {
+                reason: "slow_consumer",
+            })
+            .get()
     }
 }

@@ -63,8 +63,12 @@ pub(crate) enum Actor<'a> {
         /// Whether the token carries `moderator` or `admin`.
         moderator: bool,
     },
-    /// The server API.
-    Api,
+    /// The server API: the API key (`by` is `api`) or an admin's token (`by` is the user's
+    /// id).
+    Api {
+        /// Who acts, as the entry and the audit log say.
+        by: &'a str,
+    },
 }
 
 /// Whether a token's roles make its user a moderator of every room.
@@ -80,7 +84,7 @@ impl Actor<'_> {
                 user: Some(user), ..
             } => user.as_str().to_owned(),
             Actor::Member { id, .. } => id.as_str().to_owned(),
-            Actor::Api => "api".to_owned(),
+            Actor::Api { by } => (*by).to_owned(),
         }
     }
 
@@ -90,7 +94,7 @@ impl Actor<'_> {
             Actor::Member { id, user, .. } => {
                 line.from == **id || (user.is_some() && line.user.as_ref() == *user)
             }
-            Actor::Api => false,
+            Actor::Api { .. } => false,
         }
     }
 }
@@ -130,7 +134,7 @@ pub(crate) fn check(
     }
     let moderates = match actor {
         Actor::Member { moderator, .. } => moderator && !edit,
-        Actor::Api => true,
+        Actor::Api { .. } => true,
     };
     if !moderates {
         if !actor.owns(&line) {

@@ -406,6 +406,12 @@ impl Outbox {
             .saturating_sub(inner.queued_bytes + inner.in_flight_bytes)
     }
 
+    /// Bytes queued for this client and not yet written (those being written included).
+    pub fn waiting_bytes(&self) -> usize {
+        let inner = self.lock();
+        inner.queued_bytes + inner.in_flight_bytes
+    }
+
     /// How many bytes one reply built for this client (a greeting, a page of history, of
     /// members or of products) may take: an eighth of the limit, and never more than half of
     /// what may still wait, so that a reply can always be queued and several in a row (a

@@ -56,14 +56,16 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/rooms/{room}/members", get(members))
         .route("/api/rooms/{room}/bans", post(ban).get(bans))
         .route("/api/rooms/{room}/bans/{user}", delete(unban))
+        .route("/api/rooms/{room}/moderation", post(moderate))
         .route("/api/audit", get(audit))
         .route("/api/users/{user}/disconnect", post(disconnect))
         .route("/api/users/{user}/revoke", post(revoke))
+        .route("/api/admin/stats", get(crate::console::stream))
 }
 
 /// A refused request: its status, its stable code, and why.
 #[derive(Debug)]
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
@@ -98,40 +100,66 @@ fn refusal(code: ErrorCode, message: impl Into<String>) -> ApiError {
     api_error(StatusCode::BAD_REQUEST, code.as_str(), message)
 }
 
-/// A request that presented the API key: as a handler's first argument, it answers 404
-/// without a key configured and 401 without the right one before anything else is read.
-struct ApiKey;
+/// Who a request of the server API (and of the operator's console) is from: the API key
+/// (`by` is `api`), or a token whose user has the role `admin` (`by` is the user's id). As a
+/// handler's first argument it answers before anything else is read: 404 when the server
+/// takes neither (no `--api-key`, no sign-in), 401 without a key or a valid token, 403 for
+/// a valid token without the role.
+pub(crate) struct Operator {
+    /// Who acts, as the audit log and a deletion's `by` say.
+    pub by: String,
+}
 
-impl FromRequestParts<AppState> for ApiKey {
+impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        check_key(app, &parts.headers).map(|()| ApiKey)
+        operator(app, &parts.headers)
     }
 }
 
-/// 404 without a key configured, 401 without the right one.
-fn check_key(app: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(key) = &app.api_key else {
+/// The role that opens the server API and the console to a token.
+const ADMIN_ROLE: &str = "admin";
+
+/// Checks a request's `Authorization: Bearer …` (see [`Operator`]).
+fn operator(app: &AppState, headers: &HeaderMap) -> Result<Operator, ApiError> {
+    if app.api_key.is_none() && !app.auth.accepts_tokens() {
         return Err(api_error(
             StatusCode::NOT_FOUND,
             "not_found",
-            "the server API is off (start the server with --api-key)",
+            "the server API is off (start the server with --api-key, or with sign-in for admins' tokens)",
         ));
-    };
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if constant_time_eq(given.as_bytes(), key.as_bytes()) {
-        Ok(())
-    } else {
-        Err(api_error(
+    if let Some(key) = &app.api_key
+        && constant_time_eq(given.as_bytes(), key.as_bytes())
+    {
+        return Ok(Operator { by: "api".into() });
+    }
+    let unauthorized = || {
+        api_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            "send the API key as Authorization: Bearer <key>",
-        ))
+            "send the API key, or an admin's token, as Authorization: Bearer <key>",
+        )
+    };
+    if given.is_empty() || !app.auth.accepts_tokens() {
+        return Err(unauthorized());
+    }
+    match app.auth.verify(given, now_secs()) {
+        Ok(user) if user.roles.iter().any(|r| r == ADMIN_ROLE) => Ok(Operator {
+            by: user.id.as_str().to_owned(),
+        }),
+        Ok(user) => Err(api_error(
+            StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden.as_str(),
+            format!("{} is signed in but has no `admin` role", user.id.as_str()),
+        )),
+        Err(_) => Err(unauthorized()),
     }
 }
 
@@ -264,7 +292,7 @@ impl NewLine {
 /// 201 `{"room", "seq"}` once the line is durable and delivered; 200 with the same `seq` for
 /// an `idempotency_key` already used in the room.
 async fn publish(
-    _: ApiKey,
+    _: Operator,
     State(app): State<AppState>,
     Path(room): Path<String>,
     body: Body,
@@ -373,7 +401,7 @@ struct NewText {
 /// `PATCH /api/rooms/{room}/messages/{seq}` `{"text"}`: edits any kept line. 200
 /// `{"room", "seq", "target"}` (`seq` is the edit's own) once durable.
 async fn edit_message(
-    _: ApiKey,
+    op: Operator,
     State(app): State<AppState>,
     Path((room, seq)): Path<(String, String)>,
     body: Body,
@@ -389,7 +417,7 @@ async fn edit_message(
     if let Err(refused) = check_text(&text, app.limits.max_text_chars) {
         return refused.into_response();
     }
-    match change_message(&app, &room, Ask::Edit(target), text).await {
+    match change_message(&app, &room, Ask::Edit(target), text, &op.by).await {
         Ok(seq) => Json(json!({ "room": room, "seq": seq, "target": target })).into_response(),
         Err(refused) => refused.into_response(),
     }
@@ -397,7 +425,7 @@ async fn edit_message(
 
 /// `DELETE /api/rooms/{room}/messages/{seq}`: removes any kept line; 204 once durable.
 async fn delete_message(
-    _: ApiKey,
+    op: Operator,
     State(app): State<AppState>,
     Path((room, seq)): Path<(String, String)>,
 ) -> Response {
@@ -405,7 +433,7 @@ async fn delete_message(
         Ok(path) => path,
         Err(refused) => return refused.into_response(),
     };
-    match change_message(&app, &room, Ask::Delete(target), String::new()).await {
+    match change_message(&app, &room, Ask::Delete(target), String::new(), &op.by).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(refused) => refused.into_response(),
     }
@@ -423,25 +451,26 @@ fn message_path(room: &str, seq: &str) -> Result<(RoomName, Seq), ApiError> {
     }
 }
 
-/// Checks and appends an edit or a deletion by the API; the entry's `seq`. A line the room
+/// Checks and appends an edit or a deletion by the API (acting as `by`); the entry's `seq`. A line the room
 /// does not hold is 404.
 async fn change_message(
     app: &AppState,
     room: &RoomName,
     ask: Ask,
     text: String,
+    by: &str,
 ) -> Result<Seq, ApiError> {
     let target = api_room(app, room)?;
     let now = crate::committer::now_ms();
-    let checked = moderation::check(&target, ask, Actor::Api, app.limits.edit_window, now)
+    let checked = moderation::check(&target, ask, Actor::Api { by }, app.limits.edit_window, now)
         .map_err(|(code, message)| {
-            let status = match code {
-                ErrorCode::NotFound => StatusCode::NOT_FOUND,
-                ErrorCode::BadField => StatusCode::BAD_REQUEST,
-                _ => StatusCode::FORBIDDEN,
-            };
-            api_error(status, code.as_str(), message)
-        })?;
+        let status = match code {
+            ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::BadField => StatusCode::BAD_REQUEST,
+            _ => StatusCode::FORBIDDEN,
+        };
+        api_error(status, code.as_str(), message)
+    })?;
     let name = DisplayName::parse("app").unwrap_or_else(|_| unreachable!("valid"));
     let entry = Entry {
         name,
@@ -468,7 +497,7 @@ struct NewBan {
 /// connections there are put out at once. 201 `{"room", "user", "until"?, "seq"}` once
 /// durable (`seq`: the ban's entry in the room's log).
 async fn ban(
-    _: ApiKey,
+    op: Operator,
     State(app): State<AppState>,
     Path(room): Path<String>,
     body: Body,
@@ -486,9 +515,79 @@ async fn ban(
         user: user.clone(),
         until,
     };
-    match change_message(&app, &room, ask, String::new()).await {
+    match change_message(&app, &room, ask, String::new(), &op.by).await {
         Ok(seq) => {
             let body = json!({ "room": room, "user": user, "until": until, "seq": seq });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// `POST /api/rooms/{room}/moderation`'s body: what a moderator's page sends over the
+/// WebSocket, for the console and the app's backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewModeration {
+    action: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    until: Option<u64>,
+    #[serde(default)]
+    secs: Option<u32>,
+}
+
+/// `POST /api/rooms/{room}/moderation` `{"action", "user"?, "until"?, "secs"?}`: a kick,
+/// ban, unban, mute or unmute of `user` (a ban's or a mute's until `until`, ms since the
+/// epoch; absent: until lifted), or the room's slow mode of `secs` (0: off). Checked and
+/// applied as the WebSocket's are: an entry of the room's log, audited. 201 `{"room",
+/// "action", "seq"}` once durable; 400 `bad_field` for an unknown action or a missing field.
+async fn moderate(
+    op: Operator,
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    body: Body,
+) -> Response {
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(refused) => return refused.into_response(),
+    };
+    let asked = match read_json::<NewModeration>(body).await {
+        Ok(asked) => asked,
+        Err(refused) => return refused.into_response(),
+    };
+    let kind = match asked.action.as_str() {
+        "kick" => ChangeKind::Kick,
+        "ban" => ChangeKind::Ban,
+        "unban" => ChangeKind::Unban,
+        "mute" => ChangeKind::Mute,
+        "unmute" => ChangeKind::Unmute,
+        "slow_mode" => ChangeKind::SlowMode,
+        _ => {
+            return bad_request(
+                ErrorCode::BadField,
+                "`action` must be kick, ban, unban, mute, unmute or slow_mode",
+            );
+        }
+    };
+    let ask = match (kind, asked.user, asked.secs) {
+        (ChangeKind::SlowMode, _, Some(secs)) => Ask::SlowMode(secs),
+        (ChangeKind::SlowMode, _, None) => {
+            return bad_request(ErrorCode::BadField, "a slow mode needs `secs`");
+        }
+        (kind, Some(user), _) => Ask::People {
+            kind,
+            user,
+            until: asked.until,
+        },
+        (_, None, _) => {
+            return bad_request(ErrorCode::BadField, "this action needs `user`");
+        }
+    };
+    match change_message(&app, &room, ask, String::new(), &op.by).await {
+        Ok(seq) => {
+            let body = json!({ "room": room, "action": kind.as_str(), "seq": seq });
             (StatusCode::CREATED, Json(body)).into_response()
         }
         Err(refused) => refused.into_response(),
@@ -498,7 +597,7 @@ async fn ban(
 /// `DELETE /api/rooms/{room}/bans/{user}`: lifts the user's ban; 204 once durable, 404
 /// `not_found` when no ban of theirs is in force there.
 async fn unban(
-    _: ApiKey,
+    op: Operator,
     State(app): State<AppState>,
     Path((room, user)): Path<(String, String)>,
 ) -> Response {
@@ -525,14 +624,14 @@ async fn unban(
         user,
         until: None,
     };
-    match change_message(&app, &room, ask, String::new()).await {
+    match change_message(&app, &room, ask, String::new(), &op.by).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(refused) => refused.into_response(),
     }
 }
 
 /// `GET /api/rooms/{room}/bans`: the bans in force, `[{"user", "until"?}]` by user.
-async fn bans(_: ApiKey, State(app): State<AppState>, Path(room): Path<String>) -> Response {
+async fn bans(_: Operator, State(app): State<AppState>, Path(room): Path<String>) -> Response {
     let room = match room_name(&room) {
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
@@ -566,7 +665,7 @@ struct AuditQuery {
 /// every room), newest first, at most `N` (100 by default, 1,000 at most):
 /// `[{"at", "by", "action", "room", "target", "until"?, "seq"}]`.
 async fn audit(
-    _: ApiKey,
+    _: Operator,
     State(app): State<AppState>,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -601,16 +700,19 @@ async fn audit(
 }
 
 /// `GET /api/rooms`: every room this server holds.
-async fn rooms(_: ApiKey, State(app): State<AppState>) -> Response {
+async fn rooms(_: Operator, State(app): State<AppState>) -> Response {
     let list: Vec<serde_json::Value> = app
         .hub
         .rooms()
         .iter()
         .map(|room| {
+            let last_seq = room.last_seq();
             json!({
                 "room": room.name,
                 "online": room.online(),
-                "last_seq": room.last_seq(),
+                "last_seq": last_seq,
+                "lines": room.kept_lines(),
+                "last_at": room.line(last_seq).map(|line| line.at),
                 "private": app.auth.is_private(&room.name),
             })
         })
@@ -619,7 +721,7 @@ async fn rooms(_: ApiKey, State(app): State<AppState>) -> Response {
 }
 
 /// `GET /api/rooms/{room}/members`: who is in it (each user once).
-async fn members(_: ApiKey, State(app): State<AppState>, Path(room): Path<String>) -> Response {
+async fn members(_: Operator, State(app): State<AppState>, Path(room): Path<String>) -> Response {
     let room = match room_name(&room) {
         Ok(room) => room,
         Err(refused) => return refused.into_response(),
@@ -648,7 +750,7 @@ struct Page {
 /// `GET /api/rooms/{room}/messages?after=SEQ&limit=N`: kept lines after `after`, in `seq`
 /// order, at most `limit` (500).
 async fn messages(
-    _: ApiKey,
+    _: Operator,
     State(app): State<AppState>,
     Path(room): Path<String>,
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
@@ -673,7 +775,11 @@ async fn messages(
 
 /// `POST /api/users/{user}/disconnect`: closes every connection of the user (4003), on
 /// every server.
-async fn disconnect(_: ApiKey, State(app): State<AppState>, Path(user): Path<String>) -> Response {
+async fn disconnect(
+    _: Operator,
+    State(app): State<AppState>,
+    Path(user): Path<String>,
+) -> Response {
     let user = UserId::new(user);
     match close_everywhere(&app, &user, None).await {
         Ok(closed) => Json(json!({ "closed": closed })).into_response(),
@@ -683,7 +789,7 @@ async fn disconnect(_: ApiKey, State(app): State<AppState>, Path(user): Path<Str
 
 /// `POST /api/users/{user}/revoke`: disconnects the user and refuses, durably, every token
 /// of theirs issued before now.
-async fn revoke(_: ApiKey, State(app): State<AppState>, Path(user): Path<String>) -> Response {
+async fn revoke(_: Operator, State(app): State<AppState>, Path(user): Path<String>) -> Response {
     let user = UserId::new(user);
     // A token issued in this very second is still good: `iat` counts whole seconds.
     let before = now_secs();

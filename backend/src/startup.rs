@@ -14,6 +14,7 @@ use crate::{
     hub::{self, Hub, SessionChanges},
     metrics::Metrics,
     products::Catalog,
+    reads::Reads,
     rules::Rules,
     settings::{SHUTDOWN_GRACE, Settings},
     state::AppState,
@@ -45,6 +46,8 @@ pub(crate) struct Core {
     pub catalog: Arc<Catalog>,
     pub cluster: Option<Arc<Cluster>>,
     pub auth: Arc<Auth>,
+    /// The operator's console's samples.
+    pub stats: Arc<crate::console::Stats>,
     /// Sessions found expired at start-up, for the sweeper to forget durably.
     expired: SessionChanges,
 }
@@ -93,7 +96,10 @@ impl Core {
             metrics.clone(),
             cluster.as_ref().map(|c| c.link()),
             archive_link(s)?,
-            Arc::new(Rules::load(loaded.rules, crate::committer::now_ms())),
+            hub::Registers {
+                rules: Arc::new(Rules::load(loaded.rules, crate::committer::now_ms())),
+                reads: Arc::new(Reads::load(loaded.reads)),
+            },
         ));
         if let Some(cluster) = &cluster {
             cluster.serve_users(hub.clone(), auth.clone());
@@ -105,6 +111,7 @@ impl Core {
             catalog,
             cluster,
             auth,
+            stats: Arc::default(),
             expired,
         })
     }
@@ -124,11 +131,12 @@ impl Core {
             sends: Arc::new(s.sends.buckets()),
             transports: Arc::default(),
             lesson: Arc::new(crate::lesson::Lesson::new(s.accept.http_timeout)),
+            stats: self.stats.clone(),
         }
     }
 
     /// Starts the background tasks: the cluster link, the session sweeper, the memory
-    /// trimmer and the retention expirer.
+    /// trimmer, the console's sampler and the retention expirer.
     pub(crate) fn start_background(&mut self, s: &Settings) -> Background {
         let expired = std::mem::take(&mut self.expired);
         let mut tasks = vec![
@@ -139,6 +147,11 @@ impl Core {
                 (s.session_ttl / 4).min(Duration::from_secs(60)),
             )),
             tokio::spawn(trim_memory(self.hub.clone())),
+            tokio::spawn(crate::console::sample_every_second(
+                self.stats.clone(),
+                self.hub.clone(),
+                self.metrics.clone(),
+            )),
             tokio::spawn(expire_rooms(
                 self.hub.clone(),
                 self.committer.clone(),

@@ -47,6 +47,8 @@ pub(crate) struct AppState {
     pub transports: Arc<crate::ws::sse::Transports>,
     /// The transports lesson (`/transports`).
     pub lesson: Arc<crate::lesson::Lesson>,
+    /// The operator's console's samples (`/api/admin/stats`).
+    pub stats: Arc<crate::console::Stats>,
 }
 
 /// Send limits that no number of sockets gets around: per address, per session, and for

@@ -244,6 +244,7 @@ async fn fuzz(url: String, seed: u64) -> usize {
                         | ServerMsg::ProductRefused(_)
                         | ServerMsg::TokenExpiring(_)
                         | ServerMsg::TokenRefreshed(_)
+                        | ServerMsg::Read(_)
                         | ServerMsg::Pong) => {
                             panic!("junk must not be answered with {other:?}")
                         }

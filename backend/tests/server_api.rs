@@ -223,7 +223,23 @@ async fn rooms_and_members_are_listed_each_user_once() {
         .unwrap_or_else(|| panic!("team-x is listed: {rooms}"));
     assert_eq!(
         team_x,
-        json!({"room": "team-x", "online": 1, "last_seq": 0, "private": true})
+        json!({"room": "team-x", "online": 1, "last_seq": 0, "lines": 0, "last_at": null, "private": true})
+    );
+    // A room with a line says how many it keeps and when the newest came.
+    let lobby = rooms
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["room"] == "lobby"))
+        .cloned()
+        .unwrap_or_else(|| panic!("lobby is listed: {rooms}"));
+    assert_eq!(
+        (lobby["lines"].as_u64(), lobby["last_seq"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(
+        lobby["last_at"]
+            .as_u64()
+            .is_some_and(|at| at > 1_700_000_000_000),
+        "{lobby}"
     );
     let (_, members) = call(&server, "GET", "/api/rooms/team-x/members", Value::Null).await;
     let members = members.as_array().cloned().unwrap_or_default();

@@ -35,47 +35,7 @@ pub(crate) enum Incoming {
     Ended,
 }
 
-/// One event of an event stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    /// Its `id:`, if it had one (data events do; pings and the close do not).
-    pub id: Option<u64>,
-    /// Its `event:` (`message` when it named none).
-    pub event: String,
-    /// Its `data:` lines, joined with `\n`.
-    pub data: String,
-}
-
-/// One event block; none for a block with no `data:` (the `retry:` preamble, a comment).
-pub fn parse_event(block: &str) -> Option<SseEvent> {
-    let mut id = None;
-    let mut event = "message".to_owned();
-    let mut data: Option<String> = None;
-    for line in block.lines() {
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "id" => id = value.parse().ok(),
-            "event" => event = value.to_owned(),
-            "data" => match &mut data {
-                Some(data) => {
-                    data.push('\n');
-                    data.push_str(value);
-                }
-                None => data = Some(value.to_owned()),
-            },
-            _ => {}
-        }
-    }
-    data.map(|data| SseEvent { id, event, data })
-}
-
-/// Takes the next whole event block (up to its blank line) off the front of `pending`.
-pub fn take_block(pending: &mut Vec<u8>) -> Option<String> {
-    let end = pending.windows(2).position(|w| w == b"\n\n")?;
-    let block: Vec<u8> = pending.drain(..end + 2).collect();
-    Some(String::from_utf8_lossy(&block).into_owned())
-}
+pub use shared::sse::{SseEvent, parse_event, take_block};
 
 /// An HTTP response: its status and body.
 #[derive(Debug)]

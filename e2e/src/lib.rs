@@ -261,6 +261,21 @@ pub async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) ->
     }
 }
 
+/// Signs `page` in through the dev-login form as `sub` ("Name"), with `roles`.
+pub async fn dev_sign_in(page: &Client, sub: &str, name: &str, roles: &str) {
+    type_in(page, "#dev-sub", sub).await;
+    type_in(page, "#dev-name", name).await;
+    if !roles.is_empty() {
+        type_in(page, "#dev-roles", roles).await;
+    }
+    type_in(page, "#dev-name", ENTER).await;
+    wait_text(page, "#signed-in", |s| {
+        s == format!("Signed in as {name} ({sub})")
+    })
+    .await;
+    connected_id(page).await;
+}
+
 /// Waits until the texts of every `css` match equal `expected`.
 pub async fn wait_texts(client: &Client, css: &str, expected: &[String]) {
     let deadline = Instant::now() + TIMEOUT;

@@ -8,8 +8,8 @@
 #![allow(missing_docs)]
 
 use e2e::{
-    DESKTOP, Driver, ENTER, PHONE, assert_accessible, connected_id, history, js, resize, set_name,
-    start_backend_args, type_in, type_into, wait_history, wait_text,
+    DESKTOP, Driver, ENTER, PHONE, assert_accessible, connected_id, dev_sign_in, history, js,
+    resize, set_name, start_backend_args, type_in, type_into, wait_history, wait_text,
 };
 use fantoccini::{Client, Locator};
 
@@ -36,7 +36,7 @@ async fn an_author_edits_and_a_moderator_removes_a_line_on_every_open_page_and_l
     }
     set_name(&ana, "Ana").await;
     set_name(&bea, "Bea").await;
-    sign_in(&moderator, "mod", "Mod", "moderator").await;
+    dev_sign_in(&moderator, "mod", "Mod", "moderator").await;
 
     type_into(&ana, "hola").await;
     type_into(&ana, ENTER).await;
@@ -104,21 +104,6 @@ async fn an_author_edits_and_a_moderator_removes_a_line_on_every_open_page_and_l
     assert_accessible(&ana, "author's history after an edit, desktop").await;
 }
 
-/// Signs `page` in through the dev-login form as `sub` ("Name"), with `roles`.
-async fn sign_in(page: &Client, sub: &str, name: &str, roles: &str) {
-    type_in(page, "#dev-sub", sub).await;
-    type_in(page, "#dev-name", name).await;
-    if !roles.is_empty() {
-        type_in(page, "#dev-roles", roles).await;
-    }
-    type_in(page, "#dev-name", ENTER).await;
-    wait_text(page, "#signed-in", |s| {
-        s == format!("Signed in as {name} ({sub})")
-    })
-    .await;
-    connected_id(page).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_muted_page_cannot_send_and_a_banned_one_says_so_and_cannot_rejoin() {
     let backend = start_backend_args(&["--jwt-secret", "s", "--dev-login"]).await;
@@ -129,8 +114,8 @@ async fn a_muted_page_cannot_send_and_a_banned_one_says_so_and_cannot_rejoin() {
     for page in [&moderator, &bob, &ana] {
         connected_id(page).await;
     }
-    sign_in(&moderator, "mod", "Mod", "moderator").await;
-    sign_in(&bob, "bob", "Bob", "").await;
+    dev_sign_in(&moderator, "mod", "Mod", "moderator").await;
+    dev_sign_in(&bob, "bob", "Bob", "").await;
     set_name(&ana, "Ana").await;
     type_into(&ana, "hola").await;
     type_into(&ana, ENTER).await;

@@ -25,9 +25,10 @@
 //!   identity).
 
 mod apply;
+mod reads;
 mod sign_in;
 mod socket;
-mod sse;
+pub(crate) mod sse;
 pub use sse::sleep_ms;
 mod state;
 pub mod storage;
@@ -437,10 +438,7 @@ impl Connection {
                 state.draft.set(draft);
                 state.current.set(room.clone());
             }
-            let view = state.room(&room);
-            if view.unread.get_untracked() != 0 {
-                view.unread.set(0);
-            }
+            self.mark_read(&room);
         });
     }
 

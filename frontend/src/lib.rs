@@ -33,6 +33,7 @@
 
 pub mod components;
 pub mod connection;
+pub mod console;
 pub mod exercises;
 pub mod i18n;
 pub mod router;
@@ -86,8 +87,17 @@ pub fn App(
     let state = ChatState::new();
     let conn = Connection::reading(state, site.frames);
     conn.connect();
+    // A room in view is read only while the page is in sight: read it when it comes back.
+    let on_shown = window_event_listener_untyped("visibilitychange", move |_| {
+        if !document().hidden() {
+            conn.page_shown();
+        }
+    });
     // The socket and its timers belong to the page: gone with it.
-    on_cleanup(move || conn.disconnect());
+    on_cleanup(move || {
+        on_shown.remove();
+        conn.disconnect();
+    });
     // Every component reaches the connection through the context (`use_connection`).
     provide_context(conn);
     view! { <Shell site /> }

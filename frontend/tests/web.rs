@@ -2253,3 +2253,107 @@ async fn a_muted_page_cannot_send_slow_mode_is_said_and_a_banned_page_leaves_the
         "You are banned from dev: you may not join it."
     );
 }
+
+fn read_mark(room_name: &str, seq: u64) -> ServerMsg {
+    ServerMsg::Read(shared::server::ReadMark {
+        room: room(room_name),
+        seq: Seq(seq),
+    })
+}
+
+#[wasm_bindgen_test]
+async fn a_signed_in_pages_unread_count_starts_from_the_servers_read_position_and_follows_it() {
+    let root = container();
+    let (state, conn) = offline();
+    conn.apply(welcome_user("me", "ana", Some("Ana")));
+    conn.apply(joined("general", vec![], 2));
+    conn.show(room("dev"));
+    conn.show(room("general"));
+    // dev holds four lines from others; the server says ana read up to 2 elsewhere.
+    let lines = (1..=4)
+        .map(|seq| line("dev", seq, "BBBB", Some("Bob"), &format!("dev {seq}")))
+        .collect();
+    let ServerMsg::Joined(mut dev) = joined("dev", lines, 2) else {
+        unreachable!("joined builds a joined");
+    };
+    dev.read = Some(Seq(2));
+    conn.apply(ServerMsg::Joined(dev));
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <RoomsPanel /> }
+    });
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "2");
+
+    // Read further on another tab or device: the count drops; a position further back, or
+    // one of a room this page is not in, changes nothing.
+    conn.apply(read_mark("dev", 3));
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "1");
+    conn.apply(read_mark("dev", 1));
+    conn.apply(read_mark("elsewhere", 9));
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "1");
+    // A new line counts from the position; read up to it elsewhere, the badge goes.
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        5,
+        "BBBB",
+        Some("Bob"),
+        "five",
+    )));
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "2");
+    conn.apply(read_mark("dev", 5));
+    tick().await;
+    assert!(absent(&root, "#rooms li[data-room='dev'] .unread"));
+    assert_eq!(state.room(&room("dev")).read.get_untracked(), 5);
+
+    // Shown here, the room is read up to its newest line.
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        6,
+        "BBBB",
+        Some("Bob"),
+        "six",
+    )));
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "1");
+    conn.show(room("dev"));
+    tick().await;
+    assert!(absent(&root, "#rooms li[data-room='dev'] .unread"));
+    assert_eq!(state.room(&room("dev")).read.get_untracked(), 6);
+}
+
+#[wasm_bindgen_test]
+async fn a_guests_page_counts_only_what_arrives_after_it_joined() {
+    let root = container();
+    let (state, conn) = offline();
+    conn.apply(welcome("me", "Me"));
+    conn.apply(joined("general", vec![], 2));
+    conn.show(room("dev"));
+    conn.show(room("general"));
+    let lines = (1..=3)
+        .map(|seq| line("dev", seq, "BBBB", Some("Bob"), &format!("dev {seq}")))
+        .collect();
+    conn.apply(joined("dev", lines, 2));
+    let _mounted = mount_to(root.clone(), move || {
+        provide_context(conn);
+        view! { <RoomsPanel /> }
+    });
+    tick().await;
+    assert!(
+        absent(&root, "#rooms li[data-room='dev'] .unread"),
+        "old lines are not news"
+    );
+    assert_eq!(state.room(&room("dev")).read.get_untracked(), 3);
+    conn.apply(ServerMsg::Message(line(
+        "dev",
+        4,
+        "BBBB",
+        Some("Bob"),
+        "four",
+    )));
+    tick().await;
+    assert_eq!(text_of(&root, "#rooms li[data-room='dev'] .unread"), "1");
+}

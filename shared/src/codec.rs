@@ -89,6 +89,7 @@ fn chat_variant(kind: &str, text: &str) -> Option<Result<ServerMsg, DecodeError>
         "message_deleted" => MessageDeleted(s::MessageDeleted),
         "moderation" => Moderation(s::Moderation),
         "ack" => Ack(s::Ack),
+        "read" => Read(s::ReadMark),
         "older" => Older(s::Older),
         "presence" => Presence(s::Presence),
         "members" => Members(s::Members),

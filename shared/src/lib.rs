@@ -22,6 +22,9 @@
 //!   ticker's bounds, the binary frames' pattern and checksum).
 //! - [`products`]: the live product list: [`Product`], [`NewProduct`] and its rules, and
 //!   the typed [`FieldError`]s a refused product gets.
+//! - [`console`]: the operator's console's [`console::Sample`] (one second of the server's
+//!   load) and the charts drawn of it.
+//! - [`sse`]: Server-Sent Events cut out of a stream's bytes.
 //! - [`session`]: [`ClientSession`], the client's side without I/O: the rooms it is in and the
 //!   last `seq` seen in each, pending sends by nonce, the `hello` that resumes, what to resend,
 //!   and the reconnect backoff.
@@ -42,6 +45,7 @@
 //!    only if an old client can no longer understand the stream.
 
 pub mod codec;
+pub mod console;
 pub mod duration;
 pub mod error;
 pub mod exercises;
@@ -54,6 +58,7 @@ pub mod oracle;
 pub mod products;
 pub mod server;
 pub mod session;
+pub mod sse;
 
 pub use codec::{DecodeError, decode_client, decode_server, decode_server_chat, encode};
 pub use error::ErrorCode;

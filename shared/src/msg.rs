@@ -609,6 +609,16 @@ pub enum ClientMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         nonce: Option<String>,
     },
+    /// A signed-in user has read the room up to `seq` (its entries up to it, included): the
+    /// server keeps the highest such `seq` per user and room (a lower one changes nothing),
+    /// across restarts, and tells every connection of the user, on every server, with
+    /// `read`. A guest gets an `error` with `forbidden`.
+    Read {
+        /// The room (one this connection is in).
+        room: String,
+        /// The newest entry read (past the room's last: its last).
+        seq: Seq,
+    },
     /// Asks for a room's lines before `before`, newest last (at most `limit`, capped).
     LoadOlder {
         /// The room (absent: `general`).
@@ -715,6 +725,7 @@ wire_names! {
     Mute => "mute",
     Unmute => "unmute",
     SlowMode => "slow_mode",
+    Read => "read",
     LoadOlder => "load_older",
     Ping => "ping",
     Join => "join",
@@ -757,6 +768,9 @@ pub enum ServerMsg {
     /// The sender's line with this `nonce` is durable, at this `seq`. Sent only to the
     /// sender's connections (every tab of its session) in the room, before the `message`.
     Ack(server::Ack),
+    /// The signed-in user's read position in a room moved (a `read` from any of their
+    /// connections, on any server): every one of their connections hears it.
+    Read(server::ReadMark),
     /// The reply to `load_older`.
     Older(server::Older),
     /// The reply to `ping`.
@@ -807,6 +821,7 @@ wire_names! {
     MessageDeleted => "message_deleted",
     Moderation => "moderation",
     Ack => "ack",
+    Read => "read",
     Older => "older",
     Pong => "pong",
     Presence => "presence",

@@ -106,6 +106,7 @@ fn fields_of(kind: &str) -> Option<&'static [(&'static str, Field)]> {
             ("secs", Field::Count32),
             ("nonce", Field::MaybeText),
         ],
+        "read" => &[("room", Field::Text), ("seq", Field::Count64)],
         "load_older" => &[
             ("room", Field::MaybeText),
             ("before", Field::Count64),

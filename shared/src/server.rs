@@ -87,6 +87,20 @@ pub struct Joined {
     /// moderator unmutes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<u64>,
+    /// The signed-in user's read position here: the newest entry they have read, on any
+    /// of their tabs or devices (absent: a guest, or nothing read yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<Seq>,
+}
+
+/// A signed-in user's read position in a room: they have read every entry up to `seq`.
+/// Only ever moves forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadMark {
+    /// The room.
+    pub room: RoomName,
+    /// The newest entry read.
+    pub seq: Seq,
 }
 
 /// This connection is no longer in the room: the reply to `leave`, or (with a `reason`)

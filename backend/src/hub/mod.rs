@@ -19,15 +19,18 @@ use std::{
 };
 
 use base64::Engine as _;
-use shared::{ChatLine, ConnId, DisplayName, RoomName, UserId};
+use shared::{ChatLine, ConnId, DisplayName, RoomName, ServerMsg, UserId};
 
 pub(crate) use archive::ArchiveLink;
-pub(crate) use room::{After, Greeting, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember};
+pub(crate) use room::{
+    After, Greeting, Registers, RepeatedAck, Room, RoomConfig, RoomLink, RoomMember,
+};
 pub(crate) use sessions::{OpenRefused, Opened, SessionChanges, SessionRules, Sessions};
 
 use crate::{
     metrics::Metrics,
-    outbox::{CloseReason, ConnKey, Outbox, RoomKey},
+    outbox::{CloseReason, ConnKey, Frame, Outbox, RoomKey},
+    reads::Reads,
     rules::Rules,
 };
 
@@ -74,6 +77,8 @@ pub(crate) struct Hub {
     archived: Mutex<std::collections::HashSet<RoomName>>,
     /// Every room's bans, mutes and slow modes.
     pub(crate) rules: Arc<Rules>,
+    /// Every signed-in user's read position in each room.
+    pub(crate) reads: Arc<Reads>,
 }
 
 /// Who a session is.
@@ -137,7 +142,7 @@ impl Hub {
         metrics: Arc<Metrics>,
         link: Option<Arc<dyn RoomLink>>,
         archive: Option<Arc<dyn RoomLink>>,
-        rules: Arc<Rules>,
+        registers: Registers,
     ) -> Self {
         let next_room = AtomicU64::new(0);
         let (by_room, archived) = rooms_to_open(lines, &config, archive.is_some());
@@ -152,7 +157,7 @@ impl Hub {
                     config.room,
                     metrics.clone(),
                     link.clone(),
-                    rules.clone(),
+                    registers.clone(),
                 );
                 (name, Arc::new(room))
             })
@@ -174,7 +179,8 @@ impl Hub {
             link,
             archive,
             archived: Mutex::new(archived),
-            rules,
+            rules: registers.rules,
+            reads: registers.reads,
         }
     }
 
@@ -190,6 +196,13 @@ impl Hub {
         conns.insert(key, outbox.clone());
         self.metrics.connections.set(gauge(conns.len()));
         (key, outbox)
+    }
+
+    /// Bytes queued for every open connection and not yet written (the operator's console
+    /// reads it once a second: one short lock per connection, none on the fan-out's path).
+    pub(crate) fn backlog(&self) -> u64 {
+        let conns = self.conns();
+        conns.values().map(|o| o.waiting_bytes() as u64).sum()
     }
 
     /// Registers an echo connection (`/echo`): an outbox the shutdown closes like the chat's,
@@ -282,7 +295,10 @@ impl Hub {
             self.config.room,
             self.metrics.clone(),
             link,
-            self.rules.clone(),
+            Registers {
+                rules: self.rules.clone(),
+                reads: self.reads.clone(),
+            },
         ));
         made(&room);
         rooms.insert(name.clone(), room.clone());
@@ -434,6 +450,36 @@ impl Hub {
                 users.remove(user);
             }
         }
+    }
+
+    /// Pushes `frame` to every connection of `user` on this server; returns how many.
+    pub(crate) fn tell_user(&self, user: &UserId, frame: &Frame) -> usize {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(conns) = users.get(user) else {
+            return 0;
+        };
+        for outbox in conns.values() {
+            outbox.push(frame.clone());
+        }
+        conns.len()
+    }
+
+    /// `user`'s read position in `room` moved to `seq` on another server: it moves here
+    /// too, and every connection of theirs here hears it. Nothing if it was not further than
+    /// the one held.
+    pub(crate) fn read_moved(&self, user: &UserId, room: &RoomName, seq: shared::Seq) {
+        if self.reads.advance(user, room, seq) {
+            self.tell_read(user, room, seq);
+        }
+    }
+
+    /// Tells every connection of `user` here that their read position in `room` is `seq`.
+    pub(crate) fn tell_read(&self, user: &UserId, room: &RoomName, seq: shared::Seq) {
+        let mark = shared::server::ReadMark {
+            room: room.clone(),
+            seq,
+        };
+        self.tell_user(user, &Frame::encode(&ServerMsg::Read(mark)));
     }
 
     /// Closes every connection of `user` on this server with 4003; returns how many.

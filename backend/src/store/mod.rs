@@ -235,6 +235,17 @@ impl AuditEntry {
     }
 }
 
+/// A signed-in user's read position in a room: they have read every entry up to `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRead {
+    /// The user.
+    pub user: UserId,
+    /// The room.
+    pub room: RoomName,
+    /// The newest entry read.
+    pub seq: Seq,
+}
+
 /// The most audit entries a store keeps (the oldest go first).
 pub const AUDIT_KEEP: usize = 100_000;
 
@@ -251,6 +262,8 @@ pub struct Loaded {
     pub revocations: Vec<Revocation>,
     /// Every room's rules (bans, mutes, slow modes), expired ones included.
     pub rules: Vec<StoredRule>,
+    /// Every signed-in user's read position in each room.
+    pub reads: Vec<StoredRead>,
 }
 
 /// One group commit: everything in it becomes durable together, or nothing does.
@@ -272,6 +285,8 @@ pub struct Batch {
     pub rules: Vec<RuleOp>,
     /// Moderation actions for the audit log.
     pub audit: Vec<AuditEntry>,
+    /// Read positions moved forward (a store keeps the highest it was given).
+    pub reads: Vec<StoredRead>,
 }
 
 /// What became of a line given to [`HistoryStore::append`].

@@ -32,7 +32,7 @@ use shared::{ChangeKind, ChatLine, ConnId, DisplayName, RoomName, Seq, UserId};
 
 use super::{
     AUDIT_KEEP, Appended, AuditEntry, Batch, HistoryStore, Loaded, ResumeToken, Revocation, RuleOp,
-    StoreError, StoredRule, StoredSession,
+    StoreError, StoredRead, StoredRule, StoredSession,
 };
 
 /// Nonces remembered per sender (its newest), as the single-node committer keeps.
@@ -109,6 +109,42 @@ const AUDIT_SCAN: isize = 10_000;
 /// A rule's field in [`RULES_KEY`].
 fn rule_field(room: &RoomName, kind: ChangeKind, user: &str) -> String {
     format!("{room}\n{}\n{user}", kind.as_str())
+}
+
+/// The hash of read positions: `{room}\n{user}` → the newest `seq` the user read there.
+pub(crate) const READS_KEY: &str = "charla:reads";
+/// The channel on which a read position moved forward is told to every server (JSON of a
+/// [`StoredRead`]).
+pub(crate) const READS_CHANNEL: &str = "charla:reads";
+
+/// Moves a read position forward only (KEYS: the hash, the channel; ARGV: the field, the
+/// `seq`, the message), and tells every server when it moved.
+const ADVANCE_READ: &str = "
+    local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+    if tonumber(ARGV[2]) > held then
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+        redis.call('PUBLISH', KEYS[2], ARGV[3])
+    end
+    return 0";
+
+/// A read position's field in [`READS_KEY`] (a room name holds no newline).
+fn read_field(room: &RoomName, user: &UserId) -> String {
+    format!("{room}\n{user}")
+}
+
+/// Every read position in [`READS_KEY`]'s answer to `HGETALL` (unreadable fields skipped).
+pub(crate) fn reads_of(fields: Vec<(String, u64)>) -> Vec<StoredRead> {
+    fields
+        .into_iter()
+        .filter_map(|(field, seq)| {
+            let (room, user) = field.split_once('\n')?;
+            Some(StoredRead {
+                user: UserId::new(user),
+                room: RoomName::parse(room).ok()?,
+                seq: Seq(seq),
+            })
+        })
+        .collect()
 }
 
 /// The hash of revoked users: user → tokens issued before this (seconds) are refused.
@@ -243,8 +279,12 @@ impl HistoryStore for RedisStore {
             .into_iter()
             .filter_map(|(_, json)| serde_json::from_str::<StoredRule>(&json).ok())
             .collect();
+        let reads: redis::RedisResult<Vec<(String, u64)>> =
+            redis::cmd("HGETALL").arg(READS_KEY).query(self.conn()?);
+        let reads = reads_of(reads.map_err(|e| self.failed(&e))?);
         Ok(Loaded {
             rules,
+            reads,
             revocations: revoked
                 .into_iter()
                 .map(|(user, before)| Revocation {
@@ -263,10 +303,22 @@ impl HistoryStore for RedisStore {
             && batch.revocations.is_empty()
             && batch.rules.is_empty()
             && batch.audit.is_empty()
+            && batch.reads.is_empty()
         {
             return Ok(());
         }
         let mut pipe = redis::pipe();
+        for read in &batch.reads {
+            pipe.cmd("EVAL")
+                .arg(ADVANCE_READ)
+                .arg(2)
+                .arg(READS_KEY)
+                .arg(READS_CHANNEL)
+                .arg(read_field(&read.room, &read.user))
+                .arg(read.seq.0)
+                .arg(serde_json::to_string(read)?)
+                .ignore();
+        }
         for op in &batch.rules {
             match op {
                 RuleOp::Put(rule) => pipe

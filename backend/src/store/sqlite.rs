@@ -15,11 +15,20 @@ use shared::{Change, ChangeKind, ChatLine, ConnId, DisplayName, RoomName, Seq, U
 
 use super::{
     AUDIT_KEEP, AuditEntry, Batch, HistoryStore, Loaded, ResumeToken, Revocation, RuleOp,
-    StoreError, StoredNonce, StoredRule, StoredSession,
+    StoreError, StoredNonce, StoredRead, StoredRule, StoredSession,
 };
 
 /// The schema this release writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
+
+/// Version 7 adds read positions: per signed-in user and room, the newest entry read.
+const SCHEMA_V7: &str = "
+    CREATE TABLE reads (
+        user TEXT NOT NULL,
+        room TEXT NOT NULL,
+        seq  INTEGER NOT NULL,
+        PRIMARY KEY (user, room)
+    ) WITHOUT ROWID;";
 
 /// Version 6 adds moderation: the rules set on rooms (bans, mutes, slow modes: they
 /// outlive the lines that set them) and the audit log.
@@ -274,8 +283,12 @@ fn migrate(db: &mut Connection) -> Result<(), StoreError> {
         // Version 4 → 5: edits and deletions.
         tx.execute_batch(SCHEMA_V5)?;
     }
-    // Version 5 → 6: moderation.
-    tx.execute_batch(SCHEMA_V6)?;
+    if version < 6 {
+        // Version 5 → 6: moderation.
+        tx.execute_batch(SCHEMA_V6)?;
+    }
+    // Version 6 → 7: read positions.
+    tx.execute_batch(SCHEMA_V7)?;
     tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
     tx.commit().map_err(StoreError::from)
 }
@@ -313,6 +326,7 @@ impl HistoryStore for SqliteStore {
             nonces: load_nonces(&self.db)?,
             revocations: load_revocations(&self.db)?,
             rules: load_rules(&self.db)?,
+            reads: load_reads(&self.db)?,
         })
     }
 
@@ -360,6 +374,7 @@ impl HistoryStore for SqliteStore {
         revoke(&tx, &batch.revocations)?;
         write_rules(&tx, &batch.rules)?;
         write_audit(&tx, &batch.audit)?;
+        write_reads(&tx, &batch.reads)?;
         tx.commit().map_err(StoreError::from)
     }
 }
@@ -618,6 +633,43 @@ fn load_rules(db: &Connection) -> Result<Vec<StoredRule>, StoreError> {
         })
     })
     .collect()
+}
+
+/// Every read position.
+fn load_reads(db: &Connection) -> Result<Vec<StoredRead>, StoreError> {
+    let mut stmt = db.prepare("SELECT user, room, seq FROM reads")?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (user, room, seq) = row?;
+        Ok(StoredRead {
+            user: UserId::new(user),
+            room: stored_room(&room)?,
+            seq: Seq(stored_u64(seq, "a read position")?),
+        })
+    })
+    .collect()
+}
+
+/// Moves read positions forward (a lower `seq` than the one kept changes nothing).
+fn write_reads(tx: &Transaction<'_>, reads: &[StoredRead]) -> Result<(), StoreError> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO reads (user, room, seq) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user, room) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+    )?;
+    for read in reads {
+        put.execute(params![
+            read.user.as_str(),
+            read.room.as_str(),
+            int(read.seq.0, "a seq")?
+        ])?;
+    }
+    Ok(())
 }
 
 /// Sets and lifts rooms' rules.

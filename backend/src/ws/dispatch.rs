@@ -90,6 +90,7 @@ impl Connection {
                 Some(Ask::SlowMode(secs)),
                 now,
             ),
+            ClientMsg::Read { room, seq } => self.read(&room, seq, now),
             ClientMsg::LoadOlder {
                 room,
                 before,
@@ -127,6 +128,39 @@ impl Connection {
     ) -> Flow {
         let ask = Ask::People { kind, user, until };
         self.append(room, String::new(), nonce, Some(ask), now)
+    }
+
+    /// A `read`: a signed-in user's position in a room moves forward (to the room's last
+    /// entry at most); every connection of theirs, here and on the other servers, hears it,
+    /// and the committer keeps it. Nothing happens for a position not further than the one
+    /// held.
+    fn read(&mut self, room: &str, seq: Seq, now: Instant) -> Flow {
+        let room = match self.joined_room(Some(room)) {
+            Ok(room) => room,
+            Err(refused) => return self.refuse(now, refused),
+        };
+        let Some(user) = self.sign_in.user.as_ref().map(|u| u.id.clone()) else {
+            let why = "read positions are kept for signed-in users";
+            let refused = Refused::new(ErrorCode::Forbidden, why);
+            return self.refuse(now, refused.about(Some(room.name.clone()), None));
+        };
+        let seq = seq.min(room.last_seq());
+        if seq == Seq(0) || !self.hub.reads.advance(&user, &room.name, seq) {
+            return Flow::Continue;
+        }
+        // Handed to the committer before anyone hears of it: a tab that saw it move sees it
+        // kept by a server that then stops.
+        let read = crate::store::StoredRead {
+            user: user.clone(),
+            room: room.name.clone(),
+            seq,
+        };
+        if self.committer.submit(Job::Read(read)).is_err() {
+            // Held here (and told to every tab) all the same; the next `read` keeps it.
+            tracing::warn!(room = %room.name, "the committer is busy: a read position waits");
+        }
+        self.hub.tell_read(&user, &room.name, seq);
+        Flow::Continue
     }
 
     /// A second `hello`: only the first frame may be one.

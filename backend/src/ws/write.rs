@@ -41,12 +41,16 @@ pub(crate) struct Heartbeat {
 /// fan-out's hottest loop, and a label lookup takes a lock.
 pub(super) fn count_frames(metrics: &Metrics, frames: &[Frame]) {
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    let mut bytes = 0;
     for frame in frames {
+        bytes += frame.len() as u64;
         match counts.iter_mut().find(|(kind, _)| *kind == frame.kind) {
             Some((_, n)) => *n += 1,
             None => counts.push((frame.kind, 1)),
         }
     }
+    metrics.deliveries.inc_by(frames.len() as u64);
+    metrics.bytes_out.inc_by(bytes);
     for (kind, n) in counts {
         metrics
             .frames_out

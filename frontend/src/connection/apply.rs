@@ -22,6 +22,7 @@ impl Connection {
             ServerMsg::MessageDeleted(deleted) => self.line(deleted.into()),
             ServerMsg::Moderation(moderation) => self.moderation(moderation),
             ServerMsg::Ack(ack) => self.acked(&ack),
+            ServerMsg::Read(mark) => self.read_elsewhere(mark),
             ServerMsg::Older(older) => self.older(older),
             ServerMsg::Pong => self.timers.update_value(|t| t.unanswered = 0),
             ServerMsg::Presence(presence) => self.presence(presence),
@@ -148,6 +149,7 @@ impl Connection {
         // Once the lines are on the page (the DOM is updated before the next frame): the
         // benchmark measures welcome → this.
         request_animation_frame(|| mark("charla:joined-shown"));
+        self.joined_read(&room, joined.read);
         view.online.set(joined.online);
         view.members.set(joined.members);
         view.private.set(joined.private);
@@ -183,14 +185,10 @@ impl Connection {
         let state = self.state;
         let room = line.room.clone();
         let settles = line.nonce.is_some();
-        let mine = self.session.with_value(|s| s.is_mine(&line.from));
         if let Some(line) = self.session.try_update_value(|s| s.on_line(line)).flatten() {
-            let view = state.room(&room);
-            let is_line = line.change.is_none();
-            view.history.update(|h| line.show_in(h));
-            if is_line && !mine && !state.is_in_view(&room) {
-                view.unread.update(|n| *n += 1);
-            }
+            let arrival = self.arrival(&room, &line);
+            state.room(&room).history.update(|h| line.show_in(h));
+            self.line_arrived(&room, arrival);
         }
         if settles {
             self.sync_pending();
@@ -269,6 +267,7 @@ impl Connection {
             });
         }
         view.has_more.set(older.has_more);
+        self.recount(&room);
     }
 
     /// `presence`: who is in a room now.

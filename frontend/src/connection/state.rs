@@ -101,8 +101,11 @@ pub struct RoomState {
     pub members: RwSignal<Option<Vec<Member>>>,
     /// Who is typing there now, in the order they started.
     pub typists: RwSignal<Vec<LiveText>>,
-    /// Lines from others that arrived while the room was not in view.
+    /// Lines from others after `read`: the room's unread count.
     pub unread: RwSignal<u32>,
+    /// The newest entry read here: for a signed-in user, the server's word (the same on
+    /// each of their tabs and devices); for a guest, this page's (0: none yet).
+    pub read: RwSignal<u64>,
     /// Whether the room is private (only users granted it may join), as its `joined` says.
     pub private: RwSignal<bool>,
     /// The room's slow mode: seconds between one person's lines (0: off).
@@ -121,6 +124,7 @@ impl RoomState {
             members: RwSignal::new(Some(Vec::new())),
             typists: RwSignal::new(Vec::new()),
             unread: RwSignal::new(0),
+            read: RwSignal::new(0),
             private: RwSignal::new(false),
             slow_mode: RwSignal::new(0),
             muted: RwSignal::new(None),
@@ -135,6 +139,7 @@ impl RoomState {
         self.members.set(Some(Vec::new()));
         self.typists.set(Vec::new());
         self.unread.set(0);
+        self.read.set(0);
         self.private.set(false);
         self.slow_mode.set(0);
         self.muted.set(None);

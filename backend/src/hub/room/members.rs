@@ -196,6 +196,10 @@ impl Room {
                     slow_mode,
                     muted: muted.is_some(),
                     muted_until: muted.and_then(|m| m.until),
+                    read: member
+                        .user
+                        .as_ref()
+                        .and_then(|u| self.reads.get(u, &self.name)),
                 });
                 splice_lines(&shell, "lines", &lines)
             }

@@ -30,6 +30,7 @@ use history::{History, splice_lines};
 use crate::{
     metrics::Metrics,
     outbox::{ConnKey, Frame, Outbox, RoomKey},
+    reads::Reads,
     rules::Rules,
     store::RuleOp,
 };
@@ -80,6 +81,8 @@ pub(crate) struct Room {
     /// Every room's bans, mutes and slow modes (this room's moderation entries change them
     /// as they are delivered).
     rules: Arc<Rules>,
+    /// Every signed-in user's read position (a greeting carries the member's).
+    reads: Arc<Reads>,
 }
 
 impl Drop for Room {
@@ -123,6 +126,17 @@ struct RoomState {
     private: bool,
 }
 
+/// The registers every room consults, kept by the hub for all rooms: who is banned or
+/// muted where and each room's slow mode ([`Rules`]), and each user's read positions
+/// ([`Reads`]).
+#[derive(Clone, Default)]
+pub(crate) struct Registers {
+    /// Bans, mutes and slow modes.
+    pub rules: Arc<Rules>,
+    /// Read positions.
+    pub reads: Arc<Reads>,
+}
+
 impl Room {
     /// A room over its loaded lines (oldest first, contiguous), with no members.
     pub(crate) fn new(
@@ -132,8 +146,9 @@ impl Room {
         config: RoomConfig,
         metrics: Arc<Metrics>,
         link: Option<Arc<dyn RoomLink>>,
-        rules: Arc<Rules>,
+        registers: Registers,
     ) -> Self {
+        let Registers { rules, reads } = registers;
         let has_lines = !lines.is_empty();
         let history = History::new(lines, config.history_cap);
         metrics.history_lines.inc_by(gauge(history.len()));
@@ -166,6 +181,7 @@ impl Room {
             metrics,
             link,
             rules,
+            reads,
         }
     }
 
@@ -452,7 +468,7 @@ mod tests {
             config,
             Arc::new(Metrics::new()),
             Some(link),
-            Arc::default(),
+            Registers::default(),
         ))
     }
 
