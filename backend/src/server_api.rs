@@ -58,6 +58,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/rooms/{room}/bans/{user}", delete(unban))
         .route("/api/rooms/{room}/moderation", post(moderate))
         .route("/api/audit", get(audit))
+        .route("/api/users", get(people))
         .route("/api/users/{user}/disconnect", post(disconnect))
         .route("/api/users/{user}/revoke", post(revoke))
         .route("/api/admin/stats", get(crate::console::stream))
@@ -771,6 +772,92 @@ async fn messages(
         None => "[]".to_owned(),
     };
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// The most people one `GET /api/users` lists.
+const MAX_PEOPLE: usize = 200;
+
+/// `GET /api/users`'s query.
+#[derive(Debug, Deserialize)]
+struct PeopleQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /api/users?q=TEXT`: who is in the rooms now, each signed-in user once and each
+/// guest session once, whose user id, session id or name holds `TEXT` (any case; empty:
+/// everyone), by user then id, at most 200: `[{"user", "ids", "name", "rooms",
+/// "connections"}]`. `user` is `null` for a guest; `ids` are the sessions' public ids;
+/// `connections` counts a signed-in user's open connections on this server (a guest: its
+/// sessions).
+async fn people(
+    _: Operator,
+    State(app): State<AppState>,
+    query: Result<Query<PeopleQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return bad_request(ErrorCode::BadField, "`q` must be text");
+    };
+    let needle = query.q.trim().to_lowercase();
+    // Keyed by the user, or by the session for a guest.
+    let mut found: std::collections::BTreeMap<(bool, String), Person> = Default::default();
+    for room in app.hub.rooms() {
+        for member in room.member_list() {
+            let key = match &member.user {
+                Some(user) => (false, user.as_str().to_owned()),
+                None => (true, member.id.as_str().to_owned()),
+            };
+            let person = found.entry(key).or_insert_with(|| Person {
+                user: member.user.clone(),
+                name: member.name.to_string(),
+                ids: Vec::new(),
+                rooms: Vec::new(),
+            });
+            if !person.ids.contains(&member.id) {
+                person.ids.push(member.id.clone());
+            }
+            if !person.rooms.contains(&room.name) {
+                person.rooms.push(room.name.clone());
+            }
+        }
+    }
+    let list: Vec<serde_json::Value> = found
+        .into_values()
+        .filter(|p| needle.is_empty() || p.matches(&needle))
+        .take(MAX_PEOPLE)
+        .map(|p| {
+            let connections = match &p.user {
+                Some(user) => app.hub.connections_of(user),
+                None => p.ids.len(),
+            };
+            json!({
+                "user": p.user,
+                "ids": p.ids,
+                "name": p.name,
+                "rooms": p.rooms,
+                "connections": connections,
+            })
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+/// Someone in the rooms, as [`people`] gathers them.
+struct Person {
+    user: Option<UserId>,
+    name: String,
+    ids: Vec<ConnId>,
+    rooms: Vec<RoomName>,
+}
+
+impl Person {
+    /// Whether the user id, a session id or the name holds `needle` (lowercase).
+    fn matches(&self, needle: &str) -> bool {
+        let holds = |s: &str| s.to_lowercase().contains(needle);
+        self.user.as_ref().is_some_and(|u| holds(u.as_str()))
+            || self.ids.iter().any(|id| holds(id.as_str()))
+            || holds(&self.name)
+    }
 }
 
 /// `POST /api/users/{user}/disconnect`: closes every connection of the user (4003), on

@@ -320,3 +320,76 @@ async fn the_console_kicks_mutes_and_slows_a_room_through_the_api() {
     assert_eq!(actions, ["slow_mode", "unmute", "mute", "kick"]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_finds_people_by_user_id_or_name_with_their_connections() {
+    use shared::ClientMsg;
+    let server = TestServer::start_with(config()).await;
+    let ana = tokens::with_roles(SECRET, "ana", &[]);
+    let url = server.ws_url();
+    let mut phone = testkit::Client::hello(&url, &tokens::hello(Some(&ana), &["general"])).await;
+    phone.recv_joined().await;
+    let mut laptop =
+        testkit::Client::hello(&url, &tokens::hello(Some(&ana), &["general", "dev"])).await;
+    laptop.recv_joined().await;
+    laptop.recv_joined().await;
+    let guest_hello = ClientMsg::Hello {
+        resume: None,
+        rooms: Some([("general".to_owned(), shared::Seq(0))].into()),
+        name: Some("Zed".into()),
+        token: None,
+    };
+    let mut guest = testkit::Client::hello(&url, &guest_hello).await;
+    guest.recv_joined().await;
+    let find = async |q: &str| {
+        let (status, found) = testkit::api_call(
+            server.addr,
+            "GET",
+            &format!("/api/users?q={q}"),
+            Value::Null,
+            Some(KEY),
+        )
+        .await;
+        assert_eq!(status, 200, "{found}");
+        found.as_array().cloned().unwrap_or_default()
+    };
+    let everyone = find("").await;
+    assert_eq!(everyone.len(), 2, "ana once, the guest once: {everyone:?}");
+    let signed_in = &everyone[0];
+    assert_eq!(signed_in["user"], "ana");
+    assert_eq!(signed_in["connections"], 2);
+    assert_eq!(signed_in["rooms"], json!(["dev", "general"]));
+    // A room lists a user once, under one of their sessions (which one is the room's).
+    assert!(
+        signed_in["ids"]
+            .as_array()
+            .is_some_and(|ids| !ids.is_empty()),
+        "{signed_in}"
+    );
+    let zed = &everyone[1];
+    assert_eq!(
+        (zed["user"].clone(), zed["name"].clone()),
+        (Value::Null, json!("Zed"))
+    );
+    assert_eq!(zed["ids"], json!([guest.id.as_str()]));
+    // By user id, by name (any case), by a session id.
+    assert_eq!(find("ANA").await.len(), 1);
+    assert_eq!(find("zed").await[0]["name"], "Zed");
+    let by_id = find(guest.id.as_str()).await;
+    assert_eq!((by_id.len(), by_id[0]["name"].clone()), (1, json!("Zed")));
+    assert!(find("nobody-here").await.is_empty());
+    // Found, then disconnected: both of ana's connections close.
+    let (status, closed) = testkit::api_call(
+        server.addr,
+        "POST",
+        "/api/users/ana/disconnect",
+        Value::Null,
+        Some(KEY),
+    )
+    .await;
+    assert_eq!((status, closed["closed"].clone()), (200, json!(2)));
+    let response = testkit::request(server.addr, "GET", "/api/users", &[], b"").await;
+    assert_eq!(response.status, 401);
+    drop((phone, laptop));
+    server.stop().await;
+}

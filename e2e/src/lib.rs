@@ -261,6 +261,17 @@ pub async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) ->
     }
 }
 
+/// Focuses `css` and presses Enter on it: a button used from the keyboard alone.
+pub async fn press(page: &Client, css: &str) {
+    let button = page
+        .wait()
+        .at_most(TIMEOUT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    button.send_keys(ENTER).await.expect("Enter on the button");
+}
+
 /// Signs `page` in through the dev-login form as `sub` ("Name"), with `roles`.
 pub async fn dev_sign_in(page: &Client, sub: &str, name: &str, roles: &str) {
     type_in(page, "#dev-sub", sub).await;

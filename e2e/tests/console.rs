@@ -1,16 +1,18 @@
 //! The operator's console (`/admin`) in a real browser against the real backend: a sign-in
 //! screen that refuses a wrong key and says why; with the API key, charts that move while a
 //! load runs (checked on the charts' own data points: the polylines' `points`), the rooms
-//! table sorted and filtered from the keyboard; axe-core clean on both screens at desktop
-//! and phone widths. The README's screenshot of the console is taken here.
+//! table sorted and filtered from the keyboard; a room's page deleting a line (gone from an
+//! open chat page) and kicking a guest (who is told); a signed-in user found and
+//! disconnected; axe-core clean on every screen at desktop and phone widths. The README's
+//! screenshot of the console is taken here.
 
 #![allow(missing_docs)]
 
 use std::time::Duration;
 
 use e2e::{
-    DESKTOP, Driver, ENTER, PHONE, TIMEOUT, assert_accessible, js, resize, text, texts, type_in,
-    wait_text,
+    DESKTOP, Driver, ENTER, PHONE, TIMEOUT, assert_accessible, js, press, resize, text, texts,
+    type_in, wait_text,
 };
 use fantoccini::Client;
 use testkit::TestServer;
@@ -85,6 +87,9 @@ async fn the_console_signs_in_with_the_key_and_its_charts_move_under_load() {
     let backend = e2e::start_backend_args(&[
         "--api-key",
         KEY,
+        "--jwt-secret",
+        "s",
+        "--dev-login",
         "--send-rate",
         "1000",
         "--send-burst",
@@ -167,13 +172,7 @@ async fn the_console_signs_in_with_the_key_and_its_charts_move_under_load() {
         ["general", "dev"],
         "by connections, most first"
     );
-    let by_name = page
-        .find(fantoccini::Locator::Css(
-            "#console-rooms th[data-column='room'] button",
-        ))
-        .await
-        .expect("the room column's button");
-    by_name.send_keys(ENTER).await.expect("Enter");
+    press(&page, "#console-rooms th[data-column='room'] button").await;
     wait_text(&page, "#console-rooms tbody th", |s| s == "dev").await;
     let sorted = js(
         &page,
@@ -198,4 +197,124 @@ async fn the_console_signs_in_with_the_key_and_its_charts_move_under_load() {
     }
     stop.send_replace(true);
     load.await.expect("the load ran");
+
+    // A room's page: a chat page in general is among its members; the console deletes the
+    // newest line (it goes from the chat page too) and kicks the chat page's guest (who is
+    // told), each in the room's audit.
+    let chat = driver.open_sized(&backend.url(), DESKTOP).await;
+    let chat_id = e2e::connected_id(&chat).await;
+    e2e::set_name(&chat, "Chato").await;
+    resize(&page, DESKTOP).await;
+    type_in(&page, "#rooms-filter", "\u{E003}\u{E003}\u{E003}").await;
+    press(
+        &page,
+        "#console-rooms tr[data-room='general'] button.open-room",
+    )
+    .await;
+    wait_text(&page, "#room-title", |s| s == "Room general").await;
+    wait_text(
+        &page,
+        &format!("#room-members tr[data-member='{chat_id}'] th"),
+        |s| s == "Chato",
+    )
+    .await;
+    let newest = js(
+        &page,
+        "const l = document.querySelectorAll('#room-lines li'); \
+         return l.length ? l[l.length - 1].dataset.seq : null;",
+    )
+    .await;
+    let newest = newest.as_str().expect("lines are shown").to_owned();
+    let text_of_newest = text(
+        &page,
+        &format!("#room-lines li[data-seq='{newest}'] .line-text"),
+    )
+    .await;
+    let (_, said) = text_of_newest.split_once(" -> ").expect("name -> text");
+    let said = said.to_owned();
+    let shown = e2e::history(&chat).await;
+    assert!(
+        shown.iter().any(|l| l.ends_with(&said)),
+        "{said:?} in {shown:?}"
+    );
+    press(
+        &page,
+        &format!("#room-lines li[data-seq='{newest}'] button.delete"),
+    )
+    .await;
+    wait_text(
+        &page,
+        &format!("#room-lines li[data-seq='{newest}'] .line-text"),
+        |s| s.ends_with("line removed"),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let shown = e2e::history(&chat).await;
+        if !shown.iter().any(|l| l.ends_with(&said))
+            && shown.iter().any(|l| l.ends_with("line removed"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the chat page still shows {said:?}: {shown:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    press(
+        &page,
+        &format!("#room-members tr[data-member='{chat_id}'] button.kick"),
+    )
+    .await;
+    wait_text(&chat, "#notice", |s| {
+        s == "api removed you from general. You may join it again."
+    })
+    .await;
+    wait_text(&page, "#room-audit tbody tr:first-child", |s| {
+        s.contains("kick")
+    })
+    .await;
+    let audit = texts(&page, "#room-audit tbody tr").await;
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.contains("delete") && r.contains(&newest)),
+        "{audit:?}"
+    );
+    let shot = page.screenshot().await.expect("screenshot");
+    e2e::side_by_side(
+        &[shot],
+        &e2e::workspace_root().join("target/e2e/console-room.png"),
+    );
+    for (size, width) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        resize(&page, size).await;
+        assert_accessible(&page, &format!("console, a room's page, {width}")).await;
+    }
+    resize(&page, DESKTOP).await;
+
+    // Users and sessions: a signed-in user found by id, with their connection, then
+    // disconnected from the console (their page is told, and stays out).
+    let ana = driver.open_sized(&backend.url(), DESKTOP).await;
+    e2e::connected_id(&ana).await;
+    e2e::dev_sign_in(&ana, "ana", "Ana", "").await;
+    type_in(&page, "#people-query", "ana").await;
+    type_in(&page, "#people-query", ENTER).await;
+    wait_text(
+        &page,
+        "#people-found tr[data-user='ana'] td:nth-of-type(4)",
+        |s| s == "1",
+    )
+    .await;
+    assert_eq!(texts(&page, "#people-found tbody th").await, ["ana"]);
+    press(&page, "#people-found tr[data-user='ana'] button.disconnect").await;
+    wait_text(&ana, "#sign-in-notice", |s| {
+        s.starts_with("You were signed out by the server.")
+    })
+    .await;
+    wait_text(&page, "#people-notice", |s| s == "disconnect: ana, done.").await;
+    for (size, width) in [(DESKTOP, "desktop"), (PHONE, "phone")] {
+        resize(&page, size).await;
+        assert_accessible(&page, &format!("console, users and sessions, {width}")).await;
+    }
 }

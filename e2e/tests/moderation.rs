@@ -9,20 +9,9 @@
 
 use e2e::{
     DESKTOP, Driver, ENTER, PHONE, assert_accessible, connected_id, dev_sign_in, history, js,
-    resize, set_name, start_backend_args, type_in, type_into, wait_history, wait_text,
+    press, resize, set_name, start_backend_args, type_in, type_into, wait_history, wait_text,
 };
-use fantoccini::{Client, Locator};
-
-/// Focuses `css` and presses Enter on it: a button used from the keyboard alone.
-async fn press(page: &Client, css: &str) {
-    let button = page
-        .wait()
-        .at_most(e2e::TIMEOUT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    button.send_keys(ENTER).await.expect("Enter on the button");
-}
+use fantoccini::Client;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_author_edits_and_a_moderator_removes_a_line_on_every_open_page_and_later_ones() {

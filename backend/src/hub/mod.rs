@@ -494,6 +494,12 @@ impl Hub {
         conns.len()
     }
 
+    /// How many connections signed-in user `user` has open on this server.
+    pub(crate) fn connections_of(&self, user: &UserId) -> usize {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        users.get(user).map_or(0, HashMap::len)
+    }
+
     /// Every room this server holds, by name.
     pub(crate) fn rooms(&self) -> Vec<Arc<Room>> {
         let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);

@@ -1,13 +1,18 @@
 //! The operator's console (`/admin`, a wasm of its own: `src/bin/console.rs`): for whoever
 //! holds the API key or an admin's token. Without one it shows a sign-in screen; with one,
 //! live charts of the last 15 minutes, drawn here in SVG from the admins' stats stream
-//! ([`stream`]), and the rooms ([`rooms`]), sortable and filterable.
+//! ([`stream`], [`chart`]), the rooms ([`rooms`]), sortable and filterable, each with a page
+//! of its own ([`room`]: members, latest lines, moderation, audit), and the users and
+//! sessions ([`people`]). Every request goes through the server API ([`api`]).
 //!
 //! The credential is kept in `sessionStorage` (gone with the tab) and sent as
 //! `Authorization: Bearer …` on every request; a 401 or 403 sends the page back to the
 //! sign-in screen, saying why.
 
+pub mod api;
 pub mod chart;
+pub mod people;
+pub mod room;
 pub mod rooms;
 pub mod stream;
 
@@ -30,6 +35,8 @@ pub struct Console {
     pub samples: RwSignal<Vec<Sample>>,
     /// Whether the stats stream is open.
     pub live: RwSignal<bool>,
+    /// The room whose page is open (`None`: the rooms table).
+    pub room: RwSignal<Option<String>>,
 }
 
 impl Console {
@@ -40,6 +47,7 @@ impl Console {
             refused: RwSignal::new(None),
             samples: RwSignal::new(Vec::with_capacity(WINDOW_SECS)),
             live: RwSignal::new(false),
+            room: RwSignal::new(None),
         }
     }
 
@@ -57,6 +65,16 @@ impl Console {
         self.live.set(false);
         self.refused.set(why);
         self.credential.set(None);
+    }
+
+    /// A request refused with `status` (and the server's `message`): for 401, 403 and 404
+    /// the credential no longer opens the console, and the page goes back to its sign-in
+    /// screen; any status, what to say.
+    pub fn refused_with(&self, status: u16, message: String) -> api::Failed {
+        if matches!(status, 401 | 403 | 404) {
+            self.sign_out(Some(refusal(status)));
+        }
+        api::Failed::Status(status, message)
     }
 
     /// The stream's `history`: what the server kept.
@@ -163,7 +181,7 @@ pub fn SignInScreen() -> impl IntoView {
 fn Dashboard(credential: String) -> impl IntoView {
     let console = expect_context::<Console>();
     let following = RwSignal::new(true);
-    stream::follow(console, credential.clone(), following);
+    stream::follow(console, credential, following);
     on_cleanup(move || {
         following.try_set(false);
     });
@@ -183,7 +201,11 @@ fn Dashboard(credential: String) -> impl IntoView {
                     {SERIES.iter().map(|series| view! { <chart::Chart series=*series /> }).collect_view()}
                 </div>
             </section>
-            <rooms::Rooms credential />
+            {move || match console.room.get() {
+                Some(name) => view! { <room::RoomPage name /> }.into_any(),
+                None => view! { <rooms::Rooms /> }.into_any(),
+            }}
+            <people::People />
         </main>
     }
 }

@@ -5,7 +5,10 @@
 use leptos::{prelude::*, task::spawn_local};
 use serde::Deserialize;
 
-use super::{Console, refusal};
+use super::{
+    Console,
+    api::{self, Failed},
+};
 use crate::connection::sse::sleep_ms;
 
 /// How often the table is asked for again.
@@ -94,10 +97,7 @@ fn ago(at: Option<u64>) -> String {
 
 /// The rooms table, kept fresh while it is shown.
 #[component]
-pub fn Rooms(
-    /// The API key or admin's token.
-    credential: String,
-) -> impl IntoView {
+pub fn Rooms() -> impl IntoView {
     let console = expect_context::<Console>();
     let rows = RwSignal::new(Vec::<RoomRow>::new());
     let filter = RwSignal::new(String::new());
@@ -108,25 +108,12 @@ pub fn Rooms(
     });
     spawn_local(async move {
         while shown_now.try_get_untracked() == Some(true) {
-            let response = gloo_net::http::Request::get("/api/rooms")
-                .header("Authorization", &format!("Bearer {credential}"))
-                .send()
-                .await;
-            if let Ok(response) = response {
-                match response.status() {
-                    200 => {
-                        if let Ok(list) = response.json::<Vec<RoomRow>>().await {
-                            rows.try_set(list);
-                        }
-                    }
-                    status @ (401 | 403 | 404) => {
-                        if shown_now.try_get_untracked() == Some(true) {
-                            console.sign_out(Some(refusal(status)));
-                        }
-                        return;
-                    }
-                    _ => {}
+            match api::get::<Vec<RoomRow>>(console, "/api/rooms").await {
+                Ok(list) => {
+                    rows.try_set(list);
                 }
+                Err(Failed::Status(401 | 403 | 404, _)) => return,
+                Err(_) => {}
             }
             sleep_ms(REFRESH_MS).await;
         }
@@ -183,7 +170,18 @@ pub fn Rooms(
                         let(row)
                     >
                         <tr data-room=row.room.clone()>
-                            <th scope="row">{row.room.clone()}</th>
+                            <th scope="row">
+                                <button
+                                    type="button"
+                                    class="open-room"
+                                    on:click={
+                                        let room = row.room.clone();
+                                        move |_| console.room.set(Some(room.clone()))
+                                    }
+                                >
+                                    {row.room.clone()}
+                                </button>
+                            </th>
                             <td>{row.online}</td>
                             <td>{row.lines}</td>
                             <td>{ago(row.last_at)}</td>
