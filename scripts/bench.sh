@@ -124,11 +124,11 @@ if [ "$only" = all ] || [ "$only" = cluster ]; then
 fi
 if [ "$only" = all ] || [ "$only" = console ]; then
   # The operator's console's cost to the fan-out: the same fanout (window 1) with no console
-  # open and with one open (its stats stream read by curl), alternating, three of each. With
+  # open and with one open (its stats stream read by curl), alternating, ROUNDS (3) of each. With
   # BASELINE_BACKEND=<a backend binary from before the console>, that binary runs too.
   binaries=(target/release/backend)
   [ -n "${BASELINE_BACKEND:-}" ] && binaries+=("$BASELINE_BACKEND")
-  for round in 1 2 3; do
+  for round in $(seq "${ROUNDS:-3}"); do
     for binary in "${binaries[@]}"; do
       for console in closed open; do
         [ "$binary" != target/release/backend ] && [ "$console" = open ] && continue

@@ -97,6 +97,34 @@ struct PresenceEntry {
 
 /// The channel on which servers tell each other to close a user's connections.
 const USERS_CHANNEL: &str = "charla:users";
+/// The hash of every server's latest [`NodeReport`], by server name.
+const NODES_KEY: &str = "charla:nodes";
+
+/// One server's load, as it reports it once a second (for the operators' consoles).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct NodeReport {
+    /// The server's name among the others.
+    pub node: String,
+    /// When it reported, in ms since the epoch.
+    pub at: u64,
+    /// Its open connections.
+    pub connections: u64,
+    /// Lines made durable by it in the last second.
+    pub lines: u64,
+    /// Frames it wrote to clients in the last second.
+    pub deliveries: u64,
+    /// Its CPU use, in percent of one core.
+    pub cpu: f32,
+    /// Its resident memory, in bytes.
+    pub rss: u64,
+    /// The rooms it has members in (and so follows), by name.
+    pub rooms: Vec<RoomName>,
+}
+
+/// `d` in whole milliseconds.
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// A request, on [`USERS_CHANNEL`], to close a user's connections (and to refuse their
 /// tokens issued before `revoked_before`); each server answers with how many it closed,
@@ -322,6 +350,71 @@ impl Cluster {
         });
     }
 
+    /// The lookups' connection (made again after a failure), cloned out of its lock.
+    async fn lookup_conn(&self) -> Result<MultiplexedConnection, Unreachable> {
+        let mut lookups = self.lookups.lock().await;
+        if lookups.is_none() {
+            let conn =
+                tokio::time::timeout(CALL_TIMEOUT, self.client.get_multiplexed_async_connection())
+                    .await;
+            match conn {
+                Ok(Ok(conn)) => *lookups = Some(conn),
+                _ => return Err(Unreachable),
+            }
+        }
+        lookups.clone().ok_or(Unreachable)
+    }
+
+    /// Runs `cmd` on the lookups' connection, forgetting the connection if it fails.
+    async fn lookup<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, Unreachable> {
+        let mut conn = self.lookup_conn().await?;
+        match tokio::time::timeout(CALL_TIMEOUT, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Ok(value),
+            _ => {
+                *self.lookups.lock().await = None;
+                Err(Unreachable)
+            }
+        }
+    }
+
+    /// This server's name among the others.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Tells the other servers (and their consoles) this server's load, in `charla:nodes`.
+    pub(crate) async fn report(&self, report: &NodeReport) -> Result<(), Unreachable> {
+        let json = serde_json::to_string(report).map_err(|_| Unreachable)?;
+        let mut set = redis::cmd("HSET");
+        set.arg(NODES_KEY).arg(&self.node).arg(json);
+        self.lookup::<()>(set).await
+    }
+
+    /// Every server's latest report, by name; a server silent for [`FORGET_AFTER`] is
+    /// gone (and forgotten from the hash).
+    pub(crate) async fn nodes(&self) -> Result<Vec<NodeReport>, Unreachable> {
+        let mut all = redis::cmd("HGETALL");
+        all.arg(NODES_KEY);
+        let found: HashMap<String, String> = self.lookup(all).await?;
+        let oldest = now_ms().saturating_sub(duration_ms(FORGET_AFTER) * 2);
+        let mut nodes = Vec::new();
+        let mut gone = Vec::new();
+        for (node, json) in found {
+            match serde_json::from_str::<NodeReport>(&json) {
+                Ok(report) if report.at >= oldest => nodes.push(report),
+                _ => gone.push(node),
+            }
+        }
+        if !gone.is_empty() {
+            let mut forget = redis::cmd("HDEL");
+            forget.arg(NODES_KEY).arg(gone);
+            // Tidying only: a failure leaves them for the next reader.
+            let _ = self.lookup::<()>(forget).await;
+        }
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(nodes)
+    }
+
     /// The session `token` names, as another server stored it. `Err` if Redis did not
     /// answer (the caller must not open a new session in its place: resent lines would
     /// then count as another sender's).
@@ -329,35 +422,14 @@ impl Cluster {
         &self,
         token: &str,
     ) -> Result<Option<StoredSession>, Unreachable> {
-        // The connection is multiplexed: clone it out of the lock, so lookups (a storm of
-        // clients resuming here after their node died) run side by side.
-        let mut conn = {
-            let mut lookups = self.lookups.lock().await;
-            if lookups.is_none() {
-                let conn = tokio::time::timeout(
-                    CALL_TIMEOUT,
-                    self.client.get_multiplexed_async_connection(),
-                )
-                .await;
-                match conn {
-                    Ok(Ok(conn)) => *lookups = Some(conn),
-                    _ => return Err(Unreachable),
-                }
-            }
-            lookups.clone().ok_or(Unreachable)?
-        };
+        // The connection is multiplexed: lookups (a storm of clients resuming here after
+        // their node died) run side by side.
         let mut get = redis::cmd("GET");
         get.arg(session_key(token));
-        match tokio::time::timeout(CALL_TIMEOUT, get.query_async::<Option<String>>(&mut conn)).await
-        {
-            Ok(Ok(json)) => Ok(json
-                .and_then(|j| serde_json::from_str::<SessionJson>(&j).ok())
-                .map(|s| s.into_stored(token))),
-            _ => {
-                *self.lookups.lock().await = None;
-                Err(Unreachable)
-            }
-        }
+        let json: Option<String> = self.lookup(get).await?;
+        Ok(json
+            .and_then(|j| serde_json::from_str::<SessionJson>(&j).ok())
+            .map(|s| s.into_stored(token)))
     }
 
     async fn run(&self) {

@@ -27,6 +27,7 @@ use shared::console::{Sample, WINDOW_SECS};
 use tokio::sync::{broadcast, watch};
 
 use crate::{
+    cluster::{Cluster, NodeReport},
     hub::Hub,
     metrics::Metrics,
     server_api::Operator,
@@ -37,6 +38,8 @@ use crate::{
 /// The kept samples and the live feed.
 pub(crate) struct Stats {
     kept: Mutex<VecDeque<Sample>>,
+    /// This server's latest report of itself (what `GET /api/admin/nodes` lists alone).
+    report: Mutex<Option<NodeReport>>,
     live: broadcast::Sender<Sample>,
     closing: watch::Sender<bool>,
 }
@@ -45,6 +48,7 @@ impl Default for Stats {
     fn default() -> Self {
         Stats {
             kept: Mutex::new(VecDeque::with_capacity(WINDOW_SECS)),
+            report: Mutex::new(None),
             live: broadcast::channel(16).0,
             closing: watch::channel(false).0,
         }
@@ -134,8 +138,14 @@ impl Reading {
     }
 }
 
-/// Samples the server once a second into `stats`, until the task is aborted (at shutdown).
-pub(crate) async fn sample_every_second(stats: Arc<Stats>, hub: Arc<Hub>, metrics: Arc<Metrics>) {
+/// Samples the server once a second into `stats`, and, with `cluster`, tells the other
+/// servers this one's load; until the task is aborted (at shutdown).
+pub(crate) async fn sample_every_second(
+    stats: Arc<Stats>,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    cluster: Option<Arc<Cluster>>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.tick().await;
@@ -143,9 +153,72 @@ pub(crate) async fn sample_every_second(stats: Arc<Stats>, hub: Arc<Hub>, metric
     loop {
         every.tick().await;
         let now = Reading::now(&metrics);
-        stats.push(now.since(&before, &hub, &metrics));
+        let sample = now.since(&before, &hub, &metrics);
+        stats.push(sample);
         before = now;
+        let node = cluster.as_ref().map_or("this server", |c| c.node());
+        let report = report_of(node, &sample, &hub);
+        *stats.report.lock().unwrap_or_else(PoisonError::into_inner) = Some(report.clone());
+        if let Some(cluster) = &cluster {
+            // Not waited for: a slow Redis must not hold the samples back.
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                if cluster.report(&report).await.is_err() {
+                    tracing::debug!("the node report did not reach Redis");
+                }
+            });
+        }
     }
+}
+
+/// This server's report of itself, from its latest sample.
+fn report_of(node: &str, sample: &Sample, hub: &Hub) -> NodeReport {
+    NodeReport {
+        node: node.to_owned(),
+        at: sample.at,
+        connections: sample.connections,
+        lines: sample.lines,
+        deliveries: sample.deliveries,
+        cpu: sample.cpu,
+        rss: sample.rss,
+        rooms: hub
+            .rooms()
+            .into_iter()
+            .filter(|room| room.local_presence().0 > 0)
+            .map(|room| room.name.clone())
+            .collect(),
+    }
+}
+
+/// `GET /api/admin/nodes`: every server's latest report (alone: this one's), by name:
+/// `[{"node", "at", "connections", "lines", "deliveries", "cpu", "rss", "rooms"}]`.
+pub(crate) async fn nodes(_: Operator, State(app): State<AppState>) -> Response {
+    let nodes = match &app.cluster {
+        Some(cluster) => match cluster.nodes().await {
+            Ok(nodes) => nodes,
+            Err(_) => {
+                let body = serde_json::json!({
+                    "error": "unavailable",
+                    "code": "unavailable",
+                    "message": "the other servers could not be reached (Redis did not answer)",
+                });
+                return (
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(body),
+                )
+                    .into_response();
+            }
+        },
+        None => app
+            .stats
+            .report
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .into_iter()
+            .collect(),
+    };
+    axum::Json(nodes).into_response()
 }
 
 /// `GET /api/admin/stats`: the stats stream, for the API key or an admin's token.

@@ -62,6 +62,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/users/{user}/disconnect", post(disconnect))
         .route("/api/users/{user}/revoke", post(revoke))
         .route("/api/admin/stats", get(crate::console::stream))
+        .route("/api/admin/nodes", get(crate::console::nodes))
 }
 
 /// A refused request: its status, its stable code, and why.

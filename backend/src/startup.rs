@@ -151,6 +151,7 @@ impl Core {
                 self.stats.clone(),
                 self.hub.clone(),
                 self.metrics.clone(),
+                self.cluster.clone(),
             )),
             tokio::spawn(expire_rooms(
                 self.hub.clone(),

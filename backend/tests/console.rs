@@ -393,3 +393,71 @@ async fn the_console_finds_people_by_user_id_or_name_with_their_connections() {
     drop((phone, laptop));
     server.stop().await;
 }
+
+/// `GET /api/admin/nodes` on `server`, asked again (each server reports once a second)
+/// until `ready` holds of it.
+async fn nodes_until(server: &TestServer, ready: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        let (status, nodes) = testkit::api_call(
+            server.addr,
+            "GET",
+            "/api/admin/nodes",
+            Value::Null,
+            Some(KEY),
+        )
+        .await;
+        assert_eq!(status, 200, "{nodes}");
+        let nodes = nodes.as_array().cloned().unwrap_or_default();
+        if ready(&nodes) {
+            return nodes;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready: {nodes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_nodes_are_this_server_alone_or_every_server_on_redis_with_the_rooms_each_follows() {
+    // Alone: this server, with the room its client is in.
+    let server = TestServer::start_with(config()).await;
+    let _reader = server.client_in(&["general"]).await;
+    let alone = nodes_until(&server, |n| {
+        n.len() == 1 && n[0]["rooms"] == json!(["general"])
+    })
+    .await;
+    assert_eq!(alone[0]["node"], "this server");
+    assert!(alone[0]["connections"].as_u64() >= Some(1), "{alone:?}");
+    let response = testkit::request(server.addr, "GET", "/api/admin/nodes", &[], b"").await;
+    assert_eq!(response.status, 401);
+    server.stop().await;
+
+    // On Redis: two servers, each following the room its client is in; either lists both.
+    let redis = testkit::RedisServer::start().await;
+    let on_redis = || Config {
+        store: backend::Store::Redis(redis.url()),
+        ..config()
+    };
+    let node_a = TestServer::start_with(on_redis()).await;
+    let node_b = TestServer::start_with(on_redis()).await;
+    let _on_a = node_a.client_in(&["general"]).await;
+    let _on_b = node_b.client_in(&["dev"]).await;
+    let both = nodes_until(&node_a, |nodes| {
+        let mut rooms: Vec<Value> = nodes.iter().map(|n| n["rooms"].clone()).collect();
+        rooms.sort_by_key(Value::to_string);
+        rooms == [json!(["dev"]), json!(["general"])]
+    })
+    .await;
+    assert_ne!(both[0]["node"], both[1]["node"], "{both:?}");
+    nodes_until(&node_b, |nodes| nodes.len() == 2).await;
+    // A server that stops is gone from the list soon after.
+    node_b.stop().await;
+    nodes_until(&node_a, |nodes| {
+        nodes.len() == 1 && nodes[0]["rooms"] == json!(["general"])
+    })
+    .await;
+    node_a.stop().await;
+}

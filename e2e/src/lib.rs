@@ -138,11 +138,26 @@ impl Driver {
         let Value::Object(caps) = caps else {
             unreachable!("a JSON object literal")
         };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a Chromium session");
+        // chromedriver listens a moment before it answers: a session refused at the door
+        // (the connection reset, or refused) is asked for again, within TIMEOUT.
+        let deadline = Instant::now() + TIMEOUT;
+        let client = loop {
+            let session =
+                ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                    .capabilities(caps.clone())
+                    .connect(&format!("http://127.0.0.1:{}", self.port))
+                    .await;
+            match session {
+                Ok(client) => break client,
+                Err(fantoccini::error::NewSessionError::FailedC(e))
+                    if Instant::now() < deadline =>
+                {
+                    eprintln!("chromedriver did not take the session yet ({e}); asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("a Chromium session: {e:?}"),
+            }
+        };
         client.goto(url).await.expect("page loads");
         client
     }

@@ -162,6 +162,14 @@ async fn the_console_signs_in_with_the_key_and_its_charts_move_under_load() {
         "five connections of the load (and none of the console's own): {now:?}"
     );
 
+    // The servers: this one alone, following both rooms of the load.
+    wait_text(
+        &page,
+        "#console-nodes tr[data-node='this server'] td:last-child",
+        |s| s == "dev, general",
+    )
+    .await;
+
     // The rooms table: both rooms, busiest first; sorted by name from the keyboard.
     wait_text(&page, "#console-rooms tbody tr[data-room='dev'] th", |s| {
         s == "dev"

@@ -84,3 +84,32 @@ pub async fn send(
         status => Err(console.refused_with(status, message_of(response).await)),
     }
 }
+
+/// How often a list the console shows is asked for again.
+pub const REFRESH_MS: u32 = 3_000;
+
+/// A list at `path`, asked for every [`REFRESH_MS`] while the component that calls this
+/// is shown (it stops with it, and for good once the credential is refused).
+pub fn kept_fresh<T>(console: Console, path: &'static str) -> RwSignal<Vec<T>>
+where
+    T: DeserializeOwned + Send + Sync + 'static,
+{
+    let rows = RwSignal::new(Vec::<T>::new());
+    let shown = RwSignal::new(true);
+    on_cleanup(move || {
+        shown.try_set(false);
+    });
+    leptos::task::spawn_local(async move {
+        while shown.try_get_untracked() == Some(true) {
+            match get::<Vec<T>>(console, path).await {
+                Ok(list) => {
+                    rows.try_set(list);
+                }
+                Err(Failed::Status(401 | 403 | 404, _)) => return,
+                Err(_) => {}
+            }
+            crate::connection::sse::sleep_ms(REFRESH_MS).await;
+        }
+    });
+    rows
+}

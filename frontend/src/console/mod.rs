@@ -3,7 +3,7 @@
 //! live charts of the last 15 minutes, drawn here in SVG from the admins' stats stream
 //! ([`stream`], [`chart`]), the rooms ([`rooms`]), sortable and filterable, each with a page
 //! of its own ([`room`]: members, latest lines, moderation, audit), and the users and
-//! sessions ([`people`]). Every request goes through the server API ([`api`]).
+//! sessions ([`people`]), and the servers with their load ([`nodes`]; several with `--redis`). Every request goes through the server API ([`api`]).
 //!
 //! The credential is kept in `sessionStorage` (gone with the tab) and sent as
 //! `Authorization: Bearer …` on every request; a 401 or 403 sends the page back to the
@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod chart;
+pub mod nodes;
 pub mod people;
 pub mod room;
 pub mod rooms;
@@ -201,6 +202,7 @@ fn Dashboard(credential: String) -> impl IntoView {
                     {SERIES.iter().map(|series| view! { <chart::Chart series=*series /> }).collect_view()}
                 </div>
             </section>
+            <nodes::Nodes />
             {move || match console.room.get() {
                 Some(name) => view! { <room::RoomPage name /> }.into_any(),
                 None => view! { <rooms::Rooms /> }.into_any(),

@@ -95,7 +95,7 @@ pub fn People() -> impl IntoView {
                 <button type="submit">"Search"</button>
             </form>
             <p id="people-notice" role="status">{move || notice.get()}</p>
-            <table id="people-found">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="People found, scrolls sideways"><table id="people-found">
                 <caption class="visually-hidden">"Who is in the rooms now"</caption>
                 <thead>
                     <tr>
@@ -108,7 +108,7 @@ pub fn People() -> impl IntoView {
                     </tr>
                 </thead>
                 <tbody>{rows}</tbody>
-            </table>
+            </table></div>
             <p class="notice" role="status">
                 {move || found.with(|f| f.as_ref().is_some_and(Vec::is_empty)).then_some("Nobody matches.")}
             </p>

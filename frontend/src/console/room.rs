@@ -1,6 +1,6 @@
 //! A room's page in the console: who is in it (each with kick, mute for 10 minutes and
 //! ban), its latest lines (each with delete), its slow mode, and its audit entries; asked
-//! for again every [`REFRESH_MS`] and after each action. Every action goes through the
+//! for again every [`api::REFRESH_MS`] and after each action. Every action goes through the
 //! server API (`DELETE …/messages/{seq}`, `POST …/moderation`), so it is an entry of the
 //! room's log and of the audit log like a moderator's on the page.
 
@@ -15,8 +15,6 @@ use super::{
 };
 use crate::connection::sse::sleep_ms;
 
-/// How often the page is asked for again.
-const REFRESH_MS: u32 = 3_000;
 /// How many of the latest lines it shows.
 const LATEST: u64 = 50;
 /// How long a mute from the console lasts.
@@ -124,7 +122,7 @@ pub fn RoomPage(
     spawn_local(async move {
         while open.try_get_untracked() == Some(true) {
             refresh();
-            sleep_ms(REFRESH_MS).await;
+            sleep_ms(api::REFRESH_MS).await;
         }
     });
     // Runs one action, says how it went, and reads the page again.
@@ -243,17 +241,17 @@ pub fn RoomPage(
                 <button type="submit">"Set"</button>
             </form>
             <h3 id="members-title">"Members"</h3>
-            <table id="room-members" aria-labelledby="members-title">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Members, scrolls sideways"><table id="room-members" aria-labelledby="members-title">
                 <thead><tr><th scope="col">"Name"</th><th scope="col">"Id"</th><th scope="col">"User"</th><th scope="col">"Actions"</th></tr></thead>
                 <tbody>{members}</tbody>
-            </table>
+            </table></div>
             <h3 id="lines-title">"Latest lines"</h3>
             <ol id="room-lines" aria-labelledby="lines-title">{lines}</ol>
             <h3 id="audit-title">"Audit"</h3>
-            <table id="room-audit" aria-labelledby="audit-title">
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Audit, scrolls sideways"><table id="room-audit" aria-labelledby="audit-title">
                 <thead><tr><th scope="col">"Entry"</th><th scope="col">"By"</th><th scope="col">"Action"</th><th scope="col">"Target"</th></tr></thead>
                 <tbody>{audit}</tbody>
-            </table>
+            </table></div>
         </section>
     }
 }

@@ -1,18 +1,11 @@
 //! The console's rooms: every room the server holds (`GET /api/rooms`, asked again every
-//! [`REFRESH_MS`]), in a table sorted by any column (its header's button; again: the other
+//! [`api::REFRESH_MS`]), in a table sorted by any column (its header's button; again: the other
 //! way) and filtered by name.
 
-use leptos::{prelude::*, task::spawn_local};
+use leptos::prelude::*;
 use serde::Deserialize;
 
-use super::{
-    Console,
-    api::{self, Failed},
-};
-use crate::connection::sse::sleep_ms;
-
-/// How often the table is asked for again.
-const REFRESH_MS: u32 = 3_000;
+use super::{Console, api};
 
 /// One room, as `GET /api/rooms` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -99,25 +92,9 @@ fn ago(at: Option<u64>) -> String {
 #[component]
 pub fn Rooms() -> impl IntoView {
     let console = expect_context::<Console>();
-    let rows = RwSignal::new(Vec::<RoomRow>::new());
+    let rows = api::kept_fresh::<RoomRow>(console, "/api/rooms");
     let filter = RwSignal::new(String::new());
     let sort = RwSignal::new((Column::Online, false));
-    let shown_now = RwSignal::new(true);
-    on_cleanup(move || {
-        shown_now.try_set(false);
-    });
-    spawn_local(async move {
-        while shown_now.try_get_untracked() == Some(true) {
-            match api::get::<Vec<RoomRow>>(console, "/api/rooms").await {
-                Ok(list) => {
-                    rows.try_set(list);
-                }
-                Err(Failed::Status(401 | 403 | 404, _)) => return,
-                Err(_) => {}
-            }
-            sleep_ms(REFRESH_MS).await;
-        }
-    });
     let visible = Memo::new(move |_| {
         let (column, ascending) = sort.get();
         rows.with(|rows| filter.with(|f| shown(rows, f, column, ascending)))
@@ -158,7 +135,7 @@ pub fn Rooms() -> impl IntoView {
                 prop:value=move || filter.get()
                 on:input=move |ev| filter.set(event_target_value(&ev))
             />
-            <table>
+            <div class="table-scroll" tabindex="0" role="region" aria-label="Rooms, scrolls sideways"><table>
                 <caption class="visually-hidden">"Every room the server holds; sort by any column"</caption>
                 <thead>
                     <tr>{Column::ALL.into_iter().map(header).collect_view()}</tr>
@@ -189,7 +166,7 @@ pub fn Rooms() -> impl IntoView {
                         </tr>
                     </For>
                 </tbody>
-            </table>
+            </table></div>
             <p class="notice" role="status">
                 {move || visible.with(Vec::is_empty).then_some("No room matches.")}
             </p>
