@@ -390,8 +390,8 @@ impl Cluster {
         self.lookup::<()>(set).await
     }
 
-    /// Every server's latest report, by name; a server silent for [`FORGET_AFTER`] is
-    /// gone (and forgotten from the hash).
+    /// Every server's latest report, by name; a server silent for twice [`FORGET_AFTER`]
+    /// is gone (and forgotten from the hash).
     pub(crate) async fn nodes(&self) -> Result<Vec<NodeReport>, Unreachable> {
         let mut all = redis::cmd("HGETALL");
         all.arg(NODES_KEY);

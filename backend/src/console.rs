@@ -184,7 +184,7 @@ fn report_of(node: &str, sample: &Sample, hub: &Hub) -> NodeReport {
         rooms: hub
             .rooms()
             .into_iter()
-            .filter(|room| room.local_presence().0 > 0)
+            .filter(|room| room.has_local_members())
             .map(|room| room.name.clone())
             .collect(),
     }

@@ -531,7 +531,8 @@ async fn ban(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewModeration {
-    action: String,
+    /// As the wire names it (`kick`, `slow_mode`, …); an unknown one is refused by serde.
+    action: ChangeKind,
     #[serde(default)]
     user: Option<String>,
     #[serde(default)]
@@ -559,20 +560,14 @@ async fn moderate(
         Ok(asked) => asked,
         Err(refused) => return refused.into_response(),
     };
-    let kind = match asked.action.as_str() {
-        "kick" => ChangeKind::Kick,
-        "ban" => ChangeKind::Ban,
-        "unban" => ChangeKind::Unban,
-        "mute" => ChangeKind::Mute,
-        "unmute" => ChangeKind::Unmute,
-        "slow_mode" => ChangeKind::SlowMode,
-        _ => {
-            return bad_request(
-                ErrorCode::BadField,
-                "`action` must be kick, ban, unban, mute, unmute or slow_mode",
-            );
-        }
-    };
+    let kind = asked.action;
+    if matches!(kind, ChangeKind::Edit | ChangeKind::Delete) {
+        return bad_request(
+            ErrorCode::BadField,
+            "`action` must be kick, ban, unban, mute, unmute or slow_mode (a line is edited \
+             or deleted at …/messages/{seq})",
+        );
+    }
     let ask = match (kind, asked.user, asked.secs) {
         (ChangeKind::SlowMode, _, Some(secs)) => Ask::SlowMode(secs),
         (ChangeKind::SlowMode, _, None) => {

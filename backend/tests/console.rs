@@ -277,6 +277,7 @@ async fn the_console_kicks_mutes_and_slows_a_room_through_the_api() {
     // Refusals: typed, and nothing appended.
     for (body, code) in [
         (json!({"action": "dance", "user": who}), "bad_field"),
+        (json!({"action": "delete", "user": who}), "bad_field"),
         (json!({"action": "mute"}), "bad_field"),
         (json!({"action": "slow_mode"}), "bad_field"),
         (

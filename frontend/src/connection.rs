@@ -28,7 +28,7 @@ mod apply;
 mod reads;
 mod sign_in;
 mod socket;
-pub(crate) mod sse;
+mod sse;
 pub use sse::sleep_ms;
 mod state;
 pub mod storage;
@@ -238,6 +238,8 @@ pub struct Connection {
     /// Whether to keep name, rooms, token and pending lines in the browser's storage (not in
     /// component tests, which share one page).
     persist: StoredValue<bool>,
+    /// Read positions held back so the server hears of a busy room at a bounded pace.
+    reads_due: StoredValue<reads::ReadsDue, LocalStorage>,
 }
 
 impl Connection {
@@ -264,6 +266,7 @@ impl Connection {
             drafts: StoredValue::new(BTreeMap::new()),
             url: StoredValue::new(None),
             persist: StoredValue::new(false),
+            reads_due: StoredValue::new_local(reads::ReadsDue::default()),
         }
     }
 

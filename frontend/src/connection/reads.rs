@@ -11,6 +11,16 @@ use shared::{ChatLine, ClientMsg, RoomName, Seq, server};
 
 use super::Connection;
 
+/// How often, at most, the page tells the server of a room read (the first at once).
+const READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Read positions waiting for [`READ_EVERY`] to pass, newest per room.
+#[derive(Default)]
+pub(super) struct ReadsDue {
+    rooms: Vec<(RoomName, u64)>,
+    timer: Option<TimeoutHandle>,
+}
+
 /// What a new entry does to its room's unread count.
 pub(super) enum Arrival {
     /// A line from someone else after the read position: one more.
@@ -87,14 +97,65 @@ impl Connection {
         if newest > view.read.get_untracked() {
             view.read.set(newest);
             if state.me.with_untracked(Option::is_some) {
-                self.send_frame(&ClientMsg::Read {
-                    room: room.as_str().to_owned(),
-                    seq: Seq(newest),
-                });
+                self.tell_read(room, newest);
             }
         }
-        self.recount(room);
+        // Read up to the newest line: nothing after it is unread.
+        if view.unread.get_untracked() != 0 {
+            view.unread.set(0);
+        }
         true
+    }
+
+    /// Tells the server the user read `room` up to `seq`: at once if nothing was told in
+    /// the last [`READ_EVERY`], else with the next tell, once that has passed (the newest
+    /// position per room). A busy room in view is read at every line; the server hears of it
+    /// at most twice per interval, not once per line.
+    fn tell_read(&self, room: &RoomName, seq: u64) {
+        let held_back = self.reads_due.with_value(|due| due.timer.is_some());
+        if held_back {
+            self.reads_due.update_value(|due| {
+                match due.rooms.iter_mut().find(|(r, _)| r == room) {
+                    Some((_, held)) => *held = seq,
+                    None => due.rooms.push((room.clone(), seq)),
+                }
+            });
+            return;
+        }
+        self.send_read(room, seq);
+        self.hold_reads_back();
+    }
+
+    /// Holds the next positions back for [`READ_EVERY`].
+    fn hold_reads_back(&self) {
+        let conn = *self;
+        let timer = set_timeout_with_handle(move || conn.flush_reads(), READ_EVERY).ok();
+        self.reads_due.update_value(|due| due.timer = timer);
+    }
+
+    /// The interval has passed: the positions held back go out, and hold back the next.
+    fn flush_reads(&self) {
+        let rooms = self
+            .reads_due
+            .try_update_value(|due| {
+                due.timer = None;
+                std::mem::take(&mut due.rooms)
+            })
+            .unwrap_or_default();
+        if rooms.is_empty() {
+            return;
+        }
+        for (room, seq) in rooms {
+            self.send_read(&room, seq);
+        }
+        self.hold_reads_back();
+    }
+
+    fn send_read(&self, room: &RoomName, seq: u64) {
+        self.send_frame(&ClientMsg::Read {
+            room: room.as_str().to_owned(),
+            seq: Seq(seq),
+        });
     }
 
     /// A room's `joined`: the server's read position (a signed-in user's), or, with none
@@ -107,10 +168,7 @@ impl Connection {
         match server_read {
             Some(seq) if seq.0 > held => view.read.set(seq.0),
             Some(seq) if seq.0 < held && self.state.me.with_untracked(Option::is_some) => {
-                self.send_frame(&ClientMsg::Read {
-                    room: room.as_str().to_owned(),
-                    seq: Seq(held),
-                });
+                self.send_read(room, held);
             }
             None if held == 0 => {
                 let newest = view

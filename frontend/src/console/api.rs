@@ -108,7 +108,7 @@ where
                 Err(Failed::Status(401 | 403 | 404, _)) => return,
                 Err(_) => {}
             }
-            crate::connection::sse::sleep_ms(REFRESH_MS).await;
+            crate::connection::sleep_ms(REFRESH_MS).await;
         }
     });
     rows

@@ -13,7 +13,7 @@ use super::{
     Console,
     api::{self, Failed},
 };
-use crate::connection::sse::sleep_ms;
+use crate::connection::sleep_ms;
 
 /// How many of the latest lines it shows.
 const LATEST: u64 = 50;

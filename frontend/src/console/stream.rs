@@ -12,8 +12,8 @@ use shared::{
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-use super::{Console, refusal};
-use crate::connection::sse::sleep_ms;
+use super::Console;
+use crate::connection::sleep_ms;
 
 /// How long to wait before opening a stream that ended again.
 const RETRY_MS: u32 = 2_000;
@@ -25,7 +25,7 @@ pub fn follow(console: Console, credential: String, following: RwSignal<bool>) {
             match read(console, &credential, following).await {
                 Ended::Refused(status) => {
                     if following.try_get_untracked() == Some(true) {
-                        console.sign_out(Some(refusal(status)));
+                        console.refused_with(status, String::new());
                     }
                     return;
                 }

@@ -95,6 +95,11 @@ impl Room {
         self.metrics.presence_flushes.inc();
     }
 
+    /// Whether anyone is in the room on this server (so this server follows it).
+    pub(crate) fn has_local_members(&self) -> bool {
+        !self.lock().someones.is_empty()
+    }
+
     /// This server's members of the room, for the link's heartbeat: (online, members).
     pub(crate) fn local_presence(&self) -> (u32, Option<Vec<Member>>) {
         let state = self.lock();
